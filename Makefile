@@ -1,0 +1,33 @@
+# Two set-up commands: `make test` (and, with the scaffold, `make demo`). Everything installs into .venv.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Label Studio (for the labeling hand-off tests) pins its own dependencies: it gets a venv of its own
+LS_STAMP := .venv-ls/.installed
+
+.PHONY: test bench clean
+
+$(STAMP): setup.cfg pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# the CPU build of torch; any other spec downloads a multi-GB CUDA build
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+$(LS_STAMP): Makefile
+	$(PYTHON) -m venv .venv-ls
+	.venv-ls/bin/python -m pip install --quiet --upgrade pip
+	.venv-ls/bin/python -m pip install --quiet 'label-studio>=1.20,<2'
+	touch $(LS_STAMP)
+
+test: $(STAMP) $(LS_STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	@status=0; for bench in benchmarks/bench_*.py; do echo "== $$bench"; $(PY) $$bench || status=1; done; exit $$status
+
+clean:
+	rm -rf $(VENV) .venv-ls runner_tools/*.egg-info .pytest_cache

@@ -1,0 +1,7 @@
+"""`python -m alops` runs the CLI."""
+
+import sys
+
+from alops.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Active learning: query strategies (`strategies`) and streaming, sharded scoring of large pools (`scoring`)."""

@@ -1,0 +1,269 @@
+"""Scoring large pools: streaming top-k over `.npy` or Parquet probabilities, in shards that merge exactly.
+
+A `.npy` file is read chunk by chunk into one reused buffer (a memory map would grow resident memory to
+the file's size as it is scanned), so memory stays at one chunk plus k. `--shard i/n` scores rows
+[i*N/n, (i+1)*N/n); `merge` combines the shards' selections into exactly the single-pass selection.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+
+from alops.al.strategies import STREAMABLE, EmptyPoolError, PoolTooSmallError
+from alops.al.topk import RunningTopK, add_scored, top_k
+from alops.errors import ConfigError
+
+CHUNK_ROWS = 1 << 20
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int
+    count: int
+
+    def rows(self, total: int) -> tuple[int, int]:
+        return self.index * total // self.count, (self.index + 1) * total // self.count
+
+
+def parse_shard(text: str) -> Shard:
+    match = re.fullmatch(r"(\d+)/(\d+)", text or "")
+    if not match or not 0 <= int(match.group(1)) < int(match.group(2)):
+        raise ConfigError(f"--shard {text!r}: expected i/n with 0 <= i < n, e.g. 0/4 for the first of four shards")
+    return Shard(int(match.group(1)), int(match.group(2)))
+
+
+class NpySource:
+    """Rows of a 2-D float `.npy` file, read into a reused buffer."""
+
+    def __init__(self, path: str):
+        self.path = path
+        with open(path, "rb") as handle:
+            try:
+                version = np.lib.format.read_magic(handle)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, fortran, dtype = read_header(handle)
+            except ValueError as exc:
+                raise ConfigError(f"{path}: not a .npy file ({exc})") from None
+            self.offset = handle.tell()
+        if len(shape) != 2 or fortran or dtype.kind not in "fiu":
+            raise ConfigError(f"{path}: expected a 2-D C-ordered numeric array (rows, columns), got {shape} {dtype}")
+        self.shape, self.dtype = shape, dtype
+
+    def chunks(self, start: int, stop: int, rows: int) -> Iterator[tuple[int, np.ndarray]]:
+        width = self.shape[1]
+        buffer = np.empty((min(rows, max(stop - start, 1)), width), dtype=self.dtype)
+        with open(self.path, "rb", buffering=0) as handle:
+            handle.seek(self.offset + start * width * self.dtype.itemsize)
+            position = start
+            while position < stop:
+                count = min(buffer.shape[0], stop - position)
+                view = buffer[:count]
+                if handle.readinto(memoryview(view).cast("B")) != view.nbytes:
+                    raise ConfigError(f"{self.path}: the file is shorter than its header says; it is truncated")
+                yield position, view
+                position += count
+
+
+class ParquetSource:
+    """Rows of a Parquet file whose float columns p0..pC-1 (or a list column `probs`) hold probabilities."""
+
+    def __init__(self, path: str):
+        import pyarrow.parquet as pq
+
+        self.path = path
+        self.file = pq.ParquetFile(path, pre_buffer=False)
+        names = self.file.schema_arrow.names
+        self.columns = sorted((n for n in names if re.fullmatch(r"p\d+", n)), key=lambda n: int(n[1:]))
+        if not self.columns:
+            raise ConfigError(f"{path}: no probability columns p0, p1, ... found")
+        self.shape = (self.file.metadata.num_rows, len(self.columns))
+
+    def chunks(self, start: int, stop: int, rows: int) -> Iterator[tuple[int, np.ndarray]]:
+        position = 0
+        for batch in self.file.iter_batches(batch_size=rows, columns=self.columns):
+            lo, hi = max(start - position, 0), min(stop - position, batch.num_rows)
+            if lo < hi:
+                block = np.stack([batch.column(c).to_numpy(zero_copy_only=False)[lo:hi] for c in self.columns], axis=1)
+                yield position + lo, np.ascontiguousarray(block, dtype=np.float32)
+            position += batch.num_rows
+            if position >= stop:
+                break
+
+
+def open_pool(path: str):
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: no such pool file (.npy or .parquet of probabilities)")
+    return ParquetSource(path) if path.endswith((".parquet", ".pq")) else NpySource(path)
+
+
+def select_streaming(
+    path: str, strategy: str, k: int, seed: int = 0, shard: Shard | None = None,
+    chunk_rows: int = CHUNK_ROWS, progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Score the pool (or one shard of it) chunk by chunk and keep the top k; the selection as a dict."""
+    if strategy not in STREAMABLE:
+        raise ConfigError(f"strategy {strategy!r} cannot stream; streaming strategies: {', '.join(STREAMABLE)}")
+    source = open_pool(path)
+    total = source.shape[0]
+    if total == 0:
+        raise EmptyPoolError(f"{path}: the pool is empty")
+    if k < 1:
+        raise ConfigError(f"k={k}: ask for at least one sample")
+    if k > total:
+        raise PoolTooSmallError(f"k={k} is larger than the pool ({total} samples); ask for at most {total}")
+    start, stop = shard.rows(total) if shard else (0, total)
+    best = RunningTopK(k)
+    for offset, block in source.chunks(start, stop, chunk_rows):
+        add_scored(best, strategy, block, offset, seed)
+        if progress:
+            progress(offset + block.shape[0] - start, stop - start)
+    return {
+        "schema": 1, "strategy": strategy, "k": k, "seed": seed, "pool": os.path.basename(path), "pool_rows": total,
+        "shard": f"{shard.index}/{shard.count}" if shard else None, "rows": [start, stop],
+        "indices": best.rows.tolist(), "scores": best.scores.tolist(),
+    }
+
+
+def score_with_model(model_path: str, inputs_path: str, out_path: str, device: str = "cpu",
+                     chunk_rows: int = 65536, progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+    """Probabilities of a model over an inputs `.npy` (N, features), streamed into an (N, C) float32 `.npy`.
+
+    The model is TorchScript (`torch.jit.save`; softmax over its outputs) or a pickled scikit-learn
+    estimator with `predict_proba` (`.joblib` / `.pkl`: load only models you trust). Returns (N, C).
+    """
+    source = open_pool(inputs_path)
+    predict = _predictor(model_path, device)
+    total = source.shape[0]
+    folder = os.path.dirname(os.path.abspath(out_path))
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".alops-", suffix=".npy")
+    classes = 0
+    try:
+        with os.fdopen(handle, "wb") as out:
+            for offset, block in source.chunks(0, total, chunk_rows):
+                probs = np.ascontiguousarray(predict(block), dtype=np.float32)
+                if not classes:
+                    classes = probs.shape[1]
+                    np.lib.format.write_array_header_1_0(out, {"descr": "<f4", "fortran_order": False, "shape": (total, classes)})
+                out.write(probs.tobytes())
+                if progress:
+                    progress(offset + block.shape[0], total)
+        if total == 0:
+            raise EmptyPoolError(f"{inputs_path}: no rows to score")
+        os.replace(temporary, out_path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return total, classes
+
+
+def _predictor(model_path: str, device: str):
+    if not os.path.isfile(model_path):
+        raise ConfigError(f"{model_path}: no such model file")
+    if model_path.endswith((".joblib", ".pkl")):
+        import joblib
+
+        model = joblib.load(model_path)
+        if not hasattr(model, "predict_proba"):
+            raise ConfigError(f"{model_path}: the estimator has no predict_proba")
+        return lambda block: model.predict_proba(block)
+    import torch
+
+    try:
+        model = torch.jit.load(model_path, map_location=device)
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(f"{model_path}: not a TorchScript model ({str(exc).splitlines()[0]}); save it with torch.jit.save") from None
+    model.eval()
+
+    def predict(block):
+        with torch.no_grad():
+            return torch.softmax(model(torch.from_numpy(np.asarray(block, dtype=np.float32)).to(device)), dim=1).cpu().numpy()
+
+    return predict
+
+
+def _load(path: str | None, what: str, dims: int) -> np.ndarray | None:
+    if path is None:
+        return None
+    try:
+        array = np.load(path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read {what} ({exc})") from None
+    if array.ndim != dims:
+        raise ConfigError(f"{path}: expected {what} with {dims} dimensions, got shape {array.shape}")
+    return array
+
+
+def select_in_memory(path: str, strategy: str, k: int, seed: int, balanced: bool,
+                     embeddings: str | None, labeled_embeddings: str | None) -> dict:
+    """Strategies that need the whole pool at once (BALD, core-set, hybrid, class-balanced)."""
+    from alops.al.kernels import check_rows
+    from alops.al.strategies import Pool, make_strategy
+
+    chosen = make_strategy(strategy, balanced)
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: no such pool file")
+    pool = Pool(embeddings=_load(embeddings, "embeddings", 2), labeled_embeddings=_load(labeled_embeddings, "labeled embeddings", 2))
+    if strategy == "bald":
+        pool.mc_probs = _load(path, "MC-dropout probabilities (passes, N, C)", 3)
+        for passes in pool.mc_probs:
+            check_rows(passes, 0)
+    else:
+        source = open_pool(path)
+        pool.probs = np.concatenate([block.copy() for _, block in source.chunks(0, source.shape[0], CHUNK_ROWS)]) \
+            if source.shape[0] else np.empty((0, source.shape[1]), np.float32)
+        if len(pool.probs):
+            check_rows(pool.probs, 0)
+    if pool.embeddings is not None and len(pool.embeddings) != len(pool):
+        raise ConfigError(f"{embeddings}: {len(pool.embeddings)} rows, but the pool has {len(pool)}")
+    indices = chosen.query(pool, k, np.random.default_rng(seed))
+    return {"schema": 1, "strategy": chosen.name, "k": k, "seed": seed, "pool": os.path.basename(path),
+            "pool_rows": len(pool), "shard": None, "rows": [0, len(pool)], "indices": indices.tolist(), "scores": None}
+
+
+def merge(selections: list[dict]) -> dict:
+    """Combine the selections of all shards of one query into the single-pass selection."""
+    if not selections:
+        raise ConfigError("no shard selections to merge")
+    first = selections[0]
+    keys = ("strategy", "k", "seed", "pool_rows")
+    for other in selections[1:]:
+        for key in keys:
+            if other.get(key) != first.get(key):
+                raise ConfigError(f"shard selections disagree on {key}: {first.get(key)!r} vs {other.get(key)!r}")
+    shards = sorted(s.get("shard") or "" for s in selections)
+    count = int(shards[0].split("/")[1]) if shards[0] else 0
+    if not count or shards != sorted(f"{i}/{count}" for i in range(count)):
+        raise ConfigError(f"merge needs each shard 0/n .. n-1/n exactly once; got {', '.join(shards)}")
+    rows = np.concatenate([np.array(s["indices"], np.int64) for s in selections])
+    scores = np.concatenate([np.array(s["scores"], np.float64) for s in selections])
+    rows, scores = top_k(rows, scores, first["k"])
+    return {**{k: first[k] for k in (*keys, "schema", "pool")}, "shard": None, "rows": [0, first["pool_rows"]],
+            "indices": rows.tolist(), "scores": scores.tolist()}
+
+
+def write_json(path: str, data: dict) -> None:
+    """Write atomically: a temporary file, then a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".alops-", suffix=".json")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        json.dump(data, out)
+    os.replace(temporary, path)
+
+
+def read_selection(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a selection file ({exc})") from None
+    if not isinstance(data, dict) or "indices" not in data:
+        raise ConfigError(f"{path}: not a selection file written by `alops query`")
+    return data

@@ -1,0 +1,180 @@
+"""Oracle simulation of active learning: the labels are known, so strategies can be compared before a
+labeler spends an hour (the reference loop's simulation mode).
+
+Per seed: hold out a test split, start from a few random labels, then each round score a random batch of
+unlabeled samples with the current model, let the strategy pick from it, reveal those labels, retrain.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from alops.al.strategies import Pool, make_strategy
+from alops.errors import ConfigError
+
+MODELS = ("logreg", "torch-mlp")
+
+
+@dataclass(frozen=True)
+class SimulationPlan:
+    initial: int = 20
+    rounds: int = 20
+    per_round: int = 20
+    scoring_pool: int = 300
+    strategies: tuple[str, ...] = ("random", "least-confidence", "margin", "entropy")
+    seeds: int = 5
+    model: str = "logreg"
+    test_share: float = 0.3
+
+
+class TorchMLP:
+    """A small PyTorch classifier with the fit / predict_proba interface the simulation uses."""
+
+    def __init__(self, seed: int, epochs: int = 150, hidden: int = 64):
+        self.seed, self.epochs, self.hidden = seed, epochs, hidden
+
+    def fit(self, x, y):
+        import torch
+
+        torch.manual_seed(self.seed)
+        self.classes_ = np.unique(y)
+        index = {c: i for i, c in enumerate(self.classes_)}
+        target = torch.tensor([index[v] for v in y])
+        self.net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], self.hidden), torch.nn.ReLU(),
+                                       torch.nn.Dropout(0.2), torch.nn.Linear(self.hidden, len(self.classes_)))
+        optimiser = torch.optim.Adam(self.net.parameters(), lr=0.01, weight_decay=1e-4)
+        inputs = torch.tensor(x, dtype=torch.float32)
+        self.net.train()
+        for _ in range(self.epochs):
+            optimiser.zero_grad()
+            torch.nn.functional.cross_entropy(self.net(inputs), target).backward()
+            optimiser.step()
+        return self
+
+    def predict_proba(self, x):
+        import torch
+
+        self.net.eval()
+        with torch.no_grad():
+            return torch.softmax(self.net(torch.tensor(x, dtype=torch.float32)), dim=1).numpy()
+
+
+def _model(name: str, seed: int):
+    if name == "logreg":
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(max_iter=2000)
+    return TorchMLP(seed)
+
+
+def _accuracy(model, x, y) -> float:
+    probs = model.predict_proba(x)
+    return float((model.classes_[probs.argmax(axis=1)] == y).mean())
+
+
+def _full_probs(model, x, n_classes: int, classes) -> np.ndarray:
+    """Probabilities over all classes, also when the labeled set has not seen every class yet."""
+    probs = np.zeros((len(x), n_classes), np.float32)
+    probs[:, classes] = model.predict_proba(x)
+    return probs
+
+
+def check_plan(plan: SimulationPlan, samples: int) -> None:
+    if plan.model not in MODELS:
+        raise ConfigError(f"--model {plan.model!r}: expected one of {', '.join(MODELS)}")
+    for name in plan.strategies:
+        if name == "bald":
+            raise ConfigError("bald needs MC-dropout passes; simulate it from Python with mc_dropout_probs")
+        make_strategy(name)
+    if min(plan.initial, plan.rounds, plan.per_round, plan.scoring_pool, plan.seeds) < 1:
+        raise ConfigError("--initial, --rounds, --per-round, --scoring-pool and --seeds must be at least 1")
+    if plan.per_round > plan.scoring_pool:
+        raise ConfigError(f"--per-round {plan.per_round} is larger than --scoring-pool {plan.scoring_pool}")
+    train = int(samples * (1 - plan.test_share))
+    if plan.initial + plan.rounds * plan.per_round > train:
+        raise ConfigError(f"{plan.initial} + {plan.rounds} x {plan.per_round} labels exceed the {train} training samples")
+
+
+def simulate(x: np.ndarray, y: np.ndarray, plan: SimulationPlan, echo=print) -> dict:
+    """Run every strategy over every seed; the rows (strategy, seed, round, labels, accuracy) and summaries."""
+    from sklearn.model_selection import train_test_split
+
+    check_plan(plan, len(y))
+    classes = np.unique(y)
+    rows, full_accuracy = [], []
+    for seed in range(plan.seeds):
+        x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=plan.test_share, random_state=seed, stratify=y)
+        full_accuracy.append(_accuracy(_model(plan.model, seed).fit(x_train, y_train), x_test, y_test))
+        start = np.random.default_rng(seed).choice(len(y_train), plan.initial, replace=False)
+        for name in plan.strategies:
+            strategy, rng = make_strategy(name), np.random.default_rng(seed)
+            labeled = list(start)
+            for round_number in range(plan.rounds + 1):
+                model = _model(plan.model, seed).fit(x_train[labeled], y_train[labeled])
+                rows.append({"strategy": name, "seed": seed, "round": round_number, "labels": len(labeled),
+                             "accuracy": _accuracy(model, x_test, y_test)})
+                if round_number == plan.rounds:
+                    break
+                unlabeled = np.setdiff1d(np.arange(len(y_train)), labeled)
+                batch = rng.choice(unlabeled, min(plan.scoring_pool, unlabeled.size), replace=False)
+                seen = np.searchsorted(classes, model.classes_)
+                pool = Pool(probs=_full_probs(model, x_train[batch], len(classes), seen), embeddings=x_train[batch],
+                            labeled_embeddings=x_train[labeled])
+                labeled += batch[strategy.query(pool, plan.per_round, rng)].tolist()
+        echo(f"seed {seed}: full-data accuracy {full_accuracy[-1]:.3f}")
+    return {"rows": rows, "full_accuracy": float(np.mean(full_accuracy)), "summary": summarise(rows, float(np.mean(full_accuracy)))}
+
+
+def summarise(rows: list[dict], full_accuracy: float) -> dict:
+    """Per strategy: mean and spread of accuracy per labels count, and the labels needed for 95% of full data."""
+    summary = {}
+    for name in dict.fromkeys(r["strategy"] for r in rows):
+        curve = {}
+        for row in rows:
+            if row["strategy"] == name:
+                curve.setdefault(row["labels"], []).append(row["accuracy"])
+        labels = sorted(curve)
+        mean = [float(np.mean(curve[n])) for n in labels]
+        reached = next((n for n, m in zip(labels, mean) if m >= 0.95 * full_accuracy), None)
+        summary[name] = {"labels": labels, "mean": mean, "std": [float(np.std(curve[n])) for n in labels],
+                         "labels_to_95pct": reached}
+    return summary
+
+
+def write_outputs(result: dict, folder: str) -> tuple[str, str]:
+    """`simulation.csv` and `learning_curve.png` in `folder`, each written to a temporary file then renamed."""
+    os.makedirs(folder, exist_ok=True)
+    csv_path, png_path = os.path.join(folder, "simulation.csv"), os.path.join(folder, "learning_curve.png")
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".alops-", suffix=".csv")
+    with os.fdopen(handle, "w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=["strategy", "seed", "round", "labels", "accuracy"])
+        writer.writeheader()
+        writer.writerows(result["rows"])
+    os.replace(temporary, csv_path)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for name, curve in result["summary"].items():
+        mean, std = np.array(curve["mean"]), np.array(curve["std"])
+        axes.plot(curve["labels"], mean, label=name, linestyle="--" if name == "random" else "-")
+        axes.fill_between(curve["labels"], mean - std, mean + std, alpha=0.15)
+    axes.axhline(result["full_accuracy"], color="grey", linewidth=0.8, label="full data")
+    axes.set_xlabel("labels")
+    axes.set_ylabel("test accuracy")
+    axes.set_title("Active learning simulation (mean and spread over seeds)")
+    axes.legend()
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".alops-", suffix=".png")
+    os.close(handle)
+    figure.savefig(temporary, dpi=100, format="png")
+    plt.close(figure)
+    os.replace(temporary, png_path)
+    return csv_path, png_path

@@ -1,0 +1,210 @@
+"""Query strategies: pick the k pool samples most worth labeling.
+
+One small interface (`QueryStrategy.query(pool, k, rng)` -> k unique pool indices), an injected random
+generator (never NumPy's global state), typed errors for an empty or too-small pool, deterministic ties
+(lower index first). Uncertainty strategies only define a score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from alops.al.kernels import scores as block_scores
+from alops.al.topk import RunningTopK, add_scored, top_k
+from alops.errors import ConfigError
+
+
+class EmptyPoolError(ConfigError):
+    """The pool has no samples left to query."""
+
+
+class PoolTooSmallError(ConfigError):
+    """More samples were asked for than the pool holds."""
+
+
+@dataclass
+class Pool:
+    """What strategies may look at, per pool sample (row i of each array is sample i)."""
+
+    probs: np.ndarray | None = None  # (N, C) class probabilities of the current model
+    embeddings: np.ndarray | None = None  # (N, D) for diversity strategies
+    labeled_embeddings: np.ndarray | None = None  # (M, D) of the labeled set, for core-set distances
+    mc_probs: np.ndarray | None = None  # (T, N, C) MC-dropout passes, for BALD
+
+    def __len__(self) -> int:
+        for array in (self.probs, self.embeddings):
+            if array is not None:
+                return len(array)
+        return self.mc_probs.shape[1] if self.mc_probs is not None else 0
+
+
+class QueryStrategy:
+    """Base class: checks the request, then `_select`s."""
+
+    name = ""
+    needs = "probs"
+
+    def query(self, pool: Pool, k: int, rng: np.random.Generator) -> np.ndarray:
+        size = len(pool)
+        if size == 0:
+            raise EmptyPoolError("the pool is empty: every sample is labeled or the pool file has no rows")
+        if k < 1:
+            raise ConfigError(f"k={k}: ask for at least one sample")
+        if k > size:
+            raise PoolTooSmallError(f"k={k} is larger than the pool ({size} samples); ask for at most {size}")
+        if getattr(pool, self.needs) is None:
+            raise ConfigError(f"strategy {self.name!r} needs {self.needs} for the pool")
+        return np.asarray(self._select(pool, k, rng), dtype=np.int64)
+
+    def _select(self, pool: Pool, k: int, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+
+class UncertaintyStrategy(QueryStrategy):
+    """Template: the k highest scores."""
+
+    def score(self, pool: Pool) -> np.ndarray:
+        return block_scores(self.name, np.ascontiguousarray(pool.probs), 0, 0)
+
+    def _select(self, pool, k, rng):
+        if type(self).score is UncertaintyStrategy.score:  # the streaming kernels: no full score array
+            best = RunningTopK(k)
+            add_scored(best, self.name, np.ascontiguousarray(pool.probs), 0, 0)
+            return best.rows
+        scores = self.score(pool).astype(np.float64)
+        return top_k(np.arange(scores.size), scores, k)[0]
+
+
+class RandomSampling(QueryStrategy):
+    name = "random"
+
+    def _select(self, pool, k, rng):
+        return rng.choice(len(pool), size=k, replace=False)
+
+
+class LeastConfidence(UncertaintyStrategy):
+    name = "least-confidence"
+
+
+class SmallestMargin(UncertaintyStrategy):
+    name = "margin"
+
+
+class Entropy(UncertaintyStrategy):
+    name = "entropy"
+
+
+class BALD(UncertaintyStrategy):
+    """Mutual information between prediction and model weights, from MC-dropout passes (`mc_dropout_probs`)."""
+
+    name = "bald"
+    needs = "mc_probs"
+
+    def score(self, pool):
+        passes = np.clip(pool.mc_probs.astype(np.float64), 1e-12, 1.0)
+        mean = passes.mean(axis=0)
+        return -(mean * np.log(mean)).sum(axis=1) + (passes * np.log(passes)).sum(axis=2).mean(axis=0)
+
+
+def k_center_greedy(embeddings: np.ndarray, k: int, labeled: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+    """Core-set selection: repeatedly take the sample farthest from everything labeled or taken."""
+    points = embeddings.astype(np.float64)
+    if labeled is not None and len(labeled):
+        distance = np.full(len(points), np.inf)
+        for start in range(0, len(labeled), 1024):
+            block = labeled[start:start + 1024].astype(np.float64)
+            nearest = ((points[:, None, :] - block[None, :, :]) ** 2).sum(axis=2).min(axis=1)
+            np.minimum(distance, nearest, out=distance)
+        chosen = []
+    else:
+        first = int(rng.integers(len(points)))
+        distance = ((points - points[first]) ** 2).sum(axis=1)
+        chosen = [first]
+    while len(chosen) < k:
+        pick = int(np.argmax(distance))  # argmax takes the lowest index among ties
+        chosen.append(pick)
+        np.minimum(distance, ((points - points[pick]) ** 2).sum(axis=1), out=distance)
+        distance[pick] = -1.0
+    return np.array(chosen, dtype=np.int64)
+
+
+class CoreSet(QueryStrategy):
+    """Diversity: k-center greedy over embeddings."""
+
+    name = "core-set"
+    needs = "embeddings"
+
+    def _select(self, pool, k, rng):
+        return k_center_greedy(pool.embeddings, k, pool.labeled_embeddings, rng)
+
+
+class Hybrid(QueryStrategy):
+    """The beta*k most uncertain (by `base`), then k diverse ones among them."""
+
+    name = "hybrid"
+    needs = "embeddings"
+
+    def __init__(self, base: UncertaintyStrategy | None = None, beta: int = 4):
+        self.base = base or SmallestMargin()
+        self.beta = beta
+
+    def _select(self, pool, k, rng):
+        candidates = self.base.query(pool, min(len(pool), self.beta * k), rng)
+        picked = k_center_greedy(pool.embeddings[candidates], k, pool.labeled_embeddings, rng)
+        return candidates[picked]
+
+
+class ClassBalanced(QueryStrategy):
+    """Spread k over the predicted classes; within a class, `base`'s order; leftovers by `base` overall."""
+
+    def __init__(self, base: UncertaintyStrategy):
+        self.base = base
+        self.name = f"{base.name}+balanced"
+
+    def _select(self, pool, k, rng):
+        scores = self.base.score(pool).astype(np.float64)
+        predicted = pool.probs.argmax(axis=1)
+        classes = np.unique(predicted)
+        share = k // len(classes)
+        chosen = []
+        for label in classes:
+            members = np.flatnonzero(predicted == label)
+            chosen.extend(top_k(members, scores[members], min(share, members.size))[0])
+        rest = np.setdiff1d(np.arange(len(pool)), chosen)
+        chosen.extend(top_k(rest, scores[rest], k - len(chosen))[0])
+        return np.array(chosen, dtype=np.int64)
+
+
+STRATEGIES = {cls.name: cls for cls in (RandomSampling, LeastConfidence, SmallestMargin, Entropy, BALD, CoreSet, Hybrid)}
+STREAMABLE = ("random", "least-confidence", "margin", "entropy")
+
+
+def make_strategy(name: str, balanced: bool = False) -> QueryStrategy:
+    if name not in STRATEGIES:
+        raise ConfigError(f"unknown strategy {name!r} (expected one of: {', '.join(STRATEGIES)})")
+    strategy = STRATEGIES[name]()
+    if balanced:
+        if not isinstance(strategy, UncertaintyStrategy) or strategy.needs != "probs":
+            raise ConfigError(f"--balanced works with least-confidence, margin and entropy, not {name!r}")
+        return ClassBalanced(strategy)
+    return strategy
+
+
+def mc_dropout_probs(model, inputs, passes: int = 20, seed: int = 0) -> np.ndarray:
+    """(passes, N, C) softmax outputs of a PyTorch model with its dropout layers active (MC dropout)."""
+    import torch
+
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    model.eval()
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.dropout._DropoutNd):
+            module.train()
+    try:
+        with torch.no_grad():
+            return np.stack([torch.softmax(model(inputs), dim=1).cpu().numpy() for _ in range(passes)])
+    finally:
+        model.eval()
+        torch.random.set_rng_state(generator_state)

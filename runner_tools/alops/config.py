@@ -1,0 +1,190 @@
+"""`alops.yaml`: the project's overrides of branch patterns and profiles, validated.
+
+    default_branch: main            # optional; else from CI variables or origin/HEAD
+    branches:                       # glob patterns per kind (a string or a list)
+      feature: [feature/*, fix/*]
+      active-learning: al/*
+    profiles:                       # per-kind changes to the default profiles
+      experiment: {device: auto}
+    data:                           # where the datasets live (folders tracked by DVC)
+      full: data/full
+      dev: data/dev
+      manifest: manifest.csv        # the manifest's file name inside each dataset folder
+      classes: [cat, dog]           # optional: the labels a manifest may use
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+from alops.branches import (
+    DEFAULT_PATTERNS,
+    DEFAULT_PROFILES,
+    KINDS,
+    PATTERN_KINDS,
+    PROFILE_CHOICES,
+    BranchSettings,
+    pattern_problem,
+)
+from alops.errors import ConfigError
+
+CONFIG_NAME = "alops.yaml"
+CONFIG_ENV = "ALOPS_CONFIG"
+TOP_LEVEL_KEYS = ("default_branch", "branches", "profiles", "data")
+DATA_KEYS = ("full", "dev", "manifest", "classes")
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Dataset folders (relative to the project root) and the manifest's file name."""
+
+    full: str = "data/full"
+    dev: str = "data/dev"
+    manifest: str = "manifest.csv"
+    classes: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """Everything `alops.yaml` configures; `root` is the folder holding it (None: no file)."""
+
+    branches: BranchSettings = field(default_factory=BranchSettings)
+    data: DataSettings = field(default_factory=DataSettings)
+    root: str | None = None
+
+
+def find_config(start: str | None = None) -> str | None:
+    """`$ALOPS_CONFIG`, else the nearest `alops.yaml` from `start` up to the repository root."""
+    explicit = os.environ.get(CONFIG_ENV)
+    if explicit:
+        if not os.path.isfile(explicit):
+            raise ConfigError(f"{CONFIG_ENV}={explicit}: no such file; point it at the project's alops.yaml")
+        return explicit
+    folder = os.path.realpath(start or os.getcwd())
+    while True:
+        candidate = os.path.join(folder, CONFIG_NAME)
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(folder)
+        if os.path.exists(os.path.join(folder, ".git")) or parent == folder:
+            return None
+        folder = parent
+
+
+def _choices(values: tuple) -> str:
+    return ", ".join("true" if v is True else "false" if v is False else str(v) for v in values)
+
+
+def _type_name(value: object) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", type(None): "nothing"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _unknown_key(where: str, key: object, allowed: tuple) -> ConfigError:
+    return ConfigError(f"{where}: unknown key {key!r} (expected one of: {', '.join(allowed)})")
+
+
+def _parse_patterns(path: str, raw: object) -> dict[str, tuple[str, ...]]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: branches: expected a mapping of kind to patterns, got {_type_name(raw)}")
+    patterns = dict(DEFAULT_PATTERNS)
+    owner: dict[str, str] = {}
+    for kind, value in raw.items():
+        if kind not in PATTERN_KINDS:
+            raise _unknown_key(f"{path}: branches", kind, PATTERN_KINDS)
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{path}: branches.{kind}: expected a pattern or a list of patterns, got {_type_name(value)}")
+        for pattern in values:
+            problem = pattern_problem(pattern)
+            if problem:
+                raise ConfigError(f"{path}: branches.{kind}: {pattern!r} is not a branch pattern (expected {problem})")
+        patterns[kind] = tuple(values)
+    for kind in PATTERN_KINDS:
+        for pattern in patterns[kind]:
+            if pattern in owner:
+                raise ConfigError(f"{path}: branches.{kind}: pattern {pattern!r} is also given for {owner[pattern]}")
+            owner[pattern] = kind
+    return patterns
+
+
+def _parse_profiles(path: str, raw: object) -> dict:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: profiles: expected a mapping of kind to profile fields, got {_type_name(raw)}")
+    profiles = dict(DEFAULT_PROFILES)
+    for kind, fields in raw.items():
+        if kind not in KINDS:
+            raise _unknown_key(f"{path}: profiles", kind, KINDS)
+        if not isinstance(fields, dict):
+            raise ConfigError(f"{path}: profiles.{kind}: expected a mapping of profile fields, got {_type_name(fields)}")
+        for key, value in fields.items():
+            if key not in PROFILE_CHOICES:
+                raise _unknown_key(f"{path}: profiles.{kind}", key, tuple(PROFILE_CHOICES))
+            allowed = PROFILE_CHOICES[key]
+            if not any(value is choice or (type(value) is type(choice) and value == choice) for choice in allowed):
+                raise ConfigError(
+                    f"{path}: profiles.{kind}.{key}: {value!r} is not allowed (expected one of: {_choices(allowed)})"
+                )
+        profiles[kind] = replace(profiles[kind], **fields)
+    return profiles
+
+
+def _parse_data(path: str, raw: object) -> DataSettings:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: data: expected a mapping with keys {', '.join(DATA_KEYS)}, got {_type_name(raw)}")
+    values: dict = {}
+    for key, value in raw.items():
+        if key not in DATA_KEYS:
+            raise _unknown_key(f"{path}: data", key, DATA_KEYS)
+        if key == "classes":
+            if not isinstance(value, list) or not value or any(isinstance(v, (dict, list)) or v is None for v in value):
+                raise ConfigError(f"{path}: data.classes: expected a non-empty list of labels, got {_type_name(value)}")
+            values[key] = tuple(str(v) for v in value)
+        elif not isinstance(value, str) or not value or os.path.isabs(value) or ".." in value.split("/"):
+            raise ConfigError(f"{path}: data.{key}: {value!r} is not a relative path inside the project")
+        else:
+            values[key] = value.rstrip("/")
+    return DataSettings(**values)
+
+
+def parse_settings(path: str, raw: object) -> ProjectConfig:
+    """Validate the parsed content of `alops.yaml`; every error names the file and key."""
+    root = os.path.dirname(os.path.abspath(path))
+    if raw is None:
+        return ProjectConfig(root=root)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with keys {', '.join(TOP_LEVEL_KEYS)}, got {_type_name(raw)}")
+    for key in raw:
+        if key not in TOP_LEVEL_KEYS:
+            raise _unknown_key(path, key, TOP_LEVEL_KEYS)
+    default_branch = raw.get("default_branch")
+    if default_branch is not None and (not isinstance(default_branch, str) or pattern_problem(default_branch) or "*" in default_branch):
+        raise ConfigError(f"{path}: default_branch: {default_branch!r} is not a branch name (expected e.g. main)")
+    branches = BranchSettings(
+        patterns=_parse_patterns(path, raw["branches"]) if "branches" in raw else dict(DEFAULT_PATTERNS),
+        profiles=_parse_profiles(path, raw["profiles"]) if "profiles" in raw else dict(DEFAULT_PROFILES),
+        default_branch=default_branch,
+    )
+    data = _parse_data(path, raw["data"]) if "data" in raw else DataSettings()
+    return ProjectConfig(branches=branches, data=data, root=root)
+
+
+def load_config(start: str | None = None) -> ProjectConfig:
+    """The project's configuration: defaults merged with the nearest `alops.yaml`."""
+    path = find_config(start)
+    if path is None:
+        return ProjectConfig()
+    import yaml  # only when there is a file to read
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = yaml.safe_load(handle)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_settings(path, raw)

@@ -1,0 +1,135 @@
+"""DVC for the branch: pull and push the dataset the branch kind needs, track dev datasets, data version.
+
+Everything goes through DVC's Python API (`dvc.repo.Repo`), imported inside the functions. Remotes are
+read with `verify = true`, so a corrupted object fails the pull instead of landing in the workspace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+
+from alops.errors import AlopsError, ConfigError
+
+VERSION_PREFIX = "dv-"
+
+
+def find_dvc_root(start: str | None = None) -> str:
+    """The folder holding `.dvc/`, from `start` upwards."""
+    folder = os.path.realpath(start or os.getcwd())
+    while True:
+        if os.path.isdir(os.path.join(folder, ".dvc")):
+            return folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            raise ConfigError("not inside a DVC repository (no .dvc folder found): run `dvc init` in the project root")
+        folder = parent
+
+
+def _open_repo(root: str, remote: str | None = None):
+    """The DVC repository, its remote (named, else the default one) read with `verify = true`."""
+    from dvc.repo import Repo
+
+    repo = Repo(root)
+    if not (remote or repo.config["core"].get("remote")):
+        return repo  # no remote: DVC's own error when one is needed
+    repo.close()
+    return Repo(root, remote=remote, remote_config={"verify": True})
+
+
+def dvc_failure(action: str, exc: Exception) -> AlopsError:
+    """DVC's message (and its cause) as one line."""
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    cause = exc.__cause__
+    if cause is not None and str(cause) and str(cause) not in message:
+        message += f": {' '.join(str(cause).split())}"
+    return AlopsError(f"dvc {action} failed: {message}")
+
+
+def pull(root: str, targets: list[str], remote: str | None = None, allow_missing: bool = False) -> dict:
+    """Fetch and check out `targets` (paths of tracked data) from the remote; DVC's errors pass through."""
+    from dvc.exceptions import DvcException
+
+    try:
+        with _open_repo(root, remote) as repo:
+            return repo.pull(targets=targets, remote=remote, allow_missing=allow_missing)
+    except DvcException as exc:
+        raise dvc_failure("pull", exc) from None
+
+
+def push(root: str, targets: list[str] | None, remote: str | None = None) -> int:
+    """Upload `targets` (all tracked data when None) to the remote; the number of files pushed."""
+    from dvc.exceptions import DvcException
+
+    try:
+        with _open_repo(root, remote) as repo:
+            return repo.push(targets=targets, remote=remote)
+    except DvcException as exc:
+        raise dvc_failure("push", exc) from None
+
+
+def track(root: str, path: str) -> str:
+    """`dvc add` a folder or file; returns the path of its `.dvc` file."""
+    from dvc.exceptions import DvcException
+
+    try:
+        with _open_repo(root) as repo:
+            repo.add(os.path.relpath(os.path.abspath(path), root))
+    except DvcException as exc:
+        raise dvc_failure("add", exc) from None
+    return path + ".dvc"
+
+
+def register_metrics(root: str, metrics_path: str) -> None:
+    """List `metrics_path` under `metrics:` in dvc.yaml (kept as is otherwise), so `dvc metrics show` reports it."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    dvc_yaml = os.path.join(root, "dvc.yaml")
+    relative = os.path.relpath(os.path.abspath(metrics_path), root)
+    document = {}
+    if os.path.exists(dvc_yaml):
+        with open(dvc_yaml, encoding="utf-8") as handle:
+            document = yaml.load(handle) or {}
+    metrics = document.setdefault("metrics", [])
+    if relative in metrics:
+        return
+    metrics.append(relative)
+    handle, temporary = tempfile.mkstemp(dir=root, prefix=".alops-", suffix=".yaml")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        yaml.dump(document, out)
+    os.replace(temporary, dvc_yaml)
+
+
+def _tracked_hashes(root: str) -> list[tuple[str, str]]:
+    """(path, hash) of every output recorded in `.dvc` files and `dvc.lock` files."""
+    import yaml
+
+    entries = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+        for name in files:
+            if not (name.endswith(".dvc") or name == "dvc.lock"):
+                continue
+            path = os.path.join(folder, name)
+            with open(path, encoding="utf-8") as handle:
+                document = yaml.safe_load(handle) or {}
+            if name == "dvc.lock":
+                outs = [o for stage in (document.get("stages") or {}).values() for o in stage.get("outs") or []]
+            else:
+                outs = document.get("outs") or []
+            base = os.path.relpath(folder, root)
+            for out in outs:
+                digest = out.get("md5") or out.get("etag") or out.get("checksum") or ""
+                entries.append((os.path.normpath(os.path.join(base, out.get("path", ""))), str(digest)))
+    return sorted(entries)
+
+
+def data_version(root: str) -> dict:
+    """A stable identifier of the data the workspace's DVC files record, plus the hash of each output."""
+    entries = _tracked_hashes(root)
+    if not entries:
+        raise AlopsError("no data tracked by DVC here (no .dvc or dvc.lock outputs); `dvc add` the datasets first")
+    digest = hashlib.sha256("".join(f"{path}\t{value}\n" for path, value in entries).encode()).hexdigest()
+    return {"version": VERSION_PREFIX + digest[:16], "outputs": dict(entries)}

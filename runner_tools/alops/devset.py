@@ -1,0 +1,512 @@
+"""Dev datasets: stratified, deterministic sampling of the full data, fidelity report, representativeness check.
+
+The sample keeps the share of every stratum (label x split; unlabeled samples are their own label) and always
+takes outliers and corrupt samples (missing fields, unreadable files, numeric values beyond `z_outlier`
+standard deviations), up to `outlier_share` of the dev dataset. It streams: one pass parses the manifest (counting strata and spooling an Arrow copy next to
+the dev folder), two more read the copy (select, write), with memory bounded by the sample.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from alops.errors import AlopsError, ConfigError
+from alops.manifest import ManifestInfo, ManifestWriter, Spool, inspect_manifest, iter_batches
+
+UNLABELED = "<unlabeled>"
+_SPLITS = 1 << 12  # stratum code = label code * _SPLITS + split code
+
+
+@dataclass(frozen=True)
+class DevSize:
+    """How big the dev dataset is: a fraction of the full data, a row count, or a time budget."""
+
+    fraction: float | None = None
+    count: int | None = None
+    time_budget_s: float | None = None
+    seconds_per_sample: float | None = None
+
+    def rows(self, total: int) -> int:
+        if self.count is not None:
+            wanted = self.count
+        elif self.time_budget_s is not None:
+            wanted = int(self.time_budget_s / self.seconds_per_sample)
+        else:
+            wanted = round(self.fraction * total)
+        return max(1, min(total, wanted))
+
+
+def check_size(size: DevSize) -> None:
+    """Exactly one way of sizing, with a value in range."""
+    given = [v is not None for v in (size.fraction, size.count, size.time_budget_s)]
+    if sum(given) != 1:
+        raise ConfigError("give exactly one of --fraction, --count or --time-budget")
+    if size.fraction is not None and not 0 < size.fraction <= 1:
+        raise ConfigError(f"--fraction {size.fraction} is outside (0, 1]; use e.g. --fraction 0.05")
+    if size.count is not None and size.count < 1:
+        raise ConfigError(f"--count {size.count} must be at least 1")
+    if size.time_budget_s is not None and (size.time_budget_s <= 0 or not size.seconds_per_sample or size.seconds_per_sample <= 0):
+        raise ConfigError("--time-budget needs a positive budget and --seconds-per-sample > 0 (the pipeline's cost per sample)")
+
+
+class _Codes:
+    """Stable integer codes for text values seen across batches (labels, splits)."""
+
+    def __init__(self, first: tuple[str, ...] = ()):
+        self.values: list[str] = list(first)
+        self._index = {v: i for i, v in enumerate(self.values)}
+
+    def encode(self, column: pa.Array, null_as: str) -> np.ndarray:
+        column = pc.fill_null(column, null_as)
+        for value in pc.unique(column).to_pylist():
+            if value not in self._index:
+                self._index[value] = len(self.values)
+                self.values.append(value)
+        return pc.index_in(column, value_set=pa.array(self.values, pa.string())).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+@dataclass
+class _Census:
+    """What pass one learns: stratum counts, feature moments, row count."""
+
+    rows: int
+    strata: dict[int, int]
+    mean: dict[str, float]
+    std: dict[str, float]
+
+
+def _id_hashes(column: pa.Array) -> np.ndarray:
+    if pa.types.is_integer(column.type):
+        return column.to_numpy(zero_copy_only=False).astype(np.int64, copy=False).view(np.uint64)
+    import pandas as pd
+
+    return pd.util.hash_array(column.to_numpy(zero_copy_only=False))
+
+
+def _check_paths(info: ManifestInfo, batch: pa.RecordBatch, offset: int) -> None:
+    paths = pc.fill_null(batch.column("path"), "")
+    escaping = pc.or_(pc.starts_with(paths, "/"), pc.match_substring_regex(paths, r"(^|/)\.\.(/|$)|\\"))
+    if pc.any(escaping).as_py():
+        row = pc.index(escaping, True).as_py()
+        raise ConfigError(
+            f"{info.path}: row {offset + row + 2}: path {paths[row].as_py()!r} escapes the dataset folder; "
+            "paths must be relative and stay inside it"
+        )
+
+
+def _census(info: ManifestInfo, labels: _Codes, splits: _Codes, classes: tuple[str, ...] | None, spool: Spool) -> _Census:
+    strata: dict[int, int] = {}
+    sums = {c: [0.0, 0.0, 0] for c in info.numeric}
+    hashes = []
+    rows = 0
+    for batch in iter_batches(info):
+        label = batch.column("label")
+        if classes is not None:
+            unknown = pc.and_(pc.is_valid(label), pc.invert(pc.is_in(label, value_set=pa.array(classes, pa.string()))))
+            if pc.any(unknown).as_py():
+                row = pc.index(unknown, True).as_py()
+                raise ConfigError(
+                    f"{info.path}: row {rows + row + 2}: label {label[row].as_py()!r} is not a declared class "
+                    f"({', '.join(classes)}); fix the row or data.classes in alops.yaml"
+                )
+        if info.has_path:
+            _check_paths(info, batch, rows)
+        code = labels.encode(label, UNLABELED) * _SPLITS + splits.encode(batch.column("split"), "")
+        for value, count in zip(*np.unique(code, return_counts=True)):
+            strata[int(value)] = strata.get(int(value), 0) + int(count)
+        for column in info.numeric:
+            values = batch.column(column).to_numpy(zero_copy_only=False)
+            finite = values[np.isfinite(values)]
+            sums[column][0] += float(finite.sum())
+            sums[column][1] += float(np.square(finite).sum())
+            sums[column][2] += finite.size
+        hashes.append(_id_hashes(batch.column("id")))
+        spool.write(batch)
+        rows += batch.num_rows
+    if rows == 0:
+        raise ConfigError(f"{info.path}: the full dataset is empty; add samples before making a dev dataset")
+    if len(splits.values) > _SPLITS:
+        raise ConfigError(f"{info.path}: more than {_SPLITS} distinct splits; the split column names train/val/test")
+    _check_unique_ids(info, np.concatenate(hashes))
+    mean, std = {}, {}
+    for column, (total, squares, n) in sums.items():
+        mean[column] = total / n if n else 0.0
+        std[column] = float(np.sqrt(max(squares / n - mean[column] ** 2, 0.0))) if n else 0.0
+    return _Census(rows, strata, mean, std)
+
+
+def _check_unique_ids(info: ManifestInfo, hashes: np.ndarray) -> None:
+    hashes.sort()
+    repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+    if repeated.size == 0:
+        return
+    for batch in iter_batches(info):  # a hash collision is not a duplicate: compare the ids themselves
+        ids = batch.column("id")
+        hit = np.isin(_id_hashes(ids), repeated)
+        seen: set = set()
+        for value in ids.filter(pa.array(hit)).to_pylist():
+            if value in seen:
+                raise ConfigError(f"{info.path}: duplicate id {value!r}; every sample needs its own id")
+            seen.add(value)
+
+
+def _quotas(strata: dict[int, int], total: int, wanted: int) -> dict[int, int]:
+    """Per-stratum sample sizes proportional to the full data (largest remainder), at least one per stratum."""
+    exact = {s: wanted * n / total for s, n in strata.items()}
+    quota = {s: int(v) for s, v in exact.items()}
+    for s in sorted(exact, key=lambda s: (quota[s] - exact[s], s))[: wanted - sum(quota.values())]:
+        quota[s] += 1
+    if wanted >= len(strata):
+        for s in quota:
+            quota[s] = max(quota[s], 1)
+    return quota
+
+
+def _unreadable(root: str, paths: list) -> np.ndarray:
+    bad = np.zeros(len(paths), dtype=bool)
+    for i, rel in enumerate(paths):
+        try:
+            with open(os.path.join(root, rel), "rb") as handle:
+                bad[i] = not handle.read(1)
+        except (OSError, TypeError):
+            bad[i] = True
+    return bad
+
+
+@dataclass
+class _Selection:
+    rows: np.ndarray  # sorted row numbers in the full manifest
+    strata: np.ndarray  # per selected row: its stratum code
+    special: np.ndarray  # per selected row: outlier or corrupt
+    special_found: int
+    features: dict[str, np.ndarray]  # numeric columns of the selected rows
+
+
+def _select(info, census, labels, splits, wanted, seed, z_outlier, outlier_share) -> _Selection:
+    rng = np.random.default_rng(seed)
+    quota = _quotas(census.strata, census.rows, wanted)
+    special_cap = {0: int(np.ceil(outlier_share * wanted))}
+    empty = (np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.int64)) + tuple(
+        np.empty(0, np.float64) for _ in info.numeric
+    )
+    normal_pool, special_pool = empty, empty
+    limits = _KeyLimits()
+    found = 0
+    offset = 0
+    feature_columns = [c for c in info.columns if c not in ("id", "label")]
+    for batch in iter_batches(info):
+        n = batch.num_rows
+        keys = rng.random(n)
+        code = labels.encode(batch.column("label"), UNLABELED) * _SPLITS + splits.encode(batch.column("split"), "")
+        special = np.zeros(n, dtype=bool)
+        for column in feature_columns:
+            special |= batch.column(column).is_null().to_numpy(zero_copy_only=False)
+        features = [batch.column(column).to_numpy(zero_copy_only=False) for column in info.numeric]
+        for column, values in zip(info.numeric, features):
+            if census.std[column] > 0:
+                with np.errstate(invalid="ignore"):
+                    special |= ~(np.abs(values - census.mean[column]) <= z_outlier * census.std[column])
+        if info.has_path:
+            special |= _unreadable(info.root, batch.column("path").to_pylist())
+        found += int(special.sum())
+        columns = (np.arange(offset, offset + n), keys, code, *features)
+        special_pool = _bottom_k(_join(special_pool, columns, special), special_cap, by_stratum=False)
+        normal_pool = _bottom_k(_join(normal_pool, columns, ~special & (keys < limits.of(code))), quota)
+        limits.update(normal_pool, quota)
+        offset += n
+    forced_per_stratum = _count(special_pool[2])
+    reduced = {s: max(q - forced_per_stratum.get(s, 0), 0) for s, q in quota.items()}
+    normal_pool = _bottom_k(normal_pool, reduced)
+    merged = [np.concatenate(pair) for pair in zip(normal_pool, special_pool)]
+    flags = np.concatenate([np.zeros(normal_pool[0].size, bool), np.ones(special_pool[0].size, bool)])
+    order = np.argsort(merged[0], kind="stable")
+    rows, _, strata, *features = (column[order] for column in merged)
+    return _Selection(rows, strata, flags[order], found, dict(zip(info.numeric, features)))
+
+
+class _KeyLimits:
+    """Per stratum, the largest key a row may have to still enter a full pool (1.0 while it is not full)."""
+
+    def __init__(self):
+        self.table = np.ones(0)
+
+    def of(self, codes: np.ndarray) -> np.ndarray:
+        if codes.size and codes.max() >= self.table.size:
+            self.table = np.r_[self.table, np.ones(codes.max() + 1 - self.table.size)]
+        return self.table[codes]
+
+    def update(self, pool: tuple, quota: dict[int, int]) -> None:
+        strata, keys = pool[2], pool[1]  # sorted by stratum, then key
+        if not strata.size:
+            return
+        ends = np.flatnonzero(np.r_[strata[1:] != strata[:-1], True])
+        counts = np.diff(np.r_[-1, ends])
+        for stratum, count, last in zip(strata[ends], counts, keys[ends]):
+            if count >= quota.get(int(stratum), 0):
+                self.of(np.array([stratum]))
+                self.table[stratum] = last
+
+
+def _join(pool: tuple, columns: tuple, mask: np.ndarray) -> tuple:
+    return tuple(np.concatenate([old, new[mask]]) for old, new in zip(pool, columns))
+
+
+def _bottom_k(pool: tuple, quota: dict[int, int], by_stratum: bool = True) -> tuple:
+    """Keep the rows with the smallest keys, at most quota[stratum] per stratum (or quota[0] in all).
+
+    `pool` is (rows, keys, strata, *features), arrays of equal length.
+    """
+    keys, strata = pool[1], pool[2]
+    groups = strata if by_stratum else np.zeros_like(strata)
+    order = np.lexsort((keys, groups))
+    groups = groups[order]
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]]) if groups.size else np.empty(0, np.int64)
+    lengths = np.diff(np.r_[starts, groups.size])
+    rank = np.arange(groups.size) - np.repeat(starts, lengths)
+    limit = np.array([quota.get(int(g), 0) for g in groups[starts]], dtype=np.int64)
+    keep = order[rank < np.repeat(limit, lengths)]
+    return tuple(column[keep] for column in pool)
+
+
+def _ks(at_or_below: np.ndarray, below: np.ndarray, full_n: int, dev_sorted: np.ndarray) -> float:
+    """Two-sample KS statistic; `at_or_below[i]`/`below[i]` count full values <= / < the i-th dev value."""
+    if dev_sorted.size == 0 or full_n == 0:
+        return 0.0
+    n = dev_sorted.size
+    gap_at = np.abs(at_or_below / full_n - np.searchsorted(dev_sorted, dev_sorted, side="right") / n)
+    gap_below = np.abs(below / full_n - np.searchsorted(dev_sorted, dev_sorted, side="left") / n)
+    return float(max(gap_at.max(), gap_below.max()))
+
+
+class _FullCdf:
+    """Counts of full-data values at and below each dev value, accumulated batch by batch."""
+
+    def __init__(self, dev_sorted: np.ndarray):
+        self.dev_sorted = dev_sorted
+        self.at_or_below = np.zeros(dev_sorted.size, np.int64)
+        self.below = np.zeros(dev_sorted.size, np.int64)
+        self.n = 0
+
+    def add(self, values: np.ndarray) -> None:
+        values = np.sort(values[np.isfinite(values)])
+        self.at_or_below += np.searchsorted(values, self.dev_sorted, side="right")
+        self.below += np.searchsorted(values, self.dev_sorted, side="left")
+        self.n += values.size
+
+    def ks(self) -> float:
+        return _ks(self.at_or_below, self.below, self.n, self.dev_sorted)
+
+
+def _take(batch: pa.RecordBatch, rows: np.ndarray, offset: int) -> pa.RecordBatch:
+    lo, hi = np.searchsorted(rows, [offset, offset + batch.num_rows])
+    return batch.take(pa.array(rows[lo:hi] - offset))
+
+
+def _write(info: ManifestInfo, selection: _Selection, target: str, name: str) -> dict[str, float]:
+    """Write the dev manifest and copy its files into `target`; returns the KS statistic per numeric column."""
+    cdfs = {}
+    for column, values in selection.features.items():
+        cdfs[column] = _FullCdf(np.sort(values[np.isfinite(values)]))
+    writer = None
+    offset = 0
+    for batch in iter_batches(info):
+        picked = _take(batch, selection.rows, offset)
+        offset += batch.num_rows
+        if writer is None:
+            writer = ManifestWriter(os.path.join(target, name), picked.schema)
+        writer.write(picked)
+        for column, cdf in cdfs.items():
+            cdf.add(batch.column(column).to_numpy(zero_copy_only=False))
+        if info.has_path:
+            for rel in picked.column("path").to_pylist():
+                source = os.path.join(info.root, rel or "")
+                if rel and os.path.isfile(source):
+                    os.makedirs(os.path.dirname(os.path.join(target, rel)), exist_ok=True)
+                    shutil.copy2(source, os.path.join(target, rel))
+    writer.close()
+    return {column: cdf.ks() for column, cdf in cdfs.items()}
+
+
+def _count(codes: np.ndarray) -> dict[int, int]:
+    return {int(v): int(c) for v, c in zip(*np.unique(codes, return_counts=True))}
+
+
+def _fidelity(census: _Census, selection: _Selection, labels: _Codes, splits: _Codes, ks: dict, seed: int) -> dict:
+    from scipy import stats
+
+    dev_total = selection.rows.size
+    dev_strata = _count(selection.strata)
+    strata, deviations = [], []
+    for code, count in sorted(census.strata.items()):
+        full_share, dev_share = count / census.rows, dev_strata.get(code, 0) / dev_total
+        deviations.append(abs(full_share - dev_share))
+        strata.append({
+            "label": labels.values[code // _SPLITS], "split": splits.values[code % _SPLITS],
+            "full": count, "dev": dev_strata.get(code, 0), "full_share": full_share, "dev_share": dev_share,
+        })
+    full_labels: dict[int, int] = {}
+    for code, count in census.strata.items():
+        full_labels[code // _SPLITS] = full_labels.get(code // _SPLITS, 0) + count
+    dev_labels = _count(selection.strata // _SPLITS)
+    keys = sorted(full_labels)
+    observed = np.array([dev_labels.get(k, 0) for k in keys], float)
+    expected = np.array([full_labels[k] for k in keys], float) / census.rows * dev_total
+    chi2 = stats.chisquare(observed, expected * observed.sum() / expected.sum()) if len(keys) > 1 else None
+    return {
+        "seed": seed,
+        "full_rows": census.rows,
+        "dev_rows": int(dev_total),
+        "dev_fraction": dev_total / census.rows,
+        "max_abs_deviation_pp": 100 * max(deviations),
+        "labels_chi2": {"statistic": float(chi2.statistic), "p_value": float(chi2.pvalue)} if chi2 else None,
+        "ks": ks,
+        "outliers_and_corrupt": {"found": selection.special_found, "included": int(selection.special.sum())},
+        "strata": strata,
+    }
+
+
+def _atomic_json(path: str, data: dict) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".alops-", suffix=".json")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        json.dump(data, out, indent=2, sort_keys=True)
+        out.write("\n")
+    os.replace(temporary, path)
+
+
+def _replace_folder(new: str, target: str) -> None:
+    """Move `new` to `target`, replacing what was there; a crash leaves either folder, never a mix."""
+    parent = os.path.dirname(target) or "."
+    if os.path.exists(target):
+        old = tempfile.mkdtemp(dir=parent, prefix=".alops-old-")
+        os.rmdir(old)
+        os.rename(target, old)
+        os.rename(new, target)
+        shutil.rmtree(old)
+    else:
+        os.rename(new, target)
+
+
+def _clean_leftovers(parent: str) -> None:
+    """Remove temporary folders that an interrupted run left behind."""
+    if os.path.isdir(parent):
+        for name in os.listdir(parent):
+            if name.startswith((".alops-dev-", ".alops-old-")):
+                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+
+def make_dev(
+    full_manifest: str,
+    dev_dir: str,
+    report_path: str,
+    size: DevSize,
+    seed: int = 0,
+    classes: tuple[str, ...] | None = None,
+    z_outlier: float = 4.0,
+    outlier_share: float = 0.02,
+) -> dict:
+    """Sample the dev dataset from the full manifest into `dev_dir`; write and return the fidelity report.
+
+    Everything is validated before anything is written; the dev folder is replaced in one rename.
+    """
+    check_size(size)
+    if not 0 <= outlier_share <= 1:
+        raise ConfigError(f"--outlier-share {outlier_share} is outside [0, 1]")
+    if z_outlier <= 0:
+        raise ConfigError(f"--z-outlier {z_outlier} must be positive")
+    info = inspect_manifest(full_manifest)
+    parent = os.path.dirname(os.path.abspath(dev_dir))
+    _clean_leftovers(parent)
+    os.makedirs(parent, exist_ok=True)
+    work = tempfile.mkdtemp(dir=parent, prefix=".alops-dev-")
+    try:
+        labels, splits = _Codes((UNLABELED,)), _Codes()
+        spool = Spool(info, work)
+        try:
+            census = _census(info, labels, splits, classes, spool)
+        finally:
+            spooled = spool.close()
+        selection = _select(spooled, census, labels, splits, size.rows(census.rows), seed, z_outlier, outlier_share)
+        staging = os.path.join(work, "dev")
+        os.mkdir(staging)
+        ks = _write(spooled, selection, staging, os.path.basename(full_manifest))
+        report = _fidelity(census, selection, labels, splits, ks, seed)
+        _replace_folder(staging, os.path.abspath(dev_dir))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    _atomic_json(report_path, report)
+    return report
+
+
+def _label_and_feature_profile(info: ManifestInfo, label: str, dev_values: dict | None):
+    """Label counts of a manifest; with `dev_values`, also the full-data CDF at those values."""
+    counts: dict[str, int] = {}
+    cdfs = {c: _FullCdf(np.sort(v[np.isfinite(v)])) for c, v in (dev_values or {}).items() if c in info.numeric}
+    values: dict[str, list] = {c: [] for c in info.numeric}
+    rows = 0
+    for batch in iter_batches(info):
+        rows += batch.num_rows
+        if label in info.columns:
+            uniques = pc.value_counts(pc.fill_null(batch.column(label), UNLABELED))
+            for item in uniques.to_pylist():
+                counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
+        for column in info.numeric:
+            data = batch.column(column).to_numpy(zero_copy_only=False)
+            if column in cdfs:
+                cdfs[column].add(data)
+            elif dev_values is None:
+                values[column].append(data)
+    collected = {c: np.concatenate(v) if v else np.empty(0) for c, v in values.items()}
+    return rows, counts, collected, cdfs
+
+
+def check_dev(
+    dev_manifest: str,
+    against: str,
+    label: str = "label",
+    max_deviation_pp: float = 2.0,
+    max_ks: float = 0.1,
+) -> dict:
+    """Compare the dev dataset with the full data or a log of production inputs.
+
+    Returns {"representative": bool, "problems": [...], "labels": {...}, "ks": {...}}; a problem is a label
+    whose share differs by more than `max_deviation_pp` points, or a numeric column with a KS statistic above
+    `max_ks`. `label` names the label column in `against` (e.g. a model's `prediction` in a production log).
+    """
+    dev_info = inspect_manifest(dev_manifest)
+    live_info = inspect_manifest(against, required=(), label=label)
+    dev_rows, dev_counts, dev_values, _ = _label_and_feature_profile(dev_info, "label", None)
+    live_rows, live_counts, _, cdfs = _label_and_feature_profile(live_info, label, dev_values)
+    if dev_rows == 0:
+        raise ConfigError(f"{dev_manifest}: the dev dataset is empty; run `alops data make-dev`")
+    if live_rows == 0:
+        raise ConfigError(f"{against}: no rows to compare with")
+    problems, labels = [], {}
+    if label in live_info.columns:
+        if not any(v != UNLABELED for v in live_counts):
+            live_counts = {}  # a log without labels: compare the features only
+        else:
+            live_labelled = live_rows if UNLABELED in dev_counts else live_rows - live_counts.get(UNLABELED, 0)
+            dev_labelled = dev_rows if UNLABELED in live_counts else dev_rows - dev_counts.get(UNLABELED, 0)
+            for name in sorted(set(dev_counts) | set(live_counts)):
+                if name == UNLABELED and not (UNLABELED in dev_counts and UNLABELED in live_counts):
+                    continue
+                dev_share = 100 * dev_counts.get(name, 0) / max(dev_labelled, 1)
+                live_share = 100 * live_counts.get(name, 0) / max(live_labelled, 1)
+                labels[name] = {"dev_pct": dev_share, "live_pct": live_share}
+                if abs(dev_share - live_share) > max_deviation_pp:
+                    problems.append(f"label {name}: {dev_share:.1f}% in dev, {live_share:.1f}% in live data")
+    ks = {column: cdf.ks() for column, cdf in cdfs.items()}
+    for column, statistic in ks.items():
+        if statistic > max_ks:
+            problems.append(f"feature {column}: KS statistic {statistic:.3f} between dev and live data (limit {max_ks})")
+    return {"representative": not problems, "problems": problems, "labels": labels, "ks": ks,
+            "dev_rows": dev_rows, "live_rows": live_rows}

@@ -1,0 +1,237 @@
+"""The hand-off to labelers: selections become Label Studio tasks; their exports become labels in the pool.
+
+Export writes `tasks.json` (Label Studio tasks whose predictions carry `model_version` and `score`, so
+labelers can sort by uncertainty), `tasks.csv` and `batch.json` (which samples went out). Import validates
+an export against its batch before it changes anything, then writes the new labels into the manifest in one
+rename; importing the same export twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+
+from alops.errors import ConfigError
+
+LABEL_CONFIG = """<View>
+  <Image name="image" value="$image"/>
+  <Choices name="label" toName="image" choice="single">
+{choices}
+  </Choices>
+</View>"""
+
+
+def _atomic_write(path: str, text: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".alops-")
+    with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+        out.write(text)
+    os.replace(temporary, path)
+
+
+def label_config(classes: list[str]) -> str:
+    """The Label Studio labeling interface for single-choice image classification."""
+    return LABEL_CONFIG.format(choices="\n".join(f'    <Choice value="{c}"/>' for c in classes))
+
+
+def _unlabeled_rows(manifest: str) -> list[dict]:
+    from alops.manifest import inspect_manifest, iter_batches
+
+    info = inspect_manifest(manifest)
+    rows = []
+    for batch in iter_batches(info):
+        for row in batch.to_pylist():
+            if row["label"] is None:
+                rows.append(row)
+    return rows
+
+
+def export_tasks(selection: dict, manifest: str, out_dir: str, classes: list[str], model_version: str,
+                 image_prefix: str = "") -> dict:
+    """Write tasks.json, tasks.csv and batch.json for the selected pool rows.
+
+    Pool row i is the manifest's i-th unlabeled sample (the order `alops query` scored them in).
+    """
+    pool = _unlabeled_rows(manifest)
+    if selection.get("pool_rows") not in (None, len(pool)):
+        raise ConfigError(f"the selection scored {selection['pool_rows']} pool rows but {manifest} has {len(pool)} "
+                          "unlabeled samples; score the pool again")
+    scores = selection.get("scores") or [None] * len(selection["indices"])
+    tasks, lines = [], []
+    for index, score in zip(selection["indices"], scores):
+        row = pool[index]
+        data = {"sample_id": str(row["id"]), "image": image_prefix + (row.get("path") or "")}
+        task = {"data": data}
+        if score is not None:
+            task["predictions"] = [{"model_version": model_version, "score": float(score), "result": []}]
+        tasks.append(task)
+        lines.append({"sample_id": data["sample_id"], "image": data["image"], "score": "" if score is None else score})
+    ids = [t["data"]["sample_id"] for t in tasks]
+    batch = {"batch_id": hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12], "sample_ids": ids,
+             "classes": classes, "model_version": model_version, "strategy": selection.get("strategy")}
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["sample_id", "image", "score"])
+    writer.writeheader()
+    writer.writerows(lines)
+    _atomic_write(os.path.join(out_dir, "tasks.json"), json.dumps(tasks, indent=1))
+    _atomic_write(os.path.join(out_dir, "tasks.csv"), buffer.getvalue())
+    _atomic_write(os.path.join(out_dir, "batch.json"), json.dumps(batch, indent=1))
+    return batch
+
+
+@dataclass
+class Vote:
+    sample_id: str
+    task_id: object
+    annotator: str
+    label: str | None
+    cancelled: bool = False
+
+
+@dataclass
+class ImportReport:
+    accepted: dict[str, str] = field(default_factory=dict)
+    requeued: dict[str, str] = field(default_factory=dict)  # sample id -> reason
+    cancelled: int = 0
+    changed: int = 0
+
+
+def _choice(result: list) -> str | None:
+    for item in result or []:
+        choices = (item.get("value") or {}).get("choices")
+        if choices:
+            return str(choices[0])
+    return None
+
+
+def read_export(path: str) -> list[Vote]:
+    """Votes from a Label Studio JSON, JSON-MIN or CSV export."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the export ({exc.strerror})") from None
+    if path.endswith(".csv"):
+        rows = list(csv.DictReader(io.StringIO(text)))
+        if rows and not {"sample_id", "label"} <= set(rows[0]):
+            raise ConfigError(f"{path}: a CSV export needs sample_id and label columns")
+        return [Vote(r["sample_id"], r.get("id") or r["sample_id"], r.get("annotator", ""), r["label"] or None) for r in rows]
+    try:
+        tasks = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc.msg} at character {exc.pos}); is the export truncated?") from None
+    if not isinstance(tasks, list):
+        raise ConfigError(f"{path}: expected a list of tasks (a Label Studio JSON or JSON-MIN export)")
+    votes, seen = [], set()
+    for task in tasks:
+        if not isinstance(task, dict):
+            raise ConfigError(f"{path}: every task must be an object")
+        if "annotations" in task or "data" in task:  # full JSON export
+            if task.get("id") in seen:
+                raise ConfigError(f"{path}: task {task.get('id')} appears twice; export the project again")
+            seen.add(task.get("id"))
+            sample = str((task.get("data") or {}).get("sample_id", ""))
+            for annotation in task.get("annotations") or []:
+                votes.append(Vote(sample, task.get("id"), str(annotation.get("completed_by", "")),
+                                  _choice(annotation.get("result")), bool(annotation.get("was_cancelled"))))
+        else:  # JSON-MIN: one record per annotation
+            key = (task.get("id"), task.get("annotator"))
+            if key in seen:
+                raise ConfigError(f"{path}: task {task.get('id')} is in the export twice for one annotator")
+            seen.add(key)
+            label = task.get("label")
+            label = label.get("choices", [None])[0] if isinstance(label, dict) else label
+            votes.append(Vote(str(task.get("sample_id", "")), task.get("id"), str(task.get("annotator", "")),
+                              None if label in (None, "") else str(label)))
+    return votes
+
+
+def decide(votes: list[Vote], batch: dict, min_agreement: float, allow_partial: bool) -> ImportReport:
+    """Validate votes against the batch and take the majority label where annotators agree enough."""
+    expected = set(batch["sample_ids"])
+    classes = set(batch["classes"])
+    report = ImportReport()
+    by_sample: dict[str, list[str]] = {}
+    for vote in votes:
+        if vote.sample_id not in expected:
+            raise ConfigError(f"sample {vote.sample_id!r} (task {vote.task_id}) was not in batch {batch['batch_id']}; "
+                              "import the export of this batch")
+        if vote.cancelled:
+            report.cancelled += 1
+            continue
+        if vote.label is not None and vote.label not in classes:
+            raise ConfigError(f"task {vote.task_id}: label {vote.label!r} is not a class ({', '.join(sorted(classes))})")
+        if vote.label is not None:
+            by_sample.setdefault(vote.sample_id, []).append(vote.label)
+    missing = sorted(expected - {v.sample_id for v in votes})
+    if missing and not allow_partial:
+        raise ConfigError(f"the export covers {len(expected) - len(missing)} of {len(expected)} samples of batch "
+                          f"{batch['batch_id']} (missing e.g. {missing[0]}); export again, or pass --partial")
+    for sample in missing:
+        report.requeued[sample] = "not in the export"
+    for sample in sorted(expected - set(missing)):
+        labels = by_sample.get(sample)
+        if not labels:
+            report.requeued[sample] = "no annotation (cancelled or empty)"
+            continue
+        (top, count), *rest = Counter(labels).most_common()
+        if (rest and rest[0][1] == count) or count / len(labels) < min_agreement:
+            report.requeued[sample] = f"annotators disagree ({dict(Counter(labels))})"
+            continue
+        report.accepted[sample] = top
+    return report
+
+
+def apply_labels(manifest: str, labels: dict[str, str]) -> int:
+    """Write `labels` (sample id -> label) into the manifest in one rename; the number of rows changed."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from alops.manifest import ManifestWriter, inspect_manifest, iter_batches
+
+    info = inspect_manifest(manifest)
+    ids = pa.array(list(labels), pa.string())
+    values = pa.array(list(labels.values()), pa.string())
+    folder = os.path.dirname(os.path.abspath(manifest))
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".alops-", suffix=os.path.splitext(manifest)[1])
+    os.close(handle)
+    changed, writer = 0, None
+    try:
+        for batch in iter_batches(info):
+            where = pc.index_in(pc.cast(batch.column("id"), pa.string()), value_set=ids)
+            new = pc.take(values, where)
+            old = batch.column("label")
+            update = pc.and_(pc.is_valid(where), pc.invert(pc.fill_null(pc.equal(old, new), False)))
+            changed += pc.sum(pc.cast(update, pa.int64())).as_py() or 0
+            columns = [pc.if_else(update, new, old) if name == "label" else batch.column(name) for name in batch.schema.names]
+            batch = pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+            writer = writer or ManifestWriter(temporary, batch.schema)
+            writer.write(batch)
+        if writer:
+            writer.close()
+        if changed:
+            os.replace(temporary, manifest)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return changed
+
+
+def import_labels(export_path: str, batch_path: str, manifest: str, min_agreement: float = 0.5,
+                  allow_partial: bool = False) -> ImportReport:
+    """Validate the export against its batch, then update the manifest (nothing changes on any error)."""
+    try:
+        with open(batch_path, encoding="utf-8") as handle:
+            batch = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{batch_path}: not a batch file written by `alops labels export` ({exc})") from None
+    report = decide(read_export(export_path), batch, min_agreement, allow_partial)
+    report.changed = apply_labels(manifest, report.accepted) if report.accepted else 0
+    return report

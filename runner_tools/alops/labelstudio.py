@@ -1,0 +1,79 @@
+"""A small Label Studio REST client: find or create a project, add tasks once, fetch the export.
+
+The token comes from `LABEL_STUDIO_API_KEY`: a personal access token (a JWT, exchanged for an access token)
+or a legacy token. It never appears in output or error messages.
+"""
+
+from __future__ import annotations
+
+import os
+
+from alops.errors import AlopsError, ConfigError
+
+TOKEN_ENV = "LABEL_STUDIO_API_KEY"
+TIMEOUT_S = 60
+
+
+class LabelStudio:
+    def __init__(self, url: str, token: str | None = None):
+        import requests
+
+        token = token or os.environ.get(TOKEN_ENV)
+        if not token:
+            raise ConfigError(f"set {TOKEN_ENV} to a Label Studio access token to talk to {url}")
+        self.url = url.rstrip("/")
+        self.session = requests.Session()
+        if token.count(".") == 2:  # a personal access token: exchange it for a short-lived access token
+            access = self._call("POST", "/api/token/refresh", json={"refresh": token}, auth=False)["access"]
+            self.session.headers["Authorization"] = f"Bearer {access}"
+        else:
+            self.session.headers["Authorization"] = f"Token {token}"
+
+    def _call(self, method: str, path: str, auth: bool = True, **kwargs):
+        import requests
+
+        try:
+            session = self.session if auth else requests
+            response = session.request(method, self.url + path, timeout=TIMEOUT_S, **kwargs)
+        except requests.RequestException as exc:
+            raise AlopsError(f"Label Studio at {self.url} is unreachable ({type(exc).__name__})") from None
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail") or response.json().get("validation_errors")
+            except ValueError:
+                detail = response.reason
+            raise AlopsError(f"Label Studio {method} {path}: HTTP {response.status_code}: {detail}")
+        return response.json() if response.content else None
+
+    def project(self, title: str, label_config: str | None = None) -> int:
+        """The id of the project named `title`; created with `label_config` when given and there is none."""
+        found = self._call("GET", "/api/projects", params={"title": title, "page_size": 100})
+        for project in found.get("results", []) if isinstance(found, dict) else found:
+            if project.get("title") == title:
+                return project["id"]
+        if label_config is None:
+            raise AlopsError(f"Label Studio has no project {title!r}: create it with `alops labels export --label-studio-url`")
+        return self._call("POST", "/api/projects", json={"title": title, "label_config": label_config})["id"]
+
+    def sample_ids(self, project: int) -> set[str]:
+        """The `sample_id`s of the project's tasks."""
+        ids, page = set(), 1
+        while True:
+            data = self._call("GET", "/api/tasks", params={"project": project, "page": page, "page_size": 500})
+            tasks = data.get("tasks", []) if isinstance(data, dict) else data
+            ids.update(str((t.get("data") or {}).get("sample_id")) for t in tasks)
+            if not tasks or len(ids) >= (data.get("total", 0) if isinstance(data, dict) else 0):
+                return ids
+            page += 1
+
+    def add_tasks(self, project: int, tasks: list[dict]) -> int:
+        """Import the tasks whose sample is not in the project yet (re-runs add nothing); how many were added."""
+        present = self.sample_ids(project)
+        new = [t for t in tasks if t["data"]["sample_id"] not in present]
+        if new:
+            self._call("POST", f"/api/projects/{project}/import", json=new)
+        return len(new)
+
+    def export(self, project: int) -> list[dict]:
+        """The project's tasks with their annotations (Label Studio's JSON export)."""
+        return self._call("GET", f"/api/projects/{project}/export", params={"exportType": "JSON", "download_all_tasks": "true"})

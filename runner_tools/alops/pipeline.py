@@ -1,0 +1,335 @@
+"""`alops run`: what the runner does for the branch, on a laptop too.
+
+check params -> set `dataset` (and --set values) in params.yaml -> pull the profile's data and DVC's run cache
+-> `dvc repro` with ALOPS_DEVICE in the stages' environment -> track the run -> push outputs and run cache.
+An unchanged pipeline reproduces nothing and records nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from dataclasses import dataclass, field
+
+from alops import params as params_mod
+from alops.data import dvc_failure
+from alops.errors import AlopsError, ConfigError
+
+MODEL_SUFFIXES = (".pt", ".pth", ".ckpt", ".onnx", ".pkl", ".joblib", ".safetensors")
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class RunResult:
+    ran: list[str] = field(default_factory=list)  # stages reproduced
+    device: str = "cpu"
+    tracking: tuple[str, str] | None = None  # ("sent", run id) or ("buffered", folder)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def resolve_device(requested: str | None, profile_device: str, kind: str, allow_cpu: bool) -> str:
+    """cpu or cuda: the profile's device unless one is requested; a GPU branch without CUDA fails unless allowed."""
+    choice = requested or {"gpu": "cuda"}.get(profile_device, profile_device)
+    if choice not in DEVICE_CHOICES:
+        raise ConfigError(f"--device {choice!r}: expected one of {', '.join(DEVICE_CHOICES)}")
+    if choice == "cpu":
+        return "cpu"
+    if cuda_device_count() > 0:
+        return "cuda"
+    if choice == "auto":
+        return "cpu"
+    if allow_cpu:
+        return "cpu"
+    raise AlopsError(
+        f"the {kind} profile asks for a GPU and no CUDA device is visible: run on a GPU runner, "
+        "or pass --allow-cpu to run on the CPU"
+    )
+
+
+def cuda_device_count() -> int:
+    """CUDA devices the driver shows (honouring CUDA_VISIBLE_DEVICES), asked without importing torch."""
+    import ctypes
+
+    try:
+        driver = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return 0
+    count = ctypes.c_int(0)
+    if driver.cuInit(0) != 0 or driver.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return 0
+    return count.value
+
+
+def _deep_set(tree: dict, dotted: str, value) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        if not isinstance(tree.get(part), dict):
+            tree[part] = {}
+        tree = tree[part]
+    tree[leaf] = value
+
+
+def prepare_params(root: str, dataset: str, sets: dict) -> dict:
+    """Validate params.yaml with `dataset` and `sets` applied, then write them; nothing is written when invalid."""
+    current = params_mod.load_params(root)
+    merged = copy.deepcopy(current)
+    updates = {"dataset": dataset, **sets}
+    for name, value in updates.items():
+        _deep_set(merged, name, value)
+    schema = params_mod.load_schema(root)
+    if schema is not None:
+        errors = params_mod.check(merged, schema)
+        if errors:
+            raise ConfigError(f"{params_mod.PARAMS_FILE}: " + "; ".join(errors))
+    if merged != current:
+        params_mod.set_params(root, updates)
+    return merged
+
+
+def _stage_names(root: str) -> dict:
+    import yaml
+
+    path = os.path.join(root, "dvc.yaml")
+    if not os.path.exists(path):
+        raise ConfigError("no dvc.yaml here: define the pipeline's stages (load, process, train, evaluate) in dvc.yaml")
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle) or {}
+
+
+def _entries(items) -> list[str]:
+    paths = []
+    for item in items or []:
+        paths.append(next(iter(item)) if isinstance(item, dict) else str(item))
+    return paths
+
+
+def pipeline_files(root: str) -> dict[str, list[str]]:
+    """metrics, plots and model files that dvc.yaml declares (relative paths)."""
+    document = _stage_names(root)
+    metrics, plots, models = _entries(document.get("metrics")), [], []
+    for item in document.get("plots") or []:
+        plots += [item] if isinstance(item, str) else [k for k in item if not k.startswith(("{", "$"))]
+    for stage in (document.get("stages") or {}).values():
+        metrics += _entries(stage.get("metrics"))
+        plots += _entries(stage.get("plots"))
+        models += [p for p in _entries(stage.get("outs")) if p.endswith(MODEL_SUFFIXES) or os.path.basename(p).startswith("model")]
+    return {"metrics": metrics, "plots": plots, "models": models}
+
+
+def _flat_numbers(tree, prefix: str = "") -> dict[str, float]:
+    flat = {}
+    for key, value in (tree or {}).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flat_numbers(value, name + "."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            flat[name] = float(value)
+    return flat
+
+
+def _read_json(root: str, relative: str):
+    path = os.path.join(root, relative)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise AlopsError(f"{relative}: the metrics file dvc.yaml declares was not written by the pipeline") from None
+    except ValueError as exc:
+        raise AlopsError(f"{relative}: not valid JSON ({exc}); the stage must write a JSON object") from None
+
+
+def read_metrics(root: str, files: dict[str, list[str]]) -> tuple[dict[str, float], dict[str, list]]:
+    """Final metrics from the metrics files; step series from JSON lists of {"step"|"epoch": n, ...} rows."""
+    metrics: dict[str, float] = {}
+    steps: dict[str, list] = {}
+    for relative in files["metrics"]:
+        if not relative.endswith(".json"):
+            continue
+        data = _read_json(root, relative)
+        if not isinstance(data, dict):
+            raise AlopsError(f"{relative}: expected a JSON object of metrics, got {type(data).__name__}")
+        metrics.update(_flat_numbers(data))
+    for relative in files["plots"]:
+        if not relative.endswith(".json") or not os.path.exists(os.path.join(root, relative)):
+            continue
+        data = _read_json(root, relative)
+        rows = next(iter(data.values()), []) if isinstance(data, dict) and len(data) == 1 else data
+        if not isinstance(rows, list):
+            continue
+        for index, row in enumerate(rows):
+            if not isinstance(row, dict):
+                continue
+            step = int(row.get("step", row.get("epoch", index)))
+            for name, value in _flat_numbers(row).items():
+                if name not in ("step", "epoch"):
+                    steps.setdefault(name, []).append((step, value))
+    return metrics, steps
+
+
+def reproduce(root: str, targets: list[str], device: str) -> list[str]:
+    """`dvc repro`; the names of the stages that ran (empty when everything was up to date)."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    known = (_stage_names(root).get("stages") or {}).keys()
+    for target in targets:
+        if target not in known:
+            raise ConfigError(f"stage {target!r} is not in dvc.yaml (stages: {', '.join(known) or 'none'})")
+    os.environ["ALOPS_DEVICE"] = device
+    try:
+        with Repo(root) as repo:
+            stages = repo.reproduce(targets=targets or None)
+    except DvcException as exc:
+        raise dvc_failure("repro", exc) from None
+    return [getattr(stage, "addressing", str(stage)) for stage in stages]
+
+
+def has_remote(root: str) -> bool:
+    from dvc.repo import Repo
+
+    with Repo(root) as repo:
+        return bool(repo.config["core"].get("remote"))
+
+
+def _missing_lock_outputs(root: str) -> bool:
+    """Whether an output dvc.lock records is absent from the workspace (a fresh runner's checkout)."""
+    import yaml
+
+    path = os.path.join(root, "dvc.lock")
+    if not os.path.exists(path):
+        return False
+    with open(path, encoding="utf-8") as handle:
+        lock = yaml.safe_load(handle) or {}
+    outs = [o["path"] for stage in (lock.get("stages") or {}).values() for o in stage.get("outs") or []]
+    return any(not os.path.exists(os.path.join(root, out)) for out in outs)
+
+
+def pull_previous_outputs(root: str, stages: list[str]) -> None:
+    """On a fresh checkout, check out the outputs dvc.lock records (where the remote has them) and DVC's
+    run cache, so unchanged code, params and data reproduce nothing. A workspace that has them skips this."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    if not _missing_lock_outputs(root):
+        return
+    try:
+        with Repo(root) as repo:
+            repo.pull(targets=stages, run_cache=True, allow_missing=True)
+    except DvcException:
+        pass  # a first run: nothing pushed yet; repro decides what to run
+
+
+def push_outputs(root: str) -> None:
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(root) as repo:
+            repo.push(run_cache=True)
+    except DvcException as exc:
+        raise dvc_failure("push", exc) from None
+
+
+def run_pipeline(
+    root: str,
+    context,
+    targets: list[str] = (),
+    device: str | None = None,
+    allow_cpu: bool = False,
+    sets: dict | None = None,
+    track: bool | None = None,
+    dry_run: bool = False,
+    echo=print,
+) -> RunResult:
+    """Run the project's pipeline the way the runner does for `context` (a resolved branch context)."""
+    from alops import data, tracking
+
+    profile = context.profile
+    if track is None:  # a configured tracking server also records feature runs
+        track = profile.tracking or bool(os.environ.get("MLFLOW_TRACKING_URI"))
+    if dry_run:
+        for line in _plan(context, targets, device, sets or {}, track):
+            echo(line)
+        return RunResult()
+    prepare_params(root, profile.dataset, sets or {})
+    chosen = resolve_device(device, profile.device, context.kind, allow_cpu)
+    remote = has_remote(root)
+    config = _load_data_settings()
+    if remote:
+        echo(f"pull: {profile.dataset} dataset, the pipeline's last outputs and the run cache")
+        folder = config.dev if profile.dataset == "dev" else config.full
+        if os.path.exists(os.path.join(root, folder + ".dvc")):
+            data.pull(root, [os.path.join(root, folder)])
+        pull_previous_outputs(root, list(targets) or list((_stage_names(root).get("stages") or {}).keys()))
+    else:
+        echo("pull: skipped (no DVC remote configured); using the data in the workspace")
+    echo(f"repro: on {chosen} with the {profile.dataset} dataset")
+    result = RunResult(ran=reproduce(root, list(targets), chosen), device=chosen)
+    if not result.ran:
+        echo("pipeline up to date: nothing ran, nothing tracked")
+        return result
+    files = pipeline_files(root)
+    result.metrics, steps = read_metrics(root, files)
+    if track:
+        record = tracking.RunRecord(
+            experiment=f"{project_name(root)}/{context.kind}",
+            run_name=f"{context.branch or context.tag}@{(context.commit or 'uncommitted')[:8]}",
+            params={k: str(v) for k, v in params_mod.flatten(params_mod.load_params(root)).items()},
+            metrics=result.metrics,
+            steps=steps,
+            tags=_tags(root, context, chosen),
+            artifacts=[os.path.join(root, p) for p in files["models"] + files["plots"] + ["dvc.lock"]],
+        )
+        result.tracking = tracking.track(record, root, context.kind)
+        state, where = result.tracking
+        echo(f"tracking: run {where} sent" if state == "sent" else
+             f"tracking: server unreachable; run buffered in {os.path.relpath(where, root)} (send it with `alops track sync`)")
+    if remote:
+        echo("push: outputs and run cache")
+        push_outputs(root)
+    return result
+
+
+def _load_data_settings():
+    from alops.config import load_config
+
+    return load_config().data
+
+
+def project_name(root: str) -> str:
+    """CI's project name, else the project folder's name."""
+    repository = os.environ.get("GITHUB_REPOSITORY", "")
+    return os.environ.get("CI_PROJECT_NAME") or repository.rpartition("/")[2] or os.path.basename(os.path.abspath(root))
+
+
+def _tags(root: str, context, device: str) -> dict[str, str]:
+    from alops import data, tracking
+
+    try:
+        version = data.data_version(root)["version"]
+    except AlopsError:
+        version = "untracked"
+    return {
+        "git.commit": context.commit or "",
+        "git.branch": context.branch or context.tag or "",
+        "alops.kind": context.kind,
+        "alops.dataset": context.profile.dataset,
+        "alops.data_version": version,
+        "alops.runner": tracking.runner_name(context.ci_job_url),
+        "alops.device": device,
+    }
+
+
+def _plan(context, targets, device, sets, track) -> list[str]:
+    profile = context.profile
+    settings = ", ".join(f"{k}={v}" for k, v in {"dataset": profile.dataset, **sets}.items())
+    return [
+        f"branch {context.branch!r} is {context.kind}: dataset={profile.dataset}, device={device or profile.device}",
+        "1. check params.yaml against params.schema.yaml",
+        f"2. set {settings} in params.yaml",
+        f"3. pull the {profile.dataset} dataset, the outputs dvc.lock records and DVC's run cache (with a remote)",
+        f"4. dvc repro {' '.join(targets) or '(all stages)'} with ALOPS_DEVICE set",
+        "5. " + ("track the run (MLflow: params, metrics, tags, model, plots, dvc.lock)" if track else "no tracking on this branch kind"),
+        "6. push outputs and the run cache (when a remote is configured)",
+    ]

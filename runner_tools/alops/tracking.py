@@ -1,0 +1,222 @@
+"""MLflow tracking of pipeline runs: params, metrics (per step where a stage logs steps), tags, artifacts.
+
+Everything is sent in batches. Outage policy: requests retry a few times, briefly; when the server stays
+unreachable a run on a feature or experiment branch is buffered under `.alops/tracking-buffer/` and
+`alops track sync` sends it later; a release branch fails closed. Each run carries a unique
+`alops.run_key` tag, so a retried or synced run is never recorded twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+
+from alops.errors import AlopsError, ConfigError
+
+BUFFER_DIR = os.path.join(".alops", "tracking-buffer")
+RUN_KEY_TAG = "alops.run_key"
+FAIL_CLOSED_KINDS = ("release",)
+# MLflow's defaults retry for about four minutes against a dead server; keep it short and bounded.
+RETRY_ENV = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+
+
+@dataclass
+class RunRecord:
+    """Everything one pipeline run sends to the tracking server."""
+
+    experiment: str
+    run_name: str
+    params: dict[str, str]
+    metrics: dict[str, float]
+    steps: dict[str, list[tuple[int, float]]]
+    tags: dict[str, str]
+    artifacts: list[str] = field(default_factory=list)  # absolute paths
+    run_key: str = field(default_factory=lambda: uuid.uuid4().hex)
+    timestamp_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+
+
+class TrackingUnavailable(AlopsError):
+    """The tracking server could not be reached."""
+
+
+def tracking_uri(root: str) -> str:
+    """`$MLFLOW_TRACKING_URI`, else a local sqlite store in the project (`mlflow.db`, artifacts in `mlartifacts/`)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///" + os.path.join(os.path.abspath(root), "mlflow.db")
+
+
+def metric_name(name: str) -> str:
+    """A name MLflow accepts (letters, digits, _ - . space /)."""
+    return re.sub(r"[^\w\-. /]", "_", name)
+
+
+def _reachable(uri: str) -> bool:
+    """Whether an http(s) tracking server answers at all (other stores are local)."""
+    if not uri.startswith(("http://", "https://")):
+        return True
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
+def _client(uri: str):
+    for key, value in RETRY_ENV.items():
+        os.environ.setdefault(key, value)
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def send(record: RunRecord, uri: str) -> str:
+    """Create (or complete) the run on the server and log everything in batches; returns the run id."""
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client = _client(uri)
+        experiment = client.get_experiment_by_name(record.experiment)
+        if experiment:
+            experiment_id = experiment.experiment_id
+        else:
+            local = None
+            if uri.startswith("sqlite:///"):  # the default store: artifacts beside the database
+                local = "file://" + os.path.join(os.path.dirname(uri[len("sqlite:///"):]), "mlartifacts")
+            experiment_id = client.create_experiment(record.experiment, artifact_location=local)
+        found = client.search_runs([experiment_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{record.run_key}'", max_results=1)
+        if found and found[0].info.status == "FINISHED":
+            return found[0].info.run_id  # delivered before: never a second run
+        run = found[0] if found else client.create_run(
+            experiment_id, start_time=record.timestamp_ms, tags={**record.tags, RUN_KEY_TAG: record.run_key},
+            run_name=record.run_name,
+        )
+        run_id = run.info.run_id
+        params = [Param(k, str(v)[:6000]) for k, v in sorted(record.params.items())]
+        metrics = [Metric(metric_name(k), float(v), record.timestamp_ms, 0) for k, v in sorted(record.metrics.items())]
+        for name, series in sorted(record.steps.items()):
+            metrics += [Metric(metric_name(name), float(v), record.timestamp_ms, int(step)) for step, v in series]
+        tags = [RunTag(k, str(v)) for k, v in sorted(record.tags.items())]
+        for part in _chunks(params, 100):
+            client.log_batch(run_id, params=part)
+        for part in _chunks(metrics, 1000):
+            client.log_batch(run_id, metrics=part)
+        client.log_batch(run_id, tags=tags)
+        for path in record.artifacts:
+            if os.path.isdir(path):
+                client.log_artifacts(run_id, path, artifact_path=os.path.basename(path))
+            elif os.path.exists(path):
+                client.log_artifact(run_id, path)
+        client.set_terminated(run_id)
+        return run_id
+    except (MlflowException, OSError) as exc:
+        message = f"tracking server {uri}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        if _reachable(uri):
+            raise AlopsError(message) from None  # the server answered: a real error, not an outage
+        raise TrackingUnavailable(message) from None
+
+
+def buffer(record: RunRecord, root: str) -> str:
+    """Keep the run (and copies of its artifacts) under `.alops/tracking-buffer/<run_key>/` for `alops track sync`."""
+    base = os.path.join(root, BUFFER_DIR)
+    os.makedirs(base, exist_ok=True)
+    ignore = os.path.join(root, ".alops", ".gitignore")
+    if not os.path.exists(ignore):
+        with open(ignore, "w", encoding="utf-8") as handle:
+            handle.write("*\n")
+    staging = tempfile.mkdtemp(dir=base, prefix=".incoming-")
+    copies = []
+    for path in record.artifacts:
+        if os.path.exists(path):
+            target = os.path.join(staging, "artifacts", os.path.basename(path))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            (shutil.copytree if os.path.isdir(path) else shutil.copy2)(path, target)
+            copies.append(os.path.join("artifacts", os.path.basename(path)))
+    data = asdict(record)
+    data["artifacts"] = copies
+    with open(os.path.join(staging, "run.json"), "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=1, sort_keys=True)
+    final = os.path.join(base, record.run_key)
+    os.rename(staging, final)
+    return final
+
+
+def sync(root: str, uri: str) -> tuple[int, int]:
+    """Send every buffered run; (sent, still buffered). A run already on the server is not sent again."""
+    base = os.path.join(root, BUFFER_DIR)
+    if not os.path.isdir(base):
+        return 0, 0
+    sent = 0
+    entries = sorted(e for e in os.listdir(base) if not e.startswith("."))
+    for entry in entries:
+        folder = os.path.join(base, entry)
+        with open(os.path.join(folder, "run.json"), encoding="utf-8") as handle:
+            data = json.load(handle)
+        data["artifacts"] = [os.path.join(folder, a) for a in data["artifacts"]]
+        data["steps"] = {k: [tuple(p) for p in v] for k, v in data["steps"].items()}
+        send(RunRecord(**data), uri)
+        shutil.rmtree(folder)
+        sent += 1
+    return sent, len(entries) - sent
+
+
+def track(record: RunRecord, root: str, kind: str, uri: str | None = None) -> tuple[str, str]:
+    """Send the run, or apply the outage policy; returns ("sent", run id) or ("buffered", folder)."""
+    uri = uri or tracking_uri(root)
+    try:
+        return "sent", send(record, uri)
+    except TrackingUnavailable as exc:
+        if kind in FAIL_CLOSED_KINDS:
+            raise AlopsError(f"{exc}; {kind} runs must be tracked, so the run fails (fix the server and re-run)") from None
+        return "buffered", buffer(record, root)
+
+
+def best_run(uri: str, experiment: str, metric: str, mode: str, commit: str | None) -> dict:
+    """The finished run with the best `metric` (its id, value and params); an error when there is none."""
+    from mlflow.exceptions import MlflowException
+
+    if metric_name(metric) != metric:
+        raise ConfigError(f"--metric {metric!r}: a metric name has letters, digits and _ - . / only")
+    if commit and not re.fullmatch(r"[0-9a-fA-F]{4,40}", commit):
+        raise ConfigError(f"--commit {commit!r} is not a commit hash")
+
+    try:
+        client = _client(uri)
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            raise AlopsError(f"no tracking experiment {experiment!r}: run `alops run` on candidates first")
+        query = "attributes.status = 'FINISHED'" + (f" and tags.`git.commit` = '{commit}'" if commit else "")
+        order = f"metrics.`{metric}` {'DESC' if mode == 'max' else 'ASC'}"
+        runs = [r for r in client.search_runs([found.experiment_id], query, order_by=[order], max_results=100)
+                if metric in r.data.metrics]
+    except MlflowException as exc:
+        raise TrackingUnavailable(f"tracking server {uri}: {str(exc).splitlines()[0]}") from None
+    if not runs:
+        raise AlopsError(f"no finished run in {experiment!r} has metric {metric!r}")
+    best = runs[0]
+    return {"run_id": best.info.run_id, "metric": metric, "value": best.data.metrics[metric], "params": best.data.params}
+
+
+def runner_name(ci_job_url: str | None) -> str:
+    return ci_job_url or f"local:{socket.gethostname()}"

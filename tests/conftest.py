@@ -1,0 +1,166 @@
+"""Shared fixtures: the real `alops` entry point, a clean environment, real git repositories."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ALOPS = str(Path(sys.executable).with_name("alops"))
+_CI_PREFIXES = ("CI_", "GITLAB_", "GITHUB_", "ALOPS_", "RUNNER_")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The current environment without CI variables (tests may themselves run in CI), plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_CI_PREFIXES + ("MLFLOW_",)) and k != "CI"}
+    env["PATH"] = f"{Path(ALOPS).parent}{os.pathsep}{env.get('PATH', '')}"  # stages call `python`
+    env.update(extra)
+    return env
+
+
+def run_alops(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the installed console script, as a user would."""
+    return subprocess.run(
+        [ALOPS, *args], cwd=cwd, env=env if env is not None else clean_env(), capture_output=True, text=True
+    )
+
+
+def git(cwd: Path, *args: str) -> str:
+    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
+    return result.stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git repository on branch main with one commit."""
+    path = tmp_path / "project"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.email", "dev@example.com")
+    git(path, "config", "user.name", "Dev")
+    (path / "README.md").write_text("project\n")
+    git(path, "add", "README.md")
+    git(path, "commit", "-q", "-m", "initial")
+    return path
+
+
+DVC = str(Path(sys.executable).with_name("dvc"))
+
+
+def dvc(cwd: Path, *args: str) -> str:
+    result = subprocess.run([DVC, *args], cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr + result.stdout
+    return result.stdout
+
+
+@pytest.fixture
+def dvc_project(repo: Path, tmp_path: Path) -> Path:
+    """`repo` as a DVC project with a local directory remote and a tracked, pushed full dataset."""
+    from datasets import write_full_dataset
+
+    dvc(repo, "init", "-q")
+    dvc(repo, "remote", "add", "-d", "store", str(tmp_path / "remote"))
+    write_full_dataset(repo / "data" / "full")
+    dvc(repo, "add", "-q", "data/full")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "full dataset")
+    return repo
+
+
+PROJECT_TEMPLATE = Path(__file__).parent / "project"
+
+
+@pytest.fixture
+def ml_project(repo: Path, tmp_path: Path) -> Path:
+    """The test project (digits, a PyTorch MLP, train + evaluate stages) with full and dev data pushed."""
+    import shutil
+
+    from datasets import write_digits
+
+    for item in PROJECT_TEMPLATE.iterdir():
+        if item.is_file():
+            shutil.copy(item, repo / item.name)
+    dvc(repo, "init", "-q")
+    dvc(repo, "remote", "add", "-d", "store", str(tmp_path / "remote"))
+    write_digits(repo / "data" / "full")
+    dvc(repo, "add", "-q", "data/full")
+    result = run_alops("data", "make-dev", "--fraction", "0.2", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    (repo / ".gitignore").write_text("__pycache__/\nmlflow.db\nmlartifacts/\n")  # metrics and plots (cache: false) belong in git
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "project")
+    assert run_alops("data", "push", "--dataset", "all", cwd=repo).returncode == 0
+    return repo
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(process: subprocess.Popen, url: str, log: Path, name: str, timeout_s: int) -> None:
+    """Wait until `url`/health answers; fail with the log's tail if the server dies or takes too long."""
+    import time
+    import urllib.request
+
+    deadline = time.time() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):
+                return
+        except OSError:
+            pass
+        if time.time() > deadline:
+            process.kill()
+            raise RuntimeError(f"{name} did not answer /health within {timeout_s} s")
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` (sqlite backend, artifacts in a temp folder) on a free 127.0.0.1 port."""
+    folder = tmp_path_factory.mktemp("mlflow")
+    port = free_port()
+    log = open(folder / "server.log", "w")
+    process = subprocess.Popen(
+        [str(Path(ALOPS).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}", "--artifacts-destination", str(folder / "artifacts"),
+         "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, env=clean_env(),
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(process, url, folder / "server.log", "mlflow server", 120)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+LABEL_STUDIO = Path(os.environ.get("ALOPS_LABEL_STUDIO", Path(__file__).parents[1] / ".venv-ls/bin/label-studio"))
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory):
+    """A real Label Studio on a free 127.0.0.1 port (installed by `make test` into .venv-ls); (url, token)."""
+    folder = tmp_path_factory.mktemp("label-studio")
+    port, token = free_port(), "alops-test-token-7f3a"
+    log = open(folder / "server.log", "w")
+    env = clean_env(LABEL_STUDIO_BASE_DATA_DIR=str(folder / "data"))
+    process = subprocess.Popen(
+        [str(LABEL_STUDIO), "start", "--host", "127.0.0.1", "--port", str(port), "--no-browser",
+         "--username", "labeler@example.com", "--password", "alops-secret", "--user-token", token,
+         "--enable-legacy-api-token"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=folder,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(process, url, folder / "server.log", "Label Studio", 180)
+    yield url, token
+    process.terminate()
+    process.wait(timeout=30)

@@ -1,0 +1,24 @@
+"""Train a small MLP on the digits features of the configured dataset."""
+
+import json
+import os
+
+import torch
+
+from common import device, load, model, params
+
+torch.manual_seed(0)
+config = params()["train"]
+x, y = load("train")
+net = model(config["hidden"]).to(device())
+optimiser = torch.optim.Adam(net.parameters(), lr=config["lr"])
+history = []
+for epoch in range(1, config["epochs"] + 1):
+    optimiser.zero_grad()
+    loss = torch.nn.functional.cross_entropy(net(x.to(device())), y.to(device()))
+    loss.backward()
+    optimiser.step()
+    history.append({"epoch": epoch, "loss": float(loss)})
+torch.save(net.state_dict(), "model.pt")
+os.makedirs("plots", exist_ok=True)
+json.dump({"train": history}, open("plots/train.json", "w"))

@@ -1,0 +1,158 @@
+"""Streaming, sharded scoring through the CLI and the library: the same selection however it is split."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from alops.al.scoring import Shard, merge, select_streaming
+from alops.al.strategies import make_strategy, Pool
+
+from conftest import run_alops
+
+
+@pytest.fixture
+def pool_file(tmp_path):
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(10) * 0.3, size=50_000).astype(np.float32)
+    probs[1000:1100] = probs[1000]  # a block of exact ties
+    path = tmp_path / "pool.npy"
+    np.save(path, probs)
+    return path, probs
+
+
+@pytest.mark.parametrize("strategy", ["least-confidence", "margin", "entropy", "random"])
+def test_streaming_equals_in_memory_and_shards_merge_exactly(pool_file, strategy):
+    path, probs = pool_file
+    single = select_streaming(str(path), strategy, 300, seed=4, chunk_rows=7_777)
+    assert len(set(single["indices"])) == 300
+    if strategy != "random":
+        in_memory = make_strategy(strategy).query(Pool(probs=probs), 300, np.random.default_rng(0))
+        assert single["indices"] == in_memory.tolist()
+    for count in (2, 3, 7):
+        shards = [select_streaming(str(path), strategy, 300, seed=4, shard=Shard(i, count), chunk_rows=5_000) for i in range(count)]
+        assert merge(shards)["indices"] == single["indices"]
+
+
+def test_parquet_pool_gives_the_npy_selection(pool_file, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path, probs = pool_file
+    pq.write_table(pa.table({f"p{i}": probs[:, i] for i in range(10)}), tmp_path / "pool.parquet", row_group_size=4096)
+    from_parquet = select_streaming(str(tmp_path / "pool.parquet"), "margin", 100, chunk_rows=3000)
+    assert from_parquet["indices"] == select_streaming(str(path), "margin", 100)["indices"]
+
+
+def test_cli_shards_and_merge(pool_file, tmp_path):
+    path, _ = pool_file
+    for i in range(4):
+        result = run_alops("query", "select", str(path), "-k", "50", "--strategy", "entropy", "--shard", f"{i}/4",
+                           "--out", str(tmp_path / f"s{i}.json"), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    merged = run_alops("query", "merge", *[str(tmp_path / f"s{i}.json") for i in range(4)], "--out", str(tmp_path / "m.json"), cwd=tmp_path)
+    assert merged.returncode == 0, merged.stderr
+    run_alops("query", "select", str(path), "-k", "50", "--strategy", "entropy", "--out", str(tmp_path / "one.json"), cwd=tmp_path)
+    assert json.loads((tmp_path / "m.json").read_text())["indices"] == json.loads((tmp_path / "one.json").read_text())["indices"]
+
+
+def test_cli_in_memory_strategies(tmp_path):
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "probs.npy", rng.dirichlet(np.ones(4), size=500).astype(np.float32))
+    np.save(tmp_path / "emb.npy", rng.normal(size=(500, 8)))
+    np.save(tmp_path / "mc.npy", np.stack([rng.dirichlet(np.ones(4), size=500) for _ in range(5)]).astype(np.float32))
+    for args in (["--strategy", "hybrid", "--embeddings", "emb.npy"], ["--strategy", "core-set", "--embeddings", "emb.npy"],
+                 ["--strategy", "margin", "--balanced"]):
+        result = run_alops("query", "select", "probs.npy", "-k", "20", *args, "--out", "sel.json", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert len(set(json.loads((tmp_path / "sel.json").read_text())["indices"])) == 20
+    bald = run_alops("query", "select", "mc.npy", "-k", "20", "--strategy", "bald", "--out", "bald.json", cwd=tmp_path)
+    assert bald.returncode == 0, bald.stderr
+
+
+@pytest.mark.parametrize("mutate,args,message", [
+    (lambda p: p.__setitem__((7, 2), np.nan), [], "row 7: not a probability distribution"),
+    (lambda p: p.__setitem__(12345, p[12345] * 3), [], "row 12345: not a probability distribution"),
+    (None, ["-k", "60000"], "larger than the pool (50000 samples)"),
+    (None, ["--shard", "3/2"], "--shard '3/2': expected i/n"),
+    (None, ["--shard", "two"], "expected i/n"),
+    (None, ["--strategy", "core-set"], "needs embeddings"),
+])
+def test_bad_pools_and_options_fail_clearly_and_write_nothing(pool_file, tmp_path, mutate, args, message):
+    path, probs = pool_file
+    if mutate:
+        probs = probs.copy()
+        mutate(probs)
+        np.save(path, probs)
+    options = ["-k", "10", *args] if "-k" not in args else args
+    result = run_alops("query", "select", str(path), *options, "--out", str(tmp_path / "sel.json"), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "sel.json").exists()
+
+
+def test_merge_refuses_missing_or_mismatched_shards(pool_file, tmp_path):
+    path, _ = pool_file
+    shards = [select_streaming(str(path), "margin", 10, shard=Shard(i, 3)) for i in range(3)]
+    with pytest.raises(Exception, match="exactly once"):
+        merge(shards[:2])
+    shards[1]["k"] = 11
+    with pytest.raises(Exception, match="disagree on k"):
+        merge(shards)
+
+
+def test_truncated_npy_is_a_clear_error(pool_file, tmp_path):
+    path, _ = pool_file
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    result = run_alops("query", "select", str(path), "-k", "5", "--out", str(tmp_path / "x.json"), cwd=tmp_path)
+    assert result.returncode == 2 and "truncated" in result.stderr
+
+
+def test_score_with_a_torchscript_model_then_select(tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 12), torch.nn.ReLU(), torch.nn.Linear(12, 4))
+    torch.jit.save(torch.jit.script(model), tmp_path / "model.pt")
+    inputs = np.random.default_rng(0).normal(size=(5000, 6)).astype(np.float32)
+    np.save(tmp_path / "pool.npy", inputs)
+    scored = run_alops("query", "score", "model.pt", "pool.npy", "--out", "probs.npy", cwd=tmp_path)
+    assert scored.returncode == 0, scored.stderr
+    with torch.no_grad():
+        expected = torch.softmax(model(torch.from_numpy(inputs)), dim=1).numpy()
+    assert np.allclose(np.load(tmp_path / "probs.npy"), expected, atol=1e-6)
+    assert run_alops("query", "select", "probs.npy", "-k", "10", cwd=tmp_path).returncode == 0
+
+
+def test_score_with_a_scikit_learn_model(tmp_path):
+    import joblib
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    digits = load_digits()
+    model = LogisticRegression(max_iter=500).fit(digits.data[:500], digits.target[:500])
+    joblib.dump(model, tmp_path / "model.joblib")
+    np.save(tmp_path / "pool.npy", digits.data[500:])
+    assert run_alops("query", "score", "model.joblib", "pool.npy", cwd=tmp_path).returncode == 0
+    assert np.allclose(np.load(tmp_path / "pool_probs.npy"), model.predict_proba(digits.data[500:]), atol=1e-6)
+
+
+def test_score_with_a_broken_model_writes_nothing(tmp_path):
+    (tmp_path / "model.pt").write_bytes(b"not a model")
+    np.save(tmp_path / "pool.npy", np.zeros((10, 3), np.float32))
+    result = run_alops("query", "score", "model.pt", "pool.npy", cwd=tmp_path)
+    assert result.returncode == 2 and "not a TorchScript model" in result.stderr
+    assert not (tmp_path / "pool_probs.npy").exists() and not list(tmp_path.glob(".alops-*"))
+
+
+def test_rows_that_cancel_out_within_a_block_are_still_caught(tmp_path):
+    probs = np.full((1000, 4), 0.25, np.float32)
+    probs[10] = [0.75, 0.25, 0.25, 0.25]  # sums to 1.5
+    probs[11] = [0.0, 0.25, 0.25, 0.0]  # sums to 0.5: the block's total is still 1000
+    np.save(tmp_path / "pool.npy", probs)
+    for strategy in ("least-confidence", "margin", "entropy"):
+        result = run_alops("query", "select", "pool.npy", "-k", "5", "--strategy", strategy, cwd=tmp_path)
+        assert result.returncode == 2 and "row 10: not a probability distribution" in result.stderr, strategy

@@ -1,0 +1,146 @@
+"""`alops data pull/push/version` against real DVC repositories with a local remote."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ALOPS, clean_env, dvc, git, run_alops
+from datasets import read_manifest, write_full_dataset
+
+
+@pytest.fixture
+def origin(dvc_project: Path) -> Path:
+    """A project whose full and dev datasets are tracked, committed and pushed."""
+    assert run_alops("data", "make-dev", "--fraction", "0.1", cwd=dvc_project).returncode == 0
+    git(dvc_project, "add", "-A")
+    git(dvc_project, "commit", "-q", "-m", "dev dataset")
+    assert run_alops("data", "push", "--dataset", "all", cwd=dvc_project).returncode == 0
+    return dvc_project
+
+
+def clone(origin: Path, tmp_path: Path, branch: str) -> Path:
+    target = tmp_path / f"clone-{branch.replace('/', '-')}"
+    git(tmp_path, "clone", "-q", str(origin), str(target))
+    git(target, "switch", "-q", "-c", branch) if branch != "main" else None
+    return target
+
+
+def files_match_dvc(project: Path, folder: str) -> bool:
+    status = subprocess.run([str(Path(ALOPS).with_name("dvc")), "status", f"{folder}.dvc"], cwd=project, capture_output=True, text=True)
+    return status.returncode == 0 and "changed" not in status.stdout and "deleted" not in status.stdout
+
+
+def md5_tree(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_feature_branch_pulls_only_the_dev_dataset(origin, tmp_path):
+    work = clone(origin, tmp_path, "feature/a")
+    result = run_alops("data", "pull", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert "pulling the dev dataset (data/dev) for feature branch 'feature/a'" in result.stderr
+    assert md5_tree(work / "data/dev") == md5_tree(origin / "data/dev")
+    assert not (work / "data/full").exists()
+    cached = [p for p in (work / ".dvc/cache").rglob("*") if p.is_file() and not p.name.endswith(".dir")]
+    assert len(cached) == len(read_manifest(work / "data/dev/manifest.csv")) + 1  # its files and manifest only
+
+
+def test_experiment_branch_pulls_the_full_dataset(origin, tmp_path):
+    work = clone(origin, tmp_path, "experiment/b")
+    result = run_alops("data", "pull", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert md5_tree(work / "data/full") == md5_tree(origin / "data/full")
+    assert not (work / "data/dev").exists()
+
+
+def test_allow_missing_is_refused_on_experiment_and_release(origin, tmp_path):
+    for branch in ("experiment/b", "release/1.0"):
+        result = run_alops("data", "pull", "--allow-missing", cwd=clone(origin, tmp_path, branch))
+        assert result.returncode == 2
+        assert "--allow-missing is refused" in result.stderr
+
+
+def test_corrupted_remote_object_fails_the_pull(origin, tmp_path):
+    remote = tmp_path / "remote"
+    victim = next(p for p in remote.rglob("*") if p.is_file() and not p.name.endswith(".dir"))
+    victim.chmod(0o644)
+    victim.write_bytes(b"bit rot")
+    work = clone(origin, tmp_path, "experiment/b")
+    result = run_alops("data", "pull", cwd=work)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("alops: error: dvc pull failed")
+    assert "Traceback" not in result.stderr
+    checked_out = md5_tree(work / "data/full") if (work / "data/full").exists() else {}
+    assert hashlib.md5(b"bit rot").hexdigest() not in checked_out.values()
+
+
+def test_kill_during_pull_then_rerun_completes(dvc_project, tmp_path):
+    write_full_dataset(dvc_project / "data/full", n=4000, seed=9)
+    dvc(dvc_project, "add", "-q", "data/full")
+    git(dvc_project, "commit", "-q", "-am", "bigger")
+    dvc(dvc_project, "push", "-q")
+    work = clone(dvc_project, tmp_path, "experiment/big")
+    for delay in (0.5, 1.5, 2.5):
+        process = subprocess.Popen([ALOPS, "data", "pull"], cwd=work, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    result = run_alops("data", "pull", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert md5_tree(work / "data/full") == md5_tree(dvc_project / "data/full")
+    assert files_match_dvc(work, "data/full")
+
+
+def test_active_learning_data_merged_into_experiment_is_pulled(origin, tmp_path):
+    git(origin, "switch", "-q", "-c", "al/round-1")
+    rows = read_manifest(origin / "data/full/manifest.csv")
+    for row in rows[:50]:
+        row["label"] = row["label"] or "2"  # newly labeled samples
+    from datasets import write_manifest
+
+    write_manifest(origin / "data/full/manifest.csv", rows)
+    dvc(origin, "add", "-q", "data/full")
+    assert run_alops("data", "push", cwd=origin).returncode == 0  # al/ pushes the full dataset
+    git(origin, "commit", "-q", "-am", "labels round 1")
+    git(origin, "switch", "-q", "-c", "experiment/more-labels", "main")
+    git(origin, "merge", "-q", "--no-edit", "al/round-1")
+    git(origin, "switch", "-q", "main")  # the origin's HEAD names the default branch of clones
+    work = tmp_path / "runner"
+    git(tmp_path, "clone", "-q", "-b", "experiment/more-labels", str(origin), str(work))
+    assert run_alops("data", "pull", cwd=work).returncode == 0
+    assert read_manifest(work / "data/full/manifest.csv") == rows
+
+
+def test_data_version_is_stable_and_follows_the_data(origin, tmp_path):
+    first = run_alops("data", "version", cwd=origin)
+    assert first.returncode == 0 and first.stdout.startswith("dv-")
+    work = clone(origin, tmp_path, "feature/a")
+    assert run_alops("data", "version", cwd=work).stdout == first.stdout  # from DVC files, no pull needed
+    detail = json.loads(run_alops("data", "version", "--format", "json", cwd=origin).stdout)
+    assert set(detail["outputs"]) == {"data/full", "data/dev"}
+    assert run_alops("data", "make-dev", "--fraction", "0.1", "--seed", "5", cwd=origin).returncode == 0
+    assert run_alops("data", "version", cwd=origin).stdout != first.stdout
+
+
+def test_pull_outside_a_dvc_repository_is_a_clear_error(repo):
+    result = run_alops("data", "pull", cwd=repo)
+    assert result.returncode == 2
+    assert "not inside a DVC repository" in result.stderr
+
+
+def test_pull_without_a_remote_fails_with_dvcs_message(dvc_project, tmp_path):
+    dvc(dvc_project, "remote", "remove", "store")
+    shutil.rmtree(dvc_project / "data/full")
+    shutil.rmtree(dvc_project / ".dvc/cache", ignore_errors=True)
+    git(dvc_project, "switch", "-q", "-c", "experiment/x")
+    result = run_alops("data", "pull", cwd=dvc_project)
+    assert result.returncode == 1
+    assert "dvc pull failed" in result.stderr

@@ -1,0 +1,197 @@
+"""`alops data make-dev` and `check-dev` against real DVC repositories."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from alops.devset import _ks
+
+from conftest import ALOPS, clean_env, dvc, git, run_alops
+from datasets import read_manifest, write_full_dataset, write_manifest
+
+
+def strata(rows):
+    return Counter((r["label"], r["split"]) for r in rows)
+
+
+def test_make_dev_keeps_strata_tracks_with_dvc_and_reports(dvc_project):
+    result = run_alops("data", "make-dev", "--fraction", "0.25", cwd=dvc_project)
+    assert result.returncode == 0, result.stderr
+    full = read_manifest(dvc_project / "data/full/manifest.csv")
+    dev = read_manifest(dvc_project / "data/dev/manifest.csv")
+    assert len(dev) == 100
+    full_strata, dev_strata = strata(full), strata(dev)
+    assert set(dev_strata) == set(full_strata)
+    for key, count in full_strata.items():
+        assert abs(dev_strata[key] / len(dev) - count / len(full)) < 0.02, key
+    assert sum(1 for r in dev if r["label"] == "") == pytest.approx(0.3 * len(dev), abs=8)
+    for row in dev:
+        assert (dvc_project / "data/dev" / row["path"]).read_bytes() == (dvc_project / "data/full" / row["path"]).read_bytes()
+    assert len(list((dvc_project / "data/dev/images").iterdir())) == len(dev)
+    assert (dvc_project / "data/dev.dvc").is_file()
+    report = json.loads((dvc_project / "metrics/dev_fidelity.json").read_text())
+    assert report["dev_rows"] == 100 and report["full_rows"] == 400
+    assert report["max_abs_deviation_pp"] < 2
+    assert 0 <= report["labels_chi2"]["p_value"] <= 1
+    assert set(report["ks"]) == {"x"}
+    shown = json.loads(dvc(dvc_project, "metrics", "show", "--json"))
+    assert "metrics/dev_fidelity.json" in json.dumps(shown)
+
+
+def test_make_dev_is_deterministic_for_a_seed(dvc_project):
+    run_alops("data", "make-dev", "--count", "60", "--seed", "7", "--no-track", cwd=dvc_project)
+    first = (dvc_project / "data/dev/manifest.csv").read_bytes()
+    run_alops("data", "make-dev", "--count", "60", "--seed", "7", "--no-track", cwd=dvc_project)
+    assert (dvc_project / "data/dev/manifest.csv").read_bytes() == first
+    run_alops("data", "make-dev", "--count", "60", "--seed", "8", "--no-track", cwd=dvc_project)
+    assert (dvc_project / "data/dev/manifest.csv").read_bytes() != first
+    assert not [p for p in (dvc_project / "data").iterdir() if p.name.startswith(".alops-")]
+
+
+def test_time_budget_sizes_the_dev_dataset(dvc_project):
+    result = run_alops("data", "make-dev", "--time-budget", "30", "--seconds-per-sample", "0.5", "--no-track", cwd=dvc_project)
+    assert result.returncode == 0, result.stderr
+    assert len(read_manifest(dvc_project / "data/dev/manifest.csv")) == 60
+
+
+def test_outliers_and_corrupt_samples_are_always_included(repo):
+    dvc(repo, "init", "-q")
+    folder = repo / "data/full"
+    rows = write_full_dataset(folder, n=2000)
+    rows[10]["x"] = "250.0"  # statistical outlier
+    rows[20]["x"] = ""  # missing field
+    (folder / rows[30]["path"]).write_bytes(b"")  # unreadable: empty file
+    (folder / rows[40]["path"]).unlink()  # unreadable: missing file
+    write_manifest(folder / "manifest.csv", rows)
+    result = run_alops("data", "make-dev", "--fraction", "0.05", "--outlier-share", "0.1", "--no-track", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    dev_ids = {r["id"] for r in read_manifest(repo / "data/dev/manifest.csv")}
+    assert {"10", "20", "30", "40"} <= dev_ids
+    report = json.loads((repo / "metrics/dev_fidelity.json").read_text())
+    assert report["outliers_and_corrupt"]["found"] >= 4
+    assert report["outliers_and_corrupt"]["included"] == report["outliers_and_corrupt"]["found"]
+
+
+def test_outlier_share_caps_forced_samples(repo):
+    dvc(repo, "init", "-q")
+    rows = write_full_dataset(repo / "data/full", n=1000)
+    for row in rows[:100]:
+        row["x"] = ""
+    write_manifest(repo / "data/full/manifest.csv", rows)
+    run_alops("data", "make-dev", "--count", "100", "--outlier-share", "0.1", "--no-track", cwd=repo)
+    dev = read_manifest(repo / "data/dev/manifest.csv")
+    assert sum(1 for r in dev if r["x"] == "") == 10
+
+
+def test_parquet_manifest(repo):
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    dvc(repo, "init", "-q")
+    write_full_dataset(repo / "data/full", n=300)
+    pq.write_table(pacsv.read_csv(repo / "data/full/manifest.csv"), repo / "data/full/manifest.parquet")
+    (repo / "alops.yaml").write_text("data:\n  manifest: manifest.parquet\n")
+    result = run_alops("data", "make-dev", "--fraction", "0.1", "--no-track", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    assert pq.read_table(repo / "data/dev/manifest.parquet").num_rows == 30
+
+
+BAD_INPUTS = [
+    ("missing column", lambda rows: [{k: v for k, v in r.items() if k != "split"} for r in rows], "missing required column(s) split"),
+    ("duplicate id", lambda rows: rows + [dict(rows[5])], "duplicate id"),
+    ("unknown class", lambda rows: rows[:-1] + [{**rows[-1], "label": "9"}], "label '9' is not a declared class"),
+    ("escaping path", lambda rows: rows[:3] + [{**rows[3], "path": "../../etc/passwd"}] + rows[4:], "escapes the dataset folder"),
+    ("absolute path", lambda rows: [{**rows[0], "path": "/etc/passwd"}] + rows[1:], "escapes the dataset folder"),
+    ("empty dataset", lambda rows: [], "the full dataset is empty"),
+]
+
+
+@pytest.mark.parametrize("name,mutate,message", BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_bad_manifest_exits_2_and_writes_nothing(dvc_project, name, mutate, message):
+    (dvc_project / "alops.yaml").write_text("data:\n  classes: ['0', '1', '2', '3']\n")
+    manifest = dvc_project / "data/full/manifest.csv"
+    write_manifest(manifest, mutate(read_manifest(manifest)))
+    before = sorted(str(p) for p in dvc_project.rglob("*") if ".git" not in p.parts)
+    result = run_alops("data", "make-dev", "--fraction", "0.5", cwd=dvc_project)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert sorted(str(p) for p in dvc_project.rglob("*") if ".git" not in p.parts) == before
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--fraction", "0"], "outside (0, 1]"),
+    (["--fraction", "1.5"], "outside (0, 1]"),
+    ([], "give exactly one of"),
+    (["--fraction", "0.1", "--count", "5"], "give exactly one of"),
+    (["--time-budget", "60"], "--seconds-per-sample"),
+])
+def test_bad_size_exits_2_and_writes_nothing(dvc_project, args, message):
+    result = run_alops("data", "make-dev", *args, cwd=dvc_project)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not (dvc_project / "data/dev").exists() and not (dvc_project / "metrics").exists()
+
+
+def test_kill_during_make_dev_then_rerun_completes(repo):
+    write_full_dataset(repo / "data/full", n=3000)
+    dvc(repo, "init", "-q")
+    for delay in (0.3, 0.6, 0.9):
+        process = subprocess.Popen([ALOPS, "data", "make-dev", "--fraction", "0.5"], cwd=repo, env=clean_env(),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    result = run_alops("data", "make-dev", "--fraction", "0.5", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    dev = read_manifest(repo / "data/dev/manifest.csv")
+    assert len(dev) == 1500
+    assert sorted(p.name for p in (repo / "data/dev/images").iterdir()) == sorted(os.path.basename(r["path"]) for r in dev)
+    assert not [p for p in (repo / "data").iterdir() if p.name.startswith(".alops-")]
+    assert "data/dev" not in dvc(repo, "status", "data/dev.dvc")  # tracked content matches the workspace
+
+
+def test_check_dev_passes_for_a_fresh_dev_dataset(dvc_project):
+    run_alops("data", "make-dev", "--fraction", "0.5", "--no-track", cwd=dvc_project)
+    result = run_alops("data", "check-dev", cwd=dvc_project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "representative" in result.stdout
+
+
+def test_check_dev_flags_shifted_live_data(dvc_project, tmp_path):
+    run_alops("data", "make-dev", "--fraction", "0.5", "--no-track", cwd=dvc_project)
+    rng = np.random.default_rng(0)
+    log = [{"prediction": "3" if rng.random() < 0.6 else str(int(rng.integers(0, 3))), "x": f"{rng.normal():.4f}"} for _ in range(500)]
+    write_manifest(tmp_path / "live.csv", log)
+    result = run_alops("data", "check-dev", "--against", str(tmp_path / "live.csv"), "--label-column", "prediction", cwd=dvc_project)
+    assert result.returncode == 1
+    assert "label 3:" in result.stdout and "% in live data" in result.stdout
+    assert "run `alops data make-dev`" in result.stderr
+
+
+def test_check_dev_flags_a_shifted_feature(dvc_project, tmp_path):
+    run_alops("data", "make-dev", "--fraction", "0.5", "--no-track", cwd=dvc_project)
+    log = [{"x": f"{v:.4f}"} for v in np.random.default_rng(1).normal(1.5, 1, 400)]
+    write_manifest(tmp_path / "live.csv", log)
+    result = run_alops("data", "check-dev", "--against", str(tmp_path / "live.csv"), cwd=dvc_project)
+    assert result.returncode == 1
+    assert "feature x: KS statistic" in result.stdout
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_streamed_ks_equals_scipy(seed):
+    rng = np.random.default_rng(seed)
+    full = np.round(rng.normal(size=5000), 2)  # ties on purpose
+    dev = np.sort(rng.choice(full, 300, replace=False))
+    at_or_below = np.searchsorted(np.sort(full), dev, side="right")
+    below = np.searchsorted(np.sort(full), dev, side="left")
+    assert _ks(at_or_below, below, full.size, dev) == pytest.approx(stats.ks_2samp(full, dev).statistic)

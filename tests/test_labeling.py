@@ -1,0 +1,236 @@
+"""`alops labels export` / `import`: Label Studio tasks out, validated labels in, atomically and idempotently."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from conftest import clean_env, dvc, run_alops
+from datasets import read_manifest, write_full_dataset
+
+
+@pytest.fixture
+def batch_project(repo):
+    """A project with a full dataset, a scored pool and an exported batch of 6 tasks."""
+    dvc(repo, "init", "-q")
+    (repo / "alops.yaml").write_text("data:\n  classes: ['0', '1', '2', '3']\n")
+    rows = write_full_dataset(repo / "data/full", n=60)
+    unlabeled = [r for r in rows if r["label"] == ""]
+    probs = np.random.default_rng(0).dirichlet(np.ones(4), size=len(unlabeled)).astype(np.float32)
+    np.save(repo / "pool.npy", probs)
+    assert run_alops("query", "select", "pool.npy", "-k", "6", "--strategy", "margin", cwd=repo).returncode == 0
+    result = run_alops("labels", "export", "selection.json", "--model-version", "v7", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    return repo
+
+
+def annotation(label, user=1, cancelled=False):
+    return {"completed_by": user, "was_cancelled": cancelled,
+            "result": [{"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [label]}}]}
+
+
+def full_export(project, labels: dict[str, list]):
+    tasks = json.loads((project / "labeling/tasks.json").read_text())
+    export = []
+    for number, task in enumerate(tasks, start=1):
+        sample = task["data"]["sample_id"]
+        if sample in labels:
+            export.append({"id": number, "data": task["data"], "annotations": labels[sample]})
+    return export
+
+
+def batch_ids(project):
+    return json.loads((project / "labeling/batch.json").read_text())["sample_ids"]
+
+
+def manifest_hash(project):
+    return hashlib.sha256((project / "data/full/manifest.csv").read_bytes()).hexdigest()
+
+
+def test_export_writes_tasks_with_scores_csv_and_config(batch_project):
+    tasks = json.loads((batch_project / "labeling/tasks.json").read_text())
+    selection = json.loads((batch_project / "selection.json").read_text())
+    assert len(tasks) == 6
+    assert [t["predictions"][0]["score"] for t in tasks] == selection["scores"]
+    assert all(t["predictions"][0]["model_version"] == "v7" for t in tasks)
+    unlabeled = [r for r in read_manifest(batch_project / "data/full/manifest.csv") if r["label"] == ""]
+    assert [t["data"]["sample_id"] for t in tasks] == [unlabeled[i]["id"] for i in selection["indices"]]
+    assert tasks[0]["data"]["image"] == unlabeled[selection["indices"][0]]["path"]
+    assert (batch_project / "labeling/tasks.csv").read_text().startswith("sample_id,image,score")
+    assert '<Choice value="3"/>' in (batch_project / "labeling/label_config.xml").read_text()
+
+
+def test_import_labels_the_pool_and_twice_changes_nothing(batch_project):
+    ids = batch_ids(batch_project)
+    export = full_export(batch_project, {s: [annotation(str(i % 4))] for i, s in enumerate(ids)})
+    (batch_project / "export.json").write_text(json.dumps(export))
+    result = run_alops("labels", "import", "export.json", cwd=batch_project)
+    assert result.returncode == 0, result.stderr
+    assert "6 labels accepted, 6 samples changed" in result.stdout
+    labels = {r["id"]: r["label"] for r in read_manifest(batch_project / "data/full/manifest.csv")}
+    assert [labels[s] for s in ids] == [str(i % 4) for i in range(6)]
+    before = manifest_hash(batch_project)
+    again = run_alops("labels", "import", "export.json", cwd=batch_project)
+    assert again.returncode == 0 and "0 samples changed" in again.stdout
+    assert manifest_hash(batch_project) == before
+
+
+def test_json_min_and_csv_exports(batch_project):
+    ids = batch_ids(batch_project)
+    minimal = [{"id": n, "sample_id": s, "label": "2", "annotator": "a@x"} for n, s in enumerate(ids)]
+    (batch_project / "min.json").write_text(json.dumps(minimal))
+    assert "6 labels accepted" in run_alops("labels", "import", "min.json", cwd=batch_project).stdout
+    (batch_project / "export.csv").write_text("sample_id,label,annotator\n" + "".join(f"{s},1,b\n" for s in ids))
+    result = run_alops("labels", "import", "export.csv", cwd=batch_project)
+    assert "6 samples changed" in result.stdout
+
+
+def test_disagreement_and_cancelled_go_back_to_the_queue(batch_project):
+    ids = batch_ids(batch_project)
+    labels = {s: [annotation("1", 1), annotation("1", 2), annotation("2", 3)] for s in ids[:4]}
+    labels[ids[4]] = [annotation("1", 1), annotation("3", 2)]  # a tie
+    labels[ids[5]] = [annotation("0", 1, cancelled=True)]
+    (batch_project / "export.json").write_text(json.dumps(full_export(batch_project, labels)))
+    result = run_alops("labels", "import", "export.json", "--min-agreement", "0.6", cwd=batch_project)
+    assert result.returncode == 0, result.stderr
+    assert f"back to the queue: {ids[4]}: annotators disagree" in result.stdout
+    assert f"back to the queue: {ids[5]}: no annotation" in result.stdout
+    assert "4 labels accepted" in result.stdout and "1 cancelled annotations ignored" in result.stdout
+    strict = run_alops("labels", "import", "export.json", "--min-agreement", "0.9", cwd=batch_project)
+    assert "0 labels accepted" in strict.stdout
+
+
+BAD_EXPORTS = {
+    "duplicate task": lambda ids, export: export + export[:1],
+    "unknown class": lambda ids, export: [{**export[0], "annotations": [annotation("9")]}] + export[1:],
+    "not in batch": lambda ids, export: export + [{"id": 99, "data": {"sample_id": "nope"}, "annotations": [annotation("1")]}],
+    "partial": lambda ids, export: export[:3],
+}
+MESSAGES = {"duplicate task": "appears twice", "unknown class": "label '9' is not a class",
+            "not in batch": "sample 'nope' (task 99) was not in batch", "partial": "the export covers 3 of 6 samples"}
+
+
+@pytest.mark.parametrize("case", list(BAD_EXPORTS))
+def test_bad_exports_change_nothing(batch_project, case):
+    ids = batch_ids(batch_project)
+    export = full_export(batch_project, {s: [annotation("1")] for s in ids})
+    (batch_project / "export.json").write_text(json.dumps(BAD_EXPORTS[case](ids, export)))
+    before = manifest_hash(batch_project)
+    result = run_alops("labels", "import", "export.json", cwd=batch_project)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert MESSAGES[case] in result.stderr and "Traceback" not in result.stderr
+    assert manifest_hash(batch_project) == before
+
+
+def test_truncated_export_and_partial_flag(batch_project):
+    ids = batch_ids(batch_project)
+    text = json.dumps(full_export(batch_project, {s: [annotation("1")] for s in ids}))
+    (batch_project / "export.json").write_text(text[: len(text) // 2])
+    before = manifest_hash(batch_project)
+    result = run_alops("labels", "import", "export.json", cwd=batch_project)
+    assert result.returncode == 2 and "is the export truncated?" in result.stderr
+    assert manifest_hash(batch_project) == before
+    (batch_project / "export.json").write_text(json.dumps(full_export(batch_project, {s: [annotation("1")] for s in ids[:2]})))
+    partial = run_alops("labels", "import", "export.json", "--partial", cwd=batch_project)
+    assert partial.returncode == 0 and "2 labels accepted" in partial.stdout and "4 back to the queue" in partial.stdout
+
+
+def test_hand_off_through_a_real_label_studio(batch_project, label_studio):
+    import requests
+
+    url, token = label_studio
+    env = clean_env(LABEL_STUDIO_API_KEY=token)
+    exported = run_alops("labels", "export", "selection.json", "--model-version", "v7", "--label-studio-url", url,
+                         "--project", "digits round 1", cwd=batch_project, env=env)
+    assert exported.returncode == 0, exported.stderr
+    assert "6 tasks added" in exported.stdout
+    again = run_alops("labels", "export", "selection.json", "--model-version", "v7", "--label-studio-url", url,
+                      "--project", "digits round 1", cwd=batch_project, env=env)
+    assert "0 tasks added" in again.stdout  # a restarted job adds nothing twice
+
+    headers = {"Authorization": f"Token {token}"}
+    project = next(p for p in requests.get(f"{url}/api/projects", headers=headers, timeout=30).json()["results"]
+                   if p["title"] == "digits round 1")
+    tasks = requests.get(f"{url}/api/tasks", params={"project": project["id"], "page_size": 100}, headers=headers, timeout=30).json()["tasks"]
+    assert len(tasks) == 6
+    wanted = {}
+    for number, task in enumerate(tasks):
+        wanted[task["data"]["sample_id"]] = str(number % 4)
+        answer = {"result": [{"from_name": "label", "to_name": "image", "type": "choices",
+                              "value": {"choices": [str(number % 4)]}}], "was_cancelled": False}
+        response = requests.post(f"{url}/api/tasks/{task['id']}/annotations", json=answer, headers=headers, timeout=30)
+        assert response.status_code == 201, response.text
+
+    imported = run_alops("labels", "import", "--label-studio-url", url, "--project", "digits round 1", cwd=batch_project, env=env)
+    assert imported.returncode == 0, imported.stderr
+    assert "6 labels accepted, 6 samples changed" in imported.stdout
+    assert len(json.loads((batch_project / "labeling/export.json").read_text())) == 6
+    for task in tasks:
+        predictions = requests.get(f"{url}/api/predictions", params={"task": task["id"]}, headers=headers, timeout=30).json()
+        assert predictions[0]["model_version"] == "v7" and isinstance(predictions[0]["score"], float)
+    labels = {r["id"]: r["label"] for r in read_manifest(batch_project / "data/full/manifest.csv")}
+    assert {s: labels[s] for s in wanted} == wanted
+    assert token not in exported.stdout + exported.stderr + imported.stdout + imported.stderr
+
+
+def test_label_studio_errors_are_one_line_without_the_token(batch_project, label_studio):
+    url, _ = label_studio
+    result = run_alops("labels", "export", "selection.json", "--label-studio-url", url, cwd=batch_project,
+                       env=clean_env(LABEL_STUDIO_API_KEY="wrong-token-123"))
+    assert result.returncode == 1
+    assert "HTTP 401" in result.stderr and "wrong-token-123" not in result.stderr
+    missing = run_alops("labels", "export", "selection.json", "--label-studio-url", url, cwd=batch_project)
+    assert missing.returncode == 2 and "LABEL_STUDIO_API_KEY" in missing.stderr
+
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures" / "labels"
+
+
+@pytest.fixture
+def fixture_pool(repo):
+    """A pool whose unlabeled samples 101..106 match tests/fixtures/labels/batch.json."""
+    from datasets import write_manifest
+
+    dvc(repo, "init", "-q")
+    (repo / "alops.yaml").write_text("data:\n  classes: ['0', '1', '2', '3']\n")
+    (repo / "data/full").mkdir(parents=True)
+    rows = [{"id": str(i), "label": "" if i > 100 else str(i % 4), "split": "train", "x": str(i / 10)} for i in (1, 2, 3, *range(101, 107))]
+    write_manifest(repo / "data/full/manifest.csv", rows)
+    return repo
+
+
+@pytest.mark.parametrize("name,message", [
+    ("duplicate_task.json", "task 1 appears twice"),
+    ("unknown_class.json", "label '7' is not a class"),
+    ("not_in_batch.json", "sample '999' (task 50) was not in batch fixture01"),
+    ("partial.json", "the export covers 4 of 6 samples"),
+    ("truncated.json", "is the export truncated?"),
+])
+def test_fixture_exports_that_must_be_refused(fixture_pool, name, message):
+    before = manifest_hash(fixture_pool)
+    result = run_alops("labels", "import", str(FIXTURES / name), "--batch", str(FIXTURES / "batch.json"), cwd=fixture_pool)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr and result.stderr.strip().count("\n") == 0
+    assert manifest_hash(fixture_pool) == before
+
+
+@pytest.mark.parametrize("name", ["good.json", "good_min.json", "good.csv"])
+def test_fixture_exports_in_each_format(fixture_pool, name):
+    result = run_alops("labels", "import", str(FIXTURES / name), "--batch", str(FIXTURES / "batch.json"), cwd=fixture_pool)
+    assert result.returncode == 0, result.stderr
+    labels = {r["id"]: r["label"] for r in read_manifest(fixture_pool / "data/full/manifest.csv")}
+    assert [labels[str(i)] for i in range(101, 107)] == ["0", "1", "2", "3", "0", "1"]
+    assert [labels[str(i)] for i in (1, 2, 3)] == ["1", "2", "3"]  # labeled samples untouched
+
+
+def test_fixture_disagreement_and_cancelled(fixture_pool):
+    result = run_alops("labels", "import", str(FIXTURES / "disagreement_and_cancelled.json"), "--batch",
+                       str(FIXTURES / "batch.json"), "--min-agreement", "0.6", cwd=fixture_pool)
+    assert result.returncode == 0, result.stderr
+    assert "back to the queue: 105: annotators disagree" in result.stdout
+    assert "back to the queue: 106: no annotation (cancelled or empty)" in result.stdout
+    labels = {r["id"]: r["label"] for r in read_manifest(fixture_pool / "data/full/manifest.csv")}
+    assert [labels[str(i)] for i in range(101, 107)] == ["1", "1", "1", "1", "", ""]

@@ -1,0 +1,109 @@
+"""On an active-learning branch a label import records the new data version; racing imports both land."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from conftest import ALOPS, clean_env, dvc, git, run_alops
+from datasets import read_manifest, write_full_dataset
+
+
+@pytest.fixture
+def al_remote(repo, tmp_path):
+    """A bare git remote whose branch al/round-1 tracks a full dataset, and its DVC remote."""
+    dvc(repo, "init", "-q")
+    dvc(repo, "remote", "add", "-d", "store", str(tmp_path / "dvc-remote"))
+    (repo / "alops.yaml").write_text("data:\n  classes: ['0', '1', '2', '3']\n")
+    write_full_dataset(repo / "data/full", n=80)
+    dvc(repo, "add", "-q", "data/full")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "data")
+    dvc(repo, "push", "-q")
+    bare = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(repo, "push", "-q", str(bare), "main:main", "main:al/round-1")
+    return bare
+
+
+def checkout(bare, folder, name):
+    target = folder / name
+    git(folder, "clone", "-q", "-b", "al/round-1", str(bare), str(target))
+    git(target, "config", "user.email", f"{name}@example.com")
+    git(target, "config", "user.name", name)
+    dvc(target, "pull", "-q")
+    return target
+
+
+def write_batch(folder, name, sample_ids, label):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "batch.json").write_text(json.dumps({"batch_id": name, "sample_ids": sample_ids, "classes": ["0", "1", "2", "3"]}))
+    export = [{"id": i, "data": {"sample_id": s}, "annotations": [{"completed_by": 1, "result": [
+        {"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [label]}}]}]} for i, s in enumerate(sample_ids)]
+    (folder / "export.json").write_text(json.dumps(export))
+
+
+def import_args(folder):
+    return ["labels", "import", str(folder / "export.json"), "--batch", str(folder / "batch.json")]
+
+
+def test_racing_imports_on_an_al_branch_both_land(al_remote, tmp_path):
+    first, second = checkout(al_remote, tmp_path, "runner-a"), checkout(al_remote, tmp_path, "runner-b")
+    unlabeled = [r["id"] for r in read_manifest(first / "data/full/manifest.csv") if r["label"] == ""]
+    write_batch(tmp_path / "batch-a", "batch-a", unlabeled[:5], "1")
+    write_batch(tmp_path / "batch-b", "batch-b", unlabeled[5:10], "2")
+    start = git(first, "rev-parse", "HEAD")
+
+    landed_a = run_alops(*import_args(tmp_path / "batch-a"), cwd=first)
+    assert landed_a.returncode == 0, landed_a.stderr
+    assert "recorded the new data version" in landed_a.stdout
+    landed_b = run_alops(*import_args(tmp_path / "batch-b"), cwd=second)  # its push is rejected: it must retry
+    assert landed_b.returncode == 0, landed_b.stderr
+
+    final = checkout(al_remote, tmp_path, "reader")
+    labels = {r["id"]: r["label"] for r in read_manifest(final / "data/full/manifest.csv")}
+    assert [labels[s] for s in unlabeled[:5]] == ["1"] * 5
+    assert [labels[s] for s in unlabeled[5:10]] == ["2"] * 5
+    subjects = git(final, "log", "--format=%s", f"{start}..HEAD").splitlines()
+    assert subjects == ["Labels of batch batch-b", "Labels of batch batch-a"]
+    git(final, "merge-base", "--is-ancestor", start, "HEAD")  # history kept: no force push
+
+
+def test_concurrent_imports_both_land(al_remote, tmp_path):
+    runners = [checkout(al_remote, tmp_path, f"runner-{i}") for i in range(3)]
+    unlabeled = [r["id"] for r in read_manifest(runners[0] / "data/full/manifest.csv") if r["label"] == ""]
+    processes = []
+    for i, runner in enumerate(runners):
+        write_batch(tmp_path / f"batch-{i}", f"batch-{i}", unlabeled[i * 4:(i + 1) * 4], str(i))
+        processes.append(subprocess.Popen([ALOPS, *import_args(tmp_path / f"batch-{i}")], cwd=runner, env=clean_env(),
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+    labels = {r["id"]: r["label"] for r in read_manifest(checkout(al_remote, tmp_path, "reader") / "data/full/manifest.csv")}
+    for i in range(3):
+        assert [labels[s] for s in unlabeled[i * 4:(i + 1) * 4]] == [str(i)] * 4
+
+
+def test_import_on_a_feature_branch_does_not_commit(al_remote, tmp_path):
+    work = checkout(al_remote, tmp_path, "runner")
+    git(work, "switch", "-q", "-c", "feature/x")
+    unlabeled = [r["id"] for r in read_manifest(work / "data/full/manifest.csv") if r["label"] == ""]
+    write_batch(tmp_path / "batch", "b", unlabeled[:3], "0")
+    head = git(work, "rev-parse", "HEAD")
+    result = run_alops(*import_args(tmp_path / "batch"), cwd=work)
+    assert result.returncode == 0 and "recorded" not in result.stdout
+    assert git(work, "rev-parse", "HEAD") == head
+
+
+def test_dirty_checkout_is_refused_before_anything_changes(al_remote, tmp_path):
+    work = checkout(al_remote, tmp_path, "runner")
+    (work / "alops.yaml").write_text((work / "alops.yaml").read_text() + "# local edit\n")
+    unlabeled = [r["id"] for r in read_manifest(work / "data/full/manifest.csv") if r["label"] == ""]
+    write_batch(tmp_path / "batch", "b", unlabeled[:3], "0")
+    before = (work / "data/full/manifest.csv").read_bytes()
+    result = run_alops(*import_args(tmp_path / "batch"), cwd=work)
+    assert result.returncode == 2 and "uncommitted changes" in result.stderr
+    assert (work / "data/full/manifest.csv").read_bytes() == before

@@ -1,0 +1,193 @@
+"""`alops run` on the test project: branch profiles, DVC's run cache, MLflow tracking and its outage policy."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from conftest import clean_env, free_port, git, run_alops
+
+
+def lock_deps(project) -> set[str]:
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    return {dep["path"] for stage in lock["stages"].values() for dep in stage.get("deps", [])}
+
+
+def mlflow_client(url):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=url)
+
+
+def runs_of(url, experiment):
+    client = mlflow_client(url)
+    found = client.get_experiment_by_name(experiment)
+    return client.search_runs([found.experiment_id]) if found else []
+
+
+def test_feature_branch_runs_on_dev_data_and_cpu(ml_project):
+    git(ml_project, "switch", "-q", "-c", "feature/tune")
+    result = run_alops("run", cwd=ml_project)
+    assert result.returncode == 0, result.stderr
+    assert "repro: on cpu with the dev dataset" in result.stderr
+    assert yaml.safe_load((ml_project / "params.yaml").read_text())["dataset"] == "dev"
+    assert "data/dev" in lock_deps(ml_project) and "data/full" not in lock_deps(ml_project)
+    metrics = json.loads((ml_project / "metrics.json").read_text())
+    assert "val_accuracy: " in result.stdout and metrics["val_samples"] < 200  # a fifth of 359 val samples
+    assert not (ml_project / "mlflow.db").exists()  # feature runs are not tracked without a server
+    assert "# which dataset" in (ml_project / "params.yaml").read_text()  # comments kept
+
+
+def test_experiment_branch_without_gpu_fails_unless_allowed(ml_project):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible")
+    git(ml_project, "switch", "-q", "-c", "experiment/full")
+    result = run_alops("run", cwd=ml_project)
+    assert result.returncode == 1
+    assert "asks for a GPU and no CUDA device is visible" in result.stderr and "--allow-cpu" in result.stderr
+    assert not (ml_project / "metrics.json").exists()
+
+
+def test_experiment_run_on_full_data_is_tracked_with_every_tag(ml_project, mlflow_server):
+    git(ml_project, "switch", "-q", "-c", "experiment/full")
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server)
+    result = run_alops("run", "--allow-cpu", cwd=ml_project, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "data/full" in lock_deps(ml_project)
+    runs = runs_of(mlflow_server, f"{ml_project.name}/experiment")
+    assert len(runs) == 1
+    run = runs[0]
+    tags = run.data.tags
+    assert tags["git.commit"] == git(ml_project, "rev-parse", "HEAD")
+    assert tags["git.branch"] == "experiment/full"
+    assert tags["alops.kind"] == "experiment" and tags["alops.dataset"] == "full"
+    assert tags["alops.data_version"] == run_alops("data", "version", cwd=ml_project).stdout.strip()
+    assert tags["alops.runner"].startswith("local:") and tags["alops.device"] == "cpu"
+    assert run.data.params["train.lr"] == "0.01" and run.data.params["dataset"] == "full"
+    assert "val_accuracy" in run.data.metrics, (run.data.metrics, result.stdout)
+    assert run.data.metrics["val_accuracy"] == json.loads((ml_project / "metrics.json").read_text())["val_accuracy"]
+    history = mlflow_client(mlflow_server).get_metric_history(run.info.run_id, "loss")
+    assert [m.step for m in history] == [1, 2, 3, 4, 5]
+    artifacts = {a.path for a in mlflow_client(mlflow_server).list_artifacts(run.info.run_id)}
+    assert {"model.pt", "dvc.lock", "train.json"} <= artifacts
+
+
+def test_second_identical_run_is_a_no_op(ml_project, mlflow_server):
+    git(ml_project, "switch", "-q", "-c", "experiment/again")
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server)
+    assert run_alops("run", "--allow-cpu", cwd=ml_project, env=env).returncode == 0
+    model = (ml_project / "model.pt").stat().st_mtime_ns
+    again = run_alops("run", "--allow-cpu", cwd=ml_project, env=env)
+    assert again.returncode == 0, again.stderr
+    assert "nothing ran, nothing tracked" in again.stderr
+    assert (ml_project / "model.pt").stat().st_mtime_ns == model
+    assert len([r for r in runs_of(mlflow_server, f"{ml_project.name}/experiment") if r.data.tags["git.branch"] == "experiment/again"]) == 1
+
+
+def test_dead_server_on_feature_buffers_and_sync_delivers_once(ml_project, mlflow_server):
+    git(ml_project, "switch", "-q", "-c", "feature/outage")
+    dead = f"http://127.0.0.1:{free_port()}"
+    result = run_alops("run", "--track", cwd=ml_project, env=clean_env(MLFLOW_TRACKING_URI=dead))
+    assert result.returncode == 0, result.stderr
+    assert "run buffered" in result.stderr
+    buffered = list((ml_project / ".alops/tracking-buffer").iterdir())
+    assert len(buffered) == 1
+    live = clean_env(MLFLOW_TRACKING_URI=mlflow_server)
+    synced = run_alops("track", "sync", cwd=ml_project, env=live)
+    assert synced.returncode == 0, synced.stderr
+    assert "1 buffered run(s) sent" in synced.stdout
+    again = run_alops("track", "sync", cwd=ml_project, env=live)
+    assert "0 buffered run(s) sent" in again.stdout
+    runs = [r for r in runs_of(mlflow_server, f"{ml_project.name}/feature") if r.data.tags["git.branch"] == "feature/outage"]
+    assert len(runs) == 1
+    assert "model.pt" in {a.path for a in mlflow_client(mlflow_server).list_artifacts(runs[0].info.run_id)}
+    assert git(ml_project, "status", "--porcelain", "--", ".alops") == ""  # the buffer is not committed by accident
+
+
+def test_dead_server_on_release_fails_closed(ml_project):
+    git(ml_project, "switch", "-q", "-c", "release/1.0")
+    dead = f"http://127.0.0.1:{free_port()}"
+    result = run_alops("run", "--device", "cpu", cwd=ml_project, env=clean_env(MLFLOW_TRACKING_URI=dead))
+    assert result.returncode == 1
+    assert "release runs must be tracked" in result.stderr and "Traceback" not in result.stderr
+    assert not (ml_project / ".alops/tracking-buffer").exists()
+
+
+def test_invalid_params_stop_before_any_work(ml_project):
+    git(ml_project, "switch", "-q", "-c", "feature/bad")
+    before = (ml_project / "params.yaml").read_text()
+    result = run_alops("run", "--set", "train.lr=5", "--set", "train.hidden=48", cwd=ml_project)
+    assert result.returncode == 2
+    assert "train.lr: 5 is not allowed (expected a float >= 1e-05 <= 1.0)" in result.stderr
+    assert "train.hidden: 48 is not allowed (expected one of 16, 32, 64)" in result.stderr
+    assert (ml_project / "params.yaml").read_text() == before
+    assert not (ml_project / "dvc.lock").exists()
+
+
+def test_params_check_lists_each_problem(ml_project):
+    (ml_project / "params.yaml").write_text("dataset: huge\ntrain: {lr: 0.1, epochs: 0}\n")
+    result = run_alops("params", "check", cwd=ml_project)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert "params.yaml: dataset: 'huge' is not allowed (expected one of dev, full)" in lines
+    assert "params.yaml: train.epochs: 0 is not allowed (expected a int >= 1 <= 200)" in lines
+    assert "params.yaml: train.hidden: missing (expected one of 16, 32, 64)" in lines
+
+
+def test_params_matrix_for_gitlab_and_github(ml_project):
+    gitlab = json.loads(run_alops("params", "matrix", "--format", "gitlab", cwd=ml_project).stdout)
+    assert len(gitlab) == 4 and {"PARAM_TRAIN_LR": ["0.05"], "PARAM_TRAIN_HIDDEN": ["16"]} in gitlab
+    github = json.loads(run_alops("params", "matrix", "--format", "github", cwd=ml_project).stdout)
+    assert {"train.lr": 0.01, "train.hidden": 32} in github["include"]
+    sample = json.loads(run_alops("params", "matrix", "--sample", "2", "--seed", "1", cwd=ml_project).stdout)
+    assert len(sample) == 2 and all(combo in json.loads(run_alops("params", "matrix", cwd=ml_project).stdout) for combo in sample)
+
+
+def test_candidates_and_select_best(ml_project, mlflow_server):
+    git(ml_project, "switch", "-q", "-c", "feature/candidates")
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server)
+    for lr in ("0.001", "0.05"):
+        assert run_alops("run", "--set", f"train.lr={lr}", "--set", "train.epochs=30", cwd=ml_project, env=env).returncode == 0
+    result = run_alops("select-best", "--metric", "val_accuracy", cwd=ml_project, env=env)
+    assert result.returncode == 0, result.stderr
+    best = json.loads(result.stdout)
+    runs = [r for r in runs_of(mlflow_server, f"{ml_project.name}/feature") if r.data.tags["git.branch"] == "feature/candidates"]
+    assert len(runs) == 2
+    assert best["value"] == max(r.data.metrics["val_accuracy"] for r in runs)
+
+
+def test_unknown_stage_and_broken_metrics(ml_project):
+    git(ml_project, "switch", "-q", "-c", "feature/broken")
+    unknown = run_alops("run", "deploy", cwd=ml_project)
+    assert unknown.returncode == 2 and "stage 'deploy' is not in dvc.yaml (stages: train, evaluate)" in unknown.stderr
+    evaluate = ml_project / "evaluate.py"
+    evaluate.write_text(evaluate.read_text() + "\nopen('metrics.json', 'w').write('accuracy: high')\n")
+    broken = run_alops("run", cwd=ml_project)
+    assert broken.returncode == 1
+    assert "metrics.json: not valid JSON" in broken.stderr and "Traceback" not in broken.stderr
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(ml_project):
+    git(ml_project, "switch", "-q", "-c", "al/round-1")
+    before = (ml_project / "params.yaml").read_text()
+    result = run_alops("run", "--dry-run", cwd=ml_project)
+    assert result.returncode == 0
+    assert "is active-learning: dataset=full" in result.stderr and "dvc repro" in result.stderr
+    assert (ml_project / "params.yaml").read_text() == before and not (ml_project / "dvc.lock").exists()
+
+
+def test_fresh_runner_on_an_unchanged_commit_is_a_no_op(ml_project, tmp_path):
+    git(ml_project, "switch", "-q", "-c", "feature/cached")
+    assert run_alops("run", cwd=ml_project).returncode == 0  # pushes outputs and the run cache
+    git(ml_project, "add", "-A")
+    git(ml_project, "commit", "-q", "-m", "pipeline results")
+    runner = tmp_path / "runner"
+    git(tmp_path, "clone", "-q", "-b", "feature/cached", str(ml_project), str(runner))
+    result = run_alops("run", cwd=runner)
+    assert result.returncode == 0, result.stderr
+    assert "nothing ran, nothing tracked" in result.stderr
+    assert (runner / "model.pt").read_bytes() == (ml_project / "model.pt").read_bytes()
