@@ -99,6 +99,22 @@ def test_kill_during_pull_then_rerun_completes(dvc_project, tmp_path):
     assert files_match_dvc(work, "data/full")
 
 
+def test_pull_clears_a_killed_checkout_temporary_file(dvc_project, tmp_path):
+    write_full_dataset(dvc_project / "data/full", n=50, seed=9)
+    dvc(dvc_project, "add", "-q", "data/full")
+    git(dvc_project, "commit", "-q", "-am", "data")
+    dvc(dvc_project, "push", "-q")
+    work = clone(dvc_project, tmp_path, "experiment/big")
+    images = work / "data/full/images"
+    images.mkdir(parents=True)
+    leftover = images / ".22RQsm2AXLxSI2xpGLackg.tmp"  # the name DVC gives a file it is checking out
+    leftover.write_bytes(b"half a png")
+    result = run_alops("data", "pull", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert not leftover.exists()
+    assert md5_tree(work / "data/full") == md5_tree(dvc_project / "data/full")
+
+
 def test_active_learning_data_merged_into_experiment_is_pulled(origin, tmp_path):
     git(origin, "switch", "-q", "-c", "al/round-1")
     rows = read_manifest(origin / "data/full/manifest.csv")

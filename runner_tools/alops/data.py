@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 
 from alops.errors import AlopsError, ConfigError
 
 VERSION_PREFIX = "dv-"
+# the temporary name DVC gives a file while it checks it out: "." + a 22-character short uuid + ".tmp"
+_CHECKOUT_TEMPORARY = re.compile(r"\.[A-Za-z0-9_-]{22}\.tmp")
 
 
 def find_dvc_root(start: str | None = None) -> str:
@@ -51,11 +54,27 @@ def pull(root: str, targets: list[str], remote: str | None = None, allow_missing
     """Fetch and check out `targets` (paths of tracked data) from the remote; DVC's errors pass through."""
     from dvc.exceptions import DvcException
 
+    for target in targets:
+        remove_interrupted_checkout(target)
     try:
         with _open_repo(root, remote) as repo:
             return repo.pull(targets=targets, remote=remote, allow_missing=allow_missing)
     except DvcException as exc:
         raise dvc_failure("pull", exc) from None
+
+
+def remove_interrupted_checkout(target: str) -> int:
+    """Delete the temporary files a killed DVC checkout left under `target` (DVC refuses to overwrite them).
+
+    Only DVC's own temporary names are touched; the user's files stay. Returns how many were removed.
+    """
+    removed = 0
+    for folder, _subfolders, files in os.walk(target):
+        for name in files:
+            if _CHECKOUT_TEMPORARY.fullmatch(name):
+                os.remove(os.path.join(folder, name))
+                removed += 1
+    return removed
 
 
 def push(root: str, targets: list[str] | None, remote: str | None = None) -> int:
