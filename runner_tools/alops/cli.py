@@ -581,6 +581,170 @@ def _labeled_features(path: str):
     return np.concatenate(features), np.concatenate(labels)
 
 
+TARGET_OPTION = click.option("--target", metavar="BRANCH",
+                             help="Branch to compare with / merge into; default: the MR's target, else the default branch.")
+
+
+def _target(context, target: str | None) -> str:
+    if target:
+        return target
+    if context.merge_request:
+        return context.merge_request.target_branch
+    return context.default_branch
+
+
+def _build_report(root: str, context, target: str, curve_metric: str | None, simulation: str | None, out: str):
+    from alops import report as report_mod
+    from alops.tracking import tracking_uri
+
+    uri = tracking_uri(root)
+    if not os.environ.get("MLFLOW_TRACKING_URI") and not os.path.exists(os.path.join(root, "mlflow.db")):
+        uri = None  # nothing tracked here: compare with what the target branch committed
+    built = report_mod.collect(root, context, target, uri, curve_metric, simulation)
+    png = None
+    if built.kind == "active-learning" and built.curve:
+        png = report_mod.learning_curve_png(built, os.path.join(os.path.dirname(os.path.abspath(out)), "learning_curve.png"))
+    return built, png
+
+
+@cli.command()
+@TARGET_OPTION
+@click.option("--out", default="report.md", show_default=True, help="Where to write the markdown.")
+@click.option("--post", is_flag=True, help="Create or update the one alops comment on the MR/PR of this pipeline.")
+@click.option("--metric", "curve_metric", metavar="NAME", help="Metric of the learning curve (default: accuracy).")
+@click.option("--simulation", type=click.Path(dir_okay=False, exists=True),
+              help="simulation.csv from `alops simulate`: its random strategy is the curve's baseline.")
+def report(target: str | None, out: str, post: bool, curve_metric: str | None, simulation: str | None) -> None:
+    """Write the metrics report of this run against the target branch (and post it on the MR/PR).
+
+    Metrics with deltas, params that changed, the data version and, on al/ branches, labels added and a
+    learning curve. `--post` keeps ONE comment per MR/PR: re-runs update it.
+
+    \b
+    Examples:
+      alops report --target main
+      alops report --post            # in a merge-request pipeline
+    """
+    from alops import forge, report as report_mod
+
+    _config, root, context = _project()
+    target = _target(context, target)
+    built, png = _build_report(root, context, target, curve_metric, simulation, out)
+    text = report_mod.render(built, f"![learning curve]({os.path.basename(png)})" if png else None)
+    report_mod.write_text(out, text)
+    click.echo(f"report: {out}" + (f", learning curve {png}" if png else ""))
+    if not post:
+        return
+    merge_request = context.merge_request
+    if merge_request is None or not merge_request.number:
+        raise AlopsError(f"no merge request for this pipeline (branch {context.branch!r}): run --post in a "
+                         "merge-request / pull-request pipeline, or open one with `alops promote`")
+    if merge_request.from_fork:
+        click.echo("alops: notice: the merge request comes from a fork: the report is not posted (no secrets "
+                   f"for fork pipelines); it is in {out}", err=True)
+        return
+    target_forge = forge.connect(context)
+    image = target_forge.upload_image(png) if png else None
+    if png and image is None and context.ci_job_url:
+        image = f"[learning curve (job artifacts)]({context.ci_job_url})"
+    text = report_mod.render(built, image)
+    outcome = target_forge.post_comment(merge_request.number, text)
+    click.echo(f"report: comment {outcome.action} on #{merge_request.number}: {outcome.url}")
+
+
+@cli.command()
+@TARGET_OPTION
+@click.option("--title", help="Title of the MR/PR; default: from the branch name.")
+@click.option("--label", "labels", multiple=True, metavar="NAME", help="Label to add (repeatable).")
+@click.option("--draft", is_flag=True, help="Open it as a draft.")
+@click.option("--report", "report_path", default="report.md", show_default=True,
+              help="Markdown for the description (written by `alops report`; made now when missing).")
+def promote(target: str | None, title: str | None, labels: tuple[str, ...], draft: bool, report_path: str) -> None:
+    """Open or update the MR/PR from this experiment or al/ branch to its target; never a second one.
+
+    \b
+    Examples:
+      alops promote --label experiment --draft
+    """
+    from alops import forge, report as report_mod
+
+    _config, root, context = _project()
+    if context.kind not in ("experiment", "active-learning"):
+        raise ConfigError(f"alops promote opens MRs from experiment and al/ branches; {context.branch!r} is {context.kind}")
+    target = _target(context, target)
+    if os.path.exists(report_path):
+        with open(report_path, encoding="utf-8") as handle:
+            description = handle.read()
+    else:
+        built, _png = _build_report(root, context, target, None, None, report_path)
+        description = report_mod.render(built)
+    title = title or f"{context.kind}: {context.branch}"
+    outcome = forge.connect(context).upsert_merge_request(context.branch, target, title, description, labels, draft)
+    click.echo(f"promote: merge request {outcome.action}: {outcome.url}")
+
+
+@cli.command("release")
+@click.option("--metric", required=True, metavar="NAME", help="Metric the gate compares with the champion's.")
+@click.option("--direction", type=click.Choice(["max", "min"]), default="max", show_default=True)
+@click.option("--min-delta", type=float, default=0.0, show_default=True, help="Smallest absolute gain that passes.")
+@click.option("--min-relative", type=float, default=0.0, show_default=True, help="Smallest relative gain that passes (0.01 = 1%).")
+@click.option("--model", metavar="NAME", help="Registered model name; default: the project name.")
+@click.option("--artifact", metavar="PATH", help="The run's model artifact; default: the model file dvc.yaml declares.")
+@click.option("--run-id", metavar="ID", help="Candidate run; default: the latest tracked run of this commit.")
+@click.option("--record", default="release.json", show_default=True, help="Where to write the provenance record.")
+@click.option("--publish", is_flag=True, help="Publish the record as a GitLab / GitHub release.")
+def release_command(metric, direction, min_delta, min_relative, model, artifact, run_id, record, publish) -> None:
+    """Gate the candidate against the champion, register it, move the `champion` alias (release branches).
+
+    A missing or NaN metric fails closed; the first release (no champion yet) passes and says so.
+
+    \b
+    Examples:
+      alops release --metric accuracy --min-delta 0.005 --publish
+    """
+    from alops import forge, release as release_mod
+    from alops.pipeline import pipeline_files, project_name
+    from alops.tracking import tracking_uri
+
+    _config, root, context = _project()
+    project = project_name(root)
+    if artifact is None:
+        models = pipeline_files(root)["models"]
+        if not models:
+            raise ConfigError("dvc.yaml declares no model output: pass --artifact with the model file the run logged")
+        artifact = os.path.basename(models[0])
+    gate = release_mod.Gate(metric, direction, min_delta, min_relative)
+    target_forge = forge.connect(context) if publish else None  # a missing token fails before anything moves
+    provenance = release_mod.release(tracking_uri(root), project, context, gate, model or project, artifact, run_id,
+                                     echo=click.echo)
+    release_mod.write_record(provenance, record)
+    click.echo(f"release: {provenance.model} version {provenance.version} is the champion "
+               f"(previous: {provenance.previous_version or 'none'}); record {record}")
+    if target_forge is not None:
+        outcome = target_forge.publish_release(provenance.git_tag, f"{provenance.model} v{provenance.version}",
+                                               provenance.markdown(), provenance.git_commit)
+        click.echo(f"release: {outcome.action} {outcome.url}")
+
+
+@cli.command()
+@click.option("--model", metavar="NAME", help="Registered model name; default: the project name.")
+def rollback(model: str | None) -> None:
+    """Move the `champion` alias back to the version the current champion replaced.
+
+    \b
+    Examples:
+      alops rollback --model digits
+    """
+    from alops import release as release_mod
+    from alops.pipeline import project_name
+    from alops.tracking import tracking_uri
+
+    root = _root()
+    name = model or project_name(root)
+    moved_from, moved_to = release_mod.rollback(tracking_uri(root), name)
+    click.echo(f"rollback: {name} champion moved from version {moved_from} back to {moved_to}")
+
+
 def _progress_printer():
     """Progress on a terminal (one rewritten line); silent in CI logs."""
     if not sys.stderr.isatty():
@@ -601,6 +765,17 @@ def _root() -> str:
     return config.root or find_dvc_root()
 
 
+SECRET_VARIABLES = ("GITLAB_TOKEN", "CI_JOB_TOKEN", "GITHUB_TOKEN", "LABEL_STUDIO_API_KEY")
+
+
+def _without_secrets(text: str) -> str:
+    for name in SECRET_VARIABLES:
+        value = os.environ.get(name)
+        if value:
+            text = text.replace(value, "***")
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script: one readable line and an exit code on error."""
     try:
@@ -614,7 +789,7 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except AlopsError as exc:
-        click.echo(f"alops: error: {exc}", err=True)
+        click.echo(f"alops: error: {_without_secrets(str(exc))}", err=True)
         return exc.exit_code
     return 0
 

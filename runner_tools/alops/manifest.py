@@ -187,3 +187,9 @@ class ManifestWriter:
 
     def close(self) -> None:
         self._writer.close()
+
+
+def labeled_count(path: str) -> int:
+    """How many samples of the manifest carry a label (streamed)."""
+    info = inspect_manifest(path)
+    return sum(batch.num_rows - batch.column("label").null_count for batch in iter_batches(info))

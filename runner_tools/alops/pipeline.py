@@ -310,7 +310,7 @@ def _tags(root: str, context, device: str) -> dict[str, str]:
         version = data.data_version(root)["version"]
     except AlopsError:
         version = "untracked"
-    return {
+    tags = {
         "git.commit": context.commit or "",
         "git.branch": context.branch or context.tag or "",
         "alops.kind": context.kind,
@@ -319,6 +319,13 @@ def _tags(root: str, context, device: str) -> dict[str, str]:
         "alops.runner": tracking.runner_name(context.ci_job_url),
         "alops.device": device,
     }
+    settings = _load_data_settings()
+    manifest = os.path.join(root, settings.dev if context.profile.dataset == "dev" else settings.full, settings.manifest)
+    if os.path.isfile(manifest):
+        from alops.manifest import labeled_count
+
+        tags["alops.labeled"] = str(labeled_count(manifest))
+    return tags
 
 
 def _plan(context, targets, device, sets, track) -> list[str]:

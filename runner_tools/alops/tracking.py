@@ -220,3 +220,33 @@ def best_run(uri: str, experiment: str, metric: str, mode: str, commit: str | No
 
 def runner_name(ci_job_url: str | None) -> str:
     return ci_job_url or f"local:{socket.gethostname()}"
+
+
+def find_runs(uri: str, project: str, branch: str | None = None, commit: str | None = None, limit: int = 1) -> list:
+    """Finished runs of the project's experiments (`<project>/<kind>`), newest first, by branch and/or commit."""
+    from mlflow.exceptions import MlflowException
+
+    clauses = ["attributes.status = 'FINISHED'"]
+    for tag, value in (("git.branch", branch), ("git.commit", commit)):
+        if value is None:
+            continue
+        if "'" in value or "\\" in value:
+            return []  # not a name MLflow's filter can quote; such a branch has no tracked runs to compare
+        clauses.append(f"tags.`{tag}` = '{value}'")
+    try:
+        client = _client(uri)
+        experiments = [e.experiment_id for e in client.search_experiments(filter_string=f"name LIKE '{project}/%'")
+                       if "'" not in project]
+        if not experiments:
+            return []
+        return list(client.search_runs(experiments, " and ".join(clauses), order_by=["attributes.start_time DESC"],
+                                       max_results=limit))
+    except (MlflowException, OSError) as exc:
+        raise TrackingUnavailable(f"tracking server {uri}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+
+def run_url(uri: str, run) -> str:
+    """A link to the run in the MLflow UI, or where it is stored."""
+    if uri.startswith(("http://", "https://")):
+        return f"{uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    return f"run {run.info.run_id} in {uri}"

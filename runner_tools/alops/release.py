@@ -1,0 +1,213 @@
+"""Releases: gate the candidate against the `champion`, register it, move the alias, record provenance.
+
+MLflow registry aliases carry the state (`champion`; the deprecated stages are not used). Each released
+version records the version it replaced in its `alops.previous_champion` tag, which is what `rollback`
+moves the alias back to. A missing or NaN metric fails the gate closed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass
+
+from alops.errors import AlopsError, ConfigError
+
+ALIAS = "champion"
+PREVIOUS_TAG = "alops.previous_champion"
+DIRECTIONS = ("max", "min")
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The rule a candidate must pass: `metric` better by at least `min_delta` (absolute) and `min_relative`."""
+
+    metric: str
+    direction: str = "max"
+    min_delta: float = 0.0
+    min_relative: float = 0.0
+
+
+@dataclass
+class Decision:
+    passed: bool
+    reason: str
+    candidate: float
+    champion: float | None
+
+
+def judge(gate: Gate, candidate: float | None, champion: float | None, first_release: bool) -> Decision:
+    """Whether `candidate` may replace the champion; missing or NaN values fail closed."""
+    if candidate is None or math.isnan(candidate):
+        what = "is NaN" if candidate is not None else "is missing"
+        return Decision(False, f"the candidate's {gate.metric} {what}: the gate fails closed", float("nan"), champion)
+    if first_release:
+        return Decision(True, f"first release: no {ALIAS} yet, so there is nothing to compare with", candidate, None)
+    if champion is None or math.isnan(champion):
+        what = "is NaN" if champion is not None else "is missing"
+        return Decision(False, f"the {ALIAS}'s {gate.metric} {what}: the gate fails closed", candidate, champion)
+    gain = candidate - champion if gate.direction == "max" else champion - candidate
+    relative = gain / abs(champion) if champion else (math.inf if gain > 0 else 0.0)
+    summary = f"{gate.metric} {candidate:.6g} vs {ALIAS} {champion:.6g} (gain {gain:+.6g}, {relative:+.2%})"
+    if gain < gate.min_delta:
+        return Decision(False, f"{summary}: below the minimum gain {gate.min_delta:g}", candidate, champion)
+    if relative < gate.min_relative:
+        return Decision(False, f"{summary}: below the minimum relative gain {gate.min_relative:.2%}", candidate, champion)
+    return Decision(True, summary, candidate, champion)
+
+
+@dataclass
+class Provenance:
+    """What was released, from what: the record written to a file and published as the release notes."""
+
+    model: str
+    version: str
+    previous_version: str | None
+    run_id: str
+    metric: str
+    value: float
+    champion_value: float | None
+    gate: str
+    git_tag: str
+    git_commit: str
+    branch: str
+    data_version: str
+    tracking_uri: str
+    released_at: str
+
+    def markdown(self) -> str:
+        rows = [(k, v) for k, v in asdict(self).items() if k != "tracking_uri" or not v.startswith("sqlite")]
+        return "\n".join(["| | |", "|---|---|"] + [f"| {k} | `{v}` |" for k, v in rows]) + "\n"
+
+
+def _client(uri: str):
+    from alops.tracking import _client as client
+
+    return client(uri)
+
+
+def _champion(client, model: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(model, ALIAS)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+
+
+def _candidate_run(client, uri: str, project: str, commit: str | None, run_id: str | None):
+    from alops.tracking import find_runs
+
+    if run_id:
+        if not re.fullmatch(r"[0-9a-f]{32}", run_id):
+            raise ConfigError(f"--run-id {run_id!r} is not an MLflow run id (32 hex digits)")
+        return client.get_run(run_id)
+    runs = find_runs(uri, project, commit=commit, limit=1) if commit else []
+    if not runs:
+        raise AlopsError(f"no finished tracked run for commit {(commit or '?')[:12]}: run `alops run` on this branch first")
+    return runs[0]
+
+
+def _registered_version(client, model: str, run, artifact: str) -> str:
+    """The model version of `run` (registered now, or found from an earlier attempt)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(model)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    existing = client.search_model_versions(f"name = '{model}' and run_id = '{run.info.run_id}'")
+    if existing:
+        return str(existing[0].version)
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    if artifact not in names:
+        raise AlopsError(f"run {run.info.run_id} has no artifact {artifact!r} (it has: {', '.join(sorted(names)) or 'none'}); "
+                         "pass --artifact with the model file the run logged")
+    made = client.create_model_version(model, f"{run.info.artifact_uri.rstrip('/')}/{artifact}", run_id=run.info.run_id)
+    return str(made.version)
+
+
+def release(uri: str, project: str, context, gate: Gate, model: str, artifact: str, run_id: str | None = None,
+            echo=print) -> Provenance:
+    """Gate the candidate run, register it and move the champion alias; the provenance of what was released."""
+    from mlflow.exceptions import MlflowException
+
+    if gate.direction not in DIRECTIONS:
+        raise ConfigError(f"--direction {gate.direction!r}: expected max or min")
+    if context.kind != "release":
+        raise ConfigError(f"alops release runs on release branches; {context.branch or context.tag!r} is {context.kind}")
+    if not re.fullmatch(r"[\w.\-]+", model):
+        raise ConfigError(f"--model {model!r}: a registered model name has letters, digits, _ . - only")
+    try:
+        client = _client(uri)
+        run = _candidate_run(client, uri, project, context.commit, run_id)
+        champion = _champion(client, model)
+        champion_value = None
+        if champion is not None:
+            champion_value = client.get_run(champion.run_id).data.metrics.get(gate.metric) if champion.run_id else None
+        if champion is not None and champion.run_id == run.info.run_id:
+            echo(f"release: version {champion.version} of {model} is already the {ALIAS}")
+            decision = Decision(True, "already released", run.data.metrics.get(gate.metric, float("nan")), champion_value)
+        else:
+            decision = judge(gate, run.data.metrics.get(gate.metric), champion_value, champion is None)
+            echo(f"gate: {decision.reason}")
+            if not decision.passed:
+                raise AlopsError(f"release gate failed: {decision.reason}; the {ALIAS} stays version "
+                                 f"{champion.version if champion else '(none)'}")
+        version = _registered_version(client, model, run, artifact)
+        previous = champion.version if champion is not None and str(champion.version) != version else None
+        if previous is None and champion is not None:
+            previous = client.get_model_version(model, version).tags.get(PREVIOUS_TAG) or None
+        tags = run.data.tags
+        record = Provenance(
+            model=model, version=version, previous_version=str(previous) if previous else None,
+            run_id=run.info.run_id, metric=gate.metric, value=decision.candidate, champion_value=decision.champion,
+            gate=decision.reason, git_tag=f"{model}-v{version}", git_commit=tags.get("git.commit", context.commit or ""),
+            branch=tags.get("git.branch", context.branch or ""), data_version=tags.get("alops.data_version", "unknown"),
+            tracking_uri=uri, released_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        )
+        if previous:
+            client.set_model_version_tag(model, version, PREVIOUS_TAG, str(previous))
+        for key in ("git_commit", "data_version", "git_tag"):
+            client.set_model_version_tag(model, version, f"alops.{key}", str(getattr(record, key)))
+        client.set_registered_model_alias(model, ALIAS, version)
+    except MlflowException as exc:
+        raise AlopsError(f"model registry at {uri}: {str(exc).splitlines()[0]}") from None
+    return record
+
+
+def rollback(uri: str, model: str) -> tuple[str, str]:
+    """Move the champion alias back to the version the current champion replaced; (from, to)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client = _client(uri)
+        champion = _champion(client, model)
+        if champion is None:
+            raise AlopsError(f"model {model!r} has no {ALIAS}: nothing to roll back")
+        previous = champion.tags.get(PREVIOUS_TAG)
+        if not previous:
+            raise AlopsError(f"{ALIAS} version {champion.version} of {model!r} replaced no earlier version: nothing to roll back to")
+        client.set_registered_model_alias(model, ALIAS, previous)
+        client.set_model_version_tag(model, champion.version, "alops.rolled_back", "true")
+    except MlflowException as exc:
+        raise AlopsError(f"model registry at {uri}: {str(exc).splitlines()[0]}") from None
+    return str(champion.version), str(previous)
+
+
+def write_record(record: Provenance, path: str) -> None:
+    """The provenance as JSON, written to a temporary file then renamed."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".alops-", suffix=".json")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        json.dump(asdict(record), out, indent=1, sort_keys=True)
+        out.write("\n")
+    os.replace(temporary, path)

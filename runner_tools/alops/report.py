@@ -1,0 +1,270 @@
+"""The merge-request report: metrics with deltas against the target branch, changed params, data version,
+active-learning progress with a learning curve, links to the runs.
+
+The current numbers come from the workspace (the metrics files `alops run` just wrote). The baseline is
+the latest tracked run of the target branch; without one, the metrics files and params.yaml as committed
+on the target branch (what `dvc metrics diff` compares).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+
+from alops.errors import AlopsError, ConfigError
+from alops.forge import REPORT_MARKER
+
+
+@dataclass
+class Side:
+    """One side of the comparison: where it comes from and what it measured."""
+
+    source: str  # a description: "tracked run ...", "committed on main", "workspace"
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    data_version: str | None = None
+    labeled: int | None = None
+    url: str | None = None
+
+
+@dataclass
+class Report:
+    branch: str
+    target: str
+    kind: str
+    current: Side
+    baseline: Side | None
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (labels, metric) over the branch's runs
+    curve_metric: str | None = None
+    random_curve: list[tuple[int, float]] = field(default_factory=list)
+
+
+def _git_show(root: str, target: str, relative: str) -> str | None:
+    """A file as committed on the target branch (origin's, else the local one); None when absent."""
+    for rev in (f"origin/{target}", target):
+        result = subprocess.run(["git", "show", f"{rev}:{relative}"], cwd=root, capture_output=True, text=True)
+        if result.returncode == 0:
+            return result.stdout
+    return None
+
+
+def _committed_side(root: str, target: str, files: dict[str, list[str]]) -> Side | None:
+    import yaml
+
+    from alops.params import flatten
+    from alops.pipeline import _flat_numbers
+
+    metrics, found = {}, False
+    for relative in files["metrics"]:
+        text = _git_show(root, target, relative)
+        if text is None:
+            continue
+        try:
+            data = json.loads(text)
+        except ValueError:
+            continue
+        found = True
+        metrics.update(_flat_numbers(data if isinstance(data, dict) else {}))
+    params_text = _git_show(root, target, "params.yaml")
+    if not found and params_text is None:
+        return None
+    params = flatten(yaml.safe_load(params_text) or {}) if params_text else {}
+    return Side(f"committed on `{target}`", metrics, {k: str(v) for k, v in params.items()})
+
+
+def _run_side(run, uri: str, description: str) -> Side:
+    from alops.tracking import run_url
+
+    labeled = run.data.tags.get("alops.labeled")
+    return Side(description, dict(run.data.metrics), dict(run.data.params), run.data.tags.get("alops.data_version"),
+                int(labeled) if labeled and labeled.isdigit() else None, run_url(uri, run))
+
+
+def collect(root: str, context, target: str, uri: str | None, curve_metric: str | None = None,
+            simulation_csv: str | None = None) -> Report:
+    """Everything the report shows, for the workspace of `context` against `target`."""
+    from alops import data, params as params_mod, tracking
+    from alops.pipeline import pipeline_files, project_name, read_metrics
+
+    if target.startswith("-"):
+        raise ConfigError(f"--target {target!r} is not a branch name")
+    files = pipeline_files(root)
+    metrics, _steps = read_metrics(root, files)
+    if not metrics:
+        raise AlopsError("no metrics in the workspace: run `alops run` first (dvc.yaml declares the metrics files)")
+    try:
+        version = data.data_version(root)["version"]
+    except AlopsError:
+        version = None
+    current = Side("workspace", metrics, {k: str(v) for k, v in params_mod.flatten(params_mod.load_params(root)).items()},
+                   version)
+    labeled = _labeled_in_workspace(root, context)
+    current.labeled = labeled
+    baseline, branch_runs = None, []
+    project = project_name(root)
+    if uri:
+        found = tracking.find_runs(uri, project, commit=context.commit, limit=1) if context.commit else []
+        if found:
+            current.url = tracking.run_url(uri, found[0])
+        target_runs = tracking.find_runs(uri, project, branch=target, limit=1)
+        if target_runs:
+            baseline = _run_side(target_runs[0], uri, f"latest tracked run of `{target}`")
+        if context.kind == "active-learning" and context.branch:
+            branch_runs = tracking.find_runs(uri, project, branch=context.branch, limit=200)
+    if baseline is None:
+        baseline = _committed_side(root, target, files)
+    report = Report(context.branch or context.tag or "", target, context.kind, current, baseline)
+    if context.kind == "active-learning":
+        report.curve_metric = curve_metric or _first_metric(metrics)
+        points = {}
+        for run in branch_runs:
+            count = run.data.tags.get("alops.labeled", "")
+            if count.isdigit() and report.curve_metric in run.data.metrics:
+                points[int(count)] = run.data.metrics[report.curve_metric]
+        if baseline and baseline.labeled is not None and report.curve_metric in baseline.metrics:
+            points.setdefault(baseline.labeled, baseline.metrics[report.curve_metric])
+        if labeled is not None:
+            points[labeled] = metrics[report.curve_metric]
+        report.curve = sorted(points.items())
+        if simulation_csv:
+            report.random_curve = random_baseline(simulation_csv)
+    return report
+
+
+def _labeled_in_workspace(root: str, context) -> int | None:
+    from alops.config import load_config
+    from alops.manifest import labeled_count
+
+    settings = load_config(root).data
+    folder = settings.dev if context.profile.dataset == "dev" else settings.full
+    manifest = os.path.join(root, folder, settings.manifest)
+    return labeled_count(manifest) if os.path.isfile(manifest) else None
+
+
+def _first_metric(metrics: dict[str, float]) -> str:
+    for preferred in ("accuracy", "f1", "val_accuracy"):
+        if preferred in metrics:
+            return preferred
+    return sorted(metrics)[0]
+
+
+def random_baseline(path: str) -> list[tuple[int, float]]:
+    """The random strategy's mean accuracy per labels count from `alops simulate`'s simulation.csv."""
+    sums: dict[int, list[float]] = {}
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                if row.get("strategy") == "random":
+                    sums.setdefault(int(row["labels"]), []).append(float(row["accuracy"]))
+    except (OSError, KeyError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a simulation.csv from `alops simulate` ({exc})") from None
+    if not sums:
+        raise ConfigError(f"{path}: has no rows of the random strategy; run `alops simulate` with random among the strategies")
+    return sorted((n, sum(v) / len(v)) for n, v in sums.items())
+
+
+def learning_curve_png(report: Report, path: str) -> str:
+    """The branch's learning curve (metric per labels count) against the random baseline, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    if report.curve:
+        axes.plot(*zip(*report.curve), marker="o", label=f"{report.branch}")
+    if report.random_curve:
+        axes.plot(*zip(*report.random_curve), linestyle="--", color="grey", label="random (simulation)")
+    axes.set_xlabel("labeled samples")
+    axes.set_ylabel(report.curve_metric or "metric")
+    axes.set_title("Active-learning progress")
+    axes.legend()
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".alops-", suffix=".png")
+    os.close(handle)
+    figure.savefig(temporary, dpi=100, format="png")
+    plt.close(figure)
+    os.replace(temporary, path)
+    return path
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "–"
+    if math.isnan(value):
+        return "NaN"
+    return f"{value:.4g}"
+
+
+def _delta(current: float, before: float | None) -> str:
+    if before is None or math.isnan(before) or math.isnan(current):
+        return "–"
+    change = current - before
+    relative = f" ({change / abs(before):+.1%})" if before else ""
+    return f"{change:+.4g}{relative}"
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a markdown table cell (no pipes, no newlines, no HTML)."""
+    return " ".join(str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").split())
+
+
+def render(report: Report, image: str | None = None) -> str:
+    """The markdown, starting with the hidden marker that finds the comment again."""
+    base = report.baseline
+    lines = [REPORT_MARKER, f"## alops report: `{_cell(report.branch)}` → `{_cell(report.target)}` ({report.kind})", ""]
+    lines.append(f"Compared with: {base.source}." if base else
+                 f"No baseline: `{_cell(report.target)}` has no tracked run and no committed metrics.")
+    lines += ["", "| metric | this branch | target | change |", "|---|---:|---:|---:|"]
+    for name in sorted(report.current.metrics):
+        before = base.metrics.get(name) if base else None
+        lines.append(f"| {_cell(name)} | {_number(report.current.metrics[name])} | {_number(before)} | "
+                     f"{_delta(report.current.metrics[name], before)} |")
+    if base:
+        changed = sorted(k for k in set(report.current.params) | set(base.params)
+                         if report.current.params.get(k) != base.params.get(k))
+        lines += ["", "### Params that changed"]
+        if changed:
+            lines += ["", "| param | this branch | target |", "|---|---|---|"]
+            lines += [f"| {_cell(k)} | {_cell(report.current.params.get(k, '–'))} | {_cell(base.params.get(k, '–'))} |"
+                      for k in changed]
+        else:
+            lines += ["", "None."]
+    lines += ["", "### Data", ""]
+    now, before = report.current.data_version or "untracked", (base.data_version if base else None) or "unknown"
+    lines.append(f"Data version: `{now}`" + ("" if now == before else f" (target: `{before}`)")
+                 + (" — unchanged." if now == before else "."))
+    if report.kind == "active-learning":
+        lines += ["", "### Active learning", ""]
+        if report.current.labeled is not None and base and base.labeled is not None:
+            lines.append(f"Labels added: {report.current.labeled - base.labeled:+d} "
+                         f"({base.labeled} → {report.current.labeled} labeled samples).")
+        elif report.current.labeled is not None:
+            lines.append(f"Labeled samples: {report.current.labeled}.")
+        if image:
+            lines += ["", image]
+        if not report.random_curve:
+            lines += ["", "No random baseline: pass `--simulation simulation/simulation.csv` from `alops simulate`."]
+    links = [f"[this run]({report.current.url})" if report.current.url and report.current.url.startswith("http") else
+             report.current.url, f"[target run]({base.url})" if base and base.url and base.url.startswith("http") else
+             (base.url if base else None)]
+    links = [link for link in links if link]
+    if links:
+        lines += ["", "Runs: " + " · ".join(links)]
+    return "\n".join(lines) + "\n"
+
+
+def write_text(path: str, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".alops-", suffix=".md")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(temporary, path)

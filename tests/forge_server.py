@@ -1,0 +1,355 @@
+"""A local stand-in for the GitLab (REST v4) and GitHub (REST v3) endpoints the kit uses.
+
+It keeps merge requests / pull requests, their comments and releases in memory, answers with payloads
+shaped like the documented APIs, records every request, checks the token, and can inject faults: a status
+(429, 502, 403, ...) with or without applying the request first, optionally with `Retry-After`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+
+@dataclass
+class Fault:
+    method: str
+    pattern: str
+    status: int
+    apply: bool = False  # apply the request, then answer with the fault (a lost response)
+    retry_after: int | None = None
+    times: int = 1
+
+
+class ForgeState:
+    def __init__(self, token: str):
+        self.token = token
+        self.requests: list[dict] = []
+        self.faults: list[Fault] = []
+        self.merge_requests: list[dict] = []
+        self.comments: dict[int, list[dict]] = {}
+        self.releases: list[dict] = []
+        self.uploads: list[str] = []
+        self.next_id = 100
+        self.lock = threading.Lock()
+
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+
+class ForgeServer:
+    """`with ForgeServer(token) as server:` → `server.url`, `server.state`."""
+
+    def __init__(self, token: str):
+        self.state = ForgeState(token)
+        handler = type("Handler", (_Handler,), {"state": self.state})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        handler.base = self.url
+
+    def __enter__(self):
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def inject(self, method: str, pattern: str, status: int, apply: bool = False, retry_after: int | None = None,
+               times: int = 1) -> None:
+        self.state.faults.append(Fault(method, pattern, status, apply, retry_after, times))
+
+    def calls(self, method: str, pattern: str) -> list[dict]:
+        return [r for r in self.state.requests if r["method"] == method and re.search(pattern, r["path"])]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    state: ForgeState
+    base: str
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def _reply(self, status: int, body=None, headers: dict | None = None) -> None:
+        data = json.dumps(body if body is not None else {}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _handle(self, method: str) -> None:
+        split = urlsplit(self.path)
+        path, query = split.path, {k: v[0] for k, v in parse_qs(split.query).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        state = self.state
+        with state.lock:
+            state.requests.append({"method": method, "path": path, "query": query, "headers": dict(self.headers),
+                                   "body": raw.decode("utf-8", "replace")})
+            given = self.headers.get("PRIVATE-TOKEN") or self.headers.get("JOB-TOKEN") or \
+                (self.headers.get("Authorization") or "").split(" ")[-1]
+            if given != state.token:
+                return self._reply(401, {"message": "401 Unauthorized"})
+            fault = next((f for f in state.faults if f.method == method and re.search(f.pattern, path) and f.times > 0), None)
+            if fault:
+                fault.times -= 1
+                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+                if fault.apply:
+                    self._route(method, path, query, raw, answer=False)
+                message = {403: "403 Forbidden", 429: "Too Many Requests"}.get(fault.status, "Bad Gateway")
+                return self._reply(fault.status, {"message": message}, headers)
+            self._route(method, path, query, raw)
+
+    do_GET = lambda self: self._handle("GET")  # noqa: E731
+    do_POST = lambda self: self._handle("POST")  # noqa: E731
+    do_PUT = lambda self: self._handle("PUT")  # noqa: E731
+    do_PATCH = lambda self: self._handle("PATCH")  # noqa: E731
+
+    def _route(self, method: str, path: str, query: dict, raw: bytes, answer: bool = True) -> None:
+        reply = self._reply if answer else (lambda *a, **k: None)
+        for pattern, verb, function in ROUTES:
+            match = re.fullmatch(pattern, path)
+            if match and verb == method:
+                status, body = function(self, query, _body(raw, self.headers.get("Content-Type", "")),
+                                        *[unquote(g) for g in match.groups()])
+                return reply(status, body)
+        return reply(404, {"message": "404 Not Found"})
+
+
+def _body(raw: bytes, content_type: str) -> dict:
+    if "json" in content_type:
+        return json.loads(raw or b"{}")
+    if "x-www-form-urlencoded" in content_type:
+        return {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+    return {"_raw": raw}
+
+
+# ---- GitLab v4 -------------------------------------------------------------------------------------------
+
+def _gl_mr(handler, mr: dict) -> dict:
+    return {**mr, "web_url": f"{handler.base}/group/project/-/merge_requests/{mr['iid']}"}
+
+
+def gl_list_mrs(handler, query, body, project):
+    found = [m for m in handler.state.merge_requests
+             if m["state"] == query.get("state", m["state"]) and m["source_branch"] == query.get("source_branch", m["source_branch"])
+             and m["target_branch"] == query.get("target_branch", m["target_branch"])]
+    return 200, [_gl_mr(handler, m) for m in found]
+
+
+def gl_create_mr(handler, query, body, project):
+    state = handler.state
+    if any(m["source_branch"] == body["source_branch"] and m["target_branch"] == body["target_branch"] and m["state"] == "opened"
+           for m in state.merge_requests):
+        return 409, {"message": ["Another open merge request already exists for this source branch"]}
+    labels = body.get("labels") or ""
+    mr = {"id": state.new_id(), "iid": len(state.merge_requests) + 1, "project_id": project, "state": "opened",
+          "title": body["title"], "description": body.get("description", ""), "source_branch": body["source_branch"],
+          "target_branch": body["target_branch"], "labels": labels.split(",") if isinstance(labels, str) and labels else list(labels)}
+    state.merge_requests.append(mr)
+    return 201, _gl_mr(handler, mr)
+
+
+def gl_update_mr(handler, query, body, project, iid):
+    mr = next((m for m in handler.state.merge_requests if str(m["iid"]) == iid), None)
+    if mr is None:
+        return 404, {"message": "404 Not found"}
+    for key in ("title", "description"):
+        if key in body:
+            mr[key] = body[key]
+    if "labels" in body:
+        labels = body["labels"]
+        mr["labels"] = labels.split(",") if isinstance(labels, str) else list(labels)
+    return 200, _gl_mr(handler, mr)
+
+
+def gl_list_notes(handler, query, body, project, iid):
+    return 200, handler.state.comments.get(int(iid), [])
+
+
+def gl_create_note(handler, query, body, project, iid):
+    note = {"id": handler.state.new_id(), "body": body["body"], "author": {"username": "alops-bot"}, "system": False}
+    handler.state.comments.setdefault(int(iid), []).append(note)
+    return 201, note
+
+
+def gl_update_note(handler, query, body, project, iid, note_id):
+    note = next((n for n in handler.state.comments.get(int(iid), []) if str(n["id"]) == note_id), None)
+    if note is None:
+        return 404, {"message": "404 Not found"}
+    note["body"] = body["body"]
+    return 200, note
+
+
+def gl_upload(handler, query, body, project):
+    handler.state.uploads.append(project)
+    url = f"/uploads/{handler.state.new_id()}/learning_curve.png"
+    return 201, {"alt": "learning_curve", "url": url, "full_path": f"/group/project{url}",
+                 "markdown": f"![learning_curve]({url})"}
+
+
+def _gl_release(handler, release):
+    return {**release, "_links": {"self": f"{handler.base}/group/project/-/releases/{release['tag_name']}"}}
+
+
+def gl_get_release(handler, query, body, project, tag):
+    release = next((r for r in handler.state.releases if r["tag_name"] == tag), None)
+    return (200, _gl_release(handler, release)) if release else (404, {"message": "404 Not Found"})
+
+
+def gl_create_release(handler, query, body, project):
+    if any(r["tag_name"] == body["tag_name"] for r in handler.state.releases):
+        return 409, {"message": "Release already exists"}
+    release = {"tag_name": body["tag_name"], "name": body.get("name"), "description": body.get("description"),
+               "commit": {"id": body.get("ref")}}
+    handler.state.releases.append(release)
+    return 201, _gl_release(handler, release)
+
+
+def gl_update_release(handler, query, body, project, tag):
+    release = next((r for r in handler.state.releases if r["tag_name"] == tag), None)
+    if release is None:
+        return 404, {"message": "404 Not Found"}
+    release.update({k: body[k] for k in ("name", "description") if k in body})
+    return 200, _gl_release(handler, release)
+
+
+# ---- GitHub v3 -------------------------------------------------------------------------------------------
+
+def _gh_pull(handler, owner, repo, pull):
+    api = f"{handler.base}/repos/{owner}/{repo}"
+    return {"id": pull["id"], "number": pull["number"], "state": pull["state"], "title": pull["title"],
+            "body": pull["body"], "draft": pull["draft"], "url": f"{api}/pulls/{pull['number']}",
+            "issue_url": f"{api}/issues/{pull['number']}", "html_url": f"https://github.test/{owner}/{repo}/pull/{pull['number']}",
+            "head": {"ref": pull["head"], "label": f"{owner}:{pull['head']}"}, "base": {"ref": pull["base"]},
+            "labels": [{"name": n} for n in pull["labels"]]}
+
+
+def gh_list_pulls(handler, query, body, owner, repo):
+    head = query.get("head", "")
+    found = [p for p in handler.state.merge_requests if p["state"] == query.get("state", "open")
+             and (not head or f"{owner}:{p['head']}" == head) and p["base"] == query.get("base", p["base"])]
+    return 200, [_gh_pull(handler, owner, repo, p) for p in found]
+
+
+def gh_create_pull(handler, query, body, owner, repo):
+    state = handler.state
+    if any(p["head"] == body["head"] and p["base"] == body["base"] and p["state"] == "open" for p in state.merge_requests):
+        return 422, {"message": "Validation Failed", "errors": [{"message": "A pull request already exists"}]}
+    pull = {"id": state.new_id(), "number": len(state.merge_requests) + 1, "state": "open", "title": body["title"],
+            "body": body.get("body", ""), "draft": bool(body.get("draft")), "head": body["head"], "base": body["base"],
+            "labels": []}
+    state.merge_requests.append(pull)
+    return 201, _gh_pull(handler, owner, repo, pull)
+
+
+def gh_update_pull(handler, query, body, owner, repo, number):
+    pull = next((p for p in handler.state.merge_requests if str(p["number"]) == number), None)
+    if pull is None:
+        return 404, {"message": "Not Found"}
+    pull.update({k: body[k] for k in ("title", "body") if k in body})
+    return 200, _gh_pull(handler, owner, repo, pull)
+
+
+def gh_add_labels(handler, query, body, owner, repo, number):
+    pull = next((p for p in handler.state.merge_requests if str(p["number"]) == number), None)
+    if pull is None:
+        return 404, {"message": "Not Found"}
+    names = body.get("labels", body) if isinstance(body, dict) else body
+    pull["labels"] = sorted(set(pull["labels"]) | set(names))
+    return 200, [{"name": n} for n in pull["labels"]]
+
+
+def _gh_comment(handler, owner, repo, comment):
+    api = f"{handler.base}/repos/{owner}/{repo}"
+    return {**comment, "url": f"{api}/issues/comments/{comment['id']}",
+            "html_url": f"https://github.test/{owner}/{repo}/pull/{comment['issue']}#issuecomment-{comment['id']}",
+            "user": {"login": "github-actions[bot]"}}
+
+
+def gh_get_issue(handler, query, body, owner, repo, number):
+    api = f"{handler.base}/repos/{owner}/{repo}"
+    return 200, {"id": int(number), "number": int(number), "url": f"{api}/issues/{number}", "state": "open",
+                 "html_url": f"https://github.test/{owner}/{repo}/pull/{number}", "title": "pull"}
+
+
+def gh_list_comments(handler, query, body, owner, repo, number):
+    return 200, [_gh_comment(handler, owner, repo, c) for c in handler.state.comments.get(int(number), [])]
+
+
+def gh_create_comment(handler, query, body, owner, repo, number):
+    comment = {"id": handler.state.new_id(), "body": body["body"], "issue": int(number)}
+    handler.state.comments.setdefault(int(number), []).append(comment)
+    return 201, _gh_comment(handler, owner, repo, comment)
+
+
+def gh_update_comment(handler, query, body, owner, repo, comment_id):
+    for comments in handler.state.comments.values():
+        for comment in comments:
+            if str(comment["id"]) == comment_id:
+                comment["body"] = body["body"]
+                return 200, _gh_comment(handler, owner, repo, comment)
+    return 404, {"message": "Not Found"}
+
+
+def _gh_release(handler, owner, repo, release):
+    api = f"{handler.base}/repos/{owner}/{repo}"
+    return {**release, "url": f"{api}/releases/{release['id']}",
+            "html_url": f"https://github.test/{owner}/{repo}/releases/tag/{release['tag_name']}"}
+
+
+def gh_get_release(handler, query, body, owner, repo, tag):
+    release = next((r for r in handler.state.releases if r["tag_name"] == tag), None)
+    return (200, _gh_release(handler, owner, repo, release)) if release else (404, {"message": "Not Found"})
+
+
+def gh_create_release(handler, query, body, owner, repo):
+    if any(r["tag_name"] == body["tag_name"] for r in handler.state.releases):
+        return 422, {"message": "Validation Failed", "errors": [{"code": "already_exists"}]}
+    release = {"id": handler.state.new_id(), "tag_name": body["tag_name"], "name": body.get("name"),
+               "body": body.get("body"), "target_commitish": body.get("target_commitish")}
+    handler.state.releases.append(release)
+    return 201, _gh_release(handler, owner, repo, release)
+
+
+def gh_update_release(handler, query, body, owner, repo, release_id):
+    release = next((r for r in handler.state.releases if str(r["id"]) == release_id), None)
+    if release is None:
+        return 404, {"message": "Not Found"}
+    release.update({k: body[k] for k in ("name", "body") if k in body})
+    return 200, _gh_release(handler, owner, repo, release)
+
+
+GL = r"/api/v4/projects/([^/]+)"
+GH = r"/repos/([^/]+)/([^/]+)"
+ROUTES = [
+    (GL + r"/merge_requests", "GET", gl_list_mrs),
+    (GL + r"/merge_requests", "POST", gl_create_mr),
+    (GL + r"/merge_requests/(\d+)", "PUT", gl_update_mr),
+    (GL + r"/merge_requests/(\d+)/notes", "GET", gl_list_notes),
+    (GL + r"/merge_requests/(\d+)/notes", "POST", gl_create_note),
+    (GL + r"/merge_requests/(\d+)/notes/(\d+)", "PUT", gl_update_note),
+    (GL + r"/uploads", "POST", gl_upload),
+    (GL + r"/releases/([^/]+)", "GET", gl_get_release),
+    (GL + r"/releases", "POST", gl_create_release),
+    (GL + r"/releases/([^/]+)", "PUT", gl_update_release),
+    (GH + r"/pulls", "GET", gh_list_pulls),
+    (GH + r"/pulls", "POST", gh_create_pull),
+    (GH + r"/pulls/(\d+)", "PATCH", gh_update_pull),
+    (GH + r"/issues/(\d+)/labels", "POST", gh_add_labels),
+    (GH + r"/issues/(\d+)", "GET", gh_get_issue),
+    (GH + r"/issues/(\d+)/comments", "GET", gh_list_comments),
+    (GH + r"/issues/(\d+)/comments", "POST", gh_create_comment),
+    (GH + r"/issues/comments/(\d+)", "PATCH", gh_update_comment),
+    (GH + r"/releases/tags/(.+)", "GET", gh_get_release),
+    (GH + r"/releases", "POST", gh_create_release),
+    (GH + r"/releases/(\d+)", "PATCH", gh_update_release),
+]

@@ -1,0 +1,209 @@
+"""`alops report`, `alops promote`: real python-gitlab and PyGithub clients against a local forge server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import clean_env, dvc, git, run_alops
+from forge_server import ForgeServer
+
+CANARY = "glpat-CANARY-9f8e7d6c5b4a"
+DVC_YAML = """stages:
+  train:
+    cmd: python -c "open('model.pt', 'w').write('weights')"
+    params:
+      - train
+    outs:
+      - model.pt
+  evaluate:
+    cmd: python -c "print('evaluated')"
+    deps:
+      - model.pt
+    metrics:
+      - metrics.json:
+          cache: false
+"""
+
+
+def commit_state(project: Path, metrics: dict, lr: float, message: str) -> None:
+    (project / "metrics.json").write_text(json.dumps(metrics))
+    (project / "params.yaml").write_text(f"dataset: dev\ntrain:\n  lr: {lr}\n  epochs: 5\n")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", message)
+
+
+@pytest.fixture
+def report_project(repo: Path) -> Path:
+    """main committed accuracy 0.80 (lr 0.01); experiment/wider reaches 0.85 with lr 0.02."""
+    dvc(repo, "init", "-q")
+    (repo / "dvc.yaml").write_text(DVC_YAML)
+    commit_state(repo, {"accuracy": 0.80, "loss": 0.50}, 0.01, "baseline")
+    git(repo, "switch", "-q", "-c", "experiment/wider")
+    commit_state(repo, {"accuracy": 0.85, "loss": 0.40}, 0.02, "wider")
+    return repo
+
+
+def gitlab_env(server: ForgeServer, project: Path, token: str = CANARY, **extra) -> dict:
+    env = dict(GITLAB_CI="true", CI_SERVER_URL=server.url, CI_PROJECT_ID="42",
+                     CI_PROJECT_URL=f"{server.url}/group/project", CI_PIPELINE_SOURCE="merge_request_event",
+                     CI_MERGE_REQUEST_IID="7", CI_MERGE_REQUEST_SOURCE_BRANCH_NAME="experiment/wider",
+                     CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main", CI_MERGE_REQUEST_PROJECT_ID="42",
+                     CI_MERGE_REQUEST_SOURCE_PROJECT_ID="42", CI_COMMIT_SHA=git(project, "rev-parse", "HEAD"),
+                     CI_DEFAULT_BRANCH="main", GITLAB_TOKEN=token)
+    return clean_env(**{**env, **extra})
+
+
+def github_env(server: ForgeServer, project: Path, tmp_path: Path, token: str = CANARY, fork: bool = False) -> dict:
+    event = tmp_path / "event.json"
+    head_repo = "someone/fork" if fork else "team/project"
+    event.write_text(json.dumps({"number": 7, "pull_request": {"number": 7, "head": {"repo": {"full_name": head_repo}},
+                                                                "base": {"repo": {"full_name": "team/project"}}},
+                                 "repository": {"default_branch": "main"}}))
+    return clean_env(GITHUB_ACTIONS="true", GITHUB_API_URL=server.url, GITHUB_SERVER_URL="https://github.test",
+                     GITHUB_REPOSITORY="team/project", GITHUB_EVENT_NAME="pull_request", GITHUB_EVENT_PATH=str(event),
+                     GITHUB_REF="refs/pull/7/merge", GITHUB_HEAD_REF="experiment/wider", GITHUB_BASE_REF="main",
+                     GITHUB_SHA=git(project, "rev-parse", "HEAD"), GITHUB_RUN_ID="99", GITHUB_TOKEN=token)
+
+
+def assert_no_canary(result) -> None:
+    assert CANARY not in result.stdout + result.stderr
+
+
+def test_report_compares_with_what_the_target_committed(report_project):
+    result = run_alops("report", "--target", "main", cwd=report_project)
+    assert result.returncode == 0, result.stderr
+    text = (report_project / "report.md").read_text()
+    assert text.startswith("<!-- alops:report -->")
+    assert "| accuracy | 0.85 | 0.8 | +0.05 (+6.2%) |" in text
+    assert "| loss | 0.4 | 0.5 | -0.1 (-20.0%) |" in text
+    assert "| train.lr | 0.02 | 0.01 |" in text
+    assert "train.epochs" not in text  # unchanged params are not listed
+    assert not (report_project / "mlflow.db").exists()  # reporting creates no tracking store
+
+
+@pytest.mark.parametrize("forge", ["gitlab", "github"])
+def test_report_posted_twice_leaves_one_comment_with_the_latest_content(report_project, tmp_path, forge):
+    with ForgeServer(CANARY) as server:
+        env = gitlab_env(server, report_project) if forge == "gitlab" else github_env(server, report_project, tmp_path)
+        first = run_alops("report", "--post", cwd=report_project, env=env)
+        assert first.returncode == 0, first.stderr
+        assert "comment created on #7" in first.stdout
+        (report_project / "metrics.json").write_text(json.dumps({"accuracy": 0.91, "loss": 0.3}))
+        second = run_alops("report", "--post", cwd=report_project, env=env)
+        assert second.returncode == 0, second.stderr
+        assert "comment updated on #7" in second.stdout
+        comments = server.state.comments[7]
+        assert len(comments) == 1
+        assert "| accuracy | 0.91 | 0.8 |" in comments[0]["body"]
+        for result in (first, second):
+            assert_no_canary(result)
+
+
+@pytest.mark.parametrize("forge", ["gitlab", "github"])
+def test_a_502_after_the_server_applied_the_post_still_leaves_one_comment(report_project, tmp_path, forge):
+    with ForgeServer(CANARY) as server:
+        env = gitlab_env(server, report_project) if forge == "gitlab" else github_env(server, report_project, tmp_path)
+        comments_path = r"/notes$" if forge == "gitlab" else r"/issues/7/comments$"
+        server.inject("POST", comments_path, 502, apply=True)
+        result = run_alops("report", "--post", cwd=report_project, env=env)
+        assert result.returncode == 0, result.stderr
+        assert len(server.calls("POST", comments_path)) == 1  # the create was not blindly repeated
+        assert len(server.state.comments[7]) == 1
+        assert "0.85" in server.state.comments[7][0]["body"]
+
+
+def test_gitlab_429_with_retry_after_is_waited_out(report_project):
+    with ForgeServer(CANARY) as server:
+        server.inject("GET", r"/notes$", 429, retry_after=1, times=2)
+        result = run_alops("report", "--post", cwd=report_project, env=gitlab_env(server, report_project))
+        assert result.returncode == 0, result.stderr
+        assert len(server.calls("GET", r"/notes$")) == 3
+        assert len(server.state.comments[7]) == 1
+
+
+def test_github_502_on_every_create_fails_after_bounded_attempts(report_project, tmp_path):
+    with ForgeServer(CANARY) as server:
+        server.inject("POST", r"/issues/7/comments$", 502, retry_after=0, times=10)
+        result = run_alops("report", "--post", cwd=report_project, env=github_env(server, report_project, tmp_path))
+        assert result.returncode == 1
+        assert "GitHub comment failed (502)" in result.stderr
+        assert len(server.calls("POST", r"/issues/7/comments$")) == 4
+        assert server.state.comments.get(7, []) == []
+
+
+def test_an_expired_token_is_one_line_and_never_printed(report_project):
+    with ForgeServer("the-valid-token") as server:
+        result = run_alops("report", "--post", cwd=report_project, env=gitlab_env(server, report_project))
+    assert result.returncode == 1
+    assert "GitLab rejected the token (401" in result.stderr and "GITLAB_TOKEN" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+    assert_no_canary(result)
+
+
+@pytest.mark.parametrize("forge, permission", [("gitlab", "api` scope"), ("github", "pull-requests: write")])
+def test_a_403_on_comment_names_the_permission(report_project, tmp_path, forge, permission):
+    with ForgeServer(CANARY) as server:
+        env = gitlab_env(server, report_project) if forge == "gitlab" else github_env(server, report_project, tmp_path)
+        server.inject("POST", r"/notes$|/comments$", 403)
+        result = run_alops("report", "--post", cwd=report_project, env=env)
+    assert result.returncode == 1
+    assert "lacks permission" in result.stderr and permission in result.stderr
+    assert_no_canary(result)
+
+
+def test_no_merge_request_for_the_pipeline_is_a_clear_error(report_project):
+    with ForgeServer(CANARY) as server:
+        env = clean_env(GITLAB_CI="true", CI_SERVER_URL=server.url, CI_PROJECT_ID="42", CI_PIPELINE_SOURCE="push",
+                        CI_COMMIT_BRANCH="experiment/wider", GITLAB_TOKEN=CANARY)
+        result = run_alops("report", "--post", cwd=report_project, env=env)
+        assert server.state.requests == []
+    assert result.returncode == 1
+    assert "no merge request for this pipeline" in result.stderr
+    assert (report_project / "report.md").exists()  # the report itself is still there to read
+
+
+def test_a_fork_pull_request_is_skipped_with_a_notice(report_project, tmp_path):
+    with ForgeServer(CANARY) as server:
+        result = run_alops("report", "--post", cwd=report_project, env=github_env(server, report_project, tmp_path, fork=True))
+        assert server.state.requests == []
+    assert result.returncode == 0, result.stderr
+    assert "from a fork" in result.stderr
+
+
+@pytest.mark.parametrize("forge", ["gitlab", "github"])
+def test_promote_twice_leaves_one_merge_request_updated(report_project, tmp_path, forge):
+    with ForgeServer(CANARY) as server:
+        if forge == "gitlab":
+            env = gitlab_env(server, report_project, CI_PIPELINE_SOURCE="push", CI_COMMIT_BRANCH="experiment/wider")
+            for key in [k for k in env if k.startswith("CI_MERGE_REQUEST")]:
+                del env[key]
+        else:
+            env = github_env(server, report_project, tmp_path)
+            env.update(GITHUB_EVENT_NAME="push", GITHUB_REF="refs/heads/experiment/wider")
+        first = run_alops("promote", "--label", "experiment", "--draft", cwd=report_project, env=env)
+        assert first.returncode == 0, first.stderr
+        assert "merge request created" in first.stdout
+        second = run_alops("promote", "--title", "Wider network", "--label", "experiment", cwd=report_project, env=env)
+        assert second.returncode == 0, second.stderr
+        assert "merge request updated" in second.stdout
+        assert len(server.state.merge_requests) == 1
+        merge_request = server.state.merge_requests[0]
+        assert merge_request["title"] == "Wider network"
+        assert "experiment" in merge_request["labels"]
+        assert "| accuracy | 0.85 | 0.8 |" in (merge_request.get("description") or merge_request.get("body"))
+        head = merge_request.get("source_branch") or merge_request.get("head")
+        assert head == "experiment/wider"
+        if forge == "github":
+            assert merge_request["draft"] is True
+        else:
+            assert json.loads(server.calls("POST", r"/merge_requests$")[0]["body"])["title"].startswith("Draft: ")
+
+
+def test_promote_refuses_a_feature_branch(report_project):
+    git(report_project, "switch", "-q", "-c", "feature/x")
+    result = run_alops("promote", cwd=report_project)
+    assert result.returncode == 2
+    assert "experiment and al/ branches" in result.stderr
