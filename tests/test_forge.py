@@ -207,3 +207,34 @@ def test_promote_refuses_a_feature_branch(report_project):
     result = run_alops("promote", cwd=report_project)
     assert result.returncode == 2
     assert "experiment and al/ branches" in result.stderr
+
+
+def test_active_learning_report_has_labels_added_and_a_learning_curve_upload(report_project, mlflow_server, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    name = f"al-{tmp_path.name}"[:60]
+    git(report_project, "switch", "-q", "-c", "al/round-2")
+    manifest = report_project / "data/full/manifest.csv"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text("id,path,label,split\n" + "".join(f"s{i},x{i}.png,{'' if i >= 180 else i % 10},train\n"
+                                                           for i in range(300)))
+    client = MlflowClient(mlflow_server)
+    for kind, branch, labeled, accuracy in (("main", "main", 100, 0.70), ("active-learning", "al/round-2", 140, 0.78)):
+        experiment = client.get_experiment_by_name(f"{name}/{kind}") or client.get_experiment(client.create_experiment(f"{name}/{kind}"))
+        run = client.create_run(experiment.experiment_id, tags={"git.branch": branch, "alops.labeled": str(labeled),
+                                                                 "alops.data_version": f"dv-{labeled:016d}"})
+        client.log_metric(run.info.run_id, "accuracy", accuracy)
+        client.set_terminated(run.info.run_id)
+    simulation = tmp_path / "simulation.csv"
+    simulation.write_text("strategy,seed,round,labels,accuracy\nrandom,0,0,100,0.6\nrandom,0,1,150,0.7\nrandom,1,1,150,0.72\n")
+    with ForgeServer(CANARY) as server:
+        env = gitlab_env(server, report_project, CI_MERGE_REQUEST_SOURCE_BRANCH_NAME="al/round-2",
+                         MLFLOW_TRACKING_URI=mlflow_server, CI_PROJECT_NAME=name)
+        result = run_alops("report", "--post", "--simulation", str(simulation), cwd=report_project, env=env)
+        assert result.returncode == 0, result.stderr
+        body = server.state.comments[7][0]["body"]
+        assert server.state.uploads == ["42"]
+    assert "Labels added: +80 (100 → 180 labeled samples)." in body
+    assert "![learning_curve](/uploads/" in body
+    assert "| accuracy | 0.85 | 0.7 |" in body  # against the latest tracked run of main
+    assert (report_project / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,135 @@
+"""`alops release` / `alops rollback` against a real MLflow tracking server and model registry."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import clean_env, dvc, git, run_alops
+from forge_server import ForgeServer
+from test_forge import CANARY, DVC_YAML
+
+
+@pytest.fixture
+def release_project(repo: Path) -> Path:
+    dvc(repo, "init", "-q")
+    (repo / "dvc.yaml").write_text(DVC_YAML)
+    (repo / "params.yaml").write_text("dataset: full\ntrain:\n  lr: 0.01\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "project")
+    git(repo, "switch", "-q", "-c", "release/1.0")
+    return repo
+
+
+def tracked_candidate(project: Path, server: str, metrics: dict, tmp_path: Path) -> str:
+    """A new commit on the release branch and its finished run (as `alops run` leaves it), with model.pt."""
+    from mlflow.tracking import MlflowClient
+
+    (project / "params.yaml").write_text(f"dataset: full\ntrain:\n  lr: {uuid.uuid4().int % 1000 / 1e4}\n")
+    git(project, "commit", "-q", "-am", "candidate")
+    commit = git(project, "rev-parse", "HEAD")
+    client = MlflowClient(server)
+    experiment = client.get_experiment_by_name("project/release")
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment("project/release")
+    run = client.create_run(experiment_id, tags={"git.commit": commit, "git.branch": "release/1.0",
+                                                 "alops.kind": "release", "alops.data_version": "dv-0123456789abcdef"})
+    for name, value in metrics.items():
+        client.log_metric(run.info.run_id, name, value)
+    model = tmp_path / f"model-{uuid.uuid4().hex}" / "model.pt"
+    model.parent.mkdir()
+    model.write_text("weights")
+    client.log_artifact(run.info.run_id, str(model))
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def champion(server: str, model: str) -> str:
+    from mlflow.tracking import MlflowClient
+
+    return str(MlflowClient(server).get_model_version_by_alias(model, "champion").version)
+
+
+def release(project: Path, server: str, model: str, *extra: str, env: dict | None = None):
+    return run_alops("release", "--metric", "accuracy", "--model", model, *extra, cwd=project,
+                     env=env or clean_env(MLFLOW_TRACKING_URI=server))
+
+
+def test_release_gate_first_pass_fail_and_rollback(release_project, mlflow_server, tmp_path):
+    model = f"digits-{uuid.uuid4().hex[:8]}"
+    tracked_candidate(release_project, mlflow_server, {"accuracy": 0.80}, tmp_path)
+    first = release(release_project, mlflow_server, model)
+    assert first.returncode == 0, first.stderr
+    assert "first release" in first.stdout
+    assert champion(mlflow_server, model) == "1"
+    record = json.loads((release_project / "release.json").read_text())
+    assert record["version"] == "1" and record["previous_version"] is None
+    assert record["data_version"] == "dv-0123456789abcdef"
+    assert record["git_commit"] == git(release_project, "rev-parse", "HEAD")
+
+    run_id = tracked_candidate(release_project, mlflow_server, {"accuracy": 0.86}, tmp_path)
+    better = release(release_project, mlflow_server, model, "--min-delta", "0.01")
+    assert better.returncode == 0, better.stderr
+    assert champion(mlflow_server, model) == "2"
+    record = json.loads((release_project / "release.json").read_text())
+    assert (record["version"], record["previous_version"], record["run_id"]) == ("2", "1", run_id)
+
+    tracked_candidate(release_project, mlflow_server, {"accuracy": 0.865}, tmp_path)
+    too_small = release(release_project, mlflow_server, model, "--min-relative", "0.05")
+    assert too_small.returncode == 1
+    assert "release gate failed" in too_small.stderr and "minimum relative gain" in too_small.stderr
+    assert champion(mlflow_server, model) == "2"
+
+    back = run_alops("rollback", "--model", model, cwd=release_project, env=clean_env(MLFLOW_TRACKING_URI=mlflow_server))
+    assert back.returncode == 0, back.stderr
+    assert "from version 2 back to 1" in back.stdout
+    assert champion(mlflow_server, model) == "1"
+
+
+@pytest.mark.parametrize("metrics, reason", [({"accuracy": float("nan")}, "accuracy is NaN"),
+                                             ({"loss": 0.1}, "accuracy is missing")])
+def test_a_nan_or_missing_metric_fails_closed(release_project, mlflow_server, tmp_path, metrics, reason):
+    model = f"digits-{uuid.uuid4().hex[:8]}"
+    tracked_candidate(release_project, mlflow_server, {"accuracy": 0.8}, tmp_path)
+    assert release(release_project, mlflow_server, model).returncode == 0
+    tracked_candidate(release_project, mlflow_server, metrics, tmp_path)
+    result = release(release_project, mlflow_server, model)
+    assert result.returncode == 1
+    assert reason in result.stderr and "fails closed" in result.stderr
+    assert champion(mlflow_server, model) == "1"
+
+
+def test_release_only_runs_on_release_branches(release_project, mlflow_server):
+    git(release_project, "switch", "-q", "-c", "experiment/x")
+    result = release(release_project, mlflow_server, "digits-x")
+    assert result.returncode == 2
+    assert "runs on release branches" in result.stderr
+
+
+def test_rollback_without_a_previous_version_is_a_clear_error(release_project, mlflow_server, tmp_path):
+    model = f"digits-{uuid.uuid4().hex[:8]}"
+    tracked_candidate(release_project, mlflow_server, {"accuracy": 0.8}, tmp_path)
+    assert release(release_project, mlflow_server, model).returncode == 0
+    result = run_alops("rollback", "--model", model, cwd=release_project, env=clean_env(MLFLOW_TRACKING_URI=mlflow_server))
+    assert result.returncode == 1
+    assert "nothing to roll back to" in result.stderr
+    assert champion(mlflow_server, model) == "1"
+
+
+def test_published_release_is_one_gitlab_release_even_when_the_job_restarts(release_project, mlflow_server, tmp_path):
+    model = f"digits-{uuid.uuid4().hex[:8]}"
+    tracked_candidate(release_project, mlflow_server, {"accuracy": 0.8}, tmp_path)
+    with ForgeServer(CANARY) as server:
+        env = clean_env(MLFLOW_TRACKING_URI=mlflow_server, GITLAB_CI="true", CI_SERVER_URL=server.url,
+                        CI_PROJECT_ID="42", CI_PIPELINE_SOURCE="push", CI_COMMIT_BRANCH="release/1.0",
+                        CI_COMMIT_SHA=git(release_project, "rev-parse", "HEAD"), GITLAB_TOKEN=CANARY)
+        server.inject("POST", r"/releases$", 502, apply=True)
+        for _attempt in range(2):  # the second run is a restarted job
+            result = release(release_project, mlflow_server, model, "--publish", env=env)
+            assert result.returncode == 0, result.stderr
+            assert CANARY not in result.stdout + result.stderr
+        assert "already the champion" in result.stdout
+        assert [r["tag_name"] for r in server.state.releases] == [f"{model}-v1"]
+        assert "dv-0123456789abcdef" in server.state.releases[0]["description"]
+    assert champion(mlflow_server, model) == "1"
