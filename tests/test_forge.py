@@ -154,15 +154,36 @@ def test_a_403_on_comment_names_the_permission(report_project, tmp_path, forge, 
     assert_no_canary(result)
 
 
-def test_no_merge_request_for_the_pipeline_is_a_clear_error(report_project):
+def test_no_open_merge_request_for_the_branch_is_a_clear_error(report_project):
     with ForgeServer(CANARY) as server:
         env = clean_env(GITLAB_CI="true", CI_SERVER_URL=server.url, CI_PROJECT_ID="42", CI_PIPELINE_SOURCE="push",
                         CI_COMMIT_BRANCH="experiment/wider", GITLAB_TOKEN=CANARY)
-        result = run_alops("report", "--post", cwd=report_project, env=env)
-        assert server.state.requests == []
-    assert result.returncode == 1
-    assert "no merge request for this pipeline" in result.stderr
+        strict = run_alops("report", "--post", cwd=report_project, env=env)
+        lenient = run_alops("report", "--post-if-open", cwd=report_project, env=env)
+        assert [r["method"] for r in server.state.requests] == ["GET", "GET"]  # looked, wrote nothing
+    assert strict.returncode == 1
+    assert "no open merge request for branch 'experiment/wider'" in strict.stderr
+    assert lenient.returncode == 0 and "notice: report not posted" in lenient.stderr
     assert (report_project / "report.md").exists()  # the report itself is still there to read
+
+
+def test_a_branch_pipeline_posts_on_the_open_merge_request_of_its_branch(report_project):
+    with ForgeServer(CANARY) as server:
+        server.state.merge_requests.append({"id": 1, "iid": 3, "state": "opened", "title": "t", "description": "",
+                                            "source_branch": "experiment/wider", "target_branch": "main", "labels": []})
+        env = clean_env(GITLAB_CI="true", CI_SERVER_URL=server.url, CI_PROJECT_ID="42", CI_PIPELINE_SOURCE="push",
+                        CI_COMMIT_BRANCH="experiment/wider", GITLAB_TOKEN=CANARY)
+        result = run_alops("report", "--post-if-open", cwd=report_project, env=env)
+        assert result.returncode == 0, result.stderr
+        assert len(server.state.comments[3]) == 1
+
+
+def test_post_if_open_without_a_token_is_a_notice(report_project):
+    env = clean_env(GITLAB_CI="true", CI_SERVER_URL="http://127.0.0.1:9", CI_PROJECT_ID="42", CI_PIPELINE_SOURCE="push",
+                    CI_COMMIT_BRANCH="experiment/wider")
+    result = run_alops("report", "--post-if-open", cwd=report_project, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "no GitLab token" in result.stderr
 
 
 def test_a_fork_pull_request_is_skipped_with_a_notice(report_project, tmp_path):

@@ -610,11 +610,14 @@ def _build_report(root: str, context, target: str, curve_metric: str | None, sim
 @cli.command()
 @TARGET_OPTION
 @click.option("--out", default="report.md", show_default=True, help="Where to write the markdown.")
-@click.option("--post", is_flag=True, help="Create or update the one alops comment on the MR/PR of this pipeline.")
+@click.option("--post", is_flag=True, help="Create or update the one alops comment on the MR/PR of this pipeline or branch.")
+@click.option("--post-if-open", is_flag=True,
+              help="As --post, but only a notice when no MR/PR is open for the branch or no forge token is set.")
 @click.option("--metric", "curve_metric", metavar="NAME", help="Metric of the learning curve (default: accuracy).")
 @click.option("--simulation", type=click.Path(dir_okay=False, exists=True),
               help="simulation.csv from `alops simulate`: its random strategy is the curve's baseline.")
-def report(target: str | None, out: str, post: bool, curve_metric: str | None, simulation: str | None) -> None:
+def report(target: str | None, out: str, post: bool, post_if_open: bool, curve_metric: str | None,
+           simulation: str | None) -> None:
     """Write the metrics report of this run against the target branch (and post it on the MR/PR).
 
     Metrics with deltas, params that changed, the data version and, on al/ branches, labels added and a
@@ -623,7 +626,8 @@ def report(target: str | None, out: str, post: bool, curve_metric: str | None, s
     \b
     Examples:
       alops report --target main
-      alops report --post            # in a merge-request pipeline
+      alops report --post            # in a merge-request pipeline, or a branch with an open MR
+      alops report --post-if-open    # in a branch pipeline: post when an MR is open
     """
     from alops import forge, report as report_mod
 
@@ -633,23 +637,36 @@ def report(target: str | None, out: str, post: bool, curve_metric: str | None, s
     text = report_mod.render(built, f"![learning curve]({os.path.basename(png)})" if png else None)
     report_mod.write_text(out, text)
     click.echo(f"report: {out}" + (f", learning curve {png}" if png else ""))
-    if not post:
+    if not (post or post_if_open):
         return
     merge_request = context.merge_request
-    if merge_request is None or not merge_request.number:
-        raise AlopsError(f"no merge request for this pipeline (branch {context.branch!r}): run --post in a "
-                         "merge-request / pull-request pipeline, or open one with `alops promote`")
-    if merge_request.from_fork:
+    if merge_request is not None and merge_request.from_fork:
         click.echo("alops: notice: the merge request comes from a fork: the report is not posted (no secrets "
                    f"for fork pipelines); it is in {out}", err=True)
         return
-    target_forge = forge.connect(context)
+    try:
+        target_forge = forge.connect(context)
+    except ConfigError as exc:
+        if not post_if_open:
+            raise
+        click.echo(f"alops: notice: report not posted: {exc}", err=True)
+        return
+    number = merge_request.number if merge_request and merge_request.number else None
+    if number is None and context.branch:
+        found = target_forge.find_merge_request(context.branch)
+        number = None if found is None else str(getattr(found, "iid", None) or found.number)
+    if number is None:
+        message = (f"no open merge request for branch {context.branch!r}: open one (`alops promote`), or post from "
+                   "a merge-request pipeline")
+        if post_if_open:
+            click.echo(f"alops: notice: report not posted: {message}", err=True)
+            return
+        raise AlopsError(message)
     image = target_forge.upload_image(png) if png else None
     if png and image is None and context.ci_job_url:
         image = f"[learning curve (job artifacts)]({context.ci_job_url})"
-    text = report_mod.render(built, image)
-    outcome = target_forge.post_comment(merge_request.number, text)
-    click.echo(f"report: comment {outcome.action} on #{merge_request.number}: {outcome.url}")
+    outcome = target_forge.post_comment(number, report_mod.render(built, image))
+    click.echo(f"report: comment {outcome.action} on #{number}: {outcome.url}")
 
 
 @cli.command()
