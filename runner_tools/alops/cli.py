@@ -229,7 +229,8 @@ def data_check_dev(against, label_column, max_deviation, max_ks) -> None:
 @cli.command("run")
 @click.argument("stages", nargs=-1)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Default: the branch profile's device.")
-@click.option("--allow-cpu", is_flag=True, help="Run on the CPU when the profile asks for a GPU and none is visible.")
+@click.option("--allow-cpu", is_flag=True, envvar="ALOPS_ALLOW_CPU",
+              help="Run on the CPU when the profile asks for a GPU and none is visible (env: ALOPS_ALLOW_CPU=true).")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Set a parameter in params.yaml first (repeatable).")
 @click.option("--track/--no-track", default=None, help="Default: on where the profile tracks or MLFLOW_TRACKING_URI is set.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and do nothing.")
