@@ -16,13 +16,21 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# gitlab-ci-local runs the GitLab component's pipelines in the tests (4.64.1 is the last release for Node 20);
+# it copies job folders with rsync
+TOOLS_STAMP := .tools/.installed
+$(TOOLS_STAMP): Makefile
+	command -v rsync >/dev/null || { apt-get update -qq && apt-get install -y -qq rsync; }
+	npm install --no-audit --no-fund --silent --prefix .tools gitlab-ci-local@4.64.1
+	touch $(TOOLS_STAMP)
+
 $(LS_STAMP): Makefile
 	$(PYTHON) -m venv .venv-ls
 	.venv-ls/bin/python -m pip install --quiet --upgrade pip
 	.venv-ls/bin/python -m pip install --quiet 'label-studio>=1.20,<2'
 	touch $(LS_STAMP)
 
-test: $(STAMP) $(LS_STAMP)
+test: $(STAMP) $(LS_STAMP) $(TOOLS_STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
@@ -30,4 +38,4 @@ bench: $(STAMP)
 	@status=0; for bench in benchmarks/bench_*.py; do echo "== $$bench"; $(PY) $$bench || status=1; done; exit $$status
 
 clean:
-	rm -rf $(VENV) .venv-ls runner_tools/*.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-ls .tools runner_tools/*.egg-info .pytest_cache

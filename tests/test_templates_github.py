@@ -1,0 +1,124 @@
+"""The GitHub reusable workflow under act (`-P <label>=-self-hosted`): jobs per branch kind and what they do."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import ALOPS, clean_env, git
+
+KIT = Path(__file__).parents[1]
+ACT = str(Path(ALOPS).with_name("act"))
+STAND_IN = Path(__file__).parent / "fixtures" / "actions" / "stand-in"
+CALLER = """name: ci
+on: [push, pull_request]
+permissions: {}
+jobs:
+  alops:
+    uses: ./.github/workflows/alops.yml
+    permissions:
+      contents: write
+      pull-requests: write
+    secrets: inherit
+    with:
+      cpu-runs-on: '"cpu"'
+      gpu-runs-on: '"gpu"'
+      setup-python: false
+      install: false
+      allow-cpu: true
+"""
+
+
+def remote_actions() -> list[str]:
+    """`owner/name@sha` of the actions act cannot download here (it copies the local repository for checkout)."""
+    text = (KIT / ".github/workflows/alops.yml").read_text()
+    found = set(re.findall(r"uses: ([\w-]+/[\w-]+@[0-9a-f]{40})", text))
+    return sorted(a for a in found if not a.startswith("actions/checkout@"))
+
+
+@pytest.fixture
+def workflow_project(ml_project: Path) -> Path:
+    (ml_project / ".github/workflows").mkdir(parents=True)
+    shutil.copy(KIT / ".github/workflows/alops.yml", ml_project / ".github/workflows/alops.yml")
+    (ml_project / ".github/workflows/ci.yml").write_text(CALLER)
+    git(ml_project, "add", "-A")
+    git(ml_project, "commit", "-q", "-m", "use the alops workflow")
+    git(ml_project, "remote", "add", "origin", "https://github.com/team/project.git")  # act's GITHUB_REPOSITORY
+    return ml_project
+
+
+def act(project: Path, event: str, payload: dict, secrets: dict | None = None, timeout: int = 600):
+    event_path = project.parent / "event.json"
+    event_path.write_text(json.dumps({"repository": {"default_branch": "main"}, **payload}))
+    command = [ACT, event, "-W", ".github/workflows/ci.yml", "-P", "cpu=-self-hosted", "-P", "gpu=-self-hosted",
+               "-e", str(event_path)]
+    for action in remote_actions():
+        command += ["--local-repository", f"{action}={STAND_IN}"]
+    for key, value in (secrets or {}).items():
+        command += ["-s", f"{key}={value}"]
+    result = subprocess.run(command, cwd=project, env=clean_env(), capture_output=True, text=True, timeout=timeout)
+    return result
+
+
+def ran(output: str, job: str) -> bool:
+    return re.search(rf"/{re.escape(job)}\s*\] 🏁  Job succeeded", output) is not None
+
+
+def test_remote_actions_are_pinned_by_sha():
+    text = (KIT / ".github/workflows/alops.yml").read_text()
+    uses = re.findall(r"^\s+(?:- )?uses: (\S+)", text, re.MULTILINE)
+    assert uses and all(re.fullmatch(r"[\w-]+/[\w-]+@[0-9a-f]{40}", u) for u in uses)
+
+
+def test_feature_push_trains_on_the_dev_dataset_only(workflow_project):
+    git(workflow_project, "switch", "-q", "-c", "feature/faster")
+    result = act(workflow_project, "push", {"ref": "refs/heads/feature/faster"})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert ran(output, "context") and ran(output, "train-dev")
+    assert "pull: dev dataset" in output and "repro: on cpu with the dev dataset" in output
+    assert not ran(output, "train-full") and not ran(output, "release")
+
+
+def test_experiment_push_trains_on_full_data_and_tracks(workflow_project, mlflow_server):
+    from mlflow.tracking import MlflowClient
+
+    git(workflow_project, "switch", "-q", "-c", "experiment/act")
+    result = act(workflow_project, "push", {"ref": "refs/heads/experiment/act"},
+                 secrets={"mlflow-tracking-uri": mlflow_server})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert ran(output, "train-full") and not ran(output, "train-dev")
+    assert "pull: full dataset" in output
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name("project/experiment")  # named after GITHUB_REPOSITORY
+    runs = client.search_runs([experiment.experiment_id], "tags.`git.branch` = 'experiment/act'")
+    assert runs and runs[0].data.tags["alops.dataset"] == "full"
+
+
+def test_a_pull_request_from_a_fork_never_reaches_the_gpu_jobs(workflow_project):
+    git(workflow_project, "switch", "-q", "-c", "experiment/fork")
+    payload = {"number": 5, "pull_request": {"number": 5, "title": "`touch pwned` $(touch pwned)",
+                                             "head": {"ref": "experiment/fork", "repo": {"full_name": "someone/fork"}},
+                                             "base": {"ref": "main", "repo": {"full_name": "team/project"}}}}
+    result = act(workflow_project, "pull_request", payload)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert ran(output, "context")
+    assert not ran(output, "train-full") and not ran(output, "release") and not ran(output, "train-dev")
+    assert not list(workflow_project.rglob("pwned"))
+
+
+@pytest.mark.parametrize("branch", ["feature/x;touch${IFS}pwned", "feature/$(touch${IFS}pwned)"])
+def test_hostile_branch_names_run_nothing(workflow_project, branch):
+    git(workflow_project, "switch", "-q", "-c", branch)
+    result = act(workflow_project, "push", {"ref": f"refs/heads/{branch}"})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert ran(output, "train-dev")
+    assert not list(workflow_project.rglob("pwned"))
+    assert not list(Path.home().glob("pwned"))
