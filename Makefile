@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Label Studio (for the labeling hand-off tests) pins its own dependencies: it gets a venv of its own
 LS_STAMP := .venv-ls/.installed
 
-.PHONY: test bench clean
+.PHONY: test bench lint clean
 
 $(STAMP): setup.cfg pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ $(LS_STAMP): Makefile
 
 test: $(STAMP) $(LS_STAMP) $(TOOLS_STAMP)
 	$(PY) -m pytest
+
+# the templates' static checks (also part of `make test`)
+lint: $(STAMP)
+	$(PY) templates/compose.py --check
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-actions templates/github/*/action.yml
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.gitlab-ci .gitlab-ci.yml
+	$(VENV)/bin/zizmor --offline --no-progress .github templates/github
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,bench]'

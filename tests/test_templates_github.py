@@ -122,3 +122,41 @@ def test_hostile_branch_names_run_nothing(workflow_project, branch):
     assert ran(output, "train-dev")
     assert not list(workflow_project.rglob("pwned"))
     assert not list(Path.home().glob("pwned"))
+
+
+COMPOSITE_CALLER = """name: composed
+on: push
+permissions: {}
+jobs:
+  train:
+    runs-on: cpu
+    permissions:
+      contents: read
+      pull-requests: write
+    steps:
+      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2
+        with:
+          persist-credentials: false
+      - id: alops
+        uses: ./templates/github/setup
+        with:
+          setup-python: "false"
+          install: "false"
+      - if: steps.alops.outputs.kind == 'feature'
+        uses: ./templates/github/train
+        with:
+          token: ${{ github.token }}
+"""
+
+
+def test_composite_actions_compose_a_workflow(workflow_project):
+    shutil.copytree(KIT / "templates/github", workflow_project / "templates/github")
+    (workflow_project / ".github/workflows/ci.yml").write_text(COMPOSITE_CALLER)
+    git(workflow_project, "add", "-A")
+    git(workflow_project, "commit", "-q", "-m", "compose the actions")
+    git(workflow_project, "switch", "-q", "-c", "feature/composed")
+    result = act(workflow_project, "push", {"ref": "refs/heads/feature/composed"})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "set-output:: kind=feature" in output
+    assert "repro: on cpu with the dev dataset" in output

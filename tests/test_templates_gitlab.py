@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, git
+import yaml
+from conftest import ALOPS, clean_env, git
 
 KIT = Path(__file__).parents[1]
 GITLAB_CI_LOCAL = KIT / ".tools" / "node_modules" / ".bin" / "gitlab-ci-local"
@@ -134,3 +135,39 @@ def test_a_hostile_input_value_reaches_the_shell_only_as_data(ml_project):
     assert result.returncode != 0  # pip refuses the requirement
     assert "alops$(touch pwned)" in output  # pip saw the text unexpanded
     assert not list(ml_project.rglob("pwned"))
+
+
+SMALL_COMPONENTS = """stages: [build, test]
+include:
+  - component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/train@$CI_COMMIT_SHA
+    inputs: &shared
+      stage: build
+      install: false
+      allow-cpu: true
+      cpu-tags: [cpu]
+      gpu-tags: [gpu, cuda]
+      experiment-branches: /^exp\\/.*$/
+  - component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/release@$CI_COMMIT_SHA
+    inputs:
+      <<: *shared
+      release-metric: val_accuracy
+      release-direction: max
+"""
+
+
+def test_small_components_with_non_default_inputs(ml_project):
+    use_component(ml_project)
+    (ml_project / ".gitlab-ci.yml").write_text(SMALL_COMPONENTS)
+    git(ml_project, "commit", "-q", "-am", "compose two components")
+    git(ml_project, "switch", "-q", "-c", "exp/wide")
+    assert planned_jobs(ml_project) == {"alops-params-check", "alops-train-full"}
+    expanded = ml_project / ".gitlab-ci-local" / "expanded-gitlab-ci.yml"
+    pipeline = yaml.safe_load(expanded.read_text())
+    assert pipeline["alops-train-full"]["tags"] == ["gpu", "cuda"]
+    assert pipeline["alops-train-full"]["stage"] == "build"
+    assert pipeline["alops-release"]["variables"]["ALOPS_RELEASE_METRIC"] == "val_accuracy"
+    schema = subprocess.run([str(Path(ALOPS).with_name("check-jsonschema")), "--builtin-schema", "vendor.gitlab-ci",
+                             str(expanded)], capture_output=True, text=True)
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    git(ml_project, "switch", "-q", "-c", "release/2.0")
+    assert planned_jobs(ml_project, {"CI_COMMIT_REF_PROTECTED": "true"}) == {"alops-params-check", "alops-release"}

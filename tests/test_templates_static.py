@@ -1,0 +1,115 @@
+"""The templates as files: composed from their parts, catalog rules, schemas, zizmor, patterns = runner defaults."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ALOPS
+
+KIT = Path(__file__).parents[1]
+BIN = Path(ALOPS).parent
+sys.path.insert(0, str(KIT / "templates"))
+from compose import COMPONENTS, GitLabLoader  # noqa: E402
+
+GLOBAL_KEYWORDS = {"default", "variables", "stages", "workflow", "include", "image", "services", "cache",
+                   "before_script", "after_script"}
+GITHUB_FILES = sorted([*(KIT / ".github/workflows").glob("*.yml"), *(KIT / "templates/github").glob("*/action.yml")])
+
+
+def component(name: str) -> tuple[dict, dict]:
+    spec, jobs = yaml.load_all((KIT / "templates" / f"{name}.yml").read_text(), Loader=GitLabLoader)
+    return spec["spec"]["inputs"], jobs
+
+
+def test_components_are_what_their_parts_compose(tmp_path):
+    check = subprocess.run([sys.executable, str(KIT / "templates/compose.py"), "--check"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    copy = tmp_path / "templates"
+    shutil.copytree(KIT / "templates", copy)
+    part = copy / "parts/release.yml"
+    part.write_text(part.read_text().replace("resource_group: alops-release", "resource_group: other"))
+    stale = subprocess.run([sys.executable, str(copy / "compose.py"), "--check"], capture_output=True, text=True)
+    assert stale.returncode == 1
+    assert "alops.yml" in stale.stderr and "release.yml" in stale.stderr and "train.yml" not in stale.stderr
+
+
+@pytest.mark.parametrize("name", sorted(COMPONENTS))
+def test_components_follow_the_catalog_rules(name):
+    inputs, jobs = component(name)
+    for key, rules in inputs.items():
+        assert re.fullmatch(r"[a-z]+(-[a-z]+)*", key), key
+        assert rules.get("description"), f"{name}: input {key} has no description"
+        assert "default" in rules, f"{name}: input {key} has no default"
+        if "options" in rules:
+            assert rules["default"] in rules["options"]
+        if "regex" in rules:
+            assert re.search(rules["regex"], str(rules["default"])), f"{name}: default of {key} fails its regex"
+    assert not GLOBAL_KEYWORDS & set(jobs), f"{name}: global keywords in a component"
+    visible = [job for job in jobs if not job.startswith(".")]
+    assert visible and all(jobs[job]["extends"] == ".alops-base" for job in visible)
+    used = set(re.findall(r"\$\[\[ inputs\.([a-z-]+) \]\]", (KIT / "templates" / f"{name}.yml").read_text()))
+    assert used <= set(inputs), f"{name}: uses undeclared inputs {used - set(inputs)}"
+
+
+def test_no_input_reaches_a_script_line():
+    for name in COMPONENTS:
+        _inputs, jobs = component(name)
+        for job, body in jobs.items():
+            if not isinstance(body, dict):
+                continue  # a shared list of rules
+            for key in ("script", "before_script", "after_script"):
+                for line in body.get(key, []):
+                    assert "$[[" not in line, f"{name}/{job}: an input is pasted into {key}: {line}"
+
+
+def test_branch_pattern_inputs_default_to_the_runner_tools_patterns():
+    from alops.branches import DEFAULT_PATTERNS, pattern_regex
+
+    inputs, _jobs = component("alops")
+    names = {"feature": "feature-branches", "experiment": "experiment-branches", "release": "release-branches",
+             "active-learning": "al-branches"}
+    assert set(names) == set(DEFAULT_PATTERNS)
+    for kind, key in names.items():
+        (pattern,) = DEFAULT_PATTERNS[kind]
+        assert inputs[key]["default"] == "/" + pattern_regex(pattern).replace("/", "\\/") + "/", kind
+
+
+@pytest.mark.parametrize("path", GITHUB_FILES, ids=lambda p: str(p.relative_to(KIT)))
+def test_github_files_match_their_schema(path):
+    schema = "vendor.github-actions" if path.name == "action.yml" else "vendor.github-workflows"
+    result = subprocess.run([str(BIN / "check-jsonschema"), "--builtin-schema", schema, str(path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_kit_gitlab_pipeline_matches_the_schema():
+    result = subprocess.run([str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci",
+                             str(KIT / ".gitlab-ci.yml")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_zizmor_has_no_findings():
+    result = subprocess.run([str(BIN / "zizmor"), "--offline", "--no-progress", str(KIT / ".github"),
+                             str(KIT / "templates/github")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings" in result.stdout + result.stderr
+
+
+def test_github_workflow_is_least_privilege():
+    workflow = yaml.safe_load((KIT / ".github/workflows/alops.yml").read_text())
+    assert workflow["permissions"] == {}
+    for name, job in workflow["jobs"].items():
+        assert "permissions" in job, name
+        if name != "release":
+            assert job["permissions"].get("contents") == "read", name
+    text = (KIT / ".github/workflows/alops.yml").read_text()
+    for line in text.splitlines():
+        if re.match(r"\s+run: ", line) or line.startswith("          alops"):
+            assert "${{" not in line, f"an expression is pasted into a shell line: {line.strip()}"
+    assert "persist-credentials: false" in text
