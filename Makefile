@@ -36,6 +36,7 @@ test: $(STAMP) $(LS_STAMP) $(TOOLS_STAMP)
 # the templates' static checks (also part of `make test`)
 lint: $(STAMP)
 	$(PY) templates/compose.py --check
+	$(PY) docs/generate.py --check
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-actions templates/github/*/action.yml
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.gitlab-ci .gitlab-ci.yml
