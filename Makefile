@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Label Studio (for the labeling hand-off tests) pins its own dependencies: it gets a venv of its own
 LS_STAMP := .venv-ls/.installed
 
-.PHONY: test bench lint clean
+.PHONY: test demo bench lint clean
 
 $(STAMP): setup.cfg pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ $(LS_STAMP): Makefile
 
 test: $(STAMP) $(LS_STAMP) $(TOOLS_STAMP)
 	$(PY) -m pytest
+
+# the whole flow on the digits example in a temporary folder, with its timing
+demo: $(STAMP)
+	$(VENV)/bin/alops demo
 
 # the templates' static checks (also part of `make test`)
 lint: $(STAMP)

@@ -303,6 +303,17 @@ def project_name(root: str) -> str:
     return os.environ.get("CI_PROJECT_NAME") or repository.rpartition("/")[2] or os.path.basename(os.path.abspath(root))
 
 
+LOCK_TAG = "alops.dvc_lock"
+
+
+def lock_digest(root: str) -> str:
+    """A digest of dvc.lock: the same for every commit whose pipeline produced exactly these outputs."""
+    import hashlib
+
+    with open(os.path.join(root, "dvc.lock"), "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()[:16]
+
+
 def _tags(root: str, context, device: str) -> dict[str, str]:
     from alops import data, tracking
 
@@ -319,6 +330,9 @@ def _tags(root: str, context, device: str) -> dict[str, str]:
         "alops.runner": tracking.runner_name(context.ci_job_url),
         "alops.device": device,
     }
+    lock = os.path.join(root, "dvc.lock")
+    if os.path.isfile(lock):
+        tags[LOCK_TAG] = lock_digest(root)
     settings = _load_data_settings()
     manifest = os.path.join(root, settings.dev if context.profile.dataset == "dev" else settings.full, settings.manifest)
     if os.path.isfile(manifest):

@@ -101,7 +101,10 @@ def _champion(client, model: str):
         raise
 
 
-def _candidate_run(client, uri: str, project: str, commit: str | None, run_id: str | None):
+def _candidate_run(client, uri: str, root: str, project: str, commit: str | None, run_id: str | None):
+    """--run-id; else the latest tracked run of this commit; else of the same pipeline state (dvc.lock), which
+    is what a release branch cut from an already-trained commit has (its `alops run` was a no-op)."""
+    from alops.pipeline import LOCK_TAG, lock_digest
     from alops.tracking import find_runs
 
     if run_id:
@@ -109,8 +112,11 @@ def _candidate_run(client, uri: str, project: str, commit: str | None, run_id: s
             raise ConfigError(f"--run-id {run_id!r} is not an MLflow run id (32 hex digits)")
         return client.get_run(run_id)
     runs = find_runs(uri, project, commit=commit, limit=1) if commit else []
+    if not runs and os.path.isfile(os.path.join(root, "dvc.lock")):
+        runs = find_runs(uri, project, tags={LOCK_TAG: lock_digest(root)}, limit=1)
     if not runs:
-        raise AlopsError(f"no finished tracked run for commit {(commit or '?')[:12]}: run `alops run` on this branch first")
+        raise AlopsError(f"no finished tracked run for commit {(commit or '?')[:12]} or its dvc.lock: run `alops run` "
+                         "on this branch first")
     return runs[0]
 
 
@@ -134,8 +140,8 @@ def _registered_version(client, model: str, run, artifact: str) -> str:
     return str(made.version)
 
 
-def release(uri: str, project: str, context, gate: Gate, model: str, artifact: str, run_id: str | None = None,
-            echo=print) -> Provenance:
+def release(uri: str, root: str, project: str, context, gate: Gate, model: str, artifact: str,
+            run_id: str | None = None, echo=print) -> Provenance:
     """Gate the candidate run, register it and move the champion alias; the provenance of what was released."""
     from mlflow.exceptions import MlflowException
 
@@ -147,7 +153,7 @@ def release(uri: str, project: str, context, gate: Gate, model: str, artifact: s
         raise ConfigError(f"--model {model!r}: a registered model name has letters, digits, _ . - only")
     try:
         client = _client(uri)
-        run = _candidate_run(client, uri, project, context.commit, run_id)
+        run = _candidate_run(client, uri, root, project, context.commit, run_id)
         champion = _champion(client, model)
         champion_value = None
         if champion is not None:

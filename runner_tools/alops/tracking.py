@@ -222,21 +222,21 @@ def runner_name(ci_job_url: str | None) -> str:
     return ci_job_url or f"local:{socket.gethostname()}"
 
 
-def find_runs(uri: str, project: str, branch: str | None = None, commit: str | None = None, limit: int = 1) -> list:
-    """Finished runs of the project's experiments (`<project>/<kind>`), newest first, by branch and/or commit."""
+def find_runs(uri: str, project: str, branch: str | None = None, commit: str | None = None, limit: int = 1,
+              tags: dict[str, str] | None = None) -> list:
+    """Finished runs of the project's experiments (`<project>/<kind>`), newest first, by branch, commit or tags."""
     from mlflow.exceptions import MlflowException
 
+    wanted = {**(tags or {}), **({"git.branch": branch} if branch is not None else {}),
+              **({"git.commit": commit} if commit is not None else {})}
     clauses = ["attributes.status = 'FINISHED'"]
-    for tag, value in (("git.branch", branch), ("git.commit", commit)):
-        if value is None:
-            continue
-        if "'" in value or "\\" in value:
-            return []  # not a name MLflow's filter can quote; such a branch has no tracked runs to compare
+    for tag, value in wanted.items():
+        if "'" in value or "\\" in value or "'" in project:
+            return []  # not a value MLflow's filter can quote; nothing tracked carries it
         clauses.append(f"tags.`{tag}` = '{value}'")
     try:
         client = _client(uri)
-        experiments = [e.experiment_id for e in client.search_experiments(filter_string=f"name LIKE '{project}/%'")
-                       if "'" not in project]
+        experiments = [e.experiment_id for e in client.search_experiments(filter_string=f"name LIKE '{project}/%'")]
         if not experiments:
             return []
         return list(client.search_runs(experiments, " and ".join(clauses), order_by=["attributes.start_time DESC"],

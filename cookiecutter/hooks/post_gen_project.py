@@ -1,0 +1,14 @@
+"""Keep the chosen forge's CI file and example, then git init, dvc init and the DVC remote (alops.scaffold)."""
+
+import os
+import sys
+
+from alops.errors import AlopsError
+from alops.scaffold import finish_project
+
+try:
+    finish_project(os.getcwd(), {{ cookiecutter.forge | tojson }}, {{ cookiecutter.example | tojson }},
+                   {{ cookiecutter.dvc_remote | tojson }})
+except AlopsError as exc:
+    print(f"alops: error: {exc}", file=sys.stderr)
+    sys.exit(1)

@@ -1,0 +1,101 @@
+"""`alops new`: a project from the kit's cookiecutter template, wired to alops, DVC and the chosen forge.
+
+The template renders into a temporary folder beside the target, which is renamed into place only when every
+step (hooks included) succeeded: a refused option or a failed hook leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+from alops.errors import AlopsError, ConfigError
+
+FORGES = ("gitlab", "github", "both")
+EXAMPLES = ("none", "digits")
+SLUG = re.compile(r"[a-z][a-z0-9_]{0,63}")
+CLASS = re.compile(r"[\w.\-]{1,64}")
+
+
+def template_dir() -> str:
+    """The cookiecutter template: the kit's `cookiecutter/` (a checkout), or `$ALOPS_TEMPLATE`."""
+    configured = os.environ.get("ALOPS_TEMPLATE")
+    folder = configured or os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                        "cookiecutter")
+    if not os.path.isfile(os.path.join(folder, "cookiecutter.json")):
+        raise ConfigError(f"no cookiecutter template at {folder}: set ALOPS_TEMPLATE to the kit's cookiecutter/ folder")
+    return folder
+
+
+def check_options(slug: str, forge: str, classes: str) -> None:
+    """A clear error for an option the project cannot be made with."""
+    if not SLUG.fullmatch(slug):
+        raise ConfigError(f"project slug {slug!r} is not valid: use lowercase letters, digits and _, starting with a letter")
+    if forge not in FORGES:
+        raise ConfigError(f"forge {forge!r} is not one of {', '.join(FORGES)}")
+    names = [c.strip() for c in classes.split(",")]
+    if len(names) < 2 or len(set(names)) != len(names) or not all(CLASS.fullmatch(c) for c in names):
+        raise ConfigError(f"classes {classes!r}: give two or more distinct names (letters, digits, _ . -), comma-separated")
+
+
+def _run(folder: str, *command: str) -> None:
+    result = subprocess.run(command, cwd=folder, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise AlopsError(f"{' '.join(command[:3])} failed: {(result.stderr or result.stdout).strip().splitlines()[-1:]}")
+
+
+def finish_project(folder: str, forge: str, example: str, dvc_remote: str) -> None:
+    """Keep the chosen forge's CI file and example, then git init, dvc init and the default DVC remote."""
+    if forge == "github":
+        os.remove(os.path.join(folder, ".gitlab-ci.yml"))
+    if forge == "gitlab":
+        shutil.rmtree(os.path.join(folder, ".github"))
+    if example != "digits":
+        shutil.rmtree(os.path.join(folder, "scripts"))
+    _run(folder, "git", "init", "-q", "-b", "main")
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        Repo.init(folder)
+        with Repo(folder) as repo, repo.config.edit() as config:
+            config["remote"]["storage"] = {"url": dvc_remote}
+            config["core"]["remote"] = "storage"
+    except DvcException as exc:
+        raise AlopsError(f"dvc init failed: {exc}") from None
+
+
+def new_project(path: str, name: str | None = None, forge: str = "gitlab", version: str | None = None,
+                remote: str | None = None, classes: str = "0,1,2,3,4,5,6,7,8,9", example: str = "none") -> str:
+    """Render the project at `path` (which must not exist or be empty); its absolute path."""
+    from cookiecutter.exceptions import CookiecutterException
+    from cookiecutter.main import cookiecutter
+
+    target = os.path.abspath(path)
+    slug = os.path.basename(target.rstrip(os.sep))
+    check_options(slug, forge, classes)
+    if example not in EXAMPLES:
+        raise ConfigError(f"example {example!r} is not one of {', '.join(EXAMPLES)}")
+    if os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)):
+        raise ConfigError(f"{path} exists and is not empty: choose a new folder")
+    parent = os.path.dirname(target)
+    if not os.path.isdir(parent):
+        raise ConfigError(f"{parent} does not exist: create it first")
+    context = {"project_name": name or slug, "project_slug": slug, "forge": forge, "classes": classes,
+               "example": example, "dvc_remote": remote or os.path.join(parent, f"{slug}-dvc-storage")}
+    if version:
+        context["alops_version"] = version
+    staging = tempfile.mkdtemp(dir=parent, prefix=f".{slug}-")
+    try:
+        cookiecutter(template_dir(), no_input=True, extra_context=context, output_dir=staging)
+        if os.path.isdir(target):
+            os.rmdir(target)  # empty, checked above
+        os.rename(os.path.join(staging, slug), target)
+    except CookiecutterException as exc:
+        raise AlopsError(f"the project template failed: {exc}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
