@@ -6,6 +6,8 @@ step (hooks included) succeeded: a refused option or a failed hook leaves nothin
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import shutil
@@ -60,7 +62,8 @@ def finish_project(folder: str, forge: str, example: str, dvc_remote: str) -> No
     from dvc.repo import Repo
 
     try:
-        Repo.init(folder)
+        with contextlib.redirect_stdout(io.StringIO()):  # DVC's own "Initialized ..." banner
+            Repo.init(folder)
         with Repo(folder) as repo, repo.config.edit() as config:
             config["remote"]["storage"] = {"url": dvc_remote}
             config["core"]["remote"] = "storage"

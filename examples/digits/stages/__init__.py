@@ -1,0 +1,1 @@
+"""The pipeline's stages: each a configurable function plus a `main()` that reads params.yaml (dvc.yaml runs them)."""

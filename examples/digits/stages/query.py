@@ -1,0 +1,21 @@
+"""Query: the model's probabilities on the unlabeled pool, in manifest order, for `alops query select`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stages.common import params
+from stages.evaluate import load_model, predict
+
+
+def main() -> None:
+    settings = params()
+    data = np.load("work/processed.npz")
+    pool = data["y"] < 0
+    probs = predict(load_model(settings, data["x"].shape[-1]), data["x"][pool]) if pool.any() else \
+        np.zeros((0, len(settings["classes"])), dtype=np.float32)
+    np.save("pool_probs.npy", probs.astype(np.float32))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""`alops new` (the cookiecutter template): every option combination baked, its tree, its tests, `alops run`."""
+
+from __future__ import annotations
+
+import csv
+import filecmp
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import clean_env, dvc, git, run_alops
+
+KIT = Path(__file__).parents[1]
+COMMON = {".dvc/.gitignore", ".dvc/config", ".dvcignore", ".gitignore", "README.md", "alops.yaml", "dvc.yaml",
+          "params.schema.yaml", "params.yaml", "stages/__init__.py", "stages/common.py", "stages/evaluate.py",
+          "stages/load.py", "stages/model.py", "stages/process.py", "stages/query.py", "stages/train.py",
+          "tests/test_stages.py"}
+FORGE_FILES = {"gitlab": {".gitlab-ci.yml"}, "github": {".github/workflows/ci.yml"},
+               "both": {".gitlab-ci.yml", ".github/workflows/ci.yml"}}
+EXAMPLE_FILES = {"none": set(), "digits": {"scripts/prepare_digits.py"}}
+
+
+def tree(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")
+            if p.is_file() and ".git" not in p.relative_to(folder).parts[:1] and "/.dvc/tmp/" not in f"/{p.relative_to(folder)}"}
+
+
+def write_images(folder: Path, classes: list[str], n: int = 120) -> None:
+    """A small image dataset: a manifest and 8x8 PNGs, a third of the training samples unlabeled."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (folder / "images").mkdir(parents=True)
+    with open(folder / "manifest.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "path", "label", "split"])
+        for index in range(n):
+            label = classes[index % len(classes)]
+            pixels = (rng.random((8, 8)) * 60 + 150 * (index % len(classes)) / len(classes)).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / "images" / f"{index}.png")
+            split = ["train", "train", "train", "val", "test"][index % 5]
+            writer.writerow([index, f"images/{index}.png", "" if split == "train" and index % 3 == 0 else label, split])
+
+
+@pytest.mark.parametrize("forge", ["gitlab", "github", "both"])
+@pytest.mark.parametrize("example", ["none", "digits"])
+def test_every_option_combination_bakes_a_working_project(tmp_path, forge, example):
+    project = tmp_path / f"al_{forge}_{example}"
+    result = run_alops("new", str(project), "--forge", forge, "--example", example, "--classes", "cat,dog",
+                       "--version", "2.1.0", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert tree(project) == COMMON | FORGE_FILES[forge] | EXAMPLE_FILES[example]
+    for path in tree(project):
+        assert "{{" not in (project / path).read_text() or path.endswith("ci.yml"), path
+    if forge != "github":
+        assert "alops/alops@2.1.0" in (project / ".gitlab-ci.yml").read_text()
+    if forge != "gitlab":
+        workflow = (project / ".github/workflows/ci.yml").read_text()
+        assert "alops.yml@2.1.0" in workflow and "${{ secrets.MLFLOW_TRACKING_URI }}" in workflow
+    assert 'classes: ["cat", "dog"]' in (project / "alops.yaml").read_text()
+    assert (tmp_path / f"al_{forge}_{example}-dvc-storage").name in (project / ".dvc/config").read_text()
+
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=project,
+                           env=clean_env(), capture_output=True, text=True)
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+
+    git(project, "config", "user.email", "dev@example.com")
+    git(project, "config", "user.name", "Dev")
+    write_images(project / "data/full", ["cat", "dog"])
+    dvc(project, "add", "-q", "data/full")
+    made = run_alops("data", "make-dev", "--fraction", "0.5", cwd=project)
+    assert made.returncode == 0, made.stderr
+    assert run_alops("params", "check", cwd=project).returncode == 0
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "data")
+    git(project, "switch", "-q", "-c", "feature/first")
+    run = run_alops("run", cwd=project)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "repro: on cpu with the dev dataset" in run.stdout + run.stderr
+    metrics = json.loads((project / "metrics.json").read_text())
+    assert 0.0 <= metrics["val_accuracy"] <= 1.0 and metrics["val_samples"] > 0
+    unlabeled = sum(1 for row in csv.DictReader(open(project / "data/dev/manifest.csv")) if not row["label"])
+    assert np.load(project / "pool_probs.npy").shape == (unlabeled, 2)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--forge", "gitea"], "Invalid value for '--forge'"),
+    (["--classes", "cat"], "two or more distinct names"),
+])
+def test_bad_options_write_nothing(tmp_path, args, message):
+    result = run_alops("new", str(tmp_path / "fine_name"), *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_invalid_slug_writes_nothing(tmp_path):
+    result = run_alops("new", str(tmp_path / "Bad-Name"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "project slug 'Bad-Name' is not valid" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_non_empty_folder_is_refused_and_kept(tmp_path):
+    target = tmp_path / "project_x"
+    target.mkdir()
+    (target / "notes.txt").write_text("mine")
+    result = run_alops("new", str(target), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "exists and is not empty" in result.stderr
+    assert [p.name for p in target.iterdir()] == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project_x"]
+
+
+def test_examples_digits_is_the_scaffold_output(tmp_path):
+    """examples/digits is `alops new digits --example digits --forge both` without its .git (and DVC's remote)."""
+    fresh = tmp_path / "digits"
+    result = run_alops("new", str(fresh), "--forge", "both", "--example", "digits", "--name", "digits",
+                       "--remote", "../digits-dvc-storage", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    example = KIT / "examples/digits"
+    assert tree(example) == tree(fresh)
+    mismatched = [p for p in tree(fresh) if not filecmp.cmp(example / p, fresh / p, shallow=False)]
+    assert mismatched == [], "examples/digits is stale: regenerate it (see examples/README.md)"
+    assert not (example / ".git").exists()
