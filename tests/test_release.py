@@ -133,3 +133,19 @@ def test_published_release_is_one_gitlab_release_even_when_the_job_restarts(rele
         assert [r["tag_name"] for r in server.state.releases] == [f"{model}-v1"]
         assert "dv-0123456789abcdef" in server.state.releases[0]["description"]
     assert champion(mlflow_server, model) == "1"
+
+
+def test_published_release_on_github_is_updated_not_duplicated(release_project, mlflow_server, tmp_path):
+    model = f"digits-{uuid.uuid4().hex[:8]}"
+    tracked_candidate(release_project, mlflow_server, {"accuracy": 0.8}, tmp_path)
+    with ForgeServer(CANARY) as server:
+        env = clean_env(MLFLOW_TRACKING_URI=mlflow_server, GITHUB_ACTIONS="true", GITHUB_API_URL=server.url,
+                        GITHUB_REPOSITORY="team/project", GITHUB_EVENT_NAME="push", GITHUB_REF="refs/heads/release/1.0",
+                        GITHUB_SHA=git(release_project, "rev-parse", "HEAD"), GITHUB_TOKEN=CANARY)
+        for _attempt in range(2):
+            result = release(release_project, mlflow_server, model, "--publish", env=env)
+            assert result.returncode == 0, result.stderr
+            assert CANARY not in result.stdout + result.stderr
+        assert [r["tag_name"] for r in server.state.releases] == [f"{model}-v1"]
+        assert server.state.releases[0]["target_commitish"] == git(release_project, "rev-parse", "HEAD")
+        assert len(server.calls("PATCH", r"/releases/\d+$")) == 1  # the restarted job updated it
