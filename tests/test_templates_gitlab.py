@@ -39,7 +39,7 @@ def gitlab_ci_local(project: Path, *args: str, variables: dict | None = None, ti
                "--max-job-name-padding", "0", "--ignore-schema-paths", "#/definitions/tags/minItems", *args]
     for key, value in {"GITLAB_CI": "true", **(variables or {})}.items():
         command += ["--variable", f"{key}={value}"]
-    env = clean_env(GCL_IGNORE_PREDEFINED_VARS="GITLAB_CI,CI_PIPELINE_SOURCE,CI_COMMIT_REF_PROTECTED")
+    env = clean_env(GCL_IGNORE_PREDEFINED_VARS="GITLAB_CI,CI_PIPELINE_SOURCE,CI_COMMIT_REF_PROTECTED,CI_PROJECT_ID")
     return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -171,3 +171,32 @@ def test_small_components_with_non_default_inputs(ml_project):
     assert schema.returncode == 0, schema.stdout + schema.stderr
     git(ml_project, "switch", "-q", "-c", "release/2.0")
     assert planned_jobs(ml_project, {"CI_COMMIT_REF_PROTECTED": "true"}) == {"alops-params-check", "alops-release"}
+
+
+@pytest.mark.parametrize("source_branch, source_project, expected", [
+    ("experiment/lr", "42", {"alops-params-check", "alops-train-full"}),
+    ("feature/x", "42", {"alops-params-check", "alops-train-dev"}),
+    ("al/round-2", "42", {"alops-params-check", "alops-train-al"}),
+    ("experiment/lr", "777", {"alops-params-check"}),  # a fork's merge request never trains
+])
+def test_mr_pipelines_input_trains_same_project_merge_requests(ml_project, source_branch, source_project, expected):
+    use_component(ml_project, "      mr-pipelines: true\n")
+    git(ml_project, "switch", "-q", "-c", source_branch)
+    variables = {"CI_PIPELINE_SOURCE": "merge_request_event", "CI_PROJECT_ID": "42",
+                 "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": source_project,
+                 "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": source_branch, "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main"}
+    assert planned_jobs(ml_project, variables) == expected
+
+
+def test_a_same_project_merge_request_pipeline_trains_and_reports(ml_project):
+    use_component(ml_project, "      mr-pipelines: true\n")
+    git(ml_project, "switch", "-q", "-c", "experiment/mr")
+    result = gitlab_ci_local(ml_project, variables={
+        "CI_PIPELINE_SOURCE": "merge_request_event", "CI_PROJECT_ID": "42", "CI_MERGE_REQUEST_IID": "3",
+        "CI_MERGE_REQUEST_PROJECT_ID": "42", "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "42",
+        "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "experiment/mr", "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main"})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "event:     merge_request (gitlab)" in output and "pull: full dataset" in output
+    assert "report: report.md" in output
+    assert "report not posted: no GitLab token" in output  # no token in this pipeline: a notice, not a failure
