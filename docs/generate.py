@@ -19,7 +19,7 @@ import yaml
 KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(KIT, "templates"))
 
-from compose import COMPONENTS, GitLabLoader  # noqa: E402
+from compose import COMPONENTS, GitLabLoader, write_or_check  # noqa: E402
 
 
 def _cell(value) -> str:
@@ -95,26 +95,11 @@ def cli_md() -> str:
 
 
 def main(argv: list[str]) -> int:
-    check = "--check" in argv
-    stale = []
     templates_path = os.path.join(KIT, "docs", "templates.md")
     with open(templates_path, encoding="utf-8") as handle:
         current = handle.read()
     outputs = {templates_path: templates_md(current), os.path.join(KIT, "docs", "cli.md"): cli_md()}
-    for path, text in outputs.items():
-        existing = open(path, encoding="utf-8").read() if os.path.exists(path) else None
-        if existing == text:
-            continue
-        if check:
-            stale.append(os.path.relpath(path, KIT))
-            continue
-        with open(path + ".tmp", "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(path + ".tmp", path)
-    if stale:
-        print(f"stale: {', '.join(stale)}: run `python docs/generate.py`", file=sys.stderr)
-        return 1
-    return 0
+    return write_or_check(outputs, "--check" in argv, "python docs/generate.py")
 
 
 if __name__ == "__main__":

@@ -62,12 +62,10 @@ def compose(name: str) -> str:
     return text
 
 
-def main(argv: list[str]) -> int:
-    check = "--check" in argv
+def write_or_check(outputs: dict[str, str], check: bool, command: str) -> int:
+    """Write each generated file that differs (through a rename); with `check`, list them and return 1."""
     stale = []
-    for name in COMPONENTS:
-        path = os.path.join(HERE, name + ".yml")
-        text = compose(name)
+    for path, text in outputs.items():
         current = open(path, encoding="utf-8").read() if os.path.exists(path) else None
         if current == text:
             continue
@@ -78,9 +76,14 @@ def main(argv: list[str]) -> int:
             handle.write(text)
         os.replace(path + ".tmp", path)
     if stale:
-        print(f"stale: {', '.join(stale)}: run `python templates/compose.py`", file=sys.stderr)
+        print(f"stale: {', '.join(stale)}: run `{command}`", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: list[str]) -> int:
+    outputs = {os.path.join(HERE, name + ".yml"): compose(name) for name in COMPONENTS}
+    return write_or_check(outputs, "--check" in argv, "python templates/compose.py")
 
 
 if __name__ == "__main__":

@@ -594,14 +594,14 @@ def _target(context, target: str | None) -> str:
     return context.default_branch
 
 
-def _build_report(root: str, context, target: str, curve_metric: str | None, simulation: str | None, out: str):
+def _build_report(root: str, config, context, target: str, curve_metric: str | None, simulation: str | None, out: str):
     from alops import report as report_mod
     from alops.tracking import tracking_uri
 
     uri = tracking_uri(root)
     if not os.environ.get("MLFLOW_TRACKING_URI") and not os.path.exists(os.path.join(root, "mlflow.db")):
         uri = None  # nothing tracked here: compare with what the target branch committed
-    built = report_mod.collect(root, context, target, uri, curve_metric, simulation)
+    built = report_mod.collect(root, config.data, context, target, uri, curve_metric, simulation)
     png = None
     if built.kind == "active-learning" and built.curve:
         png = report_mod.learning_curve_png(built, os.path.join(os.path.dirname(os.path.abspath(out)), "learning_curve.png"))
@@ -674,12 +674,13 @@ def report(target: str | None, out: str, post: bool, post_if_open: bool, curve_m
       alops report --post-if-open    # in a branch pipeline: post when an MR is open
     """
     from alops import forge, report as report_mod
+    from alops.files import atomic_write
 
-    _config, root, context = _project()
+    config, root, context = _project()
     target = _target(context, target)
-    built, png = _build_report(root, context, target, curve_metric, simulation, out)
+    built, png = _build_report(root, config, context, target, curve_metric, simulation, out)
     text = report_mod.render(built, f"![learning curve]({os.path.basename(png)})" if png else None)
-    report_mod.write_text(out, text)
+    atomic_write(out, text)
     click.echo(f"report: {out}" + (f", learning curve {png}" if png else ""))
     if not (post or post_if_open):
         return
@@ -729,7 +730,7 @@ def promote(target: str | None, title: str | None, labels: tuple[str, ...], draf
     """
     from alops import forge, report as report_mod
 
-    _config, root, context = _project()
+    config, root, context = _project()
     if context.kind not in ("experiment", "active-learning"):
         raise ConfigError(f"alops promote opens MRs from experiment and al/ branches; {context.branch!r} is {context.kind}")
     target = _target(context, target)
@@ -737,7 +738,7 @@ def promote(target: str | None, title: str | None, labels: tuple[str, ...], draf
         with open(report_path, encoding="utf-8") as handle:
             description = handle.read()
     else:
-        built, _png = _build_report(root, context, target, None, None, report_path)
+        built, _png = _build_report(root, config, context, target, None, None, report_path)
         description = report_mod.render(built)
     title = title or f"{context.kind}: {context.branch}"
     outcome = forge.connect(context).upsert_merge_request(context.branch, target, title, description, labels, draft)

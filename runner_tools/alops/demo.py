@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -95,12 +94,12 @@ def _al_rounds(demo: Demo, branch: str, strategy: str, oracle: dict[str, str]) -
                   ("alops", "run", "--allow-cpu"), *demo.commit(f"{branch}: round {number} training"),
                   ("alops", "query", "select", "pool_probs.npy", "-k", str(PER_ROUND), "--strategy", strategy),
                   ("alops", "labels", "export", "selection.json"))
-        curve.append((json.load(open(os.path.join(demo.project, "metrics.json")))["labeled"], demo.metric()))
+        curve.append((int(demo.metric("labeled")), demo.metric()))
         _oracle_answers(demo.project, oracle, answers)
         demo.run("alops", "labels", "import", answers, "--commit")
     demo.step(f"{branch}: train on the last round's labels", ("alops", "run", "--allow-cpu"),
               *demo.commit(f"{branch}: trained on round {ROUNDS}"), ("git", "push", "-q", "origin", branch))
-    curve.append((json.load(open(os.path.join(demo.project, "metrics.json")))["labeled"], demo.metric()))
+    curve.append((int(demo.metric("labeled")), demo.metric()))
     return curve
 
 
@@ -192,7 +191,3 @@ def _print_summary(summary: dict, echo) -> None:
     echo(f"  tracking data:  {summary['tracking']} (mlflow ui --backend-store-uri sqlite:///{summary['tracking']})")
     echo(f"  release record: {summary['release_record']}")
     echo(f"demo finished in {summary['seconds']:.0f} s")
-
-
-def remove(folder: str) -> None:
-    shutil.rmtree(folder, ignore_errors=True)

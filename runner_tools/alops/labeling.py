@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from alops.errors import ConfigError
+from alops.files import atomic_write
 
 LABEL_CONFIG = """<View>
   <Image name="image" value="$image"/>
@@ -25,15 +26,6 @@ LABEL_CONFIG = """<View>
 {choices}
   </Choices>
 </View>"""
-
-
-def _atomic_write(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".alops-")
-    with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-        out.write(text)
-    os.replace(temporary, path)
 
 
 def label_config(classes: list[str]) -> str:
@@ -80,9 +72,9 @@ def export_tasks(selection: dict, manifest: str, out_dir: str, classes: list[str
     writer = csv.DictWriter(buffer, fieldnames=["sample_id", "image", "score"])
     writer.writeheader()
     writer.writerows(lines)
-    _atomic_write(os.path.join(out_dir, "tasks.json"), json.dumps(tasks, indent=1))
-    _atomic_write(os.path.join(out_dir, "tasks.csv"), buffer.getvalue())
-    _atomic_write(os.path.join(out_dir, "batch.json"), json.dumps(batch, indent=1))
+    atomic_write(os.path.join(out_dir, "tasks.json"), json.dumps(tasks, indent=1))
+    atomic_write(os.path.join(out_dir, "tasks.csv"), buffer.getvalue())
+    atomic_write(os.path.join(out_dir, "batch.json"), json.dumps(batch, indent=1))
     return batch
 
 

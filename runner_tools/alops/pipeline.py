@@ -278,7 +278,7 @@ def run_pipeline(
             params={k: str(v) for k, v in params_mod.flatten(params_mod.load_params(root)).items()},
             metrics=result.metrics,
             steps=steps,
-            tags=_tags(root, context, chosen),
+            tags=_tags(root, config, context, chosen),
             artifacts=[os.path.join(root, p) for p in files["models"] + files["plots"] + ["dvc.lock"]],
         )
         result.tracking = tracking.track(record, root, context.kind)
@@ -314,7 +314,7 @@ def lock_digest(root: str) -> str:
         return hashlib.sha256(handle.read()).hexdigest()[:16]
 
 
-def _tags(root: str, context, device: str) -> dict[str, str]:
+def _tags(root: str, settings, context, device: str) -> dict[str, str]:
     from alops import data, tracking
 
     try:
@@ -333,7 +333,6 @@ def _tags(root: str, context, device: str) -> dict[str, str]:
     lock = os.path.join(root, "dvc.lock")
     if os.path.isfile(lock):
         tags[LOCK_TAG] = lock_digest(root)
-    settings = _load_data_settings()
     manifest = os.path.join(root, settings.dev if context.profile.dataset == "dev" else settings.full, settings.manifest)
     if os.path.isfile(manifest):
         from alops.manifest import labeled_count

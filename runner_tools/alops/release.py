@@ -12,10 +12,11 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass
 
 from alops.errors import AlopsError, ConfigError
+from alops.files import atomic_write
+from alops.tracking import mlflow_client
 
 ALIAS = "champion"
 PREVIOUS_TAG = "alops.previous_champion"
@@ -84,12 +85,6 @@ class Provenance:
         return "\n".join(["| | |", "|---|---|"] + [f"| {k} | `{v}` |" for k, v in rows]) + "\n"
 
 
-def _client(uri: str):
-    from alops.tracking import _client as client
-
-    return client(uri)
-
-
 def _champion(client, model: str):
     from mlflow.exceptions import MlflowException
 
@@ -152,7 +147,7 @@ def release(uri: str, root: str, project: str, context, gate: Gate, model: str, 
     if not re.fullmatch(r"[\w.\-]+", model):
         raise ConfigError(f"--model {model!r}: a registered model name has letters, digits, _ . - only")
     try:
-        client = _client(uri)
+        client = mlflow_client(uri)
         run = _candidate_run(client, uri, root, project, context.commit, run_id)
         champion = _champion(client, model)
         champion_value = None
@@ -194,7 +189,7 @@ def rollback(uri: str, model: str) -> tuple[str, str]:
     from mlflow.exceptions import MlflowException
 
     try:
-        client = _client(uri)
+        client = mlflow_client(uri)
         champion = _champion(client, model)
         if champion is None:
             raise AlopsError(f"model {model!r} has no {ALIAS}: nothing to roll back")
@@ -209,11 +204,5 @@ def rollback(uri: str, model: str) -> tuple[str, str]:
 
 
 def write_record(record: Provenance, path: str) -> None:
-    """The provenance as JSON, written to a temporary file then renamed."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".alops-", suffix=".json")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        json.dump(asdict(record), out, indent=1, sort_keys=True)
-        out.write("\n")
-    os.replace(temporary, path)
+    """The provenance as JSON, written whole or not at all."""
+    atomic_write(path, json.dumps(asdict(record), indent=1, sort_keys=True) + "\n")

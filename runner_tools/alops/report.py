@@ -13,10 +13,10 @@ import json
 import math
 import os
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 
 from alops.errors import AlopsError, ConfigError
+from alops.files import save_png
 from alops.forge import REPORT_MARKER
 
 
@@ -85,7 +85,7 @@ def _run_side(run, uri: str, description: str) -> Side:
                 int(labeled) if labeled and labeled.isdigit() else None, run_url(uri, run))
 
 
-def collect(root: str, context, target: str, uri: str | None, curve_metric: str | None = None,
+def collect(root: str, settings, context, target: str, uri: str | None, curve_metric: str | None = None,
             simulation_csv: str | None = None) -> Report:
     """Everything the report shows, for the workspace of `context` against `target`."""
     from alops import data, params as params_mod, tracking
@@ -101,10 +101,9 @@ def collect(root: str, context, target: str, uri: str | None, curve_metric: str 
         version = data.data_version(root)["version"]
     except AlopsError:
         version = None
+    labeled = _labeled_in_workspace(root, settings, context)
     current = Side("workspace", metrics, {k: str(v) for k, v in params_mod.flatten(params_mod.load_params(root)).items()},
-                   version)
-    labeled = _labeled_in_workspace(root, context)
-    current.labeled = labeled
+                   version, labeled)
     baseline, branch_runs = None, []
     project = project_name(root)
     if uri:
@@ -136,11 +135,10 @@ def collect(root: str, context, target: str, uri: str | None, curve_metric: str 
     return report
 
 
-def _labeled_in_workspace(root: str, context) -> int | None:
-    from alops.config import load_config
+def _labeled_in_workspace(root: str, settings, context) -> int | None:
+    """Labeled samples in the manifest of the dataset the branch uses (`settings`: the project's data settings)."""
     from alops.manifest import labeled_count
 
-    settings = load_config(root).data
     folder = settings.dev if context.profile.dataset == "dev" else settings.full
     manifest = os.path.join(root, folder, settings.manifest)
     return labeled_count(manifest) if os.path.isfile(manifest) else None
@@ -184,14 +182,7 @@ def learning_curve_png(report: Report, path: str) -> str:
     axes.set_ylabel(report.curve_metric or "metric")
     axes.set_title("Active-learning progress")
     axes.legend()
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".alops-", suffix=".png")
-    os.close(handle)
-    figure.savefig(temporary, dpi=100, format="png")
-    plt.close(figure)
-    os.replace(temporary, path)
-    return path
+    return save_png(figure, path)
 
 
 def _number(value: float | None) -> str:
@@ -258,13 +249,3 @@ def render(report: Report, image: str | None = None) -> str:
     if links:
         lines += ["", "Runs: " + " · ".join(links)]
     return "\n".join(lines) + "\n"
-
-
-def write_text(path: str, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".alops-", suffix=".md")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(temporary, path)

@@ -77,7 +77,8 @@ def _reachable(uri: str) -> bool:
         return False
 
 
-def _client(uri: str):
+def mlflow_client(uri: str):
+    """An MlflowClient with short, bounded retries."""
     for key, value in RETRY_ENV.items():
         os.environ.setdefault(key, value)
     from mlflow.tracking import MlflowClient
@@ -96,7 +97,7 @@ def send(record: RunRecord, uri: str) -> str:
     from mlflow.exceptions import MlflowException
 
     try:
-        client = _client(uri)
+        client = mlflow_client(uri)
         experiment = client.get_experiment_by_name(record.experiment)
         if experiment:
             experiment_id = experiment.experiment_id
@@ -202,7 +203,7 @@ def best_run(uri: str, experiment: str, metric: str, mode: str, commit: str | No
         raise ConfigError(f"--commit {commit!r} is not a commit hash")
 
     try:
-        client = _client(uri)
+        client = mlflow_client(uri)
         found = client.get_experiment_by_name(experiment)
         if found is None:
             raise AlopsError(f"no tracking experiment {experiment!r}: run `alops run` on candidates first")
@@ -229,13 +230,11 @@ def find_runs(uri: str, project: str, branch: str | None = None, commit: str | N
 
     wanted = {**(tags or {}), **({"git.branch": branch} if branch is not None else {}),
               **({"git.commit": commit} if commit is not None else {})}
-    clauses = ["attributes.status = 'FINISHED'"]
-    for tag, value in wanted.items():
-        if "'" in value or "\\" in value or "'" in project:
-            return []  # not a value MLflow's filter can quote; nothing tracked carries it
-        clauses.append(f"tags.`{tag}` = '{value}'")
+    if any("'" in v or "\\" in v for v in (project, *wanted.values())):
+        return []  # not a value MLflow's filter can quote; nothing tracked carries it
+    clauses = ["attributes.status = 'FINISHED'"] + [f"tags.`{tag}` = '{value}'" for tag, value in wanted.items()]
     try:
-        client = _client(uri)
+        client = mlflow_client(uri)
         experiments = [e.experiment_id for e in client.search_experiments(filter_string=f"name LIKE '{project}/%'")]
         if not experiments:
             return []

@@ -16,6 +16,7 @@ import numpy as np
 
 from alops.al.strategies import Pool, make_strategy
 from alops.errors import ConfigError
+from alops.files import save_png
 
 MODELS = ("logreg", "torch-mlp")
 
@@ -172,9 +173,5 @@ def write_outputs(result: dict, folder: str) -> tuple[str, str]:
     axes.set_ylabel("test accuracy")
     axes.set_title("Active learning simulation (mean and spread over seeds)")
     axes.legend()
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".alops-", suffix=".png")
-    os.close(handle)
-    figure.savefig(temporary, dpi=100, format="png")
-    plt.close(figure)
-    os.replace(temporary, png_path)
+    save_png(figure, png_path)
     return csv_path, png_path
