@@ -164,3 +164,14 @@ def label_studio(tmp_path_factory):
     yield url, token
     process.terminate()
     process.wait(timeout=30)
+
+
+SLOW_FIXTURES = {"mlflow_server", "label_studio"}
+SLOW_MODULES = {"test_templates_gitlab", "test_templates_github", "test_demo", "test_scaffold", "test_install", "test_docs"}
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that start servers, CI runners, pip or the demo are `slow`: `pytest -m "not slow"` skips them."""
+    for item in items:
+        if item.module.__name__ in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from alops.devset import _ks
+from alops.devset import ks_statistic
 
-from conftest import ALOPS, clean_env, dvc, git, run_alops
+from conftest import ALOPS, clean_env, dvc, run_alops
 from datasets import read_manifest, write_full_dataset, write_manifest
 
 
@@ -194,4 +194,4 @@ def test_streamed_ks_equals_scipy(seed):
     dev = np.sort(rng.choice(full, 300, replace=False))
     at_or_below = np.searchsorted(np.sort(full), dev, side="right")
     below = np.searchsorted(np.sort(full), dev, side="left")
-    assert _ks(at_or_below, below, full.size, dev) == pytest.approx(stats.ks_2samp(full, dev).statistic)
+    assert ks_statistic(at_or_below, below, full.size, dev) == pytest.approx(stats.ks_2samp(full, dev).statistic)

@@ -9,36 +9,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 
-from alops.errors import AlopsError, ConfigError
+from alops.errors import AlopsError
+from alops.files import atomic_path
 
 VERSION_PREFIX = "dv-"
 # the temporary name DVC gives a file while it checks it out: "." + a 22-character short uuid + ".tmp"
 _CHECKOUT_TEMPORARY = re.compile(r"\.[A-Za-z0-9_-]{22}\.tmp")
-
-
-def find_dvc_root(start: str | None = None) -> str:
-    """The folder holding `.dvc/`, from `start` upwards."""
-    folder = os.path.realpath(start or os.getcwd())
-    while True:
-        if os.path.isdir(os.path.join(folder, ".dvc")):
-            return folder
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            raise ConfigError("not inside a DVC repository (no .dvc folder found): run `dvc init` in the project root")
-        folder = parent
-
-
-def _open_repo(root: str, remote: str | None = None):
-    """The DVC repository, its remote (named, else the default one) read with `verify = true`."""
-    from dvc.repo import Repo
-
-    repo = Repo(root)
-    if not (remote or repo.config["core"].get("remote")):
-        return repo  # no remote: DVC's own error when one is needed
-    repo.close()
-    return Repo(root, remote=remote, remote_config={"verify": True})
 
 
 def dvc_failure(action: str, exc: Exception) -> AlopsError:
@@ -50,15 +27,14 @@ def dvc_failure(action: str, exc: Exception) -> AlopsError:
     return AlopsError(f"dvc {action} failed: {message}")
 
 
-def pull(root: str, targets: list[str], remote: str | None = None, allow_missing: bool = False) -> dict:
-    """Fetch and check out `targets` (paths of tracked data) from the remote; DVC's errors pass through."""
+def pull(project, targets: list[str], remote: str | None = None, allow_missing: bool = False) -> dict:
+    """Fetch and check out `targets` (paths of tracked data) from the remote, verified; one line on failure."""
     from dvc.exceptions import DvcException
 
     for target in targets:
         remove_interrupted_checkout(target)
     try:
-        with _open_repo(root, remote) as repo:
-            return repo.pull(targets=targets, remote=remote, allow_missing=allow_missing)
+        return project.dvc.pull(targets=targets, remote=remote, allow_missing=allow_missing)
     except DvcException as exc:
         raise dvc_failure("pull", exc) from None
 
@@ -77,24 +53,22 @@ def remove_interrupted_checkout(target: str) -> int:
     return removed
 
 
-def push(root: str, targets: list[str] | None, remote: str | None = None) -> int:
-    """Upload `targets` (all tracked data when None) to the remote; the number of files pushed."""
+def push(project, targets: list[str] | None, remote: str | None = None, run_cache: bool = False) -> int:
+    """Upload `targets` (all tracked data when None; with `run_cache`, DVC's run cache too); files pushed."""
     from dvc.exceptions import DvcException
 
     try:
-        with _open_repo(root, remote) as repo:
-            return repo.push(targets=targets, remote=remote)
+        return project.dvc.push(targets=targets, remote=remote, run_cache=run_cache)
     except DvcException as exc:
         raise dvc_failure("push", exc) from None
 
 
-def track(root: str, path: str) -> str:
+def track(project, path: str) -> str:
     """`dvc add` a folder or file; returns the path of its `.dvc` file."""
     from dvc.exceptions import DvcException
 
     try:
-        with _open_repo(root) as repo:
-            repo.add(os.path.relpath(os.path.abspath(path), root))
+        project.dvc.add(os.path.relpath(os.path.abspath(path), project.root))
     except DvcException as exc:
         raise dvc_failure("add", exc) from None
     return path + ".dvc"
@@ -115,10 +89,8 @@ def register_metrics(root: str, metrics_path: str) -> None:
     if relative in metrics:
         return
     metrics.append(relative)
-    handle, temporary = tempfile.mkstemp(dir=root, prefix=".alops-", suffix=".yaml")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
+    with atomic_path(dvc_yaml) as staged, open(staged.path, "w", encoding="utf-8") as out:
         yaml.dump(document, out)
-    os.replace(temporary, dvc_yaml)
 
 
 def _tracked_hashes(root: str) -> list[tuple[str, str]]:

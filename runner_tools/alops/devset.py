@@ -8,7 +8,6 @@ the dev folder), two more read the copy (select, write), with memory bounded by 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -18,7 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from alops.errors import AlopsError, ConfigError
+from alops.errors import ConfigError
+from alops.files import write_json
 from alops.manifest import ManifestInfo, ManifestWriter, Spool, inspect_manifest, iter_batches
 
 UNLABELED = "<unlabeled>"
@@ -276,7 +276,7 @@ def _bottom_k(pool: tuple, quota: dict[int, int], by_stratum: bool = True) -> tu
     return tuple(column[keep] for column in pool)
 
 
-def _ks(at_or_below: np.ndarray, below: np.ndarray, full_n: int, dev_sorted: np.ndarray) -> float:
+def ks_statistic(at_or_below: np.ndarray, below: np.ndarray, full_n: int, dev_sorted: np.ndarray) -> float:
     """Two-sample KS statistic; `at_or_below[i]`/`below[i]` count full values <= / < the i-th dev value."""
     if dev_sorted.size == 0 or full_n == 0:
         return 0.0
@@ -302,7 +302,7 @@ class _FullCdf:
         self.n += values.size
 
     def ks(self) -> float:
-        return _ks(self.at_or_below, self.below, self.n, self.dev_sorted)
+        return ks_statistic(self.at_or_below, self.below, self.n, self.dev_sorted)
 
 
 def _take(batch: pa.RecordBatch, rows: np.ndarray, offset: int) -> pa.RecordBatch:
@@ -373,15 +373,6 @@ def _fidelity(census: _Census, selection: _Selection, labels: _Codes, splits: _C
     }
 
 
-def _atomic_json(path: str, data: dict) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".alops-", suffix=".json")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        json.dump(data, out, indent=2, sort_keys=True)
-        out.write("\n")
-    os.replace(temporary, path)
-
-
 def _replace_folder(new: str, target: str) -> None:
     """Move `new` to `target`, replacing what was there; a crash leaves either folder, never a mix."""
     parent = os.path.dirname(target) or "."
@@ -442,7 +433,7 @@ def make_dev(
         _replace_folder(staging, os.path.abspath(dev_dir))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    _atomic_json(report_path, report)
+    write_json(report_path, report, indent=2)
     return report
 
 
@@ -510,3 +501,32 @@ def check_dev(
             problems.append(f"feature {column}: KS statistic {statistic:.3f} between dev and live data (limit {max_ks})")
     return {"representative": not problems, "problems": problems, "labels": labels, "ks": ks,
             "dev_rows": dev_rows, "live_rows": live_rows}
+
+
+def make_project_dev(project, report_path: str, size: DevSize, seed: int = 0, z_outlier: float = 4.0,
+                     outlier_share: float = 0.02, track: bool = True) -> dict:
+    """`make_dev` for the project's datasets; with `track`, `dvc add` the dev folder and register the report."""
+    from alops import data
+
+    full, dev = project.dataset_folder("full"), project.dataset_folder("dev")
+    check_dev_folder(project.root, full, dev)
+    report_file = os.path.join(project.root, report_path)
+    report = make_dev(os.path.join(full, project.config.data.manifest), dev, report_file, size,
+                      seed=seed, classes=project.config.data.classes, z_outlier=z_outlier, outlier_share=outlier_share)
+    if track:
+        data.track(project, dev)
+        data.register_metrics(project.root, report_file)
+    return report
+
+
+def check_dev_folder(root: str, full: str, dev: str) -> None:
+    """Refuse a dev folder that replacing would destroy something alops did not make: the project root, a
+    folder outside it, the full data or a folder nesting it, a git or DVC repository."""
+    root, full, dev = (os.path.realpath(p) for p in (root, full, dev))
+    inside = dev.startswith(root + os.sep)
+    if not inside or dev == full or full.startswith(dev + os.sep) or dev.startswith(full + os.sep):
+        raise ConfigError(f"data.dev {os.path.relpath(dev, root)!r} must be a folder of its own inside the project, "
+                          "apart from data.full: fix data.dev in alops.yaml")
+    if any(os.path.exists(os.path.join(dev, name)) for name in (".git", ".dvc", "alops.yaml", "dvc.yaml")):
+        raise ConfigError(f"{os.path.relpath(dev, root)} holds a project (.git, .dvc, alops.yaml or dvc.yaml), "
+                          "not a dev dataset: fix data.dev in alops.yaml")

@@ -1,30 +1,76 @@
-"""Writing output files whole or not at all: a temporary file in the same folder, then a rename."""
+"""Writing output files whole or not at all: a temporary file beside the target, then a rename.
+
+Every file alops writes goes through `atomic_path`; files get the mode the umask gives (0644 under 022).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
+import uuid
+from dataclasses import dataclass
+
+TEMPORARY_PREFIX = ".alops-"
 
 
-def atomic_write(path: str, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename (the folder is created when missing)."""
-    folder = os.path.dirname(os.path.abspath(path))
+@dataclass
+class Staged:
+    """A temporary file beside `target`; it replaces `target` when the block ends unless `keep` is False."""
+
+    path: str
+    target: str
+    keep: bool = True
+
+
+@contextlib.contextmanager
+def atomic_path(path: str, suffix: str | None = None):
+    """Yield a `Staged` temporary file beside `path` (folder created when missing); rename it on success.
+
+    On an exception, or with `staged.keep = False`, the temporary file is removed and `path` is untouched.
+    The suffix defaults to the target's, so writers that pick a format by extension keep working.
+    """
+    target = os.path.abspath(path)
+    folder = os.path.dirname(target)
     os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".alops-")
-    with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-        out.write(text)
-    os.replace(temporary, path)
+    suffix = os.path.splitext(target)[1] if suffix is None else suffix
+    temporary = os.path.join(folder, f"{TEMPORARY_PREFIX}{uuid.uuid4().hex[:12]}{suffix}")
+    os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # the umask applies
+    staged = Staged(temporary, target)
+    try:
+        yield staged
+        if staged.keep:
+            os.replace(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def atomic_write(path: str, content: str | bytes) -> None:
+    """Write text or bytes to `path` whole or not at all."""
+    with atomic_path(path) as staged:
+        if isinstance(content, bytes):
+            with open(staged.path, "wb") as out:
+                out.write(content)
+        else:
+            with open(staged.path, "w", encoding="utf-8", newline="") as out:
+                out.write(content)
+
+
+def write_json(path: str, data, indent: int | None = None) -> None:
+    """Write `data` as JSON (sorted keys when indented), whole or not at all."""
+    import json
+
+    text = json.dumps(data, indent=indent, sort_keys=indent is not None)
+    atomic_write(path, text + ("\n" if indent is not None else ""))
 
 
 def save_png(figure, path: str) -> str:
-    """Save a matplotlib figure as a PNG through a temporary file and a rename, then close it."""
+    """Save a matplotlib figure as a PNG, whole or not at all, then close it."""
     import matplotlib.pyplot as plt
 
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".alops-", suffix=".png")
-    os.close(handle)
-    figure.savefig(temporary, dpi=100, format="png")
-    plt.close(figure)
-    os.replace(temporary, path)
+    try:
+        with atomic_path(path, suffix=".png") as staged:
+            figure.savefig(staged.path, dpi=100, format="png")
+    finally:
+        plt.close(figure)
     return path

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from alops.errors import AlopsError, ConfigError
+from alops.secrets import scrub
 
 REPORT_MARKER = "<!-- alops:report -->"
 WRITE_ATTEMPTS = 4
@@ -53,13 +54,6 @@ class Outcome:
     action: str
     url: str
     number: str | None = None
-
-
-def scrub(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def idempotent_write(find: Callable, update: Callable, create: Callable, attempts: int = WRITE_ATTEMPTS,

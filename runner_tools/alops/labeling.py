@@ -13,12 +13,11 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 
 from alops.errors import ConfigError
-from alops.files import atomic_write
+from alops.files import atomic_path, atomic_write
 
 LABEL_CONFIG = """<View>
   <Image name="image" value="$image"/>
@@ -30,7 +29,9 @@ LABEL_CONFIG = """<View>
 
 def label_config(classes: list[str]) -> str:
     """The Label Studio labeling interface for single-choice image classification."""
-    return LABEL_CONFIG.format(choices="\n".join(f'    <Choice value="{c}"/>' for c in classes))
+    from xml.sax.saxutils import quoteattr
+
+    return LABEL_CONFIG.format(choices="\n".join(f"    <Choice value={quoteattr(c)}/>" for c in classes))
 
 
 def _unlabeled_rows(manifest: str) -> list[dict]:
@@ -191,11 +192,8 @@ def apply_labels(manifest: str, labels: dict[str, str]) -> int:
     info = inspect_manifest(manifest)
     ids = pa.array(list(labels), pa.string())
     values = pa.array(list(labels.values()), pa.string())
-    folder = os.path.dirname(os.path.abspath(manifest))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".alops-", suffix=os.path.splitext(manifest)[1])
-    os.close(handle)
     changed, writer = 0, None
-    try:
+    with atomic_path(manifest) as staged:
         for batch in iter_batches(info):
             where = pc.index_in(pc.cast(batch.column("id"), pa.string()), value_set=ids)
             new = pc.take(values, where)
@@ -204,26 +202,80 @@ def apply_labels(manifest: str, labels: dict[str, str]) -> int:
             changed += pc.sum(pc.cast(update, pa.int64())).as_py() or 0
             columns = [pc.if_else(update, new, old) if name == "label" else batch.column(name) for name in batch.schema.names]
             batch = pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
-            writer = writer or ManifestWriter(temporary, batch.schema)
+            writer = writer or ManifestWriter(staged.path, batch.schema)
             writer.write(batch)
         if writer:
             writer.close()
-        if changed:
-            os.replace(temporary, manifest)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+        staged.keep = changed > 0
     return changed
 
 
-def import_labels(export_path: str, batch_path: str, manifest: str, min_agreement: float = 0.5,
-                  allow_partial: bool = False) -> ImportReport:
-    """Validate the export against its batch, then update the manifest (nothing changes on any error)."""
+def _read_batch(batch_path: str) -> dict:
     try:
         with open(batch_path, encoding="utf-8") as handle:
             batch = json.load(handle)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{batch_path}: not a batch file written by `alops labels export` ({exc})") from None
+    if not isinstance(batch, dict) or not isinstance(batch.get("sample_ids"), list):
+        raise ConfigError(f"{batch_path}: not a batch file written by `alops labels export` (no sample_ids list)")
+    return batch
+
+
+def batch_sample_ids(batch_path: str) -> set[str]:
+    """The sample ids of a batch written by `alops labels export`."""
+    return {str(s) for s in _read_batch(batch_path)["sample_ids"]}
+
+
+def import_labels(export_path: str, batch_path: str, manifest: str, min_agreement: float = 0.5,
+                  allow_partial: bool = False) -> ImportReport:
+    """Validate the export against its batch, then update the manifest (nothing changes on any error)."""
+    batch = _read_batch(batch_path)
     report = decide(read_export(export_path), batch, min_agreement, allow_partial)
     report.changed = apply_labels(manifest, report.accepted) if report.accepted else 0
     return report
+
+
+def project_classes(config, manifest: str) -> list[str]:
+    """The classes alops.yaml declares, else the labels the manifest already uses."""
+    if config.data.classes:
+        return list(config.data.classes)
+    from alops.manifest import inspect_manifest, iter_batches
+
+    seen: set = set()
+    for batch in iter_batches(inspect_manifest(manifest)):
+        seen.update(v for v in batch.column("label").to_pylist() if v is not None)
+    if not seen:
+        raise ConfigError("no classes known: declare data.classes in alops.yaml")
+    return sorted(seen, key=lambda v: (len(v), v))
+
+
+def export_batch(project, selection: dict, out_dir: str, model_version: str | None, image_prefix: str) -> tuple[dict, list[str]]:
+    """Tasks, CSV, batch record and Label Studio config for `selection` against the full manifest."""
+    manifest = project.manifest("full")
+    classes = project_classes(project.config, manifest)
+    batch = export_tasks(selection, manifest, out_dir, classes,
+                         model_version or (project.context.commit or "local")[:12], image_prefix)
+    atomic_write(os.path.join(out_dir, "label_config.xml"), label_config(classes))
+    return batch, classes
+
+
+def import_into_project(project, export_path: str, batch_path: str, min_agreement: float, allow_partial: bool,
+                        record: bool | None) -> tuple[ImportReport, str | None]:
+    """Import labels into the full dataset's manifest; on al/ branches (or `record`) commit and push the
+    new data version. Returns the import report and the pushed commit (None when nothing was recorded)."""
+    manifest = project.manifest("full")
+    context = project.context
+    if not (record if record is not None else context.profile.data_commits):
+        return import_labels(export_path, batch_path, manifest, min_agreement, allow_partial), None
+    from alops.record import commit_data_change
+
+    outcome = {}
+
+    def apply() -> int:
+        outcome["report"] = import_labels(export_path, batch_path, manifest, min_agreement, allow_partial)
+        return outcome["report"].changed
+
+    batch_id = _read_batch(batch_path).get("batch_id", "?")
+    commit = commit_data_change(project, project.dataset_folder("full"), apply, f"Labels of batch {batch_id}",
+                                context.branch)
+    return outcome["report"], commit

@@ -77,3 +77,25 @@ class LabelStudio:
     def export(self, project: int) -> list[dict]:
         """The project's tasks with their annotations (Label Studio's JSON export)."""
         return self._call("GET", f"/api/projects/{project}/export", params={"exportType": "JSON", "download_all_tasks": "true"})
+
+
+def fetch_batch_export(url: str, title: str, batch_path: str, export_path: str) -> int:
+    """Save the project's export, restricted to the tasks of one batch, as `export_path`; the task count."""
+    from alops.files import write_json
+    from alops.labeling import batch_sample_ids
+
+    wanted = batch_sample_ids(batch_path)
+    studio = LabelStudio(url)
+    tasks = [t for t in studio.export(studio.project(title)) if str((t.get("data") or {}).get("sample_id")) in wanted]
+    write_json(export_path, tasks)
+    return len(tasks)
+
+
+def send_tasks(url: str, title: str, config: str, tasks_path: str) -> tuple[int, int]:
+    """Create the tasks of `tasks_path` in the project (found or created); (project id, tasks added)."""
+    import json
+
+    studio = LabelStudio(url)
+    project_id = studio.project(title, config)
+    with open(tasks_path, encoding="utf-8") as handle:
+        return project_id, studio.add_tasks(project_id, json.load(handle))

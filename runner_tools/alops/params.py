@@ -161,11 +161,21 @@ def parse_assignment(text: str) -> tuple[str, object]:
     return name, value
 
 
+def set_nested(tree: dict, dotted: str, value) -> None:
+    """Set `a.b.c` in a nested mapping, creating the mappings on the way."""
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        if not isinstance(tree.get(part), dict):
+            tree[part] = {}
+        tree = tree[part]
+    tree[leaf] = value
+
+
 def set_params(root: str, updates: dict) -> None:
     """Write dotted `updates` into params.yaml, keeping its comments and order; atomic."""
-    import tempfile
-
     from ruamel.yaml import YAML
+
+    from alops.files import atomic_path
 
     yaml = YAML()
     path = os.path.join(root, PARAMS_FILE)
@@ -174,14 +184,6 @@ def set_params(root: str, updates: dict) -> None:
         with open(path, encoding="utf-8") as handle:
             document = yaml.load(handle) or {}
     for name, value in updates.items():
-        node = document
-        *parents, leaf = name.split(".")
-        for part in parents:
-            if not isinstance(node.get(part), dict):
-                node[part] = {}
-            node = node[part]
-        node[leaf] = value
-    handle, temporary = tempfile.mkstemp(dir=root, prefix=".alops-", suffix=".yaml")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        set_nested(document, name, value)
+    with atomic_path(path) as staged, open(staged.path, "w", encoding="utf-8") as out:
         yaml.dump(document, out)
-    os.replace(temporary, path)

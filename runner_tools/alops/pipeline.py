@@ -61,22 +61,13 @@ def cuda_device_count() -> int:
     return count.value
 
 
-def _deep_set(tree: dict, dotted: str, value) -> None:
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        if not isinstance(tree.get(part), dict):
-            tree[part] = {}
-        tree = tree[part]
-    tree[leaf] = value
-
-
 def prepare_params(root: str, dataset: str, sets: dict) -> dict:
     """Validate params.yaml with `dataset` and `sets` applied, then write them; nothing is written when invalid."""
     current = params_mod.load_params(root)
     merged = copy.deepcopy(current)
     updates = {"dataset": dataset, **sets}
     for name, value in updates.items():
-        _deep_set(merged, name, value)
+        params_mod.set_nested(merged, name, value)
     schema = params_mod.load_schema(root)
     if schema is not None:
         errors = params_mod.check(merged, schema)
@@ -87,16 +78,6 @@ def prepare_params(root: str, dataset: str, sets: dict) -> dict:
     return merged
 
 
-def _stage_names(root: str) -> dict:
-    import yaml
-
-    path = os.path.join(root, "dvc.yaml")
-    if not os.path.exists(path):
-        raise ConfigError("no dvc.yaml here: define the pipeline's stages (load, process, train, evaluate) in dvc.yaml")
-    with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle) or {}
-
-
 def _entries(items) -> list[str]:
     paths = []
     for item in items or []:
@@ -104,9 +85,9 @@ def _entries(items) -> list[str]:
     return paths
 
 
-def pipeline_files(root: str) -> dict[str, list[str]]:
+def pipeline_files(project) -> dict[str, list[str]]:
     """metrics, plots and model files that dvc.yaml declares (relative paths)."""
-    document = _stage_names(root)
+    document = project.pipeline
     metrics, plots, models = _entries(document.get("metrics")), [], []
     for item in document.get("plots") or []:
         plots += [item] if isinstance(item, str) else [k for k in item if not k.startswith(("{", "$"))]
@@ -117,12 +98,13 @@ def pipeline_files(root: str) -> dict[str, list[str]]:
     return {"metrics": metrics, "plots": plots, "models": models}
 
 
-def _flat_numbers(tree, prefix: str = "") -> dict[str, float]:
+def flat_numbers(tree, prefix: str = "") -> dict[str, float]:
+    """The numbers of a nested mapping, keyed by dotted name (`{"a": {"b": 1}}` -> `{"a.b": 1.0}`)."""
     flat = {}
     for key, value in (tree or {}).items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            flat.update(_flat_numbers(value, name + "."))
+            flat.update(flat_numbers(value, name + "."))
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             flat[name] = float(value)
     return flat
@@ -149,7 +131,7 @@ def read_metrics(root: str, files: dict[str, list[str]]) -> tuple[dict[str, floa
         data = _read_json(root, relative)
         if not isinstance(data, dict):
             raise AlopsError(f"{relative}: expected a JSON object of metrics, got {type(data).__name__}")
-        metrics.update(_flat_numbers(data))
+        metrics.update(flat_numbers(data))
     for relative in files["plots"]:
         if not relative.endswith(".json") or not os.path.exists(os.path.join(root, relative)):
             continue
@@ -161,35 +143,30 @@ def read_metrics(root: str, files: dict[str, list[str]]) -> tuple[dict[str, floa
             if not isinstance(row, dict):
                 continue
             step = int(row.get("step", row.get("epoch", index)))
-            for name, value in _flat_numbers(row).items():
+            for name, value in flat_numbers(row).items():
                 if name not in ("step", "epoch"):
                     steps.setdefault(name, []).append((step, value))
     return metrics, steps
 
 
-def reproduce(root: str, targets: list[str], device: str) -> list[str]:
-    """`dvc repro`; the names of the stages that ran (empty when everything was up to date)."""
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-
-    known = (_stage_names(root).get("stages") or {}).keys()
+def check_stages(project, targets: list[str]) -> None:
+    known = project.stages
     for target in targets:
         if target not in known:
             raise ConfigError(f"stage {target!r} is not in dvc.yaml (stages: {', '.join(known) or 'none'})")
+
+
+def reproduce(project, targets: list[str], device: str) -> list[str]:
+    """`dvc repro`; the names of the stages that ran (empty when everything was up to date)."""
+    from dvc.exceptions import DvcException
+
+    check_stages(project, targets)
     os.environ["ALOPS_DEVICE"] = device
     try:
-        with Repo(root) as repo:
-            stages = repo.reproduce(targets=targets or None)
+        stages = project.dvc.reproduce(targets=targets or None)
     except DvcException as exc:
         raise dvc_failure("repro", exc) from None
     return [getattr(stage, "addressing", str(stage)) for stage in stages]
-
-
-def has_remote(root: str) -> bool:
-    from dvc.repo import Repo
-
-    with Repo(root) as repo:
-        return bool(repo.config["core"].get("remote"))
 
 
 def _missing_lock_outputs(root: str) -> bool:
@@ -205,35 +182,21 @@ def _missing_lock_outputs(root: str) -> bool:
     return any(not os.path.exists(os.path.join(root, out)) for out in outs)
 
 
-def pull_previous_outputs(root: str, stages: list[str]) -> None:
+def pull_previous_outputs(project, stages: list[str]) -> None:
     """On a fresh checkout, check out the outputs dvc.lock records (where the remote has them) and DVC's
     run cache, so unchanged code, params and data reproduce nothing. A workspace that has them skips this."""
     from dvc.exceptions import DvcException
-    from dvc.repo import Repo
 
-    if not _missing_lock_outputs(root):
+    if not _missing_lock_outputs(project.root):
         return
     try:
-        with Repo(root) as repo:
-            repo.pull(targets=stages, run_cache=True, allow_missing=True)
+        project.dvc.pull(targets=stages, run_cache=True, allow_missing=True)
     except DvcException:
         pass  # a first run: nothing pushed yet; repro decides what to run
 
 
-def push_outputs(root: str) -> None:
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-
-    try:
-        with Repo(root) as repo:
-            repo.push(run_cache=True)
-    except DvcException as exc:
-        raise dvc_failure("push", exc) from None
-
-
 def run_pipeline(
-    root: str,
-    context,
+    project,
     targets: list[str] = (),
     device: str | None = None,
     allow_cpu: bool = False,
@@ -242,68 +205,52 @@ def run_pipeline(
     dry_run: bool = False,
     echo=print,
 ) -> RunResult:
-    """Run the project's pipeline the way the runner does for `context` (a resolved branch context)."""
+    """Run the project's pipeline the way the runner does for its branch context."""
     from alops import data, tracking
 
+    root, context = project.root, project.context
     profile = context.profile
-    if track is None:  # a configured tracking server also records feature runs
-        track = profile.tracking or bool(os.environ.get("MLFLOW_TRACKING_URI"))
+    track = project.tracks(track)
     if dry_run:
         for line in _plan(context, targets, device, sets or {}, track):
             echo(line)
         return RunResult()
+    check_stages(project, list(targets))
     prepare_params(root, profile.dataset, sets or {})
     chosen = resolve_device(device, profile.device, context.kind, allow_cpu)
-    remote = has_remote(root)
-    config = _load_data_settings()
-    if remote:
+    if project.has_remote:
         echo(f"pull: {profile.dataset} dataset, the pipeline's last outputs and the run cache")
-        folder = config.dev if profile.dataset == "dev" else config.full
-        if os.path.exists(os.path.join(root, folder + ".dvc")):
-            data.pull(root, [os.path.join(root, folder)])
-        pull_previous_outputs(root, list(targets) or list((_stage_names(root).get("stages") or {}).keys()))
+        folder = project.dataset_folder(profile.dataset)
+        if os.path.exists(folder + ".dvc"):
+            data.pull(project, [folder])
+        pull_previous_outputs(project, list(targets) or project.stages)
     else:
         echo("pull: skipped (no DVC remote configured); using the data in the workspace")
     echo(f"repro: on {chosen} with the {profile.dataset} dataset")
-    result = RunResult(ran=reproduce(root, list(targets), chosen), device=chosen)
+    result = RunResult(ran=reproduce(project, list(targets), chosen), device=chosen)
     if not result.ran:
         echo("pipeline up to date: nothing ran, nothing tracked")
         return result
-    files = pipeline_files(root)
+    files = pipeline_files(project)
     result.metrics, steps = read_metrics(root, files)
     if track:
         record = tracking.RunRecord(
-            experiment=f"{project_name(root)}/{context.kind}",
+            experiment=project.experiment(),
             run_name=f"{context.branch or context.tag}@{(context.commit or 'uncommitted')[:8]}",
             params={k: str(v) for k, v in params_mod.flatten(params_mod.load_params(root)).items()},
             metrics=result.metrics,
             steps=steps,
-            tags=_tags(root, config, context, chosen),
+            tags=_tags(project, chosen),
             artifacts=[os.path.join(root, p) for p in files["models"] + files["plots"] + ["dvc.lock"]],
         )
-        result.tracking = tracking.track(record, root, context.kind)
+        result.tracking = tracking.track(record, root, context.kind, project.tracking_uri)
         state, where = result.tracking
         echo(f"tracking: run {where} sent" if state == "sent" else
              f"tracking: server unreachable; run buffered in {os.path.relpath(where, root)} (send it with `alops track sync`)")
-    if remote:
+    if project.has_remote:
         echo("push: outputs and run cache")
-        push_outputs(root)
+        data.push(project, None, run_cache=True)
     return result
-
-
-def _load_data_settings():
-    from alops.config import load_config
-
-    return load_config().data
-
-
-def project_name(root: str) -> str:
-    """CI's project name, else the project folder's name."""
-    repository = os.environ.get("GITHUB_REPOSITORY", "")
-    return os.environ.get("CI_PROJECT_NAME") or repository.rpartition("/")[2] or os.path.basename(os.path.abspath(root))
-
-
-LOCK_TAG = "alops.dvc_lock"
 
 
 def lock_digest(root: str) -> str:
@@ -314,30 +261,33 @@ def lock_digest(root: str) -> str:
         return hashlib.sha256(handle.read()).hexdigest()[:16]
 
 
-def _tags(root: str, settings, context, device: str) -> dict[str, str]:
+def _tags(project, device: str) -> dict[str, str]:
     from alops import data, tracking
+    from alops.project import (TAG_BRANCH, TAG_COMMIT, TAG_DATA_VERSION, TAG_DATASET, TAG_DEVICE, TAG_KIND,
+                               TAG_LABELED, TAG_LOCK, TAG_RUNNER)
 
+    root, context = project.root, project.context
     try:
         version = data.data_version(root)["version"]
     except AlopsError:
         version = "untracked"
     tags = {
-        "git.commit": context.commit or "",
-        "git.branch": context.branch or context.tag or "",
-        "alops.kind": context.kind,
-        "alops.dataset": context.profile.dataset,
-        "alops.data_version": version,
-        "alops.runner": tracking.runner_name(context.ci_job_url),
-        "alops.device": device,
+        TAG_COMMIT: context.commit or "",
+        TAG_BRANCH: context.branch or context.tag or "",
+        TAG_KIND: context.kind,
+        TAG_DATASET: context.profile.dataset,
+        TAG_DATA_VERSION: version,
+        TAG_RUNNER: tracking.runner_name(context.ci_job_url),
+        TAG_DEVICE: device,
     }
     lock = os.path.join(root, "dvc.lock")
     if os.path.isfile(lock):
-        tags[LOCK_TAG] = lock_digest(root)
-    manifest = os.path.join(root, settings.dev if context.profile.dataset == "dev" else settings.full, settings.manifest)
+        tags[TAG_LOCK] = lock_digest(root)
+    manifest = project.manifest(context.profile.dataset)
     if os.path.isfile(manifest):
         from alops.manifest import labeled_count
 
-        tags["alops.labeled"] = str(labeled_count(manifest))
+        tags[TAG_LABELED] = str(labeled_count(manifest))
     return tags
 
 

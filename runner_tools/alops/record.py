@@ -8,50 +8,44 @@ reset to the remote's tip, its data checked out, and the change applied again on
 from __future__ import annotations
 
 import os
-import subprocess
 from typing import Callable
 
 from alops import data
 from alops.errors import AlopsError, ConfigError
+from alops.git import git
 
 IDENTITY = ["-c", "user.name=alops", "-c", "user.email=alops@localhost"]
 
 
-def _git(root: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AlopsError(f"git {args[0]} failed: {' '.join(result.stderr.split())}")
-    return result
-
-
 def _identity(root: str) -> list[str]:
-    configured = _git(root, "config", "user.email", check=False).stdout.strip()
+    configured = git(root, "config", "user.email", check=False).stdout.strip()
     return [] if configured else IDENTITY
 
 
-def commit_data_change(root: str, folder: str, apply: Callable[[], int], message: str, branch: str,
+def commit_data_change(project, folder: str, apply: Callable[[], int], message: str, branch: str,
                        remote: str = "origin", attempts: int = 5) -> str | None:
     """Apply the change, record it, push; on a rejected push start again from the remote's tip.
 
     Returns the pushed commit, or None when the change left the data as it was.
     """
-    if _git(root, "status", "--porcelain", "--untracked-files=no").stdout.strip():
+    root = project.root
+    if git(root, "status", "--porcelain", "--untracked-files=no").stdout.strip():
         raise ConfigError("the checkout has uncommitted changes: commit or stash them before labels are recorded")
     relative = os.path.relpath(os.path.abspath(folder), root)
     for _ in range(attempts):
         if not apply():
             return None
-        data.track(root, folder)
-        data.push(root, [folder])
+        data.track(project, folder)
+        data.push(project, [folder])
         ignore = os.path.join(os.path.dirname(relative), ".gitignore")
-        _git(root, "add", relative + ".dvc", *([ignore] if os.path.exists(os.path.join(root, ignore)) else []))
-        _git(root, *_identity(root), "commit", "-q", "-m", message)
-        pushed = _git(root, "push", "-q", remote, f"HEAD:refs/heads/{branch}", check=False)
+        git(root, "add", relative + ".dvc", *([ignore] if os.path.exists(os.path.join(root, ignore)) else []))
+        git(root, *_identity(root), "commit", "-q", "-m", message)
+        pushed = git(root, "push", "-q", remote, f"HEAD:refs/heads/{branch}", check=False)
         if pushed.returncode == 0:
-            return _git(root, "rev-parse", "HEAD").stdout.strip()
+            return git(root, "rev-parse", "HEAD").stdout.strip()
         if "rejected" not in pushed.stderr and "fetch first" not in pushed.stderr:
             raise AlopsError(f"git push failed: {' '.join(pushed.stderr.split())}")
-        _git(root, "fetch", "-q", remote, branch)
-        _git(root, "reset", "-q", "--hard", "FETCH_HEAD")
-        data.pull(root, [folder])
+        git(root, "fetch", "-q", remote, branch)
+        git(root, "reset", "-q", "--hard", "FETCH_HEAD")
+        data.pull(project, [folder])
     raise AlopsError(f"git push to {branch} was rejected {attempts} times: other jobs keep pushing; run the import again")

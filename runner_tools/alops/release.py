@@ -16,10 +16,13 @@ from dataclasses import asdict, dataclass
 
 from alops.errors import AlopsError, ConfigError
 from alops.files import atomic_write
+from alops.project import (TAG_BRANCH, TAG_COMMIT, TAG_DATA_VERSION, TAG_LOCK, TAG_PREVIOUS_CHAMPION,
+                           TAG_ROLLED_BACK)
+from alops.secrets import redact_url
 from alops.tracking import mlflow_client
 
 ALIAS = "champion"
-PREVIOUS_TAG = "alops.previous_champion"
+PREVIOUS_TAG = TAG_PREVIOUS_CHAMPION
 DIRECTIONS = ("max", "min")
 
 
@@ -99,7 +102,7 @@ def _champion(client, model: str):
 def _candidate_run(client, uri: str, root: str, project: str, commit: str | None, run_id: str | None):
     """--run-id; else the latest tracked run of this commit; else of the same pipeline state (dvc.lock), which
     is what a release branch cut from an already-trained commit has (its `alops run` was a no-op)."""
-    from alops.pipeline import LOCK_TAG, lock_digest
+    from alops.pipeline import lock_digest
     from alops.tracking import find_runs
 
     if run_id:
@@ -108,7 +111,7 @@ def _candidate_run(client, uri: str, root: str, project: str, commit: str | None
         return client.get_run(run_id)
     runs = find_runs(uri, project, commit=commit, limit=1) if commit else []
     if not runs and os.path.isfile(os.path.join(root, "dvc.lock")):
-        runs = find_runs(uri, project, tags={LOCK_TAG: lock_digest(root)}, limit=1)
+        runs = find_runs(uri, project, tags={TAG_LOCK: lock_digest(root)}, limit=1)
     if not runs:
         raise AlopsError(f"no finished tracked run for commit {(commit or '?')[:12]} or its dvc.lock: run `alops run` "
                          "on this branch first")
@@ -170,9 +173,9 @@ def release(uri: str, root: str, project: str, context, gate: Gate, model: str, 
         record = Provenance(
             model=model, version=version, previous_version=str(previous) if previous else None,
             run_id=run.info.run_id, metric=gate.metric, value=decision.candidate, champion_value=decision.champion,
-            gate=decision.reason, git_tag=f"{model}-v{version}", git_commit=tags.get("git.commit", context.commit or ""),
-            branch=tags.get("git.branch", context.branch or ""), data_version=tags.get("alops.data_version", "unknown"),
-            tracking_uri=uri, released_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            gate=decision.reason, git_tag=f"{model}-v{version}", git_commit=tags.get(TAG_COMMIT, context.commit or ""),
+            branch=tags.get(TAG_BRANCH, context.branch or ""), data_version=tags.get(TAG_DATA_VERSION, "unknown"),
+            tracking_uri=redact_url(uri), released_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         )
         if previous:
             client.set_model_version_tag(model, version, PREVIOUS_TAG, str(previous))
@@ -197,7 +200,7 @@ def rollback(uri: str, model: str) -> tuple[str, str]:
         if not previous:
             raise AlopsError(f"{ALIAS} version {champion.version} of {model!r} replaced no earlier version: nothing to roll back to")
         client.set_registered_model_alias(model, ALIAS, previous)
-        client.set_model_version_tag(model, champion.version, "alops.rolled_back", "true")
+        client.set_model_version_tag(model, champion.version, TAG_ROLLED_BACK, "true")
     except MlflowException as exc:
         raise AlopsError(f"model registry at {uri}: {str(exc).splitlines()[0]}") from None
     return str(champion.version), str(previous)
@@ -206,3 +209,26 @@ def rollback(uri: str, model: str) -> tuple[str, str]:
 def write_record(record: Provenance, path: str) -> None:
     """The provenance as JSON, written whole or not at all."""
     atomic_write(path, json.dumps(asdict(record), indent=1, sort_keys=True) + "\n")
+
+
+def release_project(project, gate: Gate, model: str | None, artifact: str | None, run_id: str | None,
+                    record_path: str, publish: bool, echo=print):
+    """Release the project's candidate: gate, register, alias, provenance record, and (with `publish`) the
+    forge release. Returns the provenance and the forge's outcome (None without `publish`)."""
+    from alops import forge
+    from alops.pipeline import pipeline_files
+
+    if artifact is None:
+        models = pipeline_files(project)["models"]
+        if not models:
+            raise ConfigError("dvc.yaml declares no model output: pass --artifact with the model file the run logged")
+        artifact = os.path.basename(models[0])
+    target_forge = forge.connect(project.context) if publish else None  # a missing token fails before anything moves
+    provenance = release(project.tracking_uri, project.root, project.name, project.context, gate, model or project.name,
+                         artifact, run_id, echo=echo)
+    write_record(provenance, record_path)
+    published = None
+    if target_forge is not None:
+        published = target_forge.publish_release(provenance.git_tag, f"{provenance.model} v{provenance.version}",
+                                                 provenance.markdown(), provenance.git_commit)
+    return provenance, published

@@ -12,12 +12,13 @@ import csv
 import json
 import math
 import os
-import subprocess
 from dataclasses import dataclass, field
 
 from alops.errors import AlopsError, ConfigError
 from alops.files import save_png
 from alops.forge import REPORT_MARKER
+from alops.manifest import labeled_count
+from alops.project import TAG_DATA_VERSION, TAG_LABELED
 
 
 @dataclass
@@ -44,20 +45,15 @@ class Report:
     random_curve: list[tuple[int, float]] = field(default_factory=list)
 
 
-def _git_show(root: str, target: str, relative: str) -> str | None:
-    """A file as committed on the target branch (origin's, else the local one); None when absent."""
-    for rev in (f"origin/{target}", target):
-        result = subprocess.run(["git", "show", f"{rev}:{relative}"], cwd=root, capture_output=True, text=True)
-        if result.returncode == 0:
-            return result.stdout
-    return None
-
-
 def _committed_side(root: str, target: str, files: dict[str, list[str]]) -> Side | None:
     import yaml
 
+    from alops.git import show
     from alops.params import flatten
-    from alops.pipeline import _flat_numbers
+    from alops.pipeline import flat_numbers
+
+    def _git_show(root, target, relative):  # origin's branch first, else the local one
+        return show(root, (f"origin/{target}", target), relative)
 
     metrics, found = {}, False
     for relative in files["metrics"]:
@@ -69,7 +65,7 @@ def _committed_side(root: str, target: str, files: dict[str, list[str]]) -> Side
         except ValueError:
             continue
         found = True
-        metrics.update(_flat_numbers(data if isinstance(data, dict) else {}))
+        metrics.update(flat_numbers(data if isinstance(data, dict) else {}))
     params_text = _git_show(root, target, "params.yaml")
     if not found and params_text is None:
         return None
@@ -80,20 +76,22 @@ def _committed_side(root: str, target: str, files: dict[str, list[str]]) -> Side
 def _run_side(run, uri: str, description: str) -> Side:
     from alops.tracking import run_url
 
-    labeled = run.data.tags.get("alops.labeled")
-    return Side(description, dict(run.data.metrics), dict(run.data.params), run.data.tags.get("alops.data_version"),
+    labeled = run.data.tags.get(TAG_LABELED)
+    return Side(description, dict(run.data.metrics), dict(run.data.params), run.data.tags.get(TAG_DATA_VERSION),
                 int(labeled) if labeled and labeled.isdigit() else None, run_url(uri, run))
 
 
-def collect(root: str, settings, context, target: str, uri: str | None, curve_metric: str | None = None,
-            simulation_csv: str | None = None) -> Report:
-    """Everything the report shows, for the workspace of `context` against `target`."""
+def collect(project, target: str, curve_metric: str | None = None, simulation_csv: str | None = None) -> Report:
+    """Everything the report shows, for the project's workspace against `target`."""
     from alops import data, params as params_mod, tracking
-    from alops.pipeline import pipeline_files, project_name, read_metrics
+    from alops.pipeline import pipeline_files, read_metrics
 
+    root, context = project.root, project.context
+    # nothing tracked here: compare with what the target branch committed
+    uri = project.tracking_uri if project.tracking_store_exists else None
     if target.startswith("-"):
         raise ConfigError(f"--target {target!r} is not a branch name")
-    files = pipeline_files(root)
+    files = pipeline_files(project)
     metrics, _steps = read_metrics(root, files)
     if not metrics:
         raise AlopsError("no metrics in the workspace: run `alops run` first (dvc.yaml declares the metrics files)")
@@ -101,20 +99,20 @@ def collect(root: str, settings, context, target: str, uri: str | None, curve_me
         version = data.data_version(root)["version"]
     except AlopsError:
         version = None
-    labeled = _labeled_in_workspace(root, settings, context)
+    manifest = project.manifest(context.profile.dataset)
+    labeled = labeled_count(manifest) if os.path.isfile(manifest) else None
     current = Side("workspace", metrics, {k: str(v) for k, v in params_mod.flatten(params_mod.load_params(root)).items()},
                    version, labeled)
     baseline, branch_runs = None, []
-    project = project_name(root)
     if uri:
-        found = tracking.find_runs(uri, project, commit=context.commit, limit=1) if context.commit else []
+        found = tracking.find_runs(uri, project.name, commit=context.commit, limit=1) if context.commit else []
         if found:
             current.url = tracking.run_url(uri, found[0])
-        target_runs = tracking.find_runs(uri, project, branch=target, limit=1)
+        target_runs = tracking.find_runs(uri, project.name, branch=target, limit=1)
         if target_runs:
             baseline = _run_side(target_runs[0], uri, f"latest tracked run of `{target}`")
         if context.kind == "active-learning" and context.branch:
-            branch_runs = tracking.find_runs(uri, project, branch=context.branch, limit=200)
+            branch_runs = tracking.find_runs(uri, project.name, branch=context.branch, limit=200)
     if baseline is None:
         baseline = _committed_side(root, target, files)
     report = Report(context.branch or context.tag or "", target, context.kind, current, baseline)
@@ -122,7 +120,7 @@ def collect(root: str, settings, context, target: str, uri: str | None, curve_me
         report.curve_metric = curve_metric or _first_metric(metrics)
         points = {}
         for run in branch_runs:
-            count = run.data.tags.get("alops.labeled", "")
+            count = run.data.tags.get(TAG_LABELED, "")
             if count.isdigit() and report.curve_metric in run.data.metrics:
                 points[int(count)] = run.data.metrics[report.curve_metric]
         if baseline and baseline.labeled is not None and report.curve_metric in baseline.metrics:
@@ -133,15 +131,6 @@ def collect(root: str, settings, context, target: str, uri: str | None, curve_me
         if simulation_csv:
             report.random_curve = random_baseline(simulation_csv)
     return report
-
-
-def _labeled_in_workspace(root: str, settings, context) -> int | None:
-    """Labeled samples in the manifest of the dataset the branch uses (`settings`: the project's data settings)."""
-    from alops.manifest import labeled_count
-
-    folder = settings.dev if context.profile.dataset == "dev" else settings.full
-    manifest = os.path.join(root, folder, settings.manifest)
-    return labeled_count(manifest) if os.path.isfile(manifest) else None
 
 
 def _first_metric(metrics: dict[str, float]) -> str:
@@ -249,3 +238,47 @@ def render(report: Report, image: str | None = None) -> str:
     if links:
         lines += ["", "Runs: " + " · ".join(links)]
     return "\n".join(lines) + "\n"
+
+
+def build(project, target: str, curve_metric: str | None, simulation: str | None, out: str) -> tuple[Report, str | None]:
+    """The report of the project's workspace against `target`, and its learning-curve PNG (al/ branches)."""
+    built = collect(project, target, curve_metric, simulation)
+    png = None
+    if built.kind == "active-learning" and built.curve:
+        png = learning_curve_png(built, os.path.join(os.path.dirname(os.path.abspath(out)), "learning_curve.png"))
+    return built, png
+
+
+def post(project, built: Report, png: str | None, out: str, if_open: bool, notice):
+    """Create or update the one report comment on the branch's MR/PR; the forge's outcome, or None with a
+    `notice` when nothing was posted (a fork MR; with `if_open`: no token, no open MR)."""
+    from alops import forge
+
+    context = project.context
+    merge_request = context.merge_request
+    if merge_request is not None and merge_request.from_fork:
+        notice("the merge request comes from a fork: the report is not posted (no secrets for fork pipelines); "
+               f"it is in {out}")
+        return None
+    try:
+        target_forge = forge.connect(context)
+    except ConfigError as exc:
+        if not if_open:
+            raise
+        notice(f"report not posted: {exc}")
+        return None
+    number = merge_request.number if merge_request and merge_request.number else None
+    if number is None and context.branch:
+        found = target_forge.find_merge_request(context.branch)
+        number = None if found is None else str(getattr(found, "iid", None) or found.number)
+    if number is None:
+        message = (f"no open merge request for branch {context.branch!r}: open one (`alops promote`), or post from "
+                   "a merge-request pipeline")
+        if if_open:
+            notice(f"report not posted: {message}")
+            return None
+        raise AlopsError(message)
+    image = target_forge.upload_image(png) if png else None
+    if png and image is None and context.ci_job_url:
+        image = f"[learning curve (job artifacts)]({context.ci_job_url})"
+    return number, target_forge.post_comment(number, render(built, image))

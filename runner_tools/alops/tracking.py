@@ -19,9 +19,11 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from alops.errors import AlopsError, ConfigError
+from alops.project import TAG_BRANCH, TAG_COMMIT, TAG_RUN_KEY, experiment_name
+from alops.files import write_json
+from alops.secrets import redact_url
 
 BUFFER_DIR = os.path.join(".alops", "tracking-buffer")
-RUN_KEY_TAG = "alops.run_key"
 FAIL_CLOSED_KINDS = ("release",)
 # MLflow's defaults retry for about four minutes against a dead server; keep it short and bounded.
 RETRY_ENV = {
@@ -51,11 +53,6 @@ class TrackingUnavailable(AlopsError):
     """The tracking server could not be reached."""
 
 
-def tracking_uri(root: str) -> str:
-    """`$MLFLOW_TRACKING_URI`, else a local sqlite store in the project (`mlflow.db`, artifacts in `mlartifacts/`)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///" + os.path.join(os.path.abspath(root), "mlflow.db")
-
-
 def metric_name(name: str) -> str:
     """A name MLflow accepts (letters, digits, _ - . space /)."""
     return re.sub(r"[^\w\-. /]", "_", name)
@@ -66,10 +63,13 @@ def _reachable(uri: str) -> bool:
     if not uri.startswith(("http://", "https://")):
         return True
     import urllib.error
+    import urllib.parse
     import urllib.request
 
+    parts = urllib.parse.urlsplit(uri)
+    address = parts._replace(netloc=parts.netloc.rpartition("@")[2], path=parts.path.rstrip("/") + "/health")
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5):
+        with urllib.request.urlopen(urllib.parse.urlunsplit(address), timeout=5):
             return True
     except urllib.error.HTTPError:
         return True
@@ -106,11 +106,11 @@ def send(record: RunRecord, uri: str) -> str:
             if uri.startswith("sqlite:///"):  # the default store: artifacts beside the database
                 local = "file://" + os.path.join(os.path.dirname(uri[len("sqlite:///"):]), "mlartifacts")
             experiment_id = client.create_experiment(record.experiment, artifact_location=local)
-        found = client.search_runs([experiment_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{record.run_key}'", max_results=1)
+        found = client.search_runs([experiment_id], filter_string=f"tags.`{TAG_RUN_KEY}` = '{record.run_key}'", max_results=1)
         if found and found[0].info.status == "FINISHED":
             return found[0].info.run_id  # delivered before: never a second run
         run = found[0] if found else client.create_run(
-            experiment_id, start_time=record.timestamp_ms, tags={**record.tags, RUN_KEY_TAG: record.run_key},
+            experiment_id, start_time=record.timestamp_ms, tags={**record.tags, TAG_RUN_KEY: record.run_key},
             run_name=record.run_name,
         )
         run_id = run.info.run_id
@@ -156,8 +156,7 @@ def buffer(record: RunRecord, root: str) -> str:
             copies.append(os.path.join("artifacts", os.path.basename(path)))
     data = asdict(record)
     data["artifacts"] = copies
-    with open(os.path.join(staging, "run.json"), "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1, sort_keys=True)
+    write_json(os.path.join(staging, "run.json"), data, indent=1)
     final = os.path.join(base, record.run_key)
     os.rename(staging, final)
     return final
@@ -182,9 +181,8 @@ def sync(root: str, uri: str) -> tuple[int, int]:
     return sent, len(entries) - sent
 
 
-def track(record: RunRecord, root: str, kind: str, uri: str | None = None) -> tuple[str, str]:
+def track(record: RunRecord, root: str, kind: str, uri: str) -> tuple[str, str]:
     """Send the run, or apply the outage policy; returns ("sent", run id) or ("buffered", folder)."""
-    uri = uri or tracking_uri(root)
     try:
         return "sent", send(record, uri)
     except TrackingUnavailable as exc:
@@ -207,7 +205,7 @@ def best_run(uri: str, experiment: str, metric: str, mode: str, commit: str | No
         found = client.get_experiment_by_name(experiment)
         if found is None:
             raise AlopsError(f"no tracking experiment {experiment!r}: run `alops run` on candidates first")
-        query = "attributes.status = 'FINISHED'" + (f" and tags.`git.commit` = '{commit}'" if commit else "")
+        query = "attributes.status = 'FINISHED'" + (f" and tags.`{TAG_COMMIT}` = '{commit}'" if commit else "")
         order = f"metrics.`{metric}` {'DESC' if mode == 'max' else 'ASC'}"
         runs = [r for r in client.search_runs([found.experiment_id], query, order_by=[order], max_results=100)
                 if metric in r.data.metrics]
@@ -228,14 +226,14 @@ def find_runs(uri: str, project: str, branch: str | None = None, commit: str | N
     """Finished runs of the project's experiments (`<project>/<kind>`), newest first, by branch, commit or tags."""
     from mlflow.exceptions import MlflowException
 
-    wanted = {**(tags or {}), **({"git.branch": branch} if branch is not None else {}),
-              **({"git.commit": commit} if commit is not None else {})}
+    wanted = {**(tags or {}), **({TAG_BRANCH: branch} if branch is not None else {}),
+              **({TAG_COMMIT: commit} if commit is not None else {})}
     if any("'" in v or "\\" in v for v in (project, *wanted.values())):
         return []  # not a value MLflow's filter can quote; nothing tracked carries it
     clauses = ["attributes.status = 'FINISHED'"] + [f"tags.`{tag}` = '{value}'" for tag, value in wanted.items()]
     try:
         client = mlflow_client(uri)
-        experiments = [e.experiment_id for e in client.search_experiments(filter_string=f"name LIKE '{project}/%'")]
+        experiments = [e.experiment_id for e in client.search_experiments(filter_string=f"name LIKE '{experiment_name(project, '%')}'")]
         if not experiments:
             return []
         return list(client.search_runs(experiments, " and ".join(clauses), order_by=["attributes.start_time DESC"],
@@ -247,5 +245,5 @@ def find_runs(uri: str, project: str, branch: str | None = None, commit: str | N
 def run_url(uri: str, run) -> str:
     """A link to the run in the MLflow UI, or where it is stored."""
     if uri.startswith(("http://", "https://")):
-        return f"{uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
-    return f"run {run.info.run_id} in {uri}"
+        return f"{redact_url(uri).rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    return f"run {run.info.run_id} in {redact_url(uri)}"

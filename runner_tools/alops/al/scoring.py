@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -19,6 +18,7 @@ import numpy as np
 from alops.al.strategies import STREAMABLE, EmptyPoolError, PoolTooSmallError
 from alops.al.topk import RunningTopK, add_scored, top_k
 from alops.errors import ConfigError
+from alops.files import atomic_path
 
 CHUNK_ROWS = 1 << 20
 
@@ -141,25 +141,18 @@ def score_with_model(model_path: str, inputs_path: str, out_path: str, device: s
     source = open_pool(inputs_path)
     predict = _predictor(model_path, device)
     total = source.shape[0]
-    folder = os.path.dirname(os.path.abspath(out_path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".alops-", suffix=".npy")
+    if total == 0:
+        raise EmptyPoolError(f"{inputs_path}: no rows to score")
     classes = 0
-    try:
-        with os.fdopen(handle, "wb") as out:
-            for offset, block in source.chunks(0, total, chunk_rows):
-                probs = np.ascontiguousarray(predict(block), dtype=np.float32)
-                if not classes:
-                    classes = probs.shape[1]
-                    np.lib.format.write_array_header_1_0(out, {"descr": "<f4", "fortran_order": False, "shape": (total, classes)})
-                out.write(probs.tobytes())
-                if progress:
-                    progress(offset + block.shape[0], total)
-        if total == 0:
-            raise EmptyPoolError(f"{inputs_path}: no rows to score")
-        os.replace(temporary, out_path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    with atomic_path(out_path, suffix=".npy") as staged, open(staged.path, "wb") as out:
+        for offset, block in source.chunks(0, total, chunk_rows):
+            probs = np.ascontiguousarray(predict(block), dtype=np.float32)
+            if not classes:
+                classes = probs.shape[1]
+                np.lib.format.write_array_header_1_0(out, {"descr": "<f4", "fortran_order": False, "shape": (total, classes)})
+            out.write(probs.tobytes())
+            if progress:
+                progress(offset + block.shape[0], total)
     return total, classes
 
 
@@ -248,14 +241,6 @@ def merge(selections: list[dict]) -> dict:
             "indices": rows.tolist(), "scores": scores.tolist()}
 
 
-def write_json(path: str, data: dict) -> None:
-    """Write atomically: a temporary file, then a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".alops-", suffix=".json")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        json.dump(data, out)
-    os.replace(temporary, path)
 
 
 def read_selection(path: str) -> dict:
@@ -267,3 +252,11 @@ def read_selection(path: str) -> dict:
     if not isinstance(data, dict) or "indices" not in data:
         raise ConfigError(f"{path}: not a selection file written by `alops query`")
     return data
+
+
+def select(pool: str, strategy: str, k: int, seed: int = 0, shard: str | None = None, balanced: bool = False,
+           embeddings: str | None = None, labeled_embeddings: str | None = None, progress=None) -> dict:
+    """The selection of `k` samples from the pool file: streamed (and sharded) where the strategy allows it."""
+    if shard or (strategy in STREAMABLE and not balanced):
+        return select_streaming(pool, strategy, k, seed, parse_shard(shard) if shard else None, progress=progress)
+    return select_in_memory(pool, strategy, k, seed, balanced, embeddings, labeled_embeddings)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
 from alops.al.strategies import Pool, make_strategy
 from alops.errors import ConfigError
-from alops.files import save_png
+from alops.files import atomic_path, save_png
 
 MODELS = ("logreg", "torch-mlp")
 
@@ -151,12 +150,10 @@ def write_outputs(result: dict, folder: str) -> tuple[str, str]:
     """`simulation.csv` and `learning_curve.png` in `folder`, each written to a temporary file then renamed."""
     os.makedirs(folder, exist_ok=True)
     csv_path, png_path = os.path.join(folder, "simulation.csv"), os.path.join(folder, "learning_curve.png")
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".alops-", suffix=".csv")
-    with os.fdopen(handle, "w", newline="") as out:
+    with atomic_path(csv_path) as staged, open(staged.path, "w", newline="") as out:
         writer = csv.DictWriter(out, fieldnames=["strategy", "seed", "round", "labels", "accuracy"])
         writer.writeheader()
         writer.writerows(result["rows"])
-    os.replace(temporary, csv_path)
 
     import matplotlib
 
@@ -175,3 +172,28 @@ def write_outputs(result: dict, folder: str) -> tuple[str, str]:
     axes.legend()
     save_png(figure, png_path)
     return csv_path, png_path
+
+
+def digits_dataset() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits (shipped with the package, no download): features and labels."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return digits.data, digits.target
+
+
+def manifest_dataset(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """The labeled rows of a manifest: its numeric feature columns (NaN as 0) and labels."""
+    import pyarrow.compute as pc
+
+    from alops.manifest import inspect_manifest, iter_batches
+
+    info = inspect_manifest(path, required=("label",))
+    if not info.numeric:
+        raise ConfigError(f"{path}: no numeric feature columns to learn from")
+    features, labels = [], []
+    for batch in iter_batches(info):
+        batch = batch.filter(pc.is_valid(batch.column("label")))
+        features.append(np.column_stack([np.nan_to_num(batch.column(c).to_numpy(zero_copy_only=False)) for c in info.numeric]))
+        labels.append(np.array(batch.column("label").to_pylist()))
+    return np.concatenate(features), np.concatenate(labels)

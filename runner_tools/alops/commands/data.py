@@ -1,0 +1,138 @@
+"""`alops data`: datasets with DVC (pull/push for the branch, dev datasets, data version)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from alops.commands.options import DATASET_OPTION, REMOTE_OPTION
+from alops.errors import AlopsError, ConfigError
+from alops.project import Project
+
+
+@click.group()
+def data() -> None:
+    """Datasets with DVC: pull/push for the branch, dev datasets, data version."""
+
+
+@data.command("pull")
+@DATASET_OPTION
+@REMOTE_OPTION
+@click.option("--allow-missing", is_flag=True, help="Skip files missing on the remote (never on experiment or release branches).")
+def data_pull(dataset: str | None, remote: str | None, allow_missing: bool) -> None:
+    """Pull the dataset the branch needs: dev on feature and main, full on experiment, release and al/.
+
+    The version pulled is the one the branch's .dvc / dvc.lock files record. A missing or corrupt
+    object fails the command (remotes are read with verify = true).
+
+    \b
+    Examples:
+      alops data pull                  # what this branch needs
+      alops data pull --dataset full
+    """
+    from alops import data as dvc_data
+
+    with Project.open() as project:
+        context = project.context
+        dataset = dataset or project.dataset
+        if allow_missing and context.kind in ("experiment", "release"):
+            raise ConfigError(f"--allow-missing is refused on {context.kind} branches: their runs need every file")
+        folder = project.dataset_folder(dataset)
+        relative = os.path.relpath(folder, project.root)
+        click.echo(f"alops: pulling the {dataset} dataset ({relative}) for {context.kind} branch {context.branch!r}", err=True)
+        stats = dvc_data.pull(project, [folder], remote=remote, allow_missing=allow_missing)
+    click.echo(f"{relative}: {stats.get('fetched', 0)} files fetched, {len(stats.get('added', []))} added, "
+               f"{len(stats.get('modified', []))} modified, {len(stats.get('deleted', []))} deleted")
+
+
+@data.command("push")
+@click.option("--dataset", type=click.Choice(["dev", "full", "all"]), help="Which dataset; default: the branch profile's; all: everything tracked.")
+@REMOTE_OPTION
+def data_push(dataset: str | None, remote: str | None) -> None:
+    """Push the branch's dataset (or all tracked data) to the DVC remote."""
+    from alops import data as dvc_data
+
+    with Project.open() as project:
+        dataset = dataset or project.dataset
+        targets = None if dataset == "all" else [project.dataset_folder(dataset)]
+        count = dvc_data.push(project, targets, remote=remote)
+    click.echo(f"{dataset}: {count} files pushed")
+
+
+@data.command("version")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def data_version(fmt: str) -> None:
+    """Print a stable identifier of the data the workspace's DVC files record (for tracking and releases)."""
+    import json
+
+    from alops import data as dvc_data
+    from alops.project import find_dvc_root
+
+    version = dvc_data.data_version(find_dvc_root())
+    click.echo(json.dumps(version, indent=2, sort_keys=True) if fmt == "json" else version["version"])
+
+
+@data.command("make-dev")
+@click.option("--fraction", type=float, help="Dev size as a share of the full data, in (0, 1].")
+@click.option("--count", type=int, help="Dev size in samples.")
+@click.option("--time-budget", type=float, metavar="SECONDS", help="Dev size from the time the pipeline may take...")
+@click.option("--seconds-per-sample", type=float, help="...and its cost per sample (with --time-budget).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed and data, same dev dataset.")
+@click.option("--z-outlier", type=float, default=4.0, show_default=True, help="Numeric values this many std devs from the mean are outliers.")
+@click.option("--outlier-share", type=float, default=0.02, show_default=True, help="At most this share of the dev dataset is outliers and corrupt samples.")
+@click.option("--report", "report_path", default="metrics/dev_fidelity.json", show_default=True, help="Fidelity report (a DVC metrics file).")
+@click.option("--no-track", is_flag=True, help="Write the dev dataset without `dvc add`.")
+def data_make_dev(fraction, count, time_budget, seconds_per_sample, seed, z_outlier, outlier_share, report_path, no_track) -> None:
+    """Sample the dev dataset from the full data, keep its strata, track it with DVC.
+
+    Keeps the shares of label x split (unlabeled samples included), always takes outliers and corrupt
+    samples (up to --outlier-share), and writes a fidelity report.
+
+    \b
+    Examples:
+      alops data make-dev --fraction 0.05
+      alops data make-dev --time-budget 300 --seconds-per-sample 0.02
+    """
+    from alops.devset import DevSize, check_size, make_project_dev
+
+    size = DevSize(fraction, count, time_budget, seconds_per_sample)
+    check_size(size)
+    with Project.open() as project:
+        report = make_project_dev(project, report_path, size, seed=seed, z_outlier=z_outlier,
+                                  outlier_share=outlier_share, track=not no_track)
+        dev = os.path.relpath(project.dataset_folder("dev"), project.root)
+    special = report["outliers_and_corrupt"]
+    click.echo(
+        f"{dev}: {report['dev_rows']} of {report['full_rows']} samples "
+        f"({100 * report['dev_fraction']:.2f}%), largest stratum deviation {report['max_abs_deviation_pp']:.3f} pp, "
+        f"{special['included']} of {special['found']} outliers/corrupt included; report {report_path}"
+    )
+
+
+@data.command("check-dev")
+@click.option("--against", type=click.Path(dir_okay=False), help="Manifest or production-input log to compare with; default: the full manifest.")
+@click.option("--label-column", default="label", show_default=True, help="Label column of --against (e.g. prediction).")
+@click.option("--max-deviation", type=float, default=2.0, show_default=True, help="Largest allowed label-share difference, in percentage points.")
+@click.option("--max-ks", type=float, default=0.1, show_default=True, help="Largest allowed KS statistic per numeric column.")
+def data_check_dev(against, label_column, max_deviation, max_ks) -> None:
+    """Check that the dev dataset still represents the full or live data; exit 1 when it does not.
+
+    \b
+    Example (a scheduled CI job):
+      alops data check-dev --against logs/last-week.csv --label-column prediction
+    """
+    from alops.devset import check_dev
+
+    project = Project.open()
+    against = against or project.manifest("full")
+    verdict = check_dev(project.manifest("dev"), against, label_column, max_deviation, max_ks)
+    for problem in verdict["problems"]:
+        click.echo(problem)
+    if not verdict["representative"]:
+        raise AlopsError(f"the dev dataset no longer represents {os.path.relpath(against)}: "
+                         f"{verdict['problems'][0]}; run `alops data make-dev`")
+    click.echo(f"dev dataset is representative ({verdict['dev_rows']} dev rows vs {verdict['live_rows']})")
+
+
+commands = [data]

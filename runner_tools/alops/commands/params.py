@@ -1,0 +1,58 @@
+"""`alops params`: params.yaml and its allowed values."""
+
+from __future__ import annotations
+
+import click
+
+from alops.errors import ConfigError
+from alops.project import Project
+
+
+@click.group("params")
+def params_group() -> None:
+    """params.yaml and its allowed values (params.schema.yaml)."""
+
+
+@params_group.command("check")
+def params_check() -> None:
+    """Validate params.yaml against params.schema.yaml: one line per problem, exit 2."""
+    from alops import params
+
+    root = Project.open().root
+    schema = params.load_schema(root)
+    if schema is None:
+        raise ConfigError(f"no {params.SCHEMA_FILE} here: list each parameter's type and allowed values in it")
+    errors = params.check(params.load_params(root), schema)
+    for error in errors:
+        click.echo(f"{params.PARAMS_FILE}: {error}", err=True)
+    if errors:
+        raise ConfigError(f"{len(errors)} parameter(s) not allowed")
+    click.echo(f"{params.PARAMS_FILE}: {len(schema)} parameters allowed")
+
+
+@params_group.command("matrix")
+@click.option("--format", "fmt", type=click.Choice(["gitlab", "github", "json"]), default="json", show_default=True)
+@click.option("--sample", type=int, help="Pick this many combinations at random (with --seed).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def params_matrix(fmt, sample, seed) -> None:
+    """Print the allowed parameter combinations for CI to test on the dev dataset.
+
+    \b
+    gitlab: parallel:matrix entries (PARAM_TRAIN_LR=...); github: {"include": [...]} for fromJSON().
+    Each combination runs as: alops run --set train.lr="$PARAM_TRAIN_LR" ...
+    """
+    import json
+
+    from alops import params
+
+    schema = params.load_schema(Project.open().root)
+    if schema is None:
+        raise ConfigError(f"no {params.SCHEMA_FILE} here: list the values to try under `values:`")
+    if sample is not None and sample < 1:
+        raise ConfigError("--sample must be at least 1")
+    combos = params.matrix(schema, sample, seed)
+    output = {"gitlab": params.gitlab_matrix, "github": params.github_matrix, "json": lambda c: c}[fmt](combos)
+    click.echo(json.dumps(output))
+
+
+commands = [params_group]

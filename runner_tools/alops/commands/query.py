@@ -1,0 +1,79 @@
+"""`alops query`: score the pool and select the samples most worth labeling."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from alops.commands.options import progress_printer
+
+
+@click.group("query")
+def query_group() -> None:
+    """Active learning: select the pool samples most worth labeling."""
+
+
+@query_group.command("select")
+@click.argument("pool", type=click.Path(dir_okay=False))
+@click.option("--strategy", default="least-confidence", show_default=True,
+              type=click.Choice(["random", "least-confidence", "margin", "entropy", "bald", "core-set", "hybrid"]))
+@click.option("-k", "k", type=int, required=True, help="How many samples to select.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--shard", metavar="I/N", help="Score only shard I of N (streaming strategies); merge with `alops query merge`.")
+@click.option("--balanced", is_flag=True, help="Spread k over the predicted classes.")
+@click.option("--embeddings", type=click.Path(dir_okay=False), help=".npy (N, D) for core-set and hybrid.")
+@click.option("--labeled-embeddings", type=click.Path(dir_okay=False), help=".npy (M, D) of the labeled set (core-set distances).")
+@click.option("--out", "out", default="selection.json", show_default=True, help="Selection file to write.")
+def query_select(pool, strategy, k, seed, shard, balanced, embeddings, labeled_embeddings, out) -> None:
+    """Select k samples from POOL: probabilities (N, C) as .npy or Parquet (columns p0..pC-1).
+
+    For bald, POOL holds MC-dropout passes (T, N, C) as .npy. least-confidence, margin, entropy and random
+    stream over the file in chunks (memory: one chunk plus k) and can be sharded.
+
+    \b
+    Examples:
+      alops query select pool_probs.npy -k 500 --strategy margin
+      alops query select pool_probs.npy -k 500 --shard 2/8 --out shard-2.json
+    """
+    from alops.al import scoring
+    from alops.files import write_json
+
+    result = scoring.select(pool, strategy, k, seed, shard, balanced, embeddings, labeled_embeddings,
+                            progress=progress_printer())
+    write_json(out, result)
+    click.echo(f"{out}: {len(result['indices'])} of {result['pool_rows']} samples selected by {result['strategy']}"
+               + (f" (shard {result['shard']})" if result.get("shard") else ""))
+
+
+@query_group.command("score")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("inputs", type=click.Path(dir_okay=False))
+@click.option("--out", "out", default="pool_probs.npy", show_default=True, help="Probabilities (N, C) as float32 .npy.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="Default: $ALOPS_DEVICE or cpu.")
+def query_score(model, inputs, out, device) -> None:
+    """Score the pool with the current model: INPUTS (.npy, N x features) -> probabilities for `query select`.
+
+    MODEL is TorchScript (torch.jit.save) or a pickled scikit-learn estimator (.joblib/.pkl) with predict_proba.
+    """
+    from alops.al import scoring
+
+    rows, classes = scoring.score_with_model(model, inputs, out, device or os.environ.get("ALOPS_DEVICE", "cpu"),
+                                             progress=progress_printer())
+    click.echo(f"{out}: {rows} x {classes} probabilities")
+
+
+@query_group.command("merge")
+@click.argument("shards", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", "out", default="selection.json", show_default=True)
+def query_merge(shards, out) -> None:
+    """Merge the selections of all shards into the single-pass selection."""
+    from alops.al import scoring
+    from alops.files import write_json
+
+    result = scoring.merge([scoring.read_selection(path) for path in shards])
+    write_json(out, result)
+    click.echo(f"{out}: {len(result['indices'])} samples from {len(shards)} shards")
+
+
+commands = [query_group]

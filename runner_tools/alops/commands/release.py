@@ -1,0 +1,58 @@
+"""`alops release` and `alops rollback`: the champion model."""
+
+from __future__ import annotations
+
+import click
+
+from alops.project import Project
+
+
+@click.command("release")
+@click.option("--metric", required=True, metavar="NAME", help="Metric the gate compares with the champion's.")
+@click.option("--direction", type=click.Choice(["max", "min"]), default="max", show_default=True)
+@click.option("--min-delta", type=float, default=0.0, show_default=True, help="Smallest absolute gain that passes.")
+@click.option("--min-relative", type=float, default=0.0, show_default=True, help="Smallest relative gain that passes (0.01 = 1%).")
+@click.option("--model", metavar="NAME", help="Registered model name; default: the project name.")
+@click.option("--artifact", metavar="PATH", help="The run's model artifact; default: the model file dvc.yaml declares.")
+@click.option("--run-id", metavar="ID", help="Candidate run; default: the latest tracked run of this commit.")
+@click.option("--record", default="release.json", show_default=True, help="Where to write the provenance record.")
+@click.option("--publish", is_flag=True, help="Publish the record as a GitLab / GitHub release.")
+def release_command(metric, direction, min_delta, min_relative, model, artifact, run_id, record, publish) -> None:
+    """Gate the candidate against the champion, register it, move the `champion` alias (release branches).
+
+    A missing or NaN metric fails closed; the first release (no champion yet) passes and says so.
+
+    \b
+    Examples:
+      alops release --metric accuracy --min-delta 0.005 --publish
+    """
+    from alops import release as release_mod
+
+    project = Project.open()
+    gate = release_mod.Gate(metric, direction, min_delta, min_relative)
+    provenance, published = release_mod.release_project(project, gate, model, artifact, run_id, record, publish,
+                                                         echo=click.echo)
+    click.echo(f"release: {provenance.model} version {provenance.version} is the champion "
+               f"(previous: {provenance.previous_version or 'none'}); record {record}")
+    if published is not None:
+        click.echo(f"release: {published.action} {published.url}")
+
+
+@click.command()
+@click.option("--model", metavar="NAME", help="Registered model name; default: the project name.")
+def rollback(model: str | None) -> None:
+    """Move the `champion` alias back to the version the current champion replaced.
+
+    \b
+    Examples:
+      alops rollback --model digits
+    """
+    from alops import release as release_mod
+
+    project = Project.open()
+    name = model or project.name
+    moved_from, moved_to = release_mod.rollback(project.tracking_uri, name)
+    click.echo(f"rollback: {name} champion moved from version {moved_from} back to {moved_to}")
+
+
+commands = [release_command, rollback]

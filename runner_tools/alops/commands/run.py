@@ -1,0 +1,41 @@
+"""`alops run`: the pipeline as the runner runs it for the branch."""
+
+from __future__ import annotations
+
+import click
+
+from alops.commands.options import notice
+from alops.project import Project
+
+
+@click.command("run")
+@click.argument("stages", nargs=-1)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Default: the branch profile's device.")
+@click.option("--allow-cpu", is_flag=True, envvar="ALOPS_ALLOW_CPU",
+              help="Run on the CPU when the profile asks for a GPU and none is visible (env: ALOPS_ALLOW_CPU=true).")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Set a parameter in params.yaml first (repeatable).")
+@click.option("--track/--no-track", default=None, help="Default: on where the profile tracks or MLFLOW_TRACKING_URI is set.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and do nothing.")
+def run_command(stages, device, allow_cpu, assignments, track, dry_run) -> None:
+    """Run the pipeline as the runner does for this branch: data, dvc repro, tracking, push.
+
+    \b
+    Examples:
+      alops run                          # feature branch: dev data, CPU
+      alops run --dry-run
+      alops run --set train.lr=0.01 train
+    """
+    from alops.params import parse_assignment
+    from alops.pipeline import run_pipeline
+
+    sets = dict(parse_assignment(a) for a in assignments)
+    with Project.open() as project:
+        if project.context.notice:
+            notice(project.context.notice)
+        result = run_pipeline(project, list(stages), device, allow_cpu, sets, track, dry_run,
+                              echo=lambda line: click.echo(f"alops: {line}", err=True))
+    for name, value in sorted(result.metrics.items()):
+        click.echo(f"{name}: {value:g}")
+
+
+commands = [run_command]

@@ -1,0 +1,55 @@
+"""`alops new` and `alops demo`: a new project from the scaffold, and the whole flow on it."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from alops.errors import ConfigError
+
+
+@click.command()
+@click.option("--keep", "folder", metavar="DIR", help="Run in DIR and keep it (default: a new temporary folder, kept).")
+def demo(folder: str | None) -> None:
+    """Run the whole flow on the digits example: scaffold, dev data, feature and experiment runs, a report,
+    three active-learning rounds with an oracle, a release with its gate. No network; a few minutes.
+
+    \b
+    Examples:
+      alops demo
+      alops demo --keep /tmp/alops-demo
+    """
+    from alops.demo import run_demo
+
+    if folder and os.path.exists(folder) and os.listdir(folder):
+        raise ConfigError(f"{folder} exists and is not empty: choose a new folder for the demo")
+    run_demo(folder, echo=click.echo)
+
+
+@click.command()
+@click.argument("path")
+@click.option("--name", help="Project name shown in its README; default: the folder name.")
+@click.option("--forge", type=click.Choice(["gitlab", "github", "both"]), default="gitlab", show_default=True,
+              help="Which CI file the project gets.")
+@click.option("--version", "version", metavar="REF", help="alops version (component / workflow ref) the CI file pins.")
+@click.option("--remote", metavar="URL", help="Default DVC remote; default: a folder beside the project.")
+@click.option("--classes", default="0,1,2,3,4,5,6,7,8,9", show_default=True, help="The label names, comma-separated.")
+@click.option("--example", type=click.Choice(["none", "digits"]), default="none", show_default=True,
+              help="digits adds scripts/prepare_digits.py, which renders scikit-learn's digits as the dataset.")
+def new(path: str, name, forge, version, remote, classes, example) -> None:
+    """Scaffold an active-learning project wired to alops: stages, dvc.yaml, params, CI, DVC remote.
+
+    PATH must not exist (or be empty); its name is the project slug.
+
+    \b
+    Examples:
+      alops new digits_al --forge both --example digits
+    """
+    from alops.scaffold import new_project
+
+    made = new_project(path, name, forge, version, remote, classes, example)
+    click.echo(f"new: project in {made}; next: cd {path} && alops context")
+
+
+commands = [new, demo]

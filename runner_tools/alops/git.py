@@ -1,0 +1,24 @@
+"""The one git wrapper: run a git command in the project, one readable line when it fails."""
+
+from __future__ import annotations
+
+import subprocess
+
+from alops.errors import AlopsError
+
+
+def git(root: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """`git ARGS` in `root`; raises AlopsError with git's message when `check` and it fails."""
+    result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AlopsError(f"git {args[0]} failed: {' '.join(result.stderr.split())}")
+    return result
+
+
+def show(root: str, revisions: tuple[str, ...], relative: str) -> str | None:
+    """A file as committed at the first of `revisions` that has it; None when none does."""
+    for rev in revisions:
+        result = git(root, "show", f"{rev}:{relative}", check=False)
+        if result.returncode == 0:
+            return result.stdout
+    return None

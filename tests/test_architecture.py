@@ -1,0 +1,103 @@
+"""The structure the package promises: state derived once, one atomic writer, no private imports across modules."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from conftest import clean_env, git
+
+PACKAGE = Path(__file__).parent.parent / "runner_tools" / "alops"
+
+
+def test_one_run_opens_dvc_once_and_reads_alops_yaml_once(ml_project, monkeypatch):
+    import dvc.repo
+
+    import alops.config
+    from alops.cli import main
+
+    git(ml_project, "switch", "-q", "-c", "feature/count")
+    (ml_project / "alops.yaml").write_text("data: {full: data/full, dev: data/dev}\n")
+    opened, read = [], []
+    real_init, real_load = dvc.repo.Repo.__init__, alops.config.load_config
+
+    def counting_init(self, *args, **kwargs):
+        opened.append(args[:1])
+        real_init(self, *args, **kwargs)
+
+    def counting_load(*args, **kwargs):
+        read.append(args)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(dvc.repo.Repo, "__init__", counting_init)
+    monkeypatch.setattr(alops.config, "load_config", counting_load)
+    monkeypatch.setattr("alops.project.load_config", counting_load)
+    environment = clean_env()
+    for name in list(os.environ):
+        monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(ml_project)
+    assert main(["run"]) == 0
+    assert (ml_project / "metrics.json").exists()  # the pipeline really ran: pull, repro, push
+    assert len(opened) == 1, opened
+    assert len(read) == 1, read
+
+
+def test_files_written_by_alops_follow_the_umask(tmp_path):
+    from alops.files import atomic_write, write_json
+
+    previous = os.umask(0o022)
+    try:
+        atomic_write(str(tmp_path / "a.txt"), "text")
+        write_json(str(tmp_path / "b.json"), {"x": 1})
+    finally:
+        os.umask(previous)
+    for name in ("a.txt", "b.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.json"]  # no temporary left
+
+
+def test_a_failed_write_leaves_the_target_and_no_temporary(tmp_path):
+    from alops.files import atomic_path
+
+    target = tmp_path / "keep.txt"
+    target.write_text("before")
+    with pytest.raises(RuntimeError):
+        with atomic_path(str(target)) as staged:
+            Path(staged.path).write_text("half")
+            raise RuntimeError("killed")
+    assert target.read_text() == "before" and [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def _sources():
+    return [(path, path.read_text()) for path in PACKAGE.rglob("*.py")]
+
+
+def test_no_module_imports_another_modules_private_names():
+    offenders = [f"{p.name}: {line.strip()}" for p, text in _sources() for line in text.splitlines()
+                 if re.match(r"\s*from alops[\w.]* import .*\b_[a-z]", line)]
+    assert offenders == []
+
+
+def test_temporary_files_are_made_only_by_alops_files():
+    offenders = [p.name for p, text in _sources() if p.name != "files.py"
+                 and re.search(r"os\.replace|mkstemp|NamedTemporaryFile", text)]
+    assert offenders == []
+
+
+def test_cli_module_is_the_root_group_only():
+    text = (PACKAGE / "cli.py").read_text()
+    assert len(text.splitlines()) < 200 and text.count("@click.command") == 0
+
+
+def test_the_scrubber_masks_tokens_and_url_credentials(monkeypatch):
+    from alops.secrets import scrub
+
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "tok-canary-123")
+    text = scrub("server https://user:pw-canary@mlflow.example.com/x said tok-canary-123")
+    assert "pw-canary" not in text and "tok-canary-123" not in text and "mlflow.example.com/x" in text
