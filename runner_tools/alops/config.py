@@ -146,7 +146,12 @@ def _parse_data(path: str, raw: object) -> DataSettings:
             raise ConfigError(f"{path}: data.{key}: {value!r} is not a relative path inside the project")
         else:
             values[key] = value.rstrip("/")
-    return DataSettings(**values)
+    settings = DataSettings(**values)
+    full, dev = (os.path.normpath(p) for p in (settings.full, settings.dev))
+    if "." in (full, dev) or full == dev or full.startswith(dev + "/") or dev.startswith(full + "/"):
+        raise ConfigError(f"{path}: data.full {settings.full!r} and data.dev {settings.dev!r} must be two separate "
+                          "folders inside the project, neither the project root nor one inside the other")
+    return settings
 
 
 def parse_settings(path: str, raw: object) -> ProjectConfig:
