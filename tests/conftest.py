@@ -17,6 +17,9 @@ def clean_env(**extra: str) -> dict[str, str]:
     """The current environment without CI variables (tests may themselves run in CI), plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_CI_PREFIXES + ("MLFLOW_",)) and k != "CI"}
     env["PATH"] = f"{Path(ALOPS).parent}{os.pathsep}{env.get('PATH', '')}"  # stages call `python`
+    # CI jobs run in shells that put pyenv's shims first on PATH (~/.bashrc here): let the shims defer to PATH,
+    # so a job's `python` is the runner's venv, as on a runner whose image has it first
+    env["PYENV_VERSION"] = "system"
     env.update(extra)
     return env
 

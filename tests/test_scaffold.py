@@ -15,11 +15,11 @@ from conftest import clean_env, dvc, git, run_alops
 
 KIT = Path(__file__).parents[1]
 COMMON = {".dvc/.gitignore", ".dvc/config", ".dvcignore", ".gitignore", "README.md", "alops.yaml", "dvc.yaml",
-          "params.schema.yaml", "params.yaml", "stages/__init__.py", "stages/common.py", "stages/evaluate.py",
+          "params.schema.yaml", "params.yaml", "requirements.txt", "stages/__init__.py", "stages/common.py", "stages/evaluate.py",
           "stages/load.py", "stages/model.py", "stages/process.py", "stages/query.py", "stages/train.py",
           "tests/test_stages.py"}
-FORGE_FILES = {"gitlab": {".gitlab-ci.yml"}, "github": {".github/workflows/ci.yml"},
-               "both": {".gitlab-ci.yml", ".github/workflows/ci.yml"}}
+FORGE_FILES = {"gitlab": {".gitlab-ci.yml"}, "github": {".github/workflows/ci.yml", ".github/zizmor.yml"},
+               "both": {".gitlab-ci.yml", ".github/workflows/ci.yml", ".github/zizmor.yml"}}
 EXAMPLE_FILES = {"none": set(), "digits": {"scripts/prepare_digits.py"}}
 
 
@@ -60,6 +60,10 @@ def test_every_option_combination_bakes_a_working_project(tmp_path, forge, examp
     if forge != "gitlab":
         workflow = (project / ".github/workflows/ci.yml").read_text()
         assert "alops.yml@2.1.0" in workflow and "${{ secrets.MLFLOW_TRACKING_URI }}" in workflow
+        zizmor = subprocess.run([str(Path(sys.executable).with_name("zizmor")), "--offline", "--no-progress", ".github"],
+                                cwd=project, capture_output=True, text=True)
+        assert zizmor.returncode == 0, zizmor.stdout + zizmor.stderr
+    assert ("scikit-learn" in (project / "requirements.txt").read_text()) == (example == "digits")
     assert 'classes: ["cat", "dog"]' in (project / "alops.yaml").read_text()
     assert (tmp_path / f"al_{forge}_{example}-dvc-storage").name in (project / ".dvc/config").read_text()
 
@@ -113,6 +117,22 @@ def test_an_existing_non_empty_folder_is_refused_and_kept(tmp_path):
     assert "exists and is not empty" in result.stderr
     assert [p.name for p in target.iterdir()] == ["notes.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["project_x"]
+
+
+def test_the_ci_files_pin_the_installed_alops_version_by_default(tmp_path):
+    from alops import __version__
+
+    project = tmp_path / "pinned"
+    result = run_alops("new", str(project), "--forge", "both", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"alops/alops@{__version__}\n" in (project / ".gitlab-ci.yml").read_text()
+    assert f"alops.yml@{__version__}\n" in (project / ".github/workflows/ci.yml").read_text()
+
+
+def test_a_version_that_is_not_a_ref_is_refused_and_writes_nothing(tmp_path):
+    result = run_alops("new", str(tmp_path / "p"), "--version", "1.0\n  - remote: https://evil/x.yml", cwd=tmp_path)
+    assert result.returncode == 2 and "--version" in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_examples_digits_is_the_scaffold_output(tmp_path):

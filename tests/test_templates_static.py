@@ -113,3 +113,20 @@ def test_github_workflow_is_least_privilege():
         if re.match(r"\s+run: ", line) or line.startswith("          alops"):
             assert "${{" not in line, f"an expression is pasted into a shell line: {line.strip()}"
     assert "persist-credentials: false" in text
+
+
+def test_one_version_across_package_components_workflow_and_scaffold():
+    """Including the component (or workflow) at version X installs alops X; `alops new` pins X."""
+    import json
+
+    from alops import __version__
+
+    pinned = f"alops=={__version__}"
+    for name in ("alops", "train", "release", "query", "labels", "devset", "promote"):
+        spec = yaml.safe_load((KIT / "templates" / f"{name}.yml").read_text().split("\n---\n")[0])["spec"]
+        assert spec["inputs"]["alops-version"]["default"] == pinned, name
+    workflow = yaml.safe_load((KIT / ".github/workflows/alops.yml").read_text())
+    assert workflow[True]["workflow_call"]["inputs"]["alops-version"]["default"] == pinned
+    action = yaml.safe_load((KIT / "templates/github/setup/action.yml").read_text())
+    assert action["inputs"]["alops-version"]["default"] == pinned
+    assert json.loads((KIT / "cookiecutter/cookiecutter.json").read_text())["alops_version"] == __version__

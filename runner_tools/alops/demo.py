@@ -105,8 +105,11 @@ def _al_rounds(demo: Demo, branch: str, strategy: str, oracle: dict[str, str]) -
 
 def run_demo(folder: str | None = None, echo=print) -> dict:
     """Run the demo; a summary (timings, accuracies, paths)."""
+    from alops.extras import require
     from alops.scaffold import new_project
 
+    for module, extra in (("torch", "torch"), ("sklearn", "sim"), ("PIL", "torch")):
+        require(module, extra, "the demo (a PyTorch model on scikit-learn's digits)")
     start = time.perf_counter()
     demo = Demo(folder or tempfile.mkdtemp(prefix="alops-demo-"), echo)
     demo.total_steps = 7 + 2 * (ROUNDS + 1)

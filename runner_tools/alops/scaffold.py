@@ -14,19 +14,23 @@ import shutil
 import subprocess
 import tempfile
 
+from alops import __version__
 from alops.errors import AlopsError, ConfigError
 
 FORGES = ("gitlab", "github", "both")
 EXAMPLES = ("none", "digits")
 SLUG = re.compile(r"[a-z][a-z0-9_]{0,63}")
 CLASS = re.compile(r"[\w.\-]{1,64}")
+REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-+]{0,99}")
 
 
 def template_dir() -> str:
-    """The cookiecutter template: the kit's `cookiecutter/` (a checkout), or `$ALOPS_TEMPLATE`."""
+    """The cookiecutter template shipped in the package (`alops.scaffold_template`), or `$ALOPS_TEMPLATE`."""
+    import importlib.util
+
     configured = os.environ.get("ALOPS_TEMPLATE")
-    folder = configured or os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                                        "cookiecutter")
+    spec = None if configured else importlib.util.find_spec("alops.scaffold_template")
+    folder = configured or (list(spec.submodule_search_locations)[0] if spec and spec.submodule_search_locations else "")
     if not os.path.isfile(os.path.join(folder, "cookiecutter.json")):
         raise ConfigError(f"no cookiecutter template at {folder}: set ALOPS_TEMPLATE to the kit's cookiecutter/ folder")
     return folder
@@ -80,6 +84,8 @@ def new_project(path: str, name: str | None = None, forge: str = "gitlab", versi
     target = os.path.abspath(path)
     slug = os.path.basename(target.rstrip(os.sep))
     check_options(slug, forge, classes)
+    if version is not None and not REF.fullmatch(version):
+        raise ConfigError(f"--version {version!r} is not a tag or commit (letters, digits, . _ - +)")
     if example not in EXAMPLES:
         raise ConfigError(f"example {example!r} is not one of {', '.join(EXAMPLES)}")
     if os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)):
@@ -89,8 +95,7 @@ def new_project(path: str, name: str | None = None, forge: str = "gitlab", versi
         raise ConfigError(f"{parent} does not exist: create it first")
     context = {"project_name": name or slug, "project_slug": slug, "forge": forge, "classes": classes,
                "example": example, "dvc_remote": remote or os.path.join(parent, f"{slug}-dvc-storage")}
-    if version:
-        context["alops_version"] = version
+    context["alops_version"] = version or __version__
     staging = tempfile.mkdtemp(dir=parent, prefix=f".{slug}-")
     try:
         cookiecutter(template_dir(), no_input=True, extra_context=context, output_dir=staging)

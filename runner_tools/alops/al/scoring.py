@@ -18,6 +18,7 @@ import numpy as np
 from alops.al.strategies import STREAMABLE, EmptyPoolError, PoolTooSmallError
 from alops.al.topk import RunningTopK, add_scored, top_k
 from alops.errors import ConfigError
+from alops.extras import require
 from alops.files import atomic_path
 
 CHUNK_ROWS = 1 << 20
@@ -160,13 +161,13 @@ def _predictor(model_path: str, device: str):
     if not os.path.isfile(model_path):
         raise ConfigError(f"{model_path}: no such model file")
     if model_path.endswith((".joblib", ".pkl")):
-        import joblib
+        joblib = require("joblib", "sim", "a scikit-learn model")
 
         model = joblib.load(model_path)
         if not hasattr(model, "predict_proba"):
             raise ConfigError(f"{model_path}: the estimator has no predict_proba")
         return lambda block: model.predict_proba(block)
-    import torch
+    torch = require("torch", "torch", "a TorchScript model")
 
     try:
         model = torch.jit.load(model_path, map_location=device)

@@ -15,6 +15,7 @@ import numpy as np
 
 from alops.al.strategies import Pool, make_strategy
 from alops.errors import ConfigError
+from alops.extras import require
 from alops.files import atomic_path, save_png
 
 MODELS = ("logreg", "torch-mlp")
@@ -39,7 +40,7 @@ class TorchMLP:
         self.seed, self.epochs, self.hidden = seed, epochs, hidden
 
     def fit(self, x, y):
-        import torch
+        torch = require("torch", "torch", "the torch-mlp simulation")
 
         torch.manual_seed(self.seed)
         self.classes_ = np.unique(y)
@@ -57,7 +58,7 @@ class TorchMLP:
         return self
 
     def predict_proba(self, x):
-        import torch
+        torch = require("torch", "torch", "the torch-mlp simulation")
 
         self.net.eval()
         with torch.no_grad():
@@ -66,7 +67,7 @@ class TorchMLP:
 
 def _model(name: str, seed: int):
     if name == "logreg":
-        from sklearn.linear_model import LogisticRegression
+        LogisticRegression = require("sklearn.linear_model", "sim", "alops simulate").LogisticRegression
 
         return LogisticRegression(max_iter=2000)
     return TorchMLP(seed)
@@ -102,7 +103,7 @@ def check_plan(plan: SimulationPlan, samples: int) -> None:
 
 def simulate(x: np.ndarray, y: np.ndarray, plan: SimulationPlan, echo=print) -> dict:
     """Run every strategy over every seed; the rows (strategy, seed, round, labels, accuracy) and summaries."""
-    from sklearn.model_selection import train_test_split
+    train_test_split = require("sklearn.model_selection", "sim", "alops simulate").train_test_split
 
     check_plan(plan, len(y))
     classes = np.unique(y)
@@ -176,7 +177,7 @@ def write_outputs(result: dict, folder: str) -> tuple[str, str]:
 
 def digits_dataset() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's digits (shipped with the package, no download): features and labels."""
-    from sklearn.datasets import load_digits
+    load_digits = require("sklearn.datasets", "sim", "alops simulate --digits").load_digits
 
     digits = load_digits()
     return digits.data, digits.target

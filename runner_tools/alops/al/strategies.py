@@ -14,6 +14,7 @@ import numpy as np
 from alops.al.kernels import scores as block_scores
 from alops.al.topk import RunningTopK, add_scored, top_k
 from alops.errors import ConfigError
+from alops.extras import require
 
 
 class EmptyPoolError(ConfigError):
@@ -194,7 +195,7 @@ def make_strategy(name: str, balanced: bool = False) -> QueryStrategy:
 
 def mc_dropout_probs(model, inputs, passes: int = 20, seed: int = 0) -> np.ndarray:
     """(passes, N, C) softmax outputs of a PyTorch model with its dropout layers active (MC dropout)."""
-    import torch
+    torch = require("torch", "torch", "MC dropout")
 
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
