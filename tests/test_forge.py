@@ -259,3 +259,17 @@ def test_active_learning_report_has_labels_added_and_a_learning_curve_upload(rep
     assert "![learning_curve](/uploads/" in body
     assert "| accuracy | 0.85 | 0.7 |" in body  # against the latest tracked run of main
     assert (report_project / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_post_if_open_with_only_the_job_token_is_a_notice_not_a_failed_job(report_project):
+    """GITLAB_TOKEN protected (not on this branch): CI_JOB_TOKEN cannot read or write MRs; training stays green."""
+    with ForgeServer("a-project-access-token") as server:
+        env = clean_env(GITLAB_CI="true", CI_SERVER_URL=server.url, CI_PROJECT_ID="42", CI_PIPELINE_SOURCE="push",
+                        CI_COMMIT_BRANCH="experiment/wider", CI_JOB_TOKEN=CANARY)
+        lenient = run_alops("report", "--post-if-open", cwd=report_project, env=env)
+        strict = run_alops("report", "--post", cwd=report_project, env=env)
+    assert lenient.returncode == 0, lenient.stderr
+    assert "notice: report not posted" in lenient.stderr and "401" in lenient.stderr
+    assert strict.returncode == 1
+    assert_no_canary(lenient)
+    assert_no_canary(strict)

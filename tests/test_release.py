@@ -149,3 +149,24 @@ def test_published_release_on_github_is_updated_not_duplicated(release_project, 
         assert [r["tag_name"] for r in server.state.releases] == [f"{model}-v1"]
         assert server.state.releases[0]["target_commitish"] == git(release_project, "rev-parse", "HEAD")
         assert len(server.calls("PATCH", r"/releases/\d+$")) == 1  # the restarted job updated it
+
+
+def test_a_failed_publish_leaves_the_champion_where_it_was(release_project, mlflow_server, tmp_path):
+    model = f"digits-{uuid.uuid4().hex[:8]}"
+    tracked_candidate(release_project, mlflow_server, {"accuracy": 0.8}, tmp_path)
+    with ForgeServer(CANARY) as server:
+        env = clean_env(MLFLOW_TRACKING_URI=mlflow_server, GITLAB_CI="true", CI_SERVER_URL=server.url,
+                        CI_PROJECT_ID="42", CI_PIPELINE_SOURCE="push", CI_COMMIT_BRANCH="release/1.0",
+                        CI_COMMIT_SHA=git(release_project, "rev-parse", "HEAD"), GITLAB_TOKEN=CANARY)
+        server.inject("POST", r"/releases$", 403)
+        failed = release(release_project, mlflow_server, model, "--publish", env=env)
+        assert failed.returncode == 1
+        assert "alias went back to no version" in failed.stderr and CANARY not in failed.stderr
+        from mlflow.exceptions import MlflowException
+
+        with pytest.raises(MlflowException):  # no champion: the registry is not ahead of the forge
+            champion(mlflow_server, model)
+        again = release(release_project, mlflow_server, model, "--publish", env=env)
+        assert again.returncode == 0, again.stderr
+        assert [r["tag_name"] for r in server.state.releases] == [f"{model}-v1"]
+    assert champion(mlflow_server, model) == "1"

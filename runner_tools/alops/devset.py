@@ -326,8 +326,12 @@ def _write(info: ManifestInfo, selection: _Selection, target: str, name: str) ->
         for column, cdf in cdfs.items():
             cdf.add(batch.column(column).to_numpy(zero_copy_only=False))
         if info.has_path:
+            root = os.path.realpath(info.root)
             for rel in picked.column("path").to_pylist():
                 source = os.path.join(info.root, rel or "")
+                if rel and not os.path.realpath(source).startswith(root + os.sep):
+                    raise ConfigError(f"{info.path}: path {rel!r} leads outside the dataset folder (a link or ..): "
+                                      "keep every sample's file inside the dataset")
                 if rel and os.path.isfile(source):
                     os.makedirs(os.path.dirname(os.path.join(target, rel)), exist_ok=True)
                     shutil.copy2(source, os.path.join(target, rel))

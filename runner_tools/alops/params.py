@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import random
 
@@ -18,7 +19,7 @@ from alops.errors import ConfigError
 PARAMS_FILE = "params.yaml"
 SCHEMA_FILE = "params.schema.yaml"
 TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool}
-RULE_KEYS = ("type", "allowed", "min", "max", "values", "required")
+RULE_KEYS = ("type", "allowed", "min", "max", "values", "required", "allow_nonfinite")
 
 
 def _load_yaml(path: str):
@@ -69,6 +70,12 @@ def load_schema(root: str) -> dict | None:
             raise ConfigError(f"{path}: {name}: unknown rule {sorted(unknown)[0]!r} (expected one of: {', '.join(RULE_KEYS)})")
         if rules.get("type", "str") not in TYPES:
             raise ConfigError(f"{path}: {name}.type: {rules['type']!r} is not one of {', '.join(TYPES)}")
+        for bound in ("min", "max"):
+            if bound in rules and (isinstance(rules[bound], bool) or not isinstance(rules[bound], (int, float))):
+                raise ConfigError(f"{path}: {name}.{bound}: {rules[bound]!r} is not a number")
+        for listed in ("allowed", "values"):
+            if listed in rules and not isinstance(rules[listed], list):
+                raise ConfigError(f"{path}: {name}.{listed}: expected a list of values, got {rules[listed]!r}")
     return schema
 
 
@@ -85,6 +92,8 @@ def value_problem(value, rules: dict) -> bool:
         return True
     if not isinstance(value, expected):
         return True
+    if isinstance(value, float) and not math.isfinite(value) and not rules.get("allow_nonfinite", False):
+        return True  # NaN passes every comparison, so min/max alone would let it through
     if "allowed" in rules and value not in rules["allowed"]:
         return True
     if "min" in rules and value < rules["min"]:

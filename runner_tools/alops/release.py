@@ -229,6 +229,21 @@ def release_project(project, gate: Gate, model: str | None, artifact: str | None
     write_record(provenance, record_path)
     published = None
     if target_forge is not None:
-        published = target_forge.publish_release(provenance.git_tag, f"{provenance.model} v{provenance.version}",
-                                                 provenance.markdown(), provenance.git_commit)
+        try:
+            published = target_forge.publish_release(provenance.git_tag, f"{provenance.model} v{provenance.version}",
+                                                     provenance.markdown(), provenance.git_commit)
+        except AlopsError as exc:
+            restored = _restore_champion(project.tracking_uri, provenance)
+            raise AlopsError(f"{exc}; the forge release failed, so the {ALIAS} alias went back to {restored} "
+                             "(re-run the release job once the forge answers)") from None
     return provenance, published
+
+
+def _restore_champion(uri: str, provenance: Provenance) -> str:
+    """Undo the alias move of a release whose publication failed; what the alias points at now."""
+    client = mlflow_client(uri)
+    if provenance.previous_version:
+        client.set_registered_model_alias(provenance.model, ALIAS, provenance.previous_version)
+        return f"version {provenance.previous_version}"
+    client.delete_registered_model_alias(provenance.model, ALIAS)
+    return "no version (first release)"

@@ -12,6 +12,7 @@ import csv
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 
 from alops.errors import AlopsError, ConfigError
@@ -70,7 +71,7 @@ def _committed_side(root: str, target: str, files: dict[str, list[str]]) -> Side
     if not found and params_text is None:
         return None
     params = flatten(yaml.safe_load(params_text) or {}) if params_text else {}
-    return Side(f"committed on `{target}`", metrics, {k: str(v) for k, v in params.items()})
+    return Side(f"committed on {code(target)}", metrics, {k: str(v) for k, v in params.items()})
 
 
 def _run_side(run, uri: str, description: str) -> Side:
@@ -110,7 +111,7 @@ def collect(project, target: str, curve_metric: str | None = None, simulation_cs
             current.url = tracking.run_url(uri, found[0])
         target_runs = tracking.find_runs(uri, project.name, branch=target, limit=1)
         if target_runs:
-            baseline = _run_side(target_runs[0], uri, f"latest tracked run of `{target}`")
+            baseline = _run_side(target_runs[0], uri, f"latest tracked run of {code(target)}")
         if context.kind == "active-learning" and context.branch:
             branch_runs = tracking.find_runs(uri, project.name, branch=context.branch, limit=200)
     if baseline is None:
@@ -190,21 +191,28 @@ def _delta(current: float, before: float | None) -> str:
     return f"{change:+.4g}{relative}"
 
 
-def _cell(text: str) -> str:
-    """Text safe inside a markdown table cell (no pipes, no newlines, no HTML)."""
-    return " ".join(str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").split())
+def code(text) -> str:
+    """Any value as an inert inline code span: no mention, link, image, HTML or table break survives."""
+    text = " ".join(str(text).split()).replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text[:1] == "`" or text[-1:] == "`" else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _value(text) -> str:
+    return "–" if text == "–" else code(text)
 
 
 def render(report: Report, image: str | None = None) -> str:
     """The markdown, starting with the hidden marker that finds the comment again."""
     base = report.baseline
-    lines = [REPORT_MARKER, f"## alops report: `{_cell(report.branch)}` → `{_cell(report.target)}` ({report.kind})", ""]
+    lines = [REPORT_MARKER, f"## alops report: {code(report.branch)} → {code(report.target)} ({report.kind})", ""]
     lines.append(f"Compared with: {base.source}." if base else
-                 f"No baseline: `{_cell(report.target)}` has no tracked run and no committed metrics.")
+                 f"No baseline: {code(report.target)} has no tracked run and no committed metrics.")
     lines += ["", "| metric | this branch | target | change |", "|---|---:|---:|---:|"]
     for name in sorted(report.current.metrics):
         before = base.metrics.get(name) if base else None
-        lines.append(f"| {_cell(name)} | {_number(report.current.metrics[name])} | {_number(before)} | "
+        lines.append(f"| {code(name)} | {_number(report.current.metrics[name])} | {_number(before)} | "
                      f"{_delta(report.current.metrics[name], before)} |")
     if base:
         changed = sorted(k for k in set(report.current.params) | set(base.params)
@@ -212,13 +220,13 @@ def render(report: Report, image: str | None = None) -> str:
         lines += ["", "### Params that changed"]
         if changed:
             lines += ["", "| param | this branch | target |", "|---|---|---|"]
-            lines += [f"| {_cell(k)} | {_cell(report.current.params.get(k, '–'))} | {_cell(base.params.get(k, '–'))} |"
+            lines += [f"| {code(k)} | {_value(report.current.params.get(k, '–'))} | {_value(base.params.get(k, '–'))} |"
                       for k in changed]
         else:
             lines += ["", "None."]
     lines += ["", "### Data", ""]
     now, before = report.current.data_version or "untracked", (base.data_version if base else None) or "unknown"
-    lines.append(f"Data version: `{now}`" + ("" if now == before else f" (target: `{before}`)")
+    lines.append(f"Data version: {code(now)}" + ("" if now == before else f" (target: {code(before)})")
                  + (" — unchanged." if now == before else "."))
     if report.kind == "active-learning":
         lines += ["", "### Active learning", ""]
@@ -267,18 +275,24 @@ def post(project, built: Report, png: str | None, out: str, if_open: bool, notic
             raise
         notice(f"report not posted: {exc}")
         return None
-    number = merge_request.number if merge_request and merge_request.number else None
-    if number is None and context.branch:
-        found = target_forge.find_merge_request(context.branch)
-        number = None if found is None else str(getattr(found, "iid", None) or found.number)
-    if number is None:
-        message = (f"no open merge request for branch {context.branch!r}: open one (`alops promote`), or post from "
-                   "a merge-request pipeline")
-        if if_open:
-            notice(f"report not posted: {message}")
-            return None
-        raise AlopsError(message)
-    image = target_forge.upload_image(png) if png else None
-    if png and image is None and context.ci_job_url:
-        image = f"[learning curve (job artifacts)]({context.ci_job_url})"
-    return number, target_forge.post_comment(number, render(built, image))
+    try:
+        number = merge_request.number if merge_request and merge_request.number else None
+        if number is None and context.branch:
+            found = target_forge.find_merge_request(context.branch)
+            number = None if found is None else str(getattr(found, "iid", None) or found.number)
+        if number is None:
+            message = (f"no open merge request for branch {context.branch!r}: open one (`alops promote`), or post "
+                       "from a merge-request pipeline")
+            if if_open:
+                notice(f"report not posted: {message}")
+                return None
+            raise AlopsError(message)
+        image = target_forge.upload_image(png) if png else None
+        if png and image is None and context.ci_job_url:
+            image = f"[learning curve (job artifacts)]({context.ci_job_url})"
+        return number, target_forge.post_comment(number, render(built, image))
+    except forge.ForgeError as exc:
+        if not (if_open and exc.status in (401, 403)):
+            raise
+        notice(f"report not posted: {exc} (the training itself succeeded; the report is in {out})")
+        return None

@@ -54,8 +54,10 @@ class TrackingUnavailable(AlopsError):
 
 
 def metric_name(name: str) -> str:
-    """A name MLflow accepts (letters, digits, _ - . space /)."""
-    return re.sub(r"[^\w\-. /]", "_", name)
+    """A name MLflow accepts: letters, digits, _ - . space and single inner slashes (no `//`, `..`, leading `/`)."""
+    name = re.sub(r"[^\w\-. /]", "_", name)
+    name = re.sub(r"/{2,}", "/", name).strip("/")
+    return re.sub(r"\.{2,}", ".", name) or "_"
 
 
 def _reachable(uri: str) -> bool:

@@ -23,7 +23,7 @@ def check_rows(block: np.ndarray, offset: int) -> None:
     per-row search only runs when it fails, to name the row."""
     total = float(block.sum())
     rows = block.shape[0]
-    if np.isfinite(total) and abs(total - rows) <= SUM_TOLERANCE + rows * 1e-6:
+    if np.isfinite(total) and abs(total - rows) <= SUM_TOLERANCE + rows * 1e-6 and (rows == 0 or block.min() >= 0):
         return
     sums = block.sum(axis=1, dtype=np.float64)
     bad = ~(np.abs(sums - 1.0) <= SUM_TOLERANCE) | ~np.isfinite(block).all(axis=1) | (block < 0).any(axis=1)
@@ -45,13 +45,15 @@ def _least_confidence_rows(block, out):  # pragma: no cover - compiled
     bad = -1
     for i in range(block.shape[0]):
         top = block[i, 0]
+        low = block[i, 0]
         total = block[i, 0]
         for j in range(1, block.shape[1]):
             value = block[i, j]
             total += value
             top = max(top, value)
+            low = min(low, value)
         out[i] = 1.0 - top
-        if bad < 0 and not abs(total - 1.0) <= SUM_TOLERANCE:
+        if bad < 0 and not (abs(total - 1.0) <= SUM_TOLERANCE and low >= 0):
             bad = i
     return bad
 
@@ -63,14 +65,16 @@ def _margin_rows(block, out):  # pragma: no cover - compiled
     for i in range(block.shape[0]):
         first = block[i, 0]
         second = -np.inf
+        low = block[i, 0]
         total = block[i, 0]
         for j in range(1, block.shape[1]):
             value = block[i, j]
             total += value
             second = max(second, min(first, value))
             first = max(first, value)
+            low = min(low, value)
         out[i] = second - first
-        if bad < 0 and not abs(total - 1.0) <= SUM_TOLERANCE:
+        if bad < 0 and not (abs(total - 1.0) <= SUM_TOLERANCE and low >= 0):
             bad = i
     return bad
 
@@ -101,11 +105,13 @@ def _negative_row_sums(terms, block, out):  # pragma: no cover - compiled
     for i in range(terms.shape[0]):
         value = 0.0
         total = 0.0
+        low = 0.0
         for j in range(terms.shape[1]):
             value -= terms[i, j]
             total += block[i, j]
+            low = min(low, block[i, j])
         out[i] = value
-        if bad < 0 and not abs(total - 1.0) <= SUM_TOLERANCE:
+        if bad < 0 and not (abs(total - 1.0) <= SUM_TOLERANCE and low >= 0):
             bad = i
     return bad
 

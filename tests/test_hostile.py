@@ -1,0 +1,119 @@
+"""Hostile input: every case exits non-zero with one readable line, changes no file, leaks no credential."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import clean_env, dvc, git, run_alops
+from datasets import write_full_dataset
+
+
+def checksums(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and ".git" not in p.parts and "cache" not in p.parts
+            and "tmp" not in p.parts}
+
+
+def assert_one_line_refusal(result, code: int, *words: str) -> None:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == code, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("alops: error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.fixture
+def tracked(dvc_project: Path) -> Path:
+    return dvc_project
+
+
+@pytest.mark.parametrize("dev", [".", "data/full", "data", "data/full/dev"])
+def test_dev_folders_that_would_destroy_data_are_refused(tracked, dev):
+    (tracked / "alops.yaml").write_text(f"data: {{full: data/full, dev: {dev}}}\n")
+    before = checksums(tracked)
+    result = run_alops("data", "make-dev", "--fraction", "0.5", cwd=tracked)
+    assert_one_line_refusal(result, 2, "data.dev")
+    assert checksums(tracked) == before
+    assert (tracked / ".git").is_dir() and (tracked / ".dvc").is_dir()
+
+
+def test_a_link_out_of_the_dataset_is_refused_not_copied(tracked, tmp_path):
+    secret = tmp_path / "outside.txt"
+    secret.write_text("not data")
+    rows = write_full_dataset(tracked / "data" / "full", n=60)
+    os.remove(tracked / "data" / "full" / rows[0]["path"])
+    os.symlink(secret, tracked / "data" / "full" / rows[0]["path"])
+    result = run_alops("data", "make-dev", "--fraction", "1.0", "--no-track", cwd=tracked)
+    assert_one_line_refusal(result, 2, "outside the dataset folder")
+    assert not (tracked / "data" / "dev").exists()
+
+
+def test_credentials_in_the_tracking_uri_never_appear(tracked):
+    env = clean_env(MLFLOW_TRACKING_URI="http://alice:pw-canary-77@127.0.0.1:9/", MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+                    MLFLOW_HTTP_REQUEST_TIMEOUT="2")
+    result = run_alops("select-best", "--metric", "acc", "--kind", "experiment", cwd=tracked, env=env)
+    assert result.returncode != 0
+    assert "pw-canary-77" not in result.stdout + result.stderr and "alice" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_nan_and_infinite_params_are_refused(tracked, value):
+    (tracked / "params.yaml").write_text(f"train:\n  lr: {value}\n")
+    (tracked / "params.schema.yaml").write_text("train.lr: {type: float, min: 0.0, max: 1.0}\n")
+    result = run_alops("params", "check", cwd=tracked)
+    assert result.returncode == 2 and "train.lr" in result.stderr
+
+
+def test_a_schema_with_a_non_numeric_bound_is_one_line(tracked):
+    (tracked / "params.yaml").write_text("train:\n  lr: 0.1\n")
+    (tracked / "params.schema.yaml").write_text("train.lr: {type: float, min: low}\n")
+    assert_one_line_refusal(run_alops("params", "check", cwd=tracked), 2, "train.lr.min", "not a number")
+
+
+@pytest.mark.parametrize("strategy", ["least-confidence", "margin", "entropy"])
+def test_negative_probabilities_are_refused_by_every_uncertainty_strategy(tmp_path, strategy):
+    probs = np.full((50, 3), 1 / 3, dtype=np.float32)
+    probs[17] = [0.6, -0.2, 0.6]  # sums to 1
+    np.save(tmp_path / "pool.npy", probs)
+    result = run_alops("query", "select", "pool.npy", "-k", "5", "--strategy", strategy, cwd=tmp_path)
+    assert_one_line_refusal(result, 2, "row 17", ">= 0")
+    assert not (tmp_path / "selection.json").exists()
+
+
+def test_report_values_render_as_inert_text():
+    from alops.report import Report, Side, code, render
+
+    hostile = ["@all", "![x](https://evil.example/beacon.png)", "a`b``c", "[click](https://evil.example)", "<img src=x>"]
+    current = Side("workspace", {name: 1.0 for name in hostile}, {name: name for name in hostile}, "dv-1")
+    baseline = Side("committed", {}, {name: "old" for name in hostile}, "dv-0")
+    text = render(Report(branch="feature/@all`x", target="main", kind="feature", current=current, baseline=baseline))
+    outside = text
+    for value in hostile + ["feature/@all`x"]:
+        outside = outside.replace(code(value), "")
+    for value in hostile:
+        assert value not in outside  # every hostile value sits only inside its code span
+    assert code("a`b``c") == "```a`b``c```"
+
+
+def test_label_studio_config_escapes_class_names():
+    import xml.etree.ElementTree as ElementTree
+
+    from alops.labeling import label_config
+
+    names = ['cat"/><Script>x</Script><Choice value="', "dog & <b>"]
+    root = ElementTree.fromstring(label_config(names))
+    assert [c.get("value") for c in root.iter("Choice")] == names
+
+
+def test_metric_names_mlflow_refuses_are_normalised():
+    from alops.tracking import metric_name
+
+    assert metric_name("loss//val") == "loss/val" and metric_name("/x/") == "x" and metric_name("acc..test") == "acc.test"
+
