@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import clean_env, dvc, git, run_alops
+from conftest import clean_env, run_alops
 from datasets import write_full_dataset
 
 
