@@ -117,3 +117,16 @@ def test_metric_names_mlflow_refuses_are_normalised():
 
     assert metric_name("loss//val") == "loss/val" and metric_name("/x/") == "x" and metric_name("acc..test") == "acc.test"
 
+
+
+def test_params_check_without_a_schema_is_a_notice(tracked):
+    (tracked / "params.yaml").write_text("train:\n  lr: 0.1\n")
+    result = run_alops("params", "check", cwd=tracked)
+    assert result.returncode == 0 and "notice: no params.schema.yaml" in result.stderr
+
+
+def test_dataset_is_optional_in_the_schema(tracked):
+    (tracked / "params.yaml").write_text("train:\n  lr: 0.1\n")
+    (tracked / "params.schema.yaml").write_text("dataset: {type: str, allowed: [dev, full]}\ntrain.lr: {type: float}\n")
+    result = run_alops("params", "check", cwd=tracked)
+    assert result.returncode == 0, result.stderr

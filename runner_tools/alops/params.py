@@ -107,7 +107,7 @@ def check(params: dict, schema: dict) -> list[str]:
     errors = []
     for name, rules in schema.items():
         if name not in flat:
-            if rules.get("required", True):
+            if rules.get("required", name != "dataset"):  # alops sets `dataset` itself on every run
                 errors.append(f"{name}: missing (expected {_describe(rules)})")
             continue
         if value_problem(flat[name], rules):

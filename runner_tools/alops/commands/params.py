@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from alops.commands.options import notice
 from alops.errors import ConfigError
 from alops.project import Project
 
@@ -15,13 +16,15 @@ def params_group() -> None:
 
 @params_group.command("check")
 def params_check() -> None:
-    """Validate params.yaml against params.schema.yaml: one line per problem, exit 2."""
+    """Validate params.yaml against params.schema.yaml: one line per problem, exit 2 (a notice without a schema)."""
     from alops import params
 
     root = Project.open().root
     schema = params.load_schema(root)
     if schema is None:
-        raise ConfigError(f"no {params.SCHEMA_FILE} here: list each parameter's type and allowed values in it")
+        notice(f"no {params.SCHEMA_FILE}: nothing to check (list each parameter's type and allowed values in it; "
+               "see docs/run.md)")
+        return
     errors = params.check(params.load_params(root), schema)
     for error in errors:
         click.echo(f"{params.PARAMS_FILE}: {error}", err=True)
