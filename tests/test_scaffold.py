@@ -104,7 +104,7 @@ def test_bad_options_write_nothing(tmp_path, args, message):
 def test_an_invalid_slug_writes_nothing(tmp_path):
     result = run_alops("new", str(tmp_path / "Bad-Name"), cwd=tmp_path)
     assert result.returncode == 2
-    assert "project slug 'Bad-Name' is not valid" in result.stderr
+    assert "project folder 'Bad-Name' is not a valid name" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 
@@ -146,3 +146,20 @@ def test_examples_digits_is_the_scaffold_output(tmp_path):
     mismatched = [p for p in tree(fresh) if not filecmp.cmp(example / p, fresh / p, shallow=False)]
     assert mismatched == [], "examples/digits is stale: regenerate it (see examples/README.md)"
     assert not (example / ".git").exists()
+
+
+def test_a_hyphenated_repository_in_an_existing_empty_git_repository(tmp_path):
+    target = tmp_path / "text-classifier"
+    target.mkdir()
+    git(target, "init", "-q", "-b", "trunk")
+    git(target, "remote", "add", "origin", "https://gitlab.example.com/team/text-classifier.git")
+    result = run_alops("new", str(target), "--forge", "gitlab", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert git(target, "remote", "get-url", "origin").endswith("text-classifier.git")  # the team's .git was kept
+    assert git(target, "branch", "--show-current") == "trunk"
+    assert git(target, "log", "--format=%s") == "New alops project text-classifier (alops new)"
+    assert git(target, "status", "--porcelain") == ""  # everything is in the first commit
+    assert "text-classifier" in (target / "README.md").read_text()
+    assert (tmp_path / "text-classifier-dvc-storage").name in (target / ".dvc/config").read_text()
+    again = run_alops("new", str(target), cwd=tmp_path)
+    assert again.returncode == 2 and "not empty" in again.stderr

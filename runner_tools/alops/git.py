@@ -22,3 +22,9 @@ def show(root: str, revisions: tuple[str, ...], relative: str) -> str | None:
         if result.returncode == 0:
             return result.stdout
     return None
+
+
+def identity_args(root: str) -> list[str]:
+    """`-c user.name/-c user.email` for commits alops makes where git has no identity configured (CI runners)."""
+    configured = git(root, "config", "user.email", check=False).stdout.strip()
+    return [] if configured else ["-c", "user.name=alops", "-c", "user.email=alops@localhost"]

@@ -12,15 +12,7 @@ from typing import Callable
 
 from alops import data
 from alops.errors import AlopsError, ConfigError
-from alops.git import git
-
-IDENTITY = ["-c", "user.name=alops", "-c", "user.email=alops@localhost"]
-
-
-def _identity(root: str) -> list[str]:
-    configured = git(root, "config", "user.email", check=False).stdout.strip()
-    return [] if configured else IDENTITY
-
+from alops.git import git, identity_args
 
 def commit_data_change(project, folder: str, apply: Callable[[], int], message: str, branch: str,
                        remote: str = "origin", attempts: int = 5) -> str | None:
@@ -39,7 +31,7 @@ def commit_data_change(project, folder: str, apply: Callable[[], int], message: 
         data.push(project, [folder])
         ignore = os.path.join(os.path.dirname(relative), ".gitignore")
         git(root, "add", relative + ".dvc", *([ignore] if os.path.exists(os.path.join(root, ignore)) else []))
-        git(root, *_identity(root), "commit", "-q", "-m", message)
+        git(root, *identity_args(root), "commit", "-q", "-m", message)
         pushed = git(root, "push", "-q", remote, f"HEAD:refs/heads/{branch}", check=False)
         if pushed.returncode == 0:
             return git(root, "rev-parse", "HEAD").stdout.strip()

@@ -16,11 +16,13 @@ import tempfile
 
 from alops import __version__
 from alops.errors import AlopsError, ConfigError
+from alops.git import git, identity_args
 
 FORGES = ("gitlab", "github", "both")
 EXAMPLES = ("none", "digits")
 SLUG = re.compile(r"[a-z][a-z0-9_]{0,63}")
 CLASS = re.compile(r"[\w.\-]{1,64}")
+REPOSITORY = re.compile(r"[a-z][a-z0-9_\-]{0,63}")
 REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-+]{0,99}")
 
 
@@ -77,33 +79,48 @@ def finish_project(folder: str, forge: str, example: str, dvc_remote: str) -> No
 
 def new_project(path: str, name: str | None = None, forge: str = "gitlab", version: str | None = None,
                 remote: str | None = None, classes: str = "0,1,2,3,4,5,6,7,8,9", example: str = "none") -> str:
-    """Render the project at `path` (which must not exist or be empty); its absolute path."""
+    """Render the project at `path` (new, empty, or a git repository with nothing else) and make its first
+    commit; its absolute path."""
     from cookiecutter.exceptions import CookiecutterException
     from cookiecutter.main import cookiecutter
 
     target = os.path.abspath(path)
-    slug = os.path.basename(target.rstrip(os.sep))
+    repository = os.path.basename(target.rstrip(os.sep))
+    if not REPOSITORY.fullmatch(repository):
+        raise ConfigError(f"project folder {repository!r} is not a valid name: use lowercase letters, digits, - and _, "
+                          "starting with a letter")
+    slug = repository.replace("-", "_")  # the Python-friendly name; the folder keeps the repository's name
     check_options(slug, forge, classes)
     if version is not None and not REF.fullmatch(version):
         raise ConfigError(f"--version {version!r} is not a tag or commit (letters, digits, . _ - +)")
     if example not in EXAMPLES:
         raise ConfigError(f"example {example!r} is not one of {', '.join(EXAMPLES)}")
-    if os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)):
-        raise ConfigError(f"{path} exists and is not empty: choose a new folder")
+    existing_repository = os.path.isdir(target) and os.listdir(target) == [".git"]
+    if os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)) and not existing_repository:
+        raise ConfigError(f"{path} exists and is not empty: choose a new folder (an empty git repository is fine; "
+                          "for a repository with files, see docs/adopt.md)")
     parent = os.path.dirname(target)
     if not os.path.isdir(parent):
         raise ConfigError(f"{parent} does not exist: create it first")
-    context = {"project_name": name or slug, "project_slug": slug, "forge": forge, "classes": classes,
-               "example": example, "dvc_remote": remote or os.path.join(parent, f"{slug}-dvc-storage")}
-    context["alops_version"] = version or __version__
+    context = {"project_name": name or repository, "project_slug": slug, "forge": forge, "classes": classes,
+               "example": example, "dvc_remote": remote or os.path.join(parent, f"{repository}-dvc-storage"),
+               "alops_version": version or __version__}
     staging = tempfile.mkdtemp(dir=parent, prefix=f".{slug}-")
     try:
         cookiecutter(template_dir(), no_input=True, extra_context=context, output_dir=staging)
-        if os.path.isdir(target):
-            os.rmdir(target)  # empty, checked above
-        os.rename(os.path.join(staging, slug), target)
+        made = os.path.join(staging, slug)
+        if existing_repository:  # keep the repository's own .git (history, remotes); move the files in
+            shutil.rmtree(os.path.join(made, ".git"))
+            for name in os.listdir(made):
+                os.rename(os.path.join(made, name), os.path.join(target, name))
+        else:
+            if os.path.isdir(target):
+                os.rmdir(target)  # empty, checked above
+            os.rename(made, target)
     except CookiecutterException as exc:
         raise AlopsError(f"the project template failed: {exc}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    git(target, "add", "-A")
+    git(target, *identity_args(target), "commit", "-q", "-m", f"New alops project {repository} (alops new)")
     return target

@@ -40,7 +40,9 @@ def demo(folder: str | None) -> None:
 def new(path: str, name, forge, version, remote, classes, example) -> None:
     """Scaffold an active-learning project wired to alops: stages, dvc.yaml, params, CI, DVC remote.
 
-    PATH must not exist (or be empty); its name is the project slug.
+    PATH must not exist, be empty, or be a git repository with nothing else in it (its .git and remotes are
+    kept). Its name is the repository name (letters, digits, - and _); the Python name replaces - with _.
+    The project is committed as the first commit.
 
     \b
     Examples:
