@@ -173,3 +173,48 @@ def test_k_center_greedy_without_labeled_set_is_seeded():
     points = np.random.default_rng(0).normal(size=(50, 2))
     assert k_center_greedy(points, 5, None, np.random.default_rng(3)).tolist() == \
         k_center_greedy(points, 5, None, np.random.default_rng(3)).tolist()
+
+
+def _k_center_reference(points, k, labeled):
+    """k-center greedy written from its definition, with the full pairwise distance matrix."""
+    distance = ((points[:, None, :] - labeled[None, :, :]) ** 2).sum(axis=2).min(axis=1)
+    chosen = []
+    while len(chosen) < k:
+        pick = max((i for i in range(len(points)) if i not in chosen), key=lambda i: (distance[i], -i))
+        chosen.append(pick)
+        distance = np.minimum(distance, ((points - points[pick]) ** 2).sum(axis=1))
+    return chosen
+
+
+def test_core_set_matches_the_definition_with_a_labeled_set():
+    from alops.al.strategies import k_center_greedy
+
+    rng = np.random.default_rng(1)
+    points, labeled = rng.normal(size=(600, 8)), rng.normal(size=(150, 8))
+    assert k_center_greedy(points, 15, labeled, rng).tolist() == _k_center_reference(points, 15, labeled)
+
+
+@pytest.mark.parametrize("with_labeled", [False, True])
+def test_core_set_never_returns_a_sample_twice_on_duplicate_embeddings(with_labeled):
+    from alops.al.strategies import k_center_greedy
+
+    labeled = np.ones((2, 4)) if with_labeled else None
+    picks = k_center_greedy(np.ones((10, 4)), 3, labeled, np.random.default_rng(0))
+    assert len(set(picks.tolist())) == 3
+
+
+def test_bald_in_blocks_equals_the_formula():
+    from alops.al import strategies
+
+    rng = np.random.default_rng(2)
+    mc = rng.dirichlet(np.ones(4), size=(6, 500)).astype(np.float32)
+    passes = np.clip(mc.astype(np.float64), 1e-12, 1.0)
+    mean = passes.mean(axis=0)
+    expected = -(mean * np.log(mean)).sum(axis=1) + (passes * np.log(passes)).sum(axis=2).mean(axis=0)
+    small_blocks = strategies.BLOCK_BYTES
+    try:
+        strategies.BLOCK_BYTES = 6 * 4 * 8 * 37  # 37 samples per block: many blocks, a short last one
+        got = strategies.make_strategy("bald").score(strategies.Pool(mc_probs=mc))
+    finally:
+        strategies.BLOCK_BYTES = small_blocks
+    assert np.allclose(got, expected)

@@ -17,6 +17,9 @@ from alops.errors import ConfigError
 from alops.extras import require
 
 
+BLOCK_BYTES = 64 * 2**20  # the float64 work memory of BALD's and core-set's blocks
+
+
 class EmptyPoolError(ConfigError):
     """The pool has no samples left to query."""
 
@@ -104,30 +107,47 @@ class BALD(UncertaintyStrategy):
     needs = "mc_probs"
 
     def score(self, pool):
-        passes = np.clip(pool.mc_probs.astype(np.float64), 1e-12, 1.0)
-        mean = passes.mean(axis=0)
-        return -(mean * np.log(mean)).sum(axis=1) + (passes * np.log(passes)).sum(axis=2).mean(axis=0)
+        mc = pool.mc_probs
+        scores = np.empty(mc.shape[1], dtype=np.float64)
+        chunk = max(1, BLOCK_BYTES // (8 * mc.shape[0] * max(mc.shape[2], 1)))  # float64 work per chunk of samples
+        for start in range(0, mc.shape[1], chunk):
+            passes = np.clip(mc[:, start:start + chunk].astype(np.float64), 1e-12, 1.0)
+            mean = passes.mean(axis=0)
+            scores[start:start + chunk] = (-(mean * np.log(mean)).sum(axis=1)
+                                           + (passes * np.log(passes)).sum(axis=2).mean(axis=0))
+        return scores
+
+
+def _squared_distances_to(points: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Each point's squared distance to its nearest row of `others`, as matrix products over row blocks
+    (memory: one block of points x all others, about BLOCK_BYTES)."""
+    nearest = np.empty(len(points), dtype=np.float64)
+    others_norm = (others ** 2).sum(axis=1)
+    rows = max(1, BLOCK_BYTES // (8 * max(len(others), 1)))
+    for start in range(0, len(points), rows):
+        block = points[start:start + rows]
+        squared = (block ** 2).sum(axis=1)[:, None] + others_norm[None, :] - 2.0 * (block @ others.T)
+        nearest[start:start + rows] = np.maximum(squared.min(axis=1), 0.0)
+    return nearest
 
 
 def k_center_greedy(embeddings: np.ndarray, k: int, labeled: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
-    """Core-set selection: repeatedly take the sample farthest from everything labeled or taken."""
+    """Core-set selection: repeatedly take the sample farthest from everything labeled or taken; never the
+    same sample twice (duplicate embeddings included)."""
     points = embeddings.astype(np.float64)
     if labeled is not None and len(labeled):
-        distance = np.full(len(points), np.inf)
-        for start in range(0, len(labeled), 1024):
-            block = labeled[start:start + 1024].astype(np.float64)
-            nearest = ((points[:, None, :] - block[None, :, :]) ** 2).sum(axis=2).min(axis=1)
-            np.minimum(distance, nearest, out=distance)
+        distance = _squared_distances_to(points, np.asarray(labeled, dtype=np.float64))
         chosen = []
     else:
         first = int(rng.integers(len(points)))
         distance = ((points - points[first]) ** 2).sum(axis=1)
+        distance[first] = -np.inf
         chosen = [first]
     while len(chosen) < k:
         pick = int(np.argmax(distance))  # argmax takes the lowest index among ties
         chosen.append(pick)
         np.minimum(distance, ((points - points[pick]) ** 2).sum(axis=1), out=distance)
-        distance[pick] = -1.0
+        distance[chosen] = -np.inf
     return np.array(chosen, dtype=np.int64)
 
 
