@@ -191,3 +191,25 @@ def test_fresh_runner_on_an_unchanged_commit_is_a_no_op(ml_project, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "nothing ran, nothing tracked" in result.stderr
     assert (runner / "model.pt").read_bytes() == (ml_project / "model.pt").read_bytes()
+
+
+def test_a_dev_run_whose_stages_ignore_the_dataset_choice_is_refused(repo):
+    """A feature branch must not train on the full data under a dev label."""
+    from conftest import dvc
+
+    dvc(repo, "init", "-q")
+    (repo / "train.py").write_text("import json\njson.dump({'a': 1}, open('m.json', 'w'))\n")
+    (repo / "dvc.yaml").write_text("stages:\n  train:\n    cmd: python train.py\n"
+                                   "    deps: [train.py, data/full]\n    metrics:\n      - m.json:\n          cache: false\n")
+    (repo / "data" / "full").mkdir(parents=True)
+    (repo / "data" / "full" / "rows.csv").write_text("x\n1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "a pipeline that always reads the full data")
+    git(repo, "switch", "-q", "-c", "feature/x")
+    refused = run_alops("run", cwd=repo)
+    assert refused.returncode == 2 and "reads the dataset choice" in refused.stderr
+    assert not (repo / "m.json").exists()
+    (repo / "alops.yaml").write_text("data:\n  check_dev_use: false\n")
+    allowed = run_alops("run", cwd=repo)
+    assert allowed.returncode == 0, allowed.stderr
+    assert "a: 1" in allowed.stdout

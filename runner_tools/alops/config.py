@@ -11,6 +11,7 @@
       dev: data/dev
       manifest: manifest.csv        # the manifest's file name inside each dataset folder
       classes: [cat, dog]           # optional: the labels a manifest may use
+      check_dev_use: true           # refuse dev runs when no stage reads `dataset` (false: run anyway)
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from alops.errors import ConfigError
 CONFIG_NAME = "alops.yaml"
 CONFIG_ENV = "ALOPS_CONFIG"
 TOP_LEVEL_KEYS = ("default_branch", "branches", "profiles", "data")
-DATA_KEYS = ("full", "dev", "manifest", "classes")
+DATA_KEYS = ("full", "dev", "manifest", "classes", "check_dev_use")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class DataSettings:
     dev: str = "data/dev"
     manifest: str = "manifest.csv"
     classes: tuple[str, ...] | None = None
+    check_dev_use: bool = True  # refuse a dev run whose pipeline never reads the dataset choice
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,11 @@ def _parse_data(path: str, raw: object) -> DataSettings:
     for key, value in raw.items():
         if key not in DATA_KEYS:
             raise _unknown_key(f"{path}: data", key, DATA_KEYS)
-        if key == "classes":
+        if key == "check_dev_use":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{path}: data.check_dev_use: expected true or false, got {value!r}")
+            values[key] = value
+        elif key == "classes":
             if not isinstance(value, list) or not value or any(isinstance(v, (dict, list)) or v is None for v in value):
                 raise ConfigError(f"{path}: data.classes: expected a non-empty list of labels, got {_type_name(value)}")
             values[key] = tuple(str(v) for v in value)

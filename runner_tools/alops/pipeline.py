@@ -149,6 +149,22 @@ def read_metrics(root: str, files: dict[str, list[str]]) -> tuple[dict[str, floa
     return metrics, steps
 
 
+def reads_dataset_choice(project) -> bool:
+    """Whether a stage of dvc.yaml consumes `dataset`: as a param, or `${dataset}` / the dev folder in its
+    command or dependencies."""
+    dev = project.config.data.dev
+    for stage in (project.pipeline.get("stages") or {}).values():
+        if not isinstance(stage, dict):
+            continue
+        for entry in stage.get("params") or []:
+            if entry == "dataset" or (isinstance(entry, dict) and any("dataset" in (keys or []) for keys in entry.values())):
+                return True
+        text = " ".join(map(str, [stage.get("cmd", ""), *(stage.get("deps") or [])]))
+        if "${dataset}" in text or dev in text.split():
+            return True
+    return False
+
+
 def check_stages(project, targets: list[str]) -> None:
     known = project.stages
     for target in targets:
@@ -216,6 +232,11 @@ def run_pipeline(
             echo(line)
         return RunResult()
     check_stages(project, list(targets))
+    if profile.dataset == "dev" and project.config.data.check_dev_use and not reads_dataset_choice(project):
+        raise ConfigError(
+            "no stage in dvc.yaml reads the dataset choice, so this dev run would train on the full data: list "
+            "`dataset` under a stage's params and use it (e.g. deps: data/${dataset}), or set "
+            "data.check_dev_use: false in alops.yaml to run anyway")
     prepare_params(root, profile.dataset, sets or {})
     chosen = resolve_device(device, profile.device, context.kind, allow_cpu)
     if project.has_remote:
