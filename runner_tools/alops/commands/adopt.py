@@ -1,0 +1,42 @@
+"""`alops init`: adopt alops in an existing repository."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("init")
+@click.option("--forge", type=click.Choice(["gitlab", "github", "both"]), help="Default: from the origin remote's URL.")
+@click.option("--version", "version", metavar="REF", help="alops version the CI file pins; default: this alops.")
+@click.option("--dry-run", is_flag=True, help="Show every change and the checklist; write nothing.")
+@click.option("--force", is_flag=True, help="Replace alops' files that exist and differ (never other files).")
+def init(forge: str | None, version: str | None, dry_run: bool, force: bool) -> None:
+    """Wire this existing git (and DVC) repository to alops: alops.yaml, params schema, CI file, .gitignore.
+
+    Nothing is replaced without --force; running it twice changes nothing. Ends with a checklist of what
+    the team must still do.
+
+    \b
+    Examples:
+      alops init --dry-run
+      alops init --forge gitlab
+    """
+    import os
+
+    from alops.adopt import apply_plan, plan_init
+    from alops.git import git
+
+    top = git(os.getcwd(), "rev-parse", "--show-toplevel", check=False).stdout.strip() or os.getcwd()
+    plan = plan_init(top, forge, version, force)
+    click.echo(f"init: {plan.forge} repository at {plan.root}; stages: {', '.join(plan.found['stages']) or 'none'}; "
+               f"tracked data: {', '.join(plan.found['tracked data']) or 'none'}")
+    for change in plan.changes:
+        click.echo(f"  {change.action:9s} {change.path}")
+    if not dry_run:
+        apply_plan(plan)
+    click.echo(("dry run: nothing written. " if dry_run else "") + "Still to do:")
+    for number, item in enumerate(plan.checklist, 1):
+        click.echo(f"  {number}. {item}")
+
+
+commands = [init]
