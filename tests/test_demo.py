@@ -27,4 +27,4 @@ def test_demo_runs_the_whole_flow_and_says_where_things_are(tmp_path):
     assert record["version"] == "1" and record["gate"].startswith("first release")
     assert (folder / "digits_al/mlflow.db").exists()
     report = (folder / "experiment-report.md").read_text()
-    assert "| train.epochs | 25 | 15 |" in report
+    assert "| `train.epochs` | `25` | `15` |" in report

@@ -76,9 +76,9 @@ def test_report_compares_with_what_the_target_committed(report_project):
     assert result.returncode == 0, result.stderr
     text = (report_project / "report.md").read_text()
     assert text.startswith("<!-- alops:report -->")
-    assert "| accuracy | 0.85 | 0.8 | +0.05 (+6.2%) |" in text
-    assert "| loss | 0.4 | 0.5 | -0.1 (-20.0%) |" in text
-    assert "| train.lr | 0.02 | 0.01 |" in text
+    assert "| `accuracy` | 0.85 | 0.8 | +0.05 (+6.2%) |" in text
+    assert "| `loss` | 0.4 | 0.5 | -0.1 (-20.0%) |" in text
+    assert "| `train.lr` | `0.02` | `0.01` |" in text
     assert "train.epochs" not in text  # unchanged params are not listed
     assert not (report_project / "mlflow.db").exists()  # reporting creates no tracking store
 
@@ -96,7 +96,7 @@ def test_report_posted_twice_leaves_one_comment_with_the_latest_content(report_p
         assert "comment updated on #7" in second.stdout
         comments = server.state.comments[7]
         assert len(comments) == 1
-        assert "| accuracy | 0.91 | 0.8 |" in comments[0]["body"]
+        assert "| `accuracy` | 0.91 | 0.8 |" in comments[0]["body"]
         for result in (first, second):
             assert_no_canary(result)
 
@@ -214,7 +214,7 @@ def test_promote_twice_leaves_one_merge_request_updated(report_project, tmp_path
         merge_request = server.state.merge_requests[0]
         assert merge_request["title"] == "Wider network"
         assert "experiment" in merge_request["labels"]
-        assert "| accuracy | 0.85 | 0.8 |" in (merge_request.get("description") or merge_request.get("body"))
+        assert "| `accuracy` | 0.85 | 0.8 |" in (merge_request.get("description") or merge_request.get("body"))
         head = merge_request.get("source_branch") or merge_request.get("head")
         assert head == "experiment/wider"
         if forge == "github":
@@ -257,7 +257,7 @@ def test_active_learning_report_has_labels_added_and_a_learning_curve_upload(rep
         assert server.state.uploads == ["42"]
     assert "Labels added: +80 (100 → 180 labeled samples)." in body
     assert "![learning_curve](/uploads/" in body
-    assert "| accuracy | 0.85 | 0.7 |" in body  # against the latest tracked run of main
+    assert "| `accuracy` | 0.85 | 0.7 |" in body  # against the latest tracked run of main
     assert (report_project / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
