@@ -200,3 +200,31 @@ def test_a_same_project_merge_request_pipeline_trains_and_reports(ml_project):
     assert "event:     merge_request (gitlab)" in output and "pull: full dataset" in output
     assert "report: report.md" in output
     assert "report not posted: no GitLab token" in output  # no token in this pipeline: a notice, not a failure
+
+
+def test_the_scheduled_query_runs_every_shard_and_merges_the_single_pass_selection(component_project):
+    """GitLab numbers parallel jobs from 1: every shard must score its part, and the merge equals one pass."""
+    import csv
+
+    import numpy as np
+
+    from conftest import dvc
+
+    with open(component_project / "data/full/manifest.csv", newline="") as handle:
+        unlabeled = sum(1 for row in csv.DictReader(handle) if not row["label"])
+    probs = np.random.default_rng(5).dirichlet(np.ones(10), size=unlabeled).astype(np.float32)
+    np.save(component_project / "pool_probs.npy", probs)
+    dvc(component_project, "add", "-q", "pool_probs.npy")
+    dvc(component_project, "push", "-q")
+    git(component_project, "add", "-A")
+    git(component_project, "commit", "-q", "-m", "the pool scored by the current model")
+    result = gitlab_ci_local(component_project, variables={"CI_PIPELINE_SOURCE": "schedule", "ALOPS_SCHEDULE": "query"})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    for job in ("alops-query: [1/2]", "alops-query: [2/2]", "alops-query-merge"):
+        assert f"PASS  {job}" in output or f"PASS {job}" in output, output[-3000:]
+    selection = json.loads((component_project / "selection.json").read_text())
+    confidence = probs.astype(np.float64).max(axis=1)
+    expected = sorted(np.lexsort((np.arange(unlabeled), confidence))[:100].tolist())  # least confident, ties low row
+    assert sorted(selection["indices"]) == expected
+    assert len(json.loads((component_project / "labeling/batch.json").read_text())["sample_ids"]) == 100

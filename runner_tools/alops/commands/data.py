@@ -20,7 +20,8 @@ def data() -> None:
 @DATASET_OPTION
 @REMOTE_OPTION
 @click.option("--allow-missing", is_flag=True, help="Skip files missing on the remote (never on experiment or release branches).")
-def data_pull(dataset: str | None, remote: str | None, allow_missing: bool) -> None:
+@click.option("--manifest-only", is_flag=True, help="Only the dataset's manifest (e.g. to export a selection's tasks).")
+def data_pull(dataset: str | None, remote: str | None, allow_missing: bool, manifest_only: bool) -> None:
     """Pull the dataset the branch needs: dev on feature and main, full on experiment, release and al/.
 
     The version pulled is the one the branch's .dvc / dvc.lock files record. A missing or corrupt
@@ -30,6 +31,7 @@ def data_pull(dataset: str | None, remote: str | None, allow_missing: bool) -> N
     Examples:
       alops data pull                  # what this branch needs
       alops data pull --dataset full
+      alops data pull --dataset full --manifest-only
     """
     from alops import data as dvc_data
 
@@ -38,7 +40,7 @@ def data_pull(dataset: str | None, remote: str | None, allow_missing: bool) -> N
         dataset = dataset or project.dataset
         if allow_missing and context.kind in ("experiment", "release"):
             raise ConfigError(f"--allow-missing is refused on {context.kind} branches: their runs need every file")
-        folder = project.dataset_folder(dataset)
+        folder = project.manifest(dataset) if manifest_only else project.dataset_folder(dataset)
         relative = os.path.relpath(folder, project.root)
         click.echo(f"alops: pulling the {dataset} dataset ({relative}) for {context.kind} branch {context.branch!r}", err=True)
         stats = dvc_data.pull(project, [folder], remote=remote, allow_missing=allow_missing)
