@@ -29,7 +29,8 @@ DVC_YAML = """stages:
 
 def commit_state(project: Path, metrics: dict, lr: float, message: str) -> None:
     (project / "metrics.json").write_text(json.dumps(metrics))
-    (project / "params.yaml").write_text(f"dataset: dev\ntrain:\n  lr: {lr}\n  epochs: 5\n")
+    # full: the metrics an experiment (full data) committed and merged; the like of an experiment's run
+    (project / "params.yaml").write_text(f"dataset: full\ntrain:\n  lr: {lr}\n  epochs: 5\n")
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", message)
 
@@ -243,7 +244,8 @@ def test_active_learning_report_has_labels_added_and_a_learning_curve_upload(rep
     for kind, branch, labeled, accuracy in (("main", "main", 100, 0.70), ("active-learning", "al/round-2", 140, 0.78)):
         experiment = client.get_experiment_by_name(f"{name}/{kind}") or client.get_experiment(client.create_experiment(f"{name}/{kind}"))
         run = client.create_run(experiment.experiment_id, tags={"git.branch": branch, "alops.labeled": str(labeled),
-                                                                 "alops.data_version": f"dv-{labeled:016d}"})
+                                                                 "alops.data_version": f"dv-{labeled:016d}",
+                                                                 "alops.dataset": "full"})
         client.log_metric(run.info.run_id, "accuracy", accuracy)
         client.set_terminated(run.info.run_id)
     simulation = tmp_path / "simulation.csv"
@@ -273,3 +275,39 @@ def test_post_if_open_with_only_the_job_token_is_a_notice_not_a_failed_job(repor
     assert strict.returncode == 1
     assert_no_canary(lenient)
     assert_no_canary(strict)
+
+
+def test_a_full_data_experiment_is_never_compared_with_dev_data_runs(report_project):
+    """main trains on the dev dataset: its runs and committed metrics are not a baseline for a full-data run."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{report_project / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment(f"{report_project.name}/main")
+    run = client.create_run(experiment, tags={"git.branch": "main", "alops.dataset": "dev"})
+    client.log_metric(run.info.run_id, "accuracy", 0.99)
+    client.set_terminated(run.info.run_id)
+    git(report_project, "switch", "-q", "main")
+    (report_project / "params.yaml").write_text("dataset: dev\ntrain:\n  lr: 0.01\n  epochs: 5\n")
+    git(report_project, "commit", "-q", "-am", "main ran on the dev data")
+    git(report_project, "switch", "-q", "experiment/wider")
+    (report_project / "params.yaml").write_text("dataset: full\ntrain:\n  lr: 0.02\n  epochs: 5\n")
+    result = run_alops("report", "--target", "main", cwd=report_project)
+    assert result.returncode == 0, result.stderr
+    text = (report_project / "report.md").read_text()
+    assert "No baseline on the full dataset" in text and "on the dev dataset (none on the full dataset)" in text
+    assert "committed on `main` come from the dev dataset" in text
+    assert "0.99" not in text and "| `accuracy` | 0.85 | – | – |" in text
+
+
+def test_in_a_clone_without_the_target_branch_the_report_fetches_it(report_project, tmp_path):
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "clone", "-q", "--bare", str(report_project), str(origin))
+    clone = tmp_path / "ci-clone"
+    git(tmp_path, "clone", "-q", "--single-branch", "--branch", "experiment/wider", f"file://{origin}", str(clone))
+    assert "origin/main" not in git(clone, "branch", "-r")
+    env = clean_env(GITLAB_CI="true", CI_PIPELINE_SOURCE="push", CI_COMMIT_BRANCH="experiment/wider",
+                    CI_DEFAULT_BRANCH="main", CI_COMMIT_SHA=git(clone, "rev-parse", "HEAD"))
+    result = run_alops("report", cwd=clone, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "| `accuracy` | 0.85 | 0.8 |" in (clone / "report.md").read_text()

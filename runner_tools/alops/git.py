@@ -28,3 +28,12 @@ def identity_args(root: str) -> list[str]:
     """`-c user.name/-c user.email` for commits alops makes where git has no identity configured (CI runners)."""
     configured = git(root, "config", "user.email", check=False).stdout.strip()
     return [] if configured else ["-c", "user.name=alops", "-c", "user.email=alops@localhost"]
+
+
+def fetch_branch(root: str, branch: str, remote: str = "origin") -> bool:
+    """Make `remote/branch` present (a CI clone holds only the pipeline's ref); whether it is there now."""
+    if git(root, "rev-parse", "--verify", "--quiet", f"refs/remotes/{remote}/{branch}", check=False).returncode == 0:
+        return True
+    fetched = git(root, "fetch", "--quiet", "--depth=1", remote,
+                  f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}", check=False)
+    return fetched.returncode == 0

@@ -19,7 +19,7 @@ from alops.errors import AlopsError, ConfigError
 from alops.files import save_png
 from alops.forge import REPORT_MARKER
 from alops.manifest import labeled_count
-from alops.project import TAG_DATA_VERSION, TAG_LABELED
+from alops.project import TAG_DATA_VERSION, TAG_DATASET, TAG_LABELED
 
 
 @dataclass
@@ -32,6 +32,7 @@ class Side:
     data_version: str | None = None
     labeled: int | None = None
     url: str | None = None
+    dataset: str | None = None  # dev or full: only like is compared with like
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Report:
     kind: str
     current: Side
     baseline: Side | None
+    no_baseline: str = ""  # why no baseline qualifies
     curve: list[tuple[int, float]] = field(default_factory=list)  # (labels, metric) over the branch's runs
     curve_metric: str | None = None
     random_curve: list[tuple[int, float]] = field(default_factory=list)
@@ -71,7 +73,9 @@ def _committed_side(root: str, target: str, files: dict[str, list[str]]) -> Side
     if not found and params_text is None:
         return None
     params = flatten(yaml.safe_load(params_text) or {}) if params_text else {}
-    return Side(f"committed on {code(target)}", metrics, {k: str(v) for k, v in params.items()})
+    dataset = params.get("dataset")
+    return Side(f"committed on {code(target)}", metrics, {k: str(v) for k, v in params.items()},
+                dataset=str(dataset) if dataset in ("dev", "full") else None)
 
 
 def _run_side(run, uri: str, description: str) -> Side:
@@ -79,7 +83,7 @@ def _run_side(run, uri: str, description: str) -> Side:
 
     labeled = run.data.tags.get(TAG_LABELED)
     return Side(description, dict(run.data.metrics), dict(run.data.params), run.data.tags.get(TAG_DATA_VERSION),
-                int(labeled) if labeled and labeled.isdigit() else None, run_url(uri, run))
+                int(labeled) if labeled and labeled.isdigit() else None, run_url(uri, run), run.data.tags.get(TAG_DATASET))
 
 
 def collect(project, target: str, curve_metric: str | None = None, simulation_csv: str | None = None) -> Report:
@@ -102,21 +106,37 @@ def collect(project, target: str, curve_metric: str | None = None, simulation_cs
         version = None
     manifest = project.manifest(context.profile.dataset)
     labeled = labeled_count(manifest) if os.path.isfile(manifest) else None
+    dataset = context.profile.dataset
     current = Side("workspace", metrics, {k: str(v) for k, v in params_mod.flatten(params_mod.load_params(root)).items()},
-                   version, labeled)
-    baseline, branch_runs = None, []
+                   version, labeled, dataset=dataset)
+    baseline, branch_runs, reasons = None, [], []
     if uri:
         found = tracking.find_runs(uri, project.name, commit=context.commit, limit=1) if context.commit else []
         if found:
             current.url = tracking.run_url(uri, found[0])
-        target_runs = tracking.find_runs(uri, project.name, branch=target, limit=1)
+        target_runs = tracking.find_runs(uri, project.name, branch=target, limit=1, tags={TAG_DATASET: dataset})
         if target_runs:
-            baseline = _run_side(target_runs[0], uri, f"latest tracked run of {code(target)}")
+            baseline = _run_side(target_runs[0], uri, f"latest tracked run of {code(target)} on the {dataset} dataset")
+        else:
+            other = tracking.find_runs(uri, project.name, branch=target, limit=100)
+            kinds = sorted({run.data.tags.get(TAG_DATASET, "unknown") for run in other})
+            reasons.append(f"{len(other)} tracked run(s) of {code(target)}, on the {' and '.join(kinds)} dataset"
+                           f" (none on the {dataset} dataset)" if other else f"no tracked run of {code(target)}")
         if context.kind == "active-learning" and context.branch:
             branch_runs = tracking.find_runs(uri, project.name, branch=context.branch, limit=200)
     if baseline is None:
-        baseline = _committed_side(root, target, files)
-    report = Report(context.branch or context.tag or "", target, context.kind, current, baseline)
+        from alops.git import fetch_branch
+
+        fetch_branch(root, target)  # best effort: a CI clone lacks the target branch; a local one has it
+        committed = _committed_side(root, target, files)
+        if committed is None:
+            reasons.append(f"no metrics committed on {code(target)} (is it fetched? `git fetch origin {target}`)")
+        elif committed.dataset not in (None, dataset):
+            reasons.append(f"the metrics committed on {code(target)} come from the {committed.dataset} dataset")
+        else:
+            baseline = committed
+    report = Report(context.branch or context.tag or "", target, context.kind, current, baseline,
+                    no_baseline="; ".join(reasons) if baseline is None else "")
     if context.kind == "active-learning":
         report.curve_metric = curve_metric or _first_metric(metrics)
         points = {}
@@ -208,7 +228,10 @@ def render(report: Report, image: str | None = None) -> str:
     base = report.baseline
     lines = [REPORT_MARKER, f"## alops report: {code(report.branch)} → {code(report.target)} ({report.kind})", ""]
     lines.append(f"Compared with: {base.source}." if base else
-                 f"No baseline: {code(report.target)} has no tracked run and no committed metrics.")
+                 f"No baseline on the {report.current.dataset} dataset: {report.no_baseline}.")
+    if base:
+        lines.append(f"Both sides: the {report.current.dataset} dataset." if base.dataset == report.current.dataset else
+                     f"This branch: the {report.current.dataset} dataset; the target's dataset is not recorded.")
     lines += ["", "| metric | this branch | target | change |", "|---|---:|---:|---:|"]
     for name in sorted(report.current.metrics):
         before = base.metrics.get(name) if base else None
