@@ -213,3 +213,19 @@ def test_a_dev_run_whose_stages_ignore_the_dataset_choice_is_refused(repo):
     allowed = run_alops("run", cwd=repo)
     assert allowed.returncode == 0, allowed.stderr
     assert "a: 1" in allowed.stdout
+
+
+def test_the_data_version_means_the_data_not_the_model(ml_project):
+    """Retraining on the same data (new model, new dvc.lock outputs, MLflow's local artifact copies) keeps it."""
+    git(ml_project, "switch", "-q", "-c", "feature/version")
+    before = run_alops("data", "version", cwd=ml_project).stdout.strip()
+    first = run_alops("run", "--track", cwd=ml_project)
+    assert first.returncode == 0, first.stderr
+    lock_after_first = (ml_project / "dvc.lock").read_text()
+    second = run_alops("run", "--track", "--set", "train.epochs=2", cwd=ml_project)
+    assert second.returncode == 0, second.stderr
+    assert (ml_project / "dvc.lock").read_text() != lock_after_first  # a different model was trained
+    assert (ml_project / "mlartifacts").is_dir()  # the local store copied dvc.lock and the model
+    assert run_alops("data", "version", cwd=ml_project).stdout.strip() == before
+    detail = json.loads(run_alops("data", "version", "--format", "json", cwd=ml_project).stdout)
+    assert set(detail["outputs"]) == {"data/full", "data/dev"}

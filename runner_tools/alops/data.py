@@ -93,34 +93,49 @@ def register_metrics(root: str, metrics_path: str) -> None:
         yaml.dump(document, out)
 
 
+SKIPPED_FOLDERS = ("mlartifacts", "mlruns", "node_modules", "__pycache__")
+
+
+def _entries(document_outs, base: str) -> list[tuple[str, str]]:
+    found = []
+    for out in document_outs or []:
+        if isinstance(out, dict):
+            digest = out.get("md5") or out.get("etag") or out.get("checksum") or ""
+            found.append((os.path.normpath(os.path.join(base, out.get("path", ""))), str(digest)))
+    return found
+
+
 def _tracked_hashes(root: str) -> list[tuple[str, str]]:
-    """(path, hash) of every output recorded in `.dvc` files and `dvc.lock` files."""
+    """(path, hash) of the data: what `.dvc` files track, and the data folders dvc.lock records as stage
+    inputs that no stage produces. Models, features and other outputs are not data; neither is anything under
+    hidden folders or MLflow's local artifact store."""
     import yaml
 
     entries = []
     for folder, subfolders, files in os.walk(root):
-        subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+        subfolders[:] = [d for d in subfolders if not d.startswith(".") and d not in SKIPPED_FOLDERS]
+        base = os.path.relpath(folder, root)
         for name in files:
-            if not (name.endswith(".dvc") or name == "dvc.lock"):
-                continue
-            path = os.path.join(folder, name)
-            with open(path, encoding="utf-8") as handle:
-                document = yaml.safe_load(handle) or {}
-            if name == "dvc.lock":
-                outs = [o for stage in (document.get("stages") or {}).values() for o in stage.get("outs") or []]
-            else:
-                outs = document.get("outs") or []
-            base = os.path.relpath(folder, root)
-            for out in outs:
-                digest = out.get("md5") or out.get("etag") or out.get("checksum") or ""
-                entries.append((os.path.normpath(os.path.join(base, out.get("path", ""))), str(digest)))
-    return sorted(entries)
+            if name.endswith(".dvc"):
+                with open(os.path.join(folder, name), encoding="utf-8") as handle:
+                    entries += _entries((yaml.safe_load(handle) or {}).get("outs"), base)
+    lock = os.path.join(root, "dvc.lock")
+    if os.path.isfile(lock):
+        with open(lock, encoding="utf-8") as handle:
+            stages = list(((yaml.safe_load(handle) or {}).get("stages") or {}).values())
+        produced = {path for stage in stages for path, _ in _entries(stage.get("outs"), ".")}
+        for stage in stages:
+            entries += [(path, digest) for path, digest in _entries(stage.get("deps"), ".")
+                        if digest.endswith(".dir") and path not in produced]
+    return sorted(set(entries))
 
 
 def data_version(root: str) -> dict:
-    """A stable identifier of the data the workspace's DVC files record, plus the hash of each output."""
+    """A stable identifier of the data the workspace's DVC files record (the same after retraining on the same
+    data), plus the hash of each data entry."""
     entries = _tracked_hashes(root)
     if not entries:
-        raise AlopsError("no data tracked by DVC here (no .dvc or dvc.lock outputs); `dvc add` the datasets first")
+        raise AlopsError("no data tracked by DVC here (no .dvc files, no data folders in dvc.lock); `dvc add` the "
+                         "datasets first")
     digest = hashlib.sha256("".join(f"{path}\t{value}\n" for path, value in entries).encode()).hexdigest()
     return {"version": VERSION_PREFIX + digest[:16], "outputs": dict(entries)}
