@@ -33,7 +33,7 @@ def tracked_candidate(project: Path, server: str, metrics: dict, tmp_path: Path)
     client = MlflowClient(server)
     experiment = client.get_experiment_by_name("project/release")
     experiment_id = experiment.experiment_id if experiment else client.create_experiment("project/release")
-    run = client.create_run(experiment_id, tags={"git.commit": commit, "git.branch": "release/1.0",
+    run = client.create_run(experiment_id, tags={"git.commit": commit, "git.branch": "al/round-3",
                                                  "alops.kind": "release", "alops.data_version": "dv-0123456789abcdef"})
     for name, value in metrics.items():
         client.log_metric(run.info.run_id, name, value)
@@ -67,6 +67,7 @@ def test_release_gate_first_pass_fail_and_rollback(release_project, mlflow_serve
     assert record["version"] == "1" and record["previous_version"] is None
     assert record["data_version"] == "dv-0123456789abcdef"
     assert record["git_commit"] == git(release_project, "rev-parse", "HEAD")
+    assert (record["branch"], record["trained_on"]) == ("release/1.0", "al/round-3")  # the release, and its run's branch
 
     run_id = tracked_candidate(release_project, mlflow_server, {"accuracy": 0.86}, tmp_path)
     better = release(release_project, mlflow_server, model, "--min-delta", "0.01")

@@ -78,7 +78,8 @@ class Provenance:
     gate: str
     git_tag: str
     git_commit: str
-    branch: str
+    branch: str  # the release branch
+    trained_on: str  # the branch of the candidate run
     data_version: str
     tracking_uri: str
     released_at: str
@@ -174,7 +175,7 @@ def release(uri: str, root: str, project: str, context, gate: Gate, model: str, 
             model=model, version=version, previous_version=str(previous) if previous else None,
             run_id=run.info.run_id, metric=gate.metric, value=decision.candidate, champion_value=decision.champion,
             gate=decision.reason, git_tag=f"{model}-v{version}", git_commit=tags.get(TAG_COMMIT, context.commit or ""),
-            branch=tags.get(TAG_BRANCH, context.branch or ""), data_version=tags.get(TAG_DATA_VERSION, "unknown"),
+            branch=context.branch or "", trained_on=tags.get(TAG_BRANCH, ""), data_version=tags.get(TAG_DATA_VERSION, "unknown"),
             tracking_uri=redact_url(uri), released_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         )
         if previous:
