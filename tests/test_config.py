@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
+from alops.errors import ConfigError
 from conftest import git, run_alops
 
 
@@ -39,7 +41,7 @@ def test_config_is_found_from_a_subfolder(repo):
 @pytest.mark.parametrize(
     "text,expected",
     [
-        ("brnches:\n  feature: f/*\n", "unknown key 'brnches' (expected one of: default_branch, branches, profiles, data)"),
+        ("brnches:\n  feature: f/*\n", "unknown key 'brnches' (expected one of: default_branch, branches, profiles, data, metric)"),
         ("branches:\n  feature: 'feat ure/*'\n", "branches.feature: 'feat ure/*' is not a branch pattern"),
         ("branches:\n  feature: '*'\n", "branches.feature: '*' is not a branch pattern"),
         ("branches:\n  bugfix: fix/*\n", "branches: unknown key 'bugfix'"),
@@ -50,7 +52,7 @@ def test_config_is_found_from_a_subfolder(repo):
         ("profiles:\n  feature: {tracking: 'yes please'}\n", "profiles.feature.tracking: 'yes please' is not allowed (expected one of: true, false)"),
         ("profiles:\n  feature: {gpus: 2}\n", "profiles.feature: unknown key 'gpus'"),
         ("default_branch: [main]\n", "default_branch: ['main'] is not a branch name"),
-        ("- just\n- a list\n", "expected a mapping with keys default_branch, branches, profiles, data, got a list"),
+        ("- just\n- a list\n", "expected a mapping with keys default_branch, branches, profiles, data, metric, got a list"),
         ("branches:\n  feature: [unclosed\n", "not valid YAML at line"),
     ],
 )
@@ -74,3 +76,27 @@ def test_alops_config_variable_points_at_a_file(repo, tmp_path):
     assert data["kind"] == "release"
     missing = run_alops("context", cwd=repo, env=clean_env(ALOPS_CONFIG=str(tmp_path / "nope.yaml")))
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_the_primary_metric_is_declared_once(tmp_path):
+    from alops.config import load_config
+
+    (tmp_path / "alops.yaml").write_text("metric: {name: val_loss, direction: min, min_gain: 0.01}\n")
+    metric = load_config(str(tmp_path)).metric
+    assert (metric.name, metric.direction, metric.min_gain) == ("val_loss", "min", 0.01)
+    (tmp_path / "alops.yaml").write_text("metric: val_accuracy\n")
+    assert load_config(str(tmp_path)).metric.direction == "max"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("metric: {name: acc, direction: up}\n", "metric.direction"),
+    ("metric: {name: acc, min_gain: -1}\n", "metric.min_gain"),
+    ("metric: {name: acc, gain: 1}\n", "unknown key 'gain'"),
+    ("metric: [acc]\n", "metric: expected a name"),
+])
+def test_a_bad_primary_metric_is_one_line(tmp_path, text, message):
+    from alops.config import load_config
+
+    (tmp_path / "alops.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(str(tmp_path))

@@ -28,3 +28,6 @@ def test_demo_runs_the_whole_flow_and_says_where_things_are(tmp_path):
     assert (folder / "digits_al/mlflow.db").exists()
     report = (folder / "experiment-report.md").read_text()
     assert "| `train.epochs` | `25` | `15` |" in report
+    table = report[report.index("| metric |"):].splitlines()
+    assert table[2].startswith("| `val_accuracy` |")  # the primary metric of alops.yaml is the first row
+    assert "**`val_accuracy`:" in report

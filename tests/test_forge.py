@@ -311,3 +311,16 @@ def test_in_a_clone_without_the_target_branch_the_report_fetches_it(report_proje
     result = run_alops("report", cwd=clone, env=env)
     assert result.returncode == 0, result.stderr
     assert "| `accuracy` | 0.85 | 0.8 |" in (clone / "report.md").read_text()
+
+
+def test_the_primary_metric_leads_the_report_with_a_verdict(report_project):
+    (report_project / "alops.yaml").write_text("metric: {name: loss, direction: min, min_gain: 0.2}\n")
+    result = run_alops("report", "--target", "main", cwd=report_project)
+    assert result.returncode == 0, result.stderr
+    text = (report_project / "report.md").read_text()
+    assert "**`loss`: 0.4** vs 0.5 (-0.1 (-20.0%)): not better by the minimum gain (minimum gain 0.2)." in text
+    table = text[text.index("| metric |"):].splitlines()
+    assert table[2].startswith("| `loss` |") and table[3].startswith("| `accuracy` |")
+    (report_project / "alops.yaml").write_text("metric: f1\n")
+    unknown = run_alops("report", "--target", "main", cwd=report_project)
+    assert unknown.returncode == 2 and "'f1' is not among the metrics" in unknown.stderr and "accuracy, loss" in unknown.stderr

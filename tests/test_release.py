@@ -171,3 +171,25 @@ def test_a_failed_publish_leaves_the_champion_where_it_was(release_project, mlfl
         assert again.returncode == 0, again.stderr
         assert [r["tag_name"] for r in server.state.releases] == [f"{model}-v1"]
     assert champion(mlflow_server, model) == "1"
+
+
+def test_the_gate_defaults_to_the_primary_metric_of_alops_yaml(release_project, mlflow_server, tmp_path):
+    model = f"digits-{uuid.uuid4().hex[:8]}"
+    (release_project / "alops.yaml").write_text("metric: {name: val_loss, direction: min, min_gain: 0.05}\n")
+    git(release_project, "add", "alops.yaml")
+    tracked_candidate(release_project, mlflow_server, {"val_loss": 0.50}, tmp_path)
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server)
+    first = run_alops("release", "--model", model, cwd=release_project, env=env)
+    assert first.returncode == 0, first.stderr
+    tracked_candidate(release_project, mlflow_server, {"val_loss": 0.47}, tmp_path)  # better, by less than 0.05
+    small = run_alops("release", "--model", model, cwd=release_project, env=env)
+    assert small.returncode == 1 and "below the minimum gain 0.05" in small.stderr
+    tracked_candidate(release_project, mlflow_server, {"val_accuracy": 0.9}, tmp_path)
+    unknown = run_alops("release", "--model", model, cwd=release_project, env=env)
+    assert unknown.returncode == 1 and "val_loss is missing" in unknown.stderr and "has: val_accuracy" in unknown.stderr
+    assert champion(mlflow_server, model) == "1"
+
+
+def test_without_a_metric_anywhere_the_release_says_where_to_declare_it(release_project, mlflow_server):
+    result = run_alops("release", cwd=release_project, env=clean_env(MLFLOW_TRACKING_URI=mlflow_server))
+    assert result.returncode == 2 and "declare the primary metric in alops.yaml" in result.stderr

@@ -12,6 +12,10 @@
       manifest: manifest.csv        # the manifest's file name inside each dataset folder
       classes: [cat, dog]           # optional: the labels a manifest may use
       check_dev_use: true           # refuse dev runs when no stage reads `dataset` (false: run anyway)
+    metric:                         # the primary metric: report's first row, release gate
+      name: val_accuracy
+      direction: max                # or min
+      min_gain: 0.0                 # smallest gain over the champion a release needs
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from alops.errors import ConfigError
 
 CONFIG_NAME = "alops.yaml"
 CONFIG_ENV = "ALOPS_CONFIG"
-TOP_LEVEL_KEYS = ("default_branch", "branches", "profiles", "data")
+TOP_LEVEL_KEYS = ("default_branch", "branches", "profiles", "data", "metric")
+METRIC_KEYS = ("name", "direction", "min_gain")
 DATA_KEYS = ("full", "dev", "manifest", "classes", "check_dev_use")
 
 
@@ -48,12 +53,22 @@ class DataSettings:
 
 
 @dataclass(frozen=True)
+class PrimaryMetric:
+    """The metric a project is judged by: the report's first row, the release gate, select-best."""
+
+    name: str
+    direction: str = "max"
+    min_gain: float = 0.0
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     """Everything `alops.yaml` configures; `root` is the folder holding it (None: no file)."""
 
     branches: BranchSettings = field(default_factory=BranchSettings)
     data: DataSettings = field(default_factory=DataSettings)
     root: str | None = None
+    metric: PrimaryMetric | None = None
 
 
 def find_config(start: str | None = None) -> str | None:
@@ -160,6 +175,23 @@ def _parse_data(path: str, raw: object) -> DataSettings:
     return settings
 
 
+def _parse_metric(path: str, raw: object) -> PrimaryMetric:
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"]:
+        raise ConfigError(f"{path}: metric: expected a name, or {{name: val_accuracy, direction: max, min_gain: 0.005}}")
+    for key in raw:
+        if key not in METRIC_KEYS:
+            raise _unknown_key(f"{path}: metric", key, METRIC_KEYS)
+    direction = raw.get("direction", "max")
+    if direction not in ("max", "min"):
+        raise ConfigError(f"{path}: metric.direction: {direction!r} is not allowed (expected one of: max, min)")
+    gain = raw.get("min_gain", 0.0)
+    if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not gain >= 0:
+        raise ConfigError(f"{path}: metric.min_gain: {gain!r} is not a number >= 0")
+    return PrimaryMetric(raw["name"], direction, float(gain))
+
+
 def parse_settings(path: str, raw: object) -> ProjectConfig:
     """Validate the parsed content of `alops.yaml`; every error names the file and key."""
     root = os.path.dirname(os.path.abspath(path))
@@ -179,7 +211,8 @@ def parse_settings(path: str, raw: object) -> ProjectConfig:
         default_branch=default_branch,
     )
     data = _parse_data(path, raw["data"]) if "data" in raw else DataSettings()
-    return ProjectConfig(branches=branches, data=data, root=root)
+    metric = _parse_metric(path, raw["metric"]) if "metric" in raw else None
+    return ProjectConfig(branches=branches, data=data, root=root, metric=metric)
 
 
 def load_config(start: str | None = None) -> ProjectConfig:

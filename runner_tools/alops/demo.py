@@ -163,7 +163,7 @@ def run_demo(folder: str | None = None, echo=print) -> dict:
     demo.run("git", "switch", "-q", "-c", "release/1.0")
     release = demo.step("release/1.0: gate against the champion, register, move the alias",
                         ("alops", "run", "--allow-cpu"),
-                        ("alops", "release", "--metric", "val_accuracy", "--record", os.path.join(demo.folder, "release.json")))
+                        ("alops", "release", "--record", os.path.join(demo.folder, "release.json")))
     summary = {
         "folder": demo.folder, "project": demo.project, "seconds": time.perf_counter() - start,
         "feature_val_accuracy": feature, "baseline_val_accuracy": baseline, "experiment_val_accuracy": experiment,

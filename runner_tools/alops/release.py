@@ -161,6 +161,10 @@ def release(uri: str, root: str, project: str, context, gate: Gate, model: str, 
             echo(f"release: version {champion.version} of {model} is already the {ALIAS}")
             decision = Decision(True, "already released", run.data.metrics.get(gate.metric, float("nan")), champion_value)
         else:
+            if gate.metric not in run.data.metrics:
+                raise AlopsError(f"release gate failed: the candidate's {gate.metric} is missing: the gate fails "
+                                 f"closed (run {run.info.run_id} has: {', '.join(sorted(run.data.metrics)) or 'no metrics'}; "
+                                 "set metric.name in alops.yaml or pass --metric)")
             decision = judge(gate, run.data.metrics.get(gate.metric), champion_value, champion is None)
             echo(f"gate: {decision.reason}")
             if not decision.passed:
@@ -210,6 +214,18 @@ def rollback(uri: str, model: str) -> tuple[str, str]:
 def write_record(record: Provenance, path: str) -> None:
     """The provenance as JSON, written whole or not at all."""
     atomic_write(path, json.dumps(asdict(record), indent=1, sort_keys=True) + "\n")
+
+
+def project_gate(project, metric: str | None, direction: str | None, min_delta: float | None,
+                 min_relative: float = 0.0) -> Gate:
+    """The gate: the options given, else the project's primary metric (alops.yaml `metric:`)."""
+    primary = project.config.metric
+    if metric is None and primary is None:
+        raise ConfigError("no release metric: declare the primary metric in alops.yaml (metric: {name: ..., "
+                          "direction: max}) or pass --metric")
+    same = primary is not None and (metric is None or metric == primary.name)
+    return Gate(metric or primary.name, direction or (primary.direction if same else "max"),
+                min_delta if min_delta is not None else (primary.min_gain if same else 0.0), min_relative)
 
 
 def release_project(project, gate: Gate, model: str | None, artifact: str | None, run_id: str | None,

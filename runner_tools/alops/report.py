@@ -43,6 +43,7 @@ class Report:
     current: Side
     baseline: Side | None
     no_baseline: str = ""  # why no baseline qualifies
+    primary: object = None  # alops.config.PrimaryMetric: the first row, with a verdict
     curve: list[tuple[int, float]] = field(default_factory=list)  # (labels, metric) over the branch's runs
     curve_metric: str | None = None
     random_curve: list[tuple[int, float]] = field(default_factory=list)
@@ -135,10 +136,14 @@ def collect(project, target: str, curve_metric: str | None = None, simulation_cs
             reasons.append(f"the metrics committed on {code(target)} come from the {committed.dataset} dataset")
         else:
             baseline = committed
+    primary = project.config.metric
+    if primary is not None and primary.name not in metrics:
+        raise ConfigError(f"alops.yaml metric.name {primary.name!r} is not among the metrics the pipeline wrote "
+                          f"({', '.join(sorted(metrics))})")
     report = Report(context.branch or context.tag or "", target, context.kind, current, baseline,
-                    no_baseline="; ".join(reasons) if baseline is None else "")
+                    no_baseline="; ".join(reasons) if baseline is None else "", primary=primary)
     if context.kind == "active-learning":
-        report.curve_metric = curve_metric or _first_metric(metrics)
+        report.curve_metric = curve_metric or (primary.name if primary else _first_metric(metrics))
         points = {}
         for run in branch_runs:
             count = run.data.tags.get(TAG_LABELED, "")
@@ -223,6 +228,18 @@ def _value(text) -> str:
     return "–" if text == "–" else code(text)
 
 
+def _verdict(current: float, before: float | None, primary) -> str:
+    """One line on the primary metric against the baseline and the minimum gain."""
+    name = code(primary.name)
+    if before is None or math.isnan(before) or math.isnan(current):
+        return f"**{name}: {_number(current)}** (no baseline to compare with)."
+    gain = current - before if primary.direction == "max" else before - current
+    verdict = "better" if gain > 0 and gain >= primary.min_gain else "not better by the minimum gain" if gain > 0 else \
+        "no gain" if gain == 0 else "worse"
+    return (f"**{name}: {_number(current)}** vs {_number(before)} ({_delta(current, before)}): {verdict}"
+            + (f" (minimum gain {primary.min_gain:g})" if primary.min_gain else "") + ".")
+
+
 def render(report: Report, image: str | None = None) -> str:
     """The markdown, starting with the hidden marker that finds the comment again."""
     base = report.baseline
@@ -232,8 +249,13 @@ def render(report: Report, image: str | None = None) -> str:
     if base:
         lines.append(f"Both sides: the {report.current.dataset} dataset." if base.dataset == report.current.dataset else
                      f"This branch: the {report.current.dataset} dataset; the target's dataset is not recorded.")
+    primary = report.primary
+    if primary is not None:
+        lines += ["", _verdict(report.current.metrics[primary.name], base.metrics.get(primary.name) if base else None,
+                               primary)]
     lines += ["", "| metric | this branch | target | change |", "|---|---:|---:|---:|"]
-    for name in sorted(report.current.metrics):
+    ordered = sorted(report.current.metrics, key=lambda name: (primary is None or name != primary.name, name))
+    for name in ordered:
         before = base.metrics.get(name) if base else None
         lines.append(f"| {code(name)} | {_number(report.current.metrics[name])} | {_number(before)} | "
                      f"{_delta(report.current.metrics[name], before)} |")

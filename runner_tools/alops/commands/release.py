@@ -8,9 +8,12 @@ from alops.project import Project
 
 
 @click.command("release")
-@click.option("--metric", required=True, metavar="NAME", help="Metric the gate compares with the champion's.")
-@click.option("--direction", type=click.Choice(["max", "min"]), default="max", show_default=True)
-@click.option("--min-delta", type=float, default=0.0, show_default=True, help="Smallest absolute gain that passes.")
+@click.option("--metric", metavar="NAME", envvar="ALOPS_RELEASE_METRIC",
+              help="Metric the gate compares with the champion's; default: metric.name in alops.yaml.")
+@click.option("--direction", type=click.Choice(["max", "min"]), envvar="ALOPS_RELEASE_DIRECTION",
+              help="Default: metric.direction in alops.yaml, else max.")
+@click.option("--min-delta", type=float, envvar="ALOPS_RELEASE_MIN_DELTA",
+              help="Smallest absolute gain that passes; default: metric.min_gain in alops.yaml, else 0.")
 @click.option("--min-relative", type=float, default=0.0, show_default=True, help="Smallest relative gain that passes (0.01 = 1%).")
 @click.option("--model", metavar="NAME", help="Registered model name; default: the project name.")
 @click.option("--artifact", metavar="PATH", help="The run's model artifact; default: the model file dvc.yaml declares.")
@@ -24,12 +27,13 @@ def release_command(metric, direction, min_delta, min_relative, model, artifact,
 
     \b
     Examples:
+      alops release --publish                   # the gate of alops.yaml's metric:
       alops release --metric accuracy --min-delta 0.005 --publish
     """
     from alops import release as release_mod
 
     project = Project.open()
-    gate = release_mod.Gate(metric, direction, min_delta, min_relative)
+    gate = release_mod.project_gate(project, metric, direction, min_delta, min_relative)
     provenance, published = release_mod.release_project(project, gate, model, artifact, run_id, record, publish,
                                                          echo=click.echo)
     click.echo(f"release: {provenance.model} version {provenance.version} is the champion "
