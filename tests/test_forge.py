@@ -324,3 +324,12 @@ def test_the_primary_metric_leads_the_report_with_a_verdict(report_project):
     (report_project / "alops.yaml").write_text("metric: f1\n")
     unknown = run_alops("report", "--target", "main", cwd=report_project)
     assert unknown.returncode == 2 and "'f1' is not among the metrics" in unknown.stderr and "accuracy, loss" in unknown.stderr
+
+
+def test_a_tracking_outage_does_not_fail_the_report(report_project):
+    """The run was buffered during the outage; the report of the same job falls back to committed metrics."""
+    env = clean_env(MLFLOW_TRACKING_URI="http://127.0.0.1:9", MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+                    MLFLOW_HTTP_REQUEST_TIMEOUT="2")
+    result = run_alops("report", "--target", "main", cwd=report_project, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "| `accuracy` | 0.85 | 0.8 |" in (report_project / "report.md").read_text()

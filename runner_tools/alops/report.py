@@ -87,6 +87,28 @@ def _run_side(run, uri: str, description: str) -> Side:
                 int(labeled) if labeled and labeled.isdigit() else None, run_url(uri, run), run.data.tags.get(TAG_DATASET))
 
 
+def _tracked_sides(project, uri: str, target: str, dataset: str, current: Side, reasons: list[str]):
+    """The target's latest tracked run on `dataset` (or None, with the reason) and, on al/ branches, the
+    branch's runs for the learning curve."""
+    from alops import tracking
+
+    context, branch_runs, baseline = project.context, [], None
+    found = tracking.find_runs(uri, project.name, commit=context.commit, limit=1) if context.commit else []
+    if found:
+        current.url = tracking.run_url(uri, found[0])
+    target_runs = tracking.find_runs(uri, project.name, branch=target, limit=1, tags={TAG_DATASET: dataset})
+    if target_runs:
+        baseline = _run_side(target_runs[0], uri, f"latest tracked run of {code(target)} on the {dataset} dataset")
+    else:
+        other = tracking.find_runs(uri, project.name, branch=target, limit=100)
+        kinds = sorted({run.data.tags.get(TAG_DATASET, "unknown") for run in other})
+        reasons.append(f"{len(other)} tracked run(s) of {code(target)}, on the {' and '.join(kinds)} dataset"
+                       f" (none on the {dataset} dataset)" if other else f"no tracked run of {code(target)}")
+    if context.kind == "active-learning" and context.branch:
+        branch_runs = tracking.find_runs(uri, project.name, branch=context.branch, limit=200)
+    return baseline, branch_runs
+
+
 def collect(project, target: str, curve_metric: str | None = None, simulation_csv: str | None = None) -> Report:
     """Everything the report shows, for the project's workspace against `target`."""
     from alops import data, params as params_mod, tracking
@@ -111,20 +133,11 @@ def collect(project, target: str, curve_metric: str | None = None, simulation_cs
     current = Side("workspace", metrics, {k: str(v) for k, v in params_mod.flatten(params_mod.load_params(root)).items()},
                    version, labeled, dataset=dataset)
     baseline, branch_runs, reasons = None, [], []
-    if uri:
-        found = tracking.find_runs(uri, project.name, commit=context.commit, limit=1) if context.commit else []
-        if found:
-            current.url = tracking.run_url(uri, found[0])
-        target_runs = tracking.find_runs(uri, project.name, branch=target, limit=1, tags={TAG_DATASET: dataset})
-        if target_runs:
-            baseline = _run_side(target_runs[0], uri, f"latest tracked run of {code(target)} on the {dataset} dataset")
-        else:
-            other = tracking.find_runs(uri, project.name, branch=target, limit=100)
-            kinds = sorted({run.data.tags.get(TAG_DATASET, "unknown") for run in other})
-            reasons.append(f"{len(other)} tracked run(s) of {code(target)}, on the {' and '.join(kinds)} dataset"
-                           f" (none on the {dataset} dataset)" if other else f"no tracked run of {code(target)}")
-        if context.kind == "active-learning" and context.branch:
-            branch_runs = tracking.find_runs(uri, project.name, branch=context.branch, limit=200)
+    try:
+        if uri:
+            baseline, branch_runs = _tracked_sides(project, uri, target, dataset, current, reasons)
+    except tracking.TrackingUnavailable as exc:  # an outage must not fail the job that trained and buffered
+        reasons.append(f"the tracking server did not answer ({exc})")
     if baseline is None:
         from alops.git import fetch_branch
 
