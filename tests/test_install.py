@@ -4,6 +4,7 @@ the install step on, installing alops from a local package folder."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from conftest import clean_env, git
 
 KIT = Path(__file__).parents[1]
 GITLAB_CI_LOCAL = KIT / ".tools" / "node_modules" / ".bin" / "gitlab-ci-local"
+STAND_IN = Path(__file__).parent / "fixtures" / "actions" / "stand-in"
 
 
 def run(command: list[str], cwd: Path, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -45,7 +47,9 @@ def test_the_wheel_ships_the_scaffold_and_a_core_without_torch(wheel):
     assert any("torch" in line and "extra == \"torch\"" in line for line in metadata.splitlines())
 
 
-def test_from_the_wheel_to_a_green_feature_pipeline(wheel, tmp_path):
+def runner_project(wheel: Path, tmp_path: Path, forge: str) -> tuple[Path, Path, dict]:
+    """A runner venv with torch (CPU build) and the wheel's dependencies but not alops, and a project that
+    `alops new` from the wheel made, with its data pushed: (venv, project, environment)."""
     venv = tmp_path / "runner"
     run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
     python = str(venv / "bin" / "python")
@@ -59,9 +63,7 @@ def test_from_the_wheel_to_a_green_feature_pipeline(wheel, tmp_path):
     env.pop("ALOPS_TEMPLATE", None)
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH'].split(os.pathsep, 1)[1]}"  # the runner's venv, not the kit's
     project = tmp_path / "team_project"
-    run([str(venv / "bin" / "alops"), "new", str(project), "--forge", "gitlab", "--example", "digits"], cwd=tmp_path, env=env)
-    ci_file = (project / ".gitlab-ci.yml").read_text()
-    assert f"/alops@{__version__}\n" in ci_file
+    run([str(venv / "bin" / "alops"), "new", str(project), "--forge", forge, "--example", "digits"], cwd=tmp_path, env=env)
 
     # data, as the example's README says
     git(project, "config", "user.email", "dev@example.com")
@@ -71,6 +73,18 @@ def test_from_the_wheel_to_a_green_feature_pipeline(wheel, tmp_path):
     run([str(venv / "bin" / "dvc"), "add", "-q", "data/full"], cwd=project, env=env)
     run([str(venv / "bin" / "alops"), "data", "make-dev", "--fraction", "0.1"], cwd=project, env=env)
     run([str(venv / "bin" / "dvc"), "push", "-q"], cwd=project, env=env)
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "data")
+    git(project, "remote", "add", "origin", f"https://{forge}.example.com/team/team_project.git")
+    # the runner has the dependencies but not alops: the job's install step must fetch it from the package folder
+    run([python, "-m", "pip", "uninstall", "--quiet", "-y", "alops"], cwd=tmp_path)
+    return venv, project, env
+
+
+def test_from_the_wheel_to_a_green_feature_pipeline(wheel, tmp_path):
+    venv, project, env = runner_project(wheel, tmp_path, "gitlab")
+    ci_file = (project / ".gitlab-ci.yml").read_text()
+    assert f"/alops@{__version__}\n" in ci_file
 
     # only the include address changes: the components of this checkout, at the project's own commit
     shutil.copytree(KIT / "templates", project / "templates")
@@ -79,12 +93,8 @@ def test_from_the_wheel_to_a_green_feature_pipeline(wheel, tmp_path):
     with open(project / ".gitignore", "a", encoding="utf-8") as handle:
         handle.write(".gitlab-ci-local/\n")
     git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "project, data, alops")
+    git(project, "commit", "-q", "-m", "the components of this checkout")
     git(project, "switch", "-q", "-c", "feature/first-model")
-    git(project, "remote", "add", "origin", "https://gitlab.example.com/team/team_project.git")
-
-    # the runner has the dependencies but not alops: the job's install step must fetch it from the package folder
-    run([python, "-m", "pip", "uninstall", "--quiet", "-y", "alops"], cwd=tmp_path)
     command = [str(GITLAB_CI_LOCAL), "--force-shell-executor", "--shell-isolation", "--no-color",
                "--max-job-name-padding", "0", "--ignore-schema-paths", "#/definitions/tags/minItems",  # GitLab accepts tags: []
                "--variable", "GITLAB_CI=true", "--variable", "CI_PIPELINE_SOURCE=push",
@@ -95,4 +105,36 @@ def test_from_the_wheel_to_a_green_feature_pipeline(wheel, tmp_path):
     assert result.returncode == 0, output[-5000:]
     assert "repro: on cpu with the dev dataset" in output
     assert "PASS  alops-train-dev" in output or "PASS alops-train-dev" in output
+    python = str(venv / "bin" / "python")
+    assert f"alops=={__version__}" in run([python, "-m", "pip", "list", "--format=freeze"], cwd=tmp_path).stdout.lower()
+
+
+def test_from_the_wheel_to_a_green_feature_workflow_under_act(wheel, tmp_path):
+    import re
+
+    venv, project, env = runner_project(wheel, tmp_path, "github")
+    caller = (project / ".github/workflows/ci.yml").read_text()
+    address = re.search(r"uses: (\S+)", caller).group(1)
+    assert address.endswith(f"/.github/workflows/alops.yml@{__version__}")
+    # only the uses: address changes: the reusable workflow of this checkout
+    shutil.copy(KIT / ".github/workflows/alops.yml", project / ".github/workflows/alops.yml")
+    (project / ".github/workflows/ci.yml").write_text(caller.replace(address, "./.github/workflows/alops.yml"))
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "the workflow of this checkout")
+    git(project, "switch", "-q", "-c", "feature/first-model")
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"ref": "refs/heads/feature/first-model", "repository": {"default_branch": "main"}}))
+    act = str(Path(sys.executable).with_name("act"))
+    command = [act, "push", "-W", ".github/workflows/ci.yml", "-e", str(event), "-P", "ubuntu-latest=-self-hosted",
+               "-P", "self-hosted=-self-hosted", "-P", "gpu=-self-hosted", "--env", f"PIP_FIND_LINKS={wheel.parent}"]
+    text = (KIT / ".github/workflows/alops.yml").read_text()
+    for action in sorted(set(re.findall(r"uses: ([\w-]+/[\w-]+@[0-9a-f]{40})", text))):
+        if not action.startswith("actions/checkout@"):  # act copies the local repository for checkout
+            command += ["--local-repository", f"{action}={STAND_IN}"]
+    result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=1200)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    assert re.search(r"/train-dev\s*\] 🏁  Job succeeded", output), output[-3000:]
+    assert "repro: on cpu with the dev dataset" in output
+    python = str(venv / "bin" / "python")
     assert f"alops=={__version__}" in run([python, "-m", "pip", "list", "--format=freeze"], cwd=tmp_path).stdout.lower()
