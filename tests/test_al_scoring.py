@@ -156,3 +156,18 @@ def test_rows_that_cancel_out_within_a_block_are_still_caught(tmp_path):
     for strategy in ("least-confidence", "margin", "entropy"):
         result = run_alops("query", "select", "pool.npy", "-k", "5", "--strategy", strategy, cwd=tmp_path)
         assert result.returncode == 2 and "row 10: not a probability distribution" in result.stderr, strategy
+
+
+def test_in_memory_strategies_write_their_scores(tmp_path):
+    """BALD through the CLI: the scores in selection.json are the mutual information of the chosen rows."""
+    rng = np.random.default_rng(4)
+    mc = rng.dirichlet(np.ones(3), size=(5, 80)).astype(np.float32)
+    np.save(tmp_path / "mc.npy", mc)
+    result = run_alops("query", "select", "mc.npy", "-k", "7", "--strategy", "bald", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    selection = json.loads((tmp_path / "selection.json").read_text())
+    passes = np.clip(mc.astype(np.float64), 1e-12, 1.0)
+    mean = passes.mean(axis=0)
+    information = -(mean * np.log(mean)).sum(axis=1) + (passes * np.log(passes)).sum(axis=2).mean(axis=0)
+    assert selection["indices"] == np.argsort(-information, kind="stable")[:7].tolist()
+    assert np.allclose(selection["scores"], information[selection["indices"]])

@@ -15,8 +15,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from alops.al.strategies import STREAMABLE, EmptyPoolError, PoolTooSmallError
-from alops.al.topk import RunningTopK, add_scored, top_k
+from alops.al.strategies import STREAMABLE, EmptyPoolError, PoolTooSmallError, make_strategy
+from alops.al.topk import top_k
 from alops.errors import ConfigError
 from alops.extras import require
 from alops.files import atomic_path
@@ -109,7 +109,8 @@ def select_streaming(
     chunk_rows: int = CHUNK_ROWS, progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Score the pool (or one shard of it) chunk by chunk and keep the top k; the selection as a dict."""
-    if strategy not in STREAMABLE:
+    chosen = make_strategy(strategy)
+    if not chosen.streams:
         raise ConfigError(f"strategy {strategy!r} cannot stream; streaming strategies: {', '.join(STREAMABLE)}")
     source = open_pool(path)
     total = source.shape[0]
@@ -120,11 +121,8 @@ def select_streaming(
     if k > total:
         raise PoolTooSmallError(f"k={k} is larger than the pool ({total} samples); ask for at most {total}")
     start, stop = shard.rows(total) if shard else (0, total)
-    best = RunningTopK(k)
-    for offset, block in source.chunks(start, stop, chunk_rows):
-        add_scored(best, strategy, block, offset, seed)
-        if progress:
-            progress(offset + block.shape[0] - start, stop - start)
+    report = (lambda done: progress(done - start, stop - start)) if progress else None
+    best = chosen.stream(source.chunks(start, stop, chunk_rows), k, seed, report)
     return {
         "schema": 1, "strategy": strategy, "k": k, "seed": seed, "pool": os.path.basename(path), "pool_rows": total,
         "shard": f"{shard.index}/{shard.count}" if shard else None, "rows": [start, stop],
@@ -216,9 +214,10 @@ def select_in_memory(path: str, strategy: str, k: int, seed: int, balanced: bool
             check_rows(pool.probs, 0)
     if pool.embeddings is not None and len(pool.embeddings) != len(pool):
         raise ConfigError(f"{embeddings}: {len(pool.embeddings)} rows, but the pool has {len(pool)}")
-    indices = chosen.query(pool, k, np.random.default_rng(seed))
+    indices, scores = chosen.select(pool, k, np.random.default_rng(seed))
     return {"schema": 1, "strategy": chosen.name, "k": k, "seed": seed, "pool": os.path.basename(path),
-            "pool_rows": len(pool), "shard": None, "rows": [0, len(pool)], "indices": indices.tolist(), "scores": None}
+            "pool_rows": len(pool), "shard": None, "rows": [0, len(pool)], "indices": indices.tolist(),
+            "scores": [float(x) if np.isfinite(x) else None for x in scores]}  # JSON has no inf
 
 
 def merge(selections: list[dict]) -> dict:

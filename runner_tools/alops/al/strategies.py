@@ -1,8 +1,11 @@
 """Query strategies: pick the k pool samples most worth labeling.
 
-One small interface (`QueryStrategy.query(pool, k, rng)` -> k unique pool indices), an injected random
-generator (never NumPy's global state), typed errors for an empty or too-small pool, deterministic ties
-(lower index first). Uncertainty strategies only define a score.
+One interface for the in-memory and the streaming path: `QueryStrategy.select(pool, k, rng)` -> (k unique pool
+indices, their scores); strategies that can stream (`streams`) also score a file block by block with
+`stream(blocks, k, seed)`, which `alops query select` uses for large pools and shards. Each strategy declares
+what it needs (`needs`: probs, mc_probs or embeddings); the request is validated once, in `select`. Random
+generators are injected (never NumPy's global state); ties go to the lower index. Uncertainty strategies only
+define a score.
 """
 
 from __future__ import annotations
@@ -49,8 +52,14 @@ class QueryStrategy:
 
     name = ""
     needs = "probs"
+    streams = False  # can score a pool file block by block (`stream`)
 
     def query(self, pool: Pool, k: int, rng: np.random.Generator) -> np.ndarray:
+        """The k pool indices `select` picks."""
+        return self.select(pool, k, rng)[0]
+
+    def select(self, pool: Pool, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """k unique pool indices and each one's score (higher: more worth labeling)."""
         size = len(pool)
         if size == 0:
             raise EmptyPoolError("the pool is empty: every sample is labeled or the pool file has no rows")
@@ -60,32 +69,49 @@ class QueryStrategy:
             raise PoolTooSmallError(f"k={k} is larger than the pool ({size} samples); ask for at most {size}")
         if getattr(pool, self.needs) is None:
             raise ConfigError(f"strategy {self.name!r} needs {self.needs} for the pool")
-        return np.asarray(self._select(pool, k, rng), dtype=np.int64)
+        rows, scores = self._select(pool, k, rng)
+        return np.asarray(rows, dtype=np.int64), np.asarray(scores, dtype=np.float64)
 
-    def _select(self, pool: Pool, k: int, rng: np.random.Generator) -> np.ndarray:
+    def stream(self, blocks, k: int, seed: int, progress=None) -> RunningTopK:
+        """The running top k over `blocks` ((global row offset, (rows, C) block) pairs) of a pool file."""
+        if not self.streams:
+            raise ConfigError(f"strategy {self.name!r} cannot stream; streaming strategies: {', '.join(STREAMABLE)}")
+        best = RunningTopK(k)
+        for offset, block in blocks:
+            add_scored(best, self.name, block, offset, seed)
+            if progress:
+                progress(offset + block.shape[0])
+        return best
+
+    def _select(self, pool: Pool, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
 
 class UncertaintyStrategy(QueryStrategy):
     """Template: the k highest scores."""
 
+    streams = True
+
     def score(self, pool: Pool) -> np.ndarray:
         return block_scores(self.name, np.ascontiguousarray(pool.probs), 0, 0)
 
     def _select(self, pool, k, rng):
         if type(self).score is UncertaintyStrategy.score:  # the streaming kernels: no full score array
-            best = RunningTopK(k)
-            add_scored(best, self.name, np.ascontiguousarray(pool.probs), 0, 0)
-            return best.rows
+            best = self.stream([(0, np.ascontiguousarray(pool.probs))], k, 0)
+            return best.rows, best.scores
         scores = self.score(pool).astype(np.float64)
-        return top_k(np.arange(scores.size), scores, k)[0]
+        return top_k(np.arange(scores.size), scores, k)
 
 
 class RandomSampling(QueryStrategy):
+    """k samples uniformly at random; a sample's score is the random key that ranked it."""
+
     name = "random"
+    streams = True
 
     def _select(self, pool, k, rng):
-        return rng.choice(len(pool), size=k, replace=False)
+        keys = rng.random(len(pool))
+        return top_k(np.arange(len(pool)), keys, k)
 
 
 class LeastConfidence(UncertaintyStrategy):
@@ -105,6 +131,7 @@ class BALD(UncertaintyStrategy):
 
     name = "bald"
     needs = "mc_probs"
+    streams = False
 
     def score(self, pool):
         mc = pool.mc_probs
@@ -134,6 +161,13 @@ def _squared_distances_to(points: np.ndarray, others: np.ndarray) -> np.ndarray:
 def k_center_greedy(embeddings: np.ndarray, k: int, labeled: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
     """Core-set selection: repeatedly take the sample farthest from everything labeled or taken; never the
     same sample twice (duplicate embeddings included)."""
+    return k_center_greedy_scored(embeddings, k, labeled, rng)[0]
+
+
+def k_center_greedy_scored(embeddings: np.ndarray, k: int, labeled: np.ndarray | None,
+                           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """`k_center_greedy` and each pick's squared distance to what was labeled or taken before it (inf: the
+    random first pick of a cold start)."""
     points = embeddings.astype(np.float64)
     if labeled is not None and len(labeled):
         distance = _squared_distances_to(points, np.asarray(labeled, dtype=np.float64))
@@ -143,12 +177,14 @@ def k_center_greedy(embeddings: np.ndarray, k: int, labeled: np.ndarray | None, 
         distance = ((points - points[first]) ** 2).sum(axis=1)
         distance[first] = -np.inf
         chosen = [first]
+    gaps = [np.inf] * len(chosen)
     while len(chosen) < k:
         pick = int(np.argmax(distance))  # argmax takes the lowest index among ties
         chosen.append(pick)
+        gaps.append(float(distance[pick]))
         np.minimum(distance, ((points - points[pick]) ** 2).sum(axis=1), out=distance)
         distance[chosen] = -np.inf
-    return np.array(chosen, dtype=np.int64)
+    return np.array(chosen, dtype=np.int64), np.array(gaps, dtype=np.float64)
 
 
 class CoreSet(QueryStrategy):
@@ -158,7 +194,7 @@ class CoreSet(QueryStrategy):
     needs = "embeddings"
 
     def _select(self, pool, k, rng):
-        return k_center_greedy(pool.embeddings, k, pool.labeled_embeddings, rng)
+        return k_center_greedy_scored(pool.embeddings, k, pool.labeled_embeddings, rng)
 
 
 class Hybrid(QueryStrategy):
@@ -173,8 +209,8 @@ class Hybrid(QueryStrategy):
 
     def _select(self, pool, k, rng):
         candidates = self.base.query(pool, min(len(pool), self.beta * k), rng)
-        picked = k_center_greedy(pool.embeddings[candidates], k, pool.labeled_embeddings, rng)
-        return candidates[picked]
+        picked, gaps = k_center_greedy_scored(pool.embeddings[candidates], k, pool.labeled_embeddings, rng)
+        return candidates[picked], gaps
 
 
 class ClassBalanced(QueryStrategy):
@@ -195,7 +231,8 @@ class ClassBalanced(QueryStrategy):
             chosen.extend(top_k(members, scores[members], min(share, members.size))[0])
         rest = np.setdiff1d(np.arange(len(pool)), chosen)
         chosen.extend(top_k(rest, scores[rest], k - len(chosen))[0])
-        return np.array(chosen, dtype=np.int64)
+        chosen = np.array(chosen, dtype=np.int64)
+        return chosen, scores[chosen]
 
 
 STRATEGIES = {cls.name: cls for cls in (RandomSampling, LeastConfidence, SmallestMargin, Entropy, BALD, CoreSet, Hybrid)}
