@@ -170,7 +170,8 @@ def label_studio(tmp_path_factory):
 
 
 SLOW_FIXTURES = {"mlflow_server", "label_studio"}
-SLOW_MODULES = {"test_templates_gitlab", "test_templates_github", "test_demo", "test_scaffold", "test_install", "test_docs"}
+SLOW_MODULES = {"test_templates_gitlab", "test_templates_github", "test_demo", "test_scaffold", "test_install", "test_docs",
+                "test_kit_release"}
 
 
 def pytest_collection_modifyitems(items):
