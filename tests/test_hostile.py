@@ -130,3 +130,10 @@ def test_dataset_is_optional_in_the_schema(tracked):
     (tracked / "params.schema.yaml").write_text("dataset: {type: str, allowed: [dev, full]}\ntrain.lr: {type: float}\n")
     result = run_alops("params", "check", cwd=tracked)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("name", ["{{ cookiecutter.__class__ }}", "{% raw %}x", "a\nb"])
+def test_a_project_name_is_data_never_a_template(tmp_path, name):
+    result = run_alops("new", str(tmp_path / "p"), "--name", name, cwd=tmp_path)
+    assert_one_line_refusal(result, 2, "--name")
+    assert list(tmp_path.iterdir()) == []

@@ -103,13 +103,32 @@ def test_disagreement_and_cancelled_go_back_to_the_queue(batch_project):
     assert "0 labels accepted" in strict.stdout
 
 
+def test_an_annotator_votes_once_per_sample(batch_project):
+    """One annotator repeated three times (or across two tasks of one sample) does not outvote two others."""
+    ids = batch_ids(batch_project)
+    labels = {s: [annotation("1", 1)] for s in ids}
+    labels[ids[0]] = [annotation("2", 7), annotation("2", 7), annotation("2", 7), annotation("1", 1), annotation("1", 2)]
+    export = full_export(batch_project, labels)
+    export.append({"id": 50, "data": export[1]["data"], "annotations": [annotation("3", 9)]})
+    export.append({"id": 51, "data": export[1]["data"], "annotations": [annotation("3", 9)]})  # same annotator again
+    (batch_project / "export.json").write_text(json.dumps(export))
+    result = run_alops("labels", "import", "export.json", "--min-agreement", "0.6", cwd=batch_project)
+    assert result.returncode == 0, result.stderr
+    rows = {r["id"]: r["label"] for r in read_manifest(batch_project / "data/full/manifest.csv")}
+    assert rows[ids[0]] == "1"  # two annotators said 1, one (three times) said 2
+    assert f"back to the queue: {ids[1]}: annotators disagree" in result.stdout  # annotator 1 vs 9, once each
+
+
 BAD_EXPORTS = {
     "duplicate task": lambda ids, export: export + export[:1],
     "unknown class": lambda ids, export: [{**export[0], "annotations": [annotation("9")]}] + export[1:],
     "not in batch": lambda ids, export: export + [{"id": 99, "data": {"sample_id": "nope"}, "annotations": [annotation("1")]}],
     "partial": lambda ids, export: export[:3],
+    "annotation not an object": lambda ids, export: [{**export[0], "annotations": ["1"]}] + export[1:],
+    "data not an object": lambda ids, export: [{**export[0], "data": "x"}] + export[1:],
 }
-MESSAGES = {"duplicate task": "appears twice", "unknown class": "label '9' is not a class",
+MESSAGES = {"annotation not an object": "annotations a list of objects", "data not an object": "data must be an object",
+            "duplicate task": "appears twice", "unknown class": "label '9' is not a class",
             "not in batch": "sample 'nope' (task 99) was not in batch", "partial": "the export covers 3 of 6 samples"}
 
 

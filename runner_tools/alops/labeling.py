@@ -98,7 +98,8 @@ class ImportReport:
 
 def _choice(result: list) -> str | None:
     for item in result or []:
-        choices = (item.get("value") or {}).get("choices")
+        value = item.get("value") if isinstance(item, dict) else None
+        choices = value.get("choices") if isinstance(value, dict) else None
         if choices:
             return str(choices[0])
     return None
@@ -130,8 +131,13 @@ def read_export(path: str) -> list[Vote]:
             if task.get("id") in seen:
                 raise ConfigError(f"{path}: task {task.get('id')} appears twice; export the project again")
             seen.add(task.get("id"))
-            sample = str((task.get("data") or {}).get("sample_id", ""))
-            for annotation in task.get("annotations") or []:
+            data, annotations = task.get("data") or {}, task.get("annotations") or []
+            if not isinstance(data, dict) or not isinstance(annotations, list) or \
+                    not all(isinstance(a, dict) and isinstance(a.get("result") or [], list) for a in annotations):
+                raise ConfigError(f"{path}: task {task.get('id')}: data must be an object and annotations a list of "
+                                  "objects with a result list; export the project again as JSON")
+            sample = str(data.get("sample_id", ""))
+            for annotation in annotations:
                 votes.append(Vote(sample, task.get("id"), str(annotation.get("completed_by", "")),
                                   _choice(annotation.get("result")), bool(annotation.get("was_cancelled"))))
         else:  # JSON-MIN: one record per annotation
@@ -151,7 +157,7 @@ def decide(votes: list[Vote], batch: dict, min_agreement: float, allow_partial: 
     expected = set(batch["sample_ids"])
     classes = set(batch["classes"])
     report = ImportReport()
-    by_sample: dict[str, list[str]] = {}
+    by_sample: dict[str, dict[str, str]] = {}  # sample -> annotator -> label: one vote per annotator
     for vote in votes:
         if vote.sample_id not in expected:
             raise ConfigError(f"sample {vote.sample_id!r} (task {vote.task_id}) was not in batch {batch['batch_id']}; "
@@ -161,8 +167,8 @@ def decide(votes: list[Vote], batch: dict, min_agreement: float, allow_partial: 
             continue
         if vote.label is not None and vote.label not in classes:
             raise ConfigError(f"task {vote.task_id}: label {vote.label!r} is not a class ({', '.join(sorted(classes))})")
-        if vote.label is not None:
-            by_sample.setdefault(vote.sample_id, []).append(vote.label)
+        if vote.label is not None:  # an annotator's latest vote counts once, across tasks of one sample
+            by_sample.setdefault(vote.sample_id, {})[vote.annotator or f"task {vote.task_id}"] = vote.label
     missing = sorted(expected - {v.sample_id for v in votes})
     if missing and not allow_partial:
         raise ConfigError(f"the export covers {len(expected) - len(missing)} of {len(expected)} samples of batch "
@@ -170,7 +176,7 @@ def decide(votes: list[Vote], batch: dict, min_agreement: float, allow_partial: 
     for sample in missing:
         report.requeued[sample] = "not in the export"
     for sample in sorted(expected - set(missing)):
-        labels = by_sample.get(sample)
+        labels = list(by_sample.get(sample, {}).values())
         if not labels:
             report.requeued[sample] = "no annotation (cancelled or empty)"
             continue

@@ -23,6 +23,7 @@ EXAMPLES = ("none", "digits")
 SLUG = re.compile(r"[a-z][a-z0-9_]{0,63}")
 CLASS = re.compile(r"[\w.\-]{1,64}")
 REPOSITORY = re.compile(r"[a-z][a-z0-9_\-]{0,63}")
+NAME = re.compile(r"[\w .,'()&+\-]{1,100}")  # shown in the README; never template syntax ({ } %)
 REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-+]{0,99}")
 
 
@@ -91,6 +92,8 @@ def new_project(path: str, name: str | None = None, forge: str = "gitlab", versi
                           "starting with a letter")
     slug = repository.replace("-", "_")  # the Python-friendly name; the folder keeps the repository's name
     check_options(slug, forge, classes)
+    if name is not None and not NAME.fullmatch(name):
+        raise ConfigError(f"--name {name!r}: use letters, digits, spaces and . , ' ( ) & + - (up to 100)")
     if version is not None and not REF.fullmatch(version):
         raise ConfigError(f"--version {version!r} is not a tag or commit (letters, digits, . _ - +)")
     if example not in EXAMPLES:
