@@ -137,3 +137,31 @@ def test_a_project_name_is_data_never_a_template(tmp_path, name):
     result = run_alops("new", str(tmp_path / "p"), "--name", name, cwd=tmp_path)
     assert_one_line_refusal(result, 2, "--name")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("dtype", ["<f2", ">f4", ">f8"])
+def test_half_precision_and_big_endian_pools_select_as_float32_does(tmp_path, dtype):
+    probs = np.random.default_rng(8).dirichlet(np.ones(4), size=300)
+    np.save(tmp_path / "native.npy", probs.astype(dtype).astype(np.float32))
+    np.save(tmp_path / "other.npy", probs.astype(dtype))
+    for name in ("native", "other"):
+        result = run_alops("query", "select", f"{name}.npy", "-k", "9", "--out", f"{name}.json", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    import json
+
+    assert json.loads((tmp_path / "other.json").read_text())["indices"] == \
+        json.loads((tmp_path / "native.json").read_text())["indices"]
+
+
+def test_a_pool_without_classes_is_one_line(tmp_path):
+    np.save(tmp_path / "pool.npy", np.empty((20, 0), np.float32))
+    assert_one_line_refusal(run_alops("query", "select", "pool.npy", "-k", "3", cwd=tmp_path), 2, "no classes")
+
+
+def test_a_truncated_buffered_run_is_one_line_and_kept(tracked):
+    folder = tracked / ".alops" / "tracking-buffer" / "abc"
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text('{"experiment": "x"')
+    result = run_alops("track", "sync", cwd=tracked)
+    assert_one_line_refusal(result, 2, "not a complete buffered run")
+    assert (folder / "run.json").exists()

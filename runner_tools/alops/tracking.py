@@ -173,8 +173,13 @@ def sync(root: str, uri: str) -> tuple[int, int]:
     entries = sorted(e for e in os.listdir(base) if not e.startswith("."))
     for entry in entries:
         folder = os.path.join(base, entry)
-        with open(os.path.join(folder, "run.json"), encoding="utf-8") as handle:
-            data = json.load(handle)
+        try:
+            with open(os.path.join(folder, "run.json"), encoding="utf-8") as handle:
+                data = json.load(handle)
+            RunRecord(**{**data, "artifacts": []})
+        except (OSError, ValueError, TypeError) as exc:
+            raise ConfigError(f"{os.path.relpath(folder, root)}/run.json is not a complete buffered run ({exc}); move "
+                              "that folder out of the buffer and run `alops track sync` again") from None
         data["artifacts"] = [os.path.join(folder, a) for a in data["artifacts"]]
         data["steps"] = {k: [tuple(p) for p in v] for k, v in data["steps"].items()}
         send(RunRecord(**data), uri)

@@ -55,7 +55,12 @@ class NpySource:
             self.offset = handle.tell()
         if len(shape) != 2 or fortran or dtype.kind not in "fiu":
             raise ConfigError(f"{path}: expected a 2-D C-ordered numeric array (rows, columns), got {shape} {dtype}")
+        if shape[1] == 0:
+            raise ConfigError(f"{path}: the array has no columns (no classes); expected (rows, classes) probabilities")
         self.shape, self.dtype = shape, dtype
+        # the kernels work on native float32/float64: float16, integers and big-endian data are converted per block
+        self.work = None if dtype.isnative and dtype in (np.float32, np.float64) else \
+            np.dtype(np.float64 if dtype.itemsize > 4 else np.float32)
 
     def chunks(self, start: int, stop: int, rows: int) -> Iterator[tuple[int, np.ndarray]]:
         width = self.shape[1]
@@ -68,7 +73,7 @@ class NpySource:
                 view = buffer[:count]
                 if handle.readinto(memoryview(view).cast("B")) != view.nbytes:
                     raise ConfigError(f"{self.path}: the file is shorter than its header says; it is truncated")
-                yield position, view
+                yield position, view if self.work is None else view.astype(self.work)
                 position += count
 
 
