@@ -228,3 +228,20 @@ def test_the_scheduled_query_runs_every_shard_and_merges_the_single_pass_selecti
     expected = sorted(np.lexsort((np.arange(unlabeled), confidence))[:100].tolist())  # least confident, ties low row
     assert sorted(selection["indices"]) == expected
     assert len(json.loads((component_project / "labeling/batch.json").read_text())["sample_ids"]) == 100
+
+
+@pytest.mark.parametrize("source_project, fork_tests, tests_run", [
+    ("42", "", True),  # the project's own merge request
+    ("77", "", False),  # a fork's: fork code never runs on the project's runners by default
+    ("77", "      fork-tests: true\n", True),  # unless the project opts in
+])
+def test_a_forks_merge_request_runs_the_projects_tests_only_when_opted_in(ml_project, source_project, fork_tests,
+                                                                        tests_run):
+    (ml_project / "tests").mkdir()
+    (ml_project / "tests" / "test_smoke.py").write_text("def test_smoke():\n    assert True\n")
+    use_component(ml_project, fork_tests)
+    git(ml_project, "switch", "-q", "-c", "feature/from-somewhere")
+    jobs = planned_jobs(ml_project, {"CI_PIPELINE_SOURCE": "merge_request_event", "CI_PROJECT_ID": "42",
+                                     "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": source_project,
+                                     "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "feature/from-somewhere"})
+    assert ("alops-tests" in jobs) == tests_run
