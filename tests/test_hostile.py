@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import clean_env, run_alops
+from conftest import clean_env, git, run_alops
 from datasets import write_full_dataset
 
 
@@ -165,3 +165,17 @@ def test_a_truncated_buffered_run_is_one_line_and_kept(tracked):
     result = run_alops("track", "sync", cwd=tracked)
     assert_one_line_refusal(result, 2, "not a complete buffered run")
     assert (folder / "run.json").exists()
+
+
+def test_unknown_params_and_sets_are_refused_with_the_closest_name(tracked):
+    (tracked / "params.yaml").write_text("train:\n  lr: 0.1\n  lrr: 0.01\n")
+    (tracked / "params.schema.yaml").write_text("train.lr: {type: float}\n")
+    result = run_alops("params", "check", cwd=tracked)
+    assert result.returncode == 2 and "train.lrr: not in params.schema.yaml" in result.stderr
+    assert "did you mean 'train.lr'?" in result.stderr
+    (tracked / "params.yaml").write_text("train:\n  lr: 0.1\n")
+    git(tracked, "switch", "-q", "-c", "feature/typo")
+    before = (tracked / "params.yaml").read_text()
+    dry = run_alops("run", "--dry-run", "--set", "train.lrr=0.01", cwd=tracked)
+    assert_one_line_refusal(dry, 2, "--set train.lrr: no such parameter; did you mean 'train.lr'?")
+    assert (tracked / "params.yaml").read_text() == before

@@ -101,10 +101,20 @@ def value_problem(value, rules: dict) -> bool:
     return "max" in rules and value > rules["max"]
 
 
+def closest(name: str, known) -> str:
+    """`; did you mean 'x'?` for the nearest known name, or nothing."""
+    import difflib
+
+    match = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
 def check(params: dict, schema: dict) -> list[str]:
-    """One line per problem: key, value and the allowed values."""
+    """One line per problem: key, value and the allowed values; keys the schema does not know."""
     flat = flatten(params)
-    errors = []
+    errors = [f"{name}: not in {SCHEMA_FILE} (a typo trains with the old value){closest(name, schema)}"
+              for name, value in flat.items()
+              if name not in schema and name != "dataset" and not isinstance(value, (list, dict))]  # scalars only
     for name, rules in schema.items():
         if name not in flat:
             if rules.get("required", name != "dataset"):  # alops sets `dataset` itself on every run
@@ -168,6 +178,14 @@ def parse_assignment(text: str) -> tuple[str, object]:
     except yaml.YAMLError:
         value = raw
     return name, value
+
+
+def check_assignments(params: dict, schema: dict | None, sets: dict) -> None:
+    """Refuse `--set` keys that neither the schema nor params.yaml knows, naming the closest one."""
+    known = set(schema) if schema is not None else set(flatten(params))
+    for name in sets:
+        if name not in known and name != "dataset":
+            raise ConfigError(f"--set {name}: no such parameter{closest(name, known)}")
 
 
 def set_nested(tree: dict, dotted: str, value) -> None:

@@ -63,19 +63,26 @@ def cuda_device_count() -> int:
 
 def prepare_params(root: str, dataset: str, sets: dict) -> dict:
     """Validate params.yaml with `dataset` and `sets` applied, then write them; nothing is written when invalid."""
+    merged, current, updates = validated_params(root, dataset, sets)
+    if merged != current:
+        params_mod.set_params(root, updates)
+    return merged
+
+
+def validated_params(root: str, dataset: str, sets: dict) -> tuple[dict, dict, dict]:
+    """(params with `dataset` and `sets` applied, params as they are, the updates); ConfigError when invalid."""
     current = params_mod.load_params(root)
+    schema = params_mod.load_schema(root)
+    params_mod.check_assignments(current, schema, sets)
     merged = copy.deepcopy(current)
     updates = {"dataset": dataset, **sets}
     for name, value in updates.items():
         params_mod.set_nested(merged, name, value)
-    schema = params_mod.load_schema(root)
     if schema is not None:
         errors = params_mod.check(merged, schema)
         if errors:
             raise ConfigError(f"{params_mod.PARAMS_FILE}: " + "; ".join(errors))
-    if merged != current:
-        params_mod.set_params(root, updates)
-    return merged
+    return merged, current, updates
 
 
 def _entries(items) -> list[str]:
@@ -228,6 +235,7 @@ def run_pipeline(
     profile = context.profile
     track = project.tracks(track)
     if dry_run:
+        validated_params(root, profile.dataset, sets or {})  # a plan for params that would be refused is no plan
         for line in _plan(context, targets, device, sets or {}, track):
             echo(line)
         return RunResult()
