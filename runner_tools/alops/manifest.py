@@ -47,6 +47,10 @@ def _csv_types(path: str, text: tuple[str, ...]) -> dict[str, pa.DataType]:
     reader = csv.open_csv(path, read_options=csv.ReadOptions(block_size=1 << 16))
     schema = reader.schema
     reader.close()
+    duplicates = sorted({n for n in schema.names if schema.names.count(n) > 1})
+    if duplicates or any(not n.strip() for n in schema.names):
+        raise ConfigError(f"{path}: the first line must name every column once "
+                          f"({'repeated: ' + ', '.join(map(repr, duplicates)) if duplicates else 'a column has no name'})")
     types: dict[str, pa.DataType] = {}
     for name in schema.names:
         kind = schema.field(name).type
@@ -92,8 +96,10 @@ def inspect_manifest(path: str, required: tuple[str, ...] = REQUIRED, label: str
             types = {n: schema.field(n).type for n in schema.names}
         else:
             types = _csv_types(path, text)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ConfigError(f"{path}: cannot read the manifest: {exc}") from None
+    except (pa.ArrowException, OSError) as exc:
+        raise ConfigError(f"{path}: cannot read the manifest: {' '.join(str(exc).split())}") from None
+    if any(not str(name).strip() for name in types):
+        raise ConfigError(f"{path}: a column has no name; the first line must name every column")
     missing = [c for c in required if c not in types]
     if missing:
         raise ConfigError(
@@ -131,8 +137,8 @@ def iter_batches(info: ManifestInfo, batch_rows: int = BATCH_ROWS) -> Iterator[p
             )
         for batch in _rebatch(source, batch_rows):
             yield _normalise(batch, info)
-    except pa.ArrowInvalid as exc:
-        raise ConfigError(f"{info.path}: malformed manifest: {exc}") from None
+    except pa.ArrowException as exc:
+        raise ConfigError(f"{info.path}: malformed manifest: {' '.join(str(exc).split())}") from None
 
 
 class Spool:
