@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -130,3 +131,20 @@ def test_one_version_across_package_components_workflow_and_scaffold():
     action = yaml.safe_load((KIT / "templates/github/setup/action.yml").read_text())
     assert action["inputs"]["alops-version"]["default"] == pinned
     assert json.loads((KIT / "cookiecutter/cookiecutter.json").read_text())["alops_version"] == __version__
+
+
+def test_actionlint_and_shellcheck_find_nothing():
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    workflows = sorted(str(p) for p in (KIT / ".github/workflows").glob("*.yml"))
+    actionlint = subprocess.run([str(BIN / "actionlint"), *workflows], capture_output=True, text=True, env=env)
+    assert actionlint.returncode == 0, actionlint.stdout + actionlint.stderr
+    scripts = subprocess.run([sys.executable, str(KIT / "templates/check_scripts.py")], capture_output=True, text=True, env=env)
+    assert scripts.returncode == 0, scripts.stdout
+    assert re.search(r"shellcheck: [1-9]\d* scripts, 0 finding", scripts.stdout)
+
+
+def test_the_script_check_would_flag_an_unquoted_variable(tmp_path):
+    script = tmp_path / "s.sh"
+    script.write_text('#!/bin/sh\nalops query select $ALOPS_QUERY_POOL\n')
+    result = subprocess.run([str(BIN / "shellcheck"), "--shell=sh", str(script)], capture_output=True, text=True)
+    assert result.returncode != 0 and "SC2086" in result.stdout
