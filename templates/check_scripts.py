@@ -13,16 +13,10 @@ import tempfile
 from pathlib import Path
 
 import yaml
+from compose import GitLabLoader  # the components' YAML reader (GitLab's !reference tags)
 
 KIT = Path(__file__).resolve().parents[1]
 SCRIPT_KEYS = ("before_script", "script", "after_script")
-
-
-class _Loader(yaml.SafeLoader):
-    """GitLab's `!reference` tags read as plain lists (they never hold script lines in the components)."""
-
-
-_Loader.add_constructor("!reference", lambda loader, node: loader.construct_sequence(node))
 
 
 def _flatten(lines) -> list[str]:
@@ -32,7 +26,7 @@ def _flatten(lines) -> list[str]:
 def gitlab_scripts() -> dict[str, list[str]]:
     found = {}
     for path in sorted((KIT / "templates").glob("*.yml")):
-        jobs = yaml.load(path.read_text().split("\n---\n", 1)[1], Loader=_Loader) or {}  # noqa: S506 (SafeLoader)
+        jobs = yaml.load(path.read_text().split("\n---\n", 1)[1], Loader=GitLabLoader) or {}  # noqa: S506 (a SafeLoader)
         for name, job in jobs.items():
             for key in SCRIPT_KEYS:
                 if isinstance(job, dict) and isinstance(job.get(key), list):
