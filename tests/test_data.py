@@ -77,6 +77,7 @@ def test_corrupted_remote_object_fails_the_pull(origin, tmp_path):
     result = run_alops("data", "pull", cwd=work)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("alops: error: dvc pull failed")
+    assert "remote 'store'" in result.stderr and "failed verification" in result.stderr and "dvc push" in result.stderr
     assert "Traceback" not in result.stderr
     checked_out = md5_tree(work / "data/full") if (work / "data/full").exists() else {}
     assert hashlib.md5(b"bit rot").hexdigest() not in checked_out.values()

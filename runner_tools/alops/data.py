@@ -29,12 +29,19 @@ def dvc_failure(action: str, exc: Exception) -> AlopsError:
 
 def pull(project, targets: list[str], remote: str | None = None, allow_missing: bool = False) -> dict:
     """Fetch and check out `targets` (paths of tracked data) from the remote, verified; one line on failure."""
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import CheckoutError, DvcException
 
     for target in targets:
         remove_interrupted_checkout(target)
     try:
         return project.dvc.pull(targets=targets, remote=remote, allow_missing=allow_missing)
+    except CheckoutError as exc:
+        failed = sorted(str(p) for p in (exc.result or {}).get("failed", []) or exc.target_infos)
+        name = remote or project.dvc.config["core"].get("remote") or "the default remote"
+        raise AlopsError(
+            f"dvc pull failed: {', '.join(failed[:3])}{' ...' if len(failed) > 3 else ''} could not be checked out: "
+            f"the object on remote {name!r} is missing or failed verification (verify = true), so nothing corrupt "
+            "was checked out; push it again from a workspace that has the data (`dvc push`)") from None
     except DvcException as exc:
         raise dvc_failure("pull", exc) from None
 
