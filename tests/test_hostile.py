@@ -179,3 +179,13 @@ def test_unknown_params_and_sets_are_refused_with_the_closest_name(tracked):
     dry = run_alops("run", "--dry-run", "--set", "train.lrr=0.01", cwd=tracked)
     assert_one_line_refusal(dry, 2, "--set train.lrr: no such parameter; did you mean 'train.lr'?")
     assert (tracked / "params.yaml").read_text() == before
+
+
+def test_a_manifest_line_of_several_mb_is_one_line(tmp_path):
+    from alops.errors import ConfigError
+    from alops.manifest import inspect_manifest, iter_batches
+
+    path = tmp_path / "manifest.csv"
+    path.write_text("id,label,split\n" + "".join(f"{i},a,train\n" for i in range(10)) + "10," + "x" * (5 << 20) + ",train\n")
+    with pytest.raises(ConfigError, match="a line is longer than the 1 MiB"):
+        sum(batch.num_rows for batch in iter_batches(inspect_manifest(str(path))))

@@ -138,6 +138,10 @@ def iter_batches(info: ManifestInfo, batch_rows: int = BATCH_ROWS) -> Iterator[p
         for batch in _rebatch(source, batch_rows):
             yield _normalise(batch, info)
     except pa.ArrowException as exc:
+        if "straddl" in str(exc):
+            raise ConfigError(f"{info.path}: a line is longer than the {CSV_BLOCK_BYTES // 2**20} MiB the reader takes "
+                              "at once (a field of several MB?); keep each manifest line below that, e.g. store large "
+                              "values in files the path column names") from None
         raise ConfigError(f"{info.path}: malformed manifest: {' '.join(str(exc).split())}") from None
 
 
