@@ -171,3 +171,22 @@ def test_in_memory_strategies_write_their_scores(tmp_path):
     information = -(mean * np.log(mean)).sum(axis=1) + (passes * np.log(passes)).sum(axis=2).mean(axis=0)
     assert selection["indices"] == np.argsort(-information, kind="stable")[:7].tolist()
     assert np.allclose(selection["scores"], information[selection["indices"]])
+
+
+def test_shards_of_different_pools_never_merge(tmp_path):
+    rng = np.random.default_rng(6)
+    for name in ("a", "b"):
+        np.save(tmp_path / f"{name}.npy", rng.dirichlet(np.ones(3), size=400).astype(np.float32))
+    for shard, pool in (("0/2", "a"), ("1/2", "b")):  # same size, strategy, k and seed: only the data differ
+        result = run_alops("query", "select", f"{pool}.npy", "-k", "5", "--shard", shard, "--out", f"{shard[0]}.json",
+                           cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    merged = run_alops("query", "merge", "0.json", "1.json", cwd=tmp_path)
+    assert merged.returncode == 2 and "disagree on pool_digest" in merged.stderr
+    assert not (tmp_path / "selection.json").exists()
+
+
+def test_balanced_selection_cannot_be_sharded(tmp_path):
+    np.save(tmp_path / "p.npy", np.full((10, 2), 0.5, np.float32))
+    result = run_alops("query", "select", "p.npy", "-k", "2", "--balanced", "--shard", "0/2", cwd=tmp_path)
+    assert result.returncode == 2 and "cannot be sharded" in result.stderr

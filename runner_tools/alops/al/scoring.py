@@ -103,6 +103,19 @@ class ParquetSource:
                 break
 
 
+def pool_digest(path: str) -> str:
+    """Identifies a pool file cheaply (its size, first and last MiB): shards of different pools never merge."""
+    import hashlib
+
+    size = os.path.getsize(path)
+    digest = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as handle:
+        digest.update(handle.read(1 << 20))
+        handle.seek(max(0, size - (1 << 20)))
+        digest.update(handle.read(1 << 20))
+    return digest.hexdigest()[:16]
+
+
 def open_pool(path: str):
     if not os.path.isfile(path):
         raise ConfigError(f"{path}: no such pool file (.npy or .parquet of probabilities)")
@@ -130,6 +143,7 @@ def select_streaming(
     best = chosen.stream(source.chunks(start, stop, chunk_rows), k, seed, report)
     return {
         "schema": 1, "strategy": strategy, "k": k, "seed": seed, "pool": os.path.basename(path), "pool_rows": total,
+        "pool_digest": pool_digest(path),
         "shard": f"{shard.index}/{shard.count}" if shard else None, "rows": [start, stop],
         "indices": best.rows.tolist(), "scores": best.scores.tolist(),
     }
@@ -221,7 +235,8 @@ def select_in_memory(path: str, strategy: str, k: int, seed: int, balanced: bool
         raise ConfigError(f"{embeddings}: {len(pool.embeddings)} rows, but the pool has {len(pool)}")
     indices, scores = chosen.select(pool, k, np.random.default_rng(seed))
     return {"schema": 1, "strategy": chosen.name, "k": k, "seed": seed, "pool": os.path.basename(path),
-            "pool_rows": len(pool), "shard": None, "rows": [0, len(pool)], "indices": indices.tolist(),
+            "pool_rows": len(pool), "pool_digest": pool_digest(path), "shard": None, "rows": [0, len(pool)],
+            "indices": indices.tolist(),
             "scores": [float(x) if np.isfinite(x) else None for x in scores]}  # JSON has no inf
 
 
@@ -230,7 +245,7 @@ def merge(selections: list[dict]) -> dict:
     if not selections:
         raise ConfigError("no shard selections to merge")
     first = selections[0]
-    keys = ("strategy", "k", "seed", "pool_rows")
+    keys = ("strategy", "k", "seed", "pool_rows", "pool_digest")
     for other in selections[1:]:
         for key in keys:
             if other.get(key) != first.get(key):
@@ -242,7 +257,7 @@ def merge(selections: list[dict]) -> dict:
     rows = np.concatenate([np.array(s["indices"], np.int64) for s in selections])
     scores = np.concatenate([np.array(s["scores"], np.float64) for s in selections])
     rows, scores = top_k(rows, scores, first["k"])
-    return {**{k: first[k] for k in (*keys, "schema", "pool")}, "shard": None, "rows": [0, first["pool_rows"]],
+    return {**{k: first.get(k) for k in (*keys, "schema", "pool")}, "shard": None, "rows": [0, first["pool_rows"]],
             "indices": rows.tolist(), "scores": scores.tolist()}
 
 
@@ -262,6 +277,9 @@ def read_selection(path: str) -> dict:
 def select(pool: str, strategy: str, k: int, seed: int = 0, shard: str | None = None, balanced: bool = False,
            embeddings: str | None = None, labeled_embeddings: str | None = None, progress=None) -> dict:
     """The selection of `k` samples from the pool file: streamed (and sharded) where the strategy allows it."""
+    if shard and balanced:
+        raise ConfigError("--balanced needs the whole pool's predicted classes, so it cannot be sharded: drop --shard, "
+                          "or --balanced")
     if shard or (strategy in STREAMABLE and not balanced):
         return select_streaming(pool, strategy, k, seed, parse_shard(shard) if shard else None, progress=progress)
     return select_in_memory(pool, strategy, k, seed, balanced, embeddings, labeled_embeddings)
