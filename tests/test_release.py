@@ -51,6 +51,13 @@ def champion(server: str, model: str) -> str:
     return str(MlflowClient(server).get_model_version_by_alias(model, "champion").version)
 
 
+def gitlab_release_env(project: Path, tracking: str, forge) -> dict:
+    """A GitLab release-branch push pipeline with its token and the tracking server."""
+    return clean_env(MLFLOW_TRACKING_URI=tracking, GITLAB_CI="true", CI_SERVER_URL=forge.url, CI_PROJECT_ID="42",
+                     CI_PIPELINE_SOURCE="push", CI_COMMIT_BRANCH="release/1.0",
+                     CI_COMMIT_SHA=git(project, "rev-parse", "HEAD"), GITLAB_TOKEN=CANARY)
+
+
 def release(project: Path, server: str, model: str, *extra: str, env: dict | None = None):
     return run_alops("release", "--metric", "accuracy", "--model", model, *extra, cwd=project,
                      env=env or clean_env(MLFLOW_TRACKING_URI=server))
@@ -122,9 +129,7 @@ def test_published_release_is_one_gitlab_release_even_when_the_job_restarts(rele
     model = f"digits-{uuid.uuid4().hex[:8]}"
     tracked_candidate(release_project, mlflow_server, {"accuracy": 0.8}, tmp_path)
     with ForgeServer(CANARY) as server:
-        env = clean_env(MLFLOW_TRACKING_URI=mlflow_server, GITLAB_CI="true", CI_SERVER_URL=server.url,
-                        CI_PROJECT_ID="42", CI_PIPELINE_SOURCE="push", CI_COMMIT_BRANCH="release/1.0",
-                        CI_COMMIT_SHA=git(release_project, "rev-parse", "HEAD"), GITLAB_TOKEN=CANARY)
+        env = gitlab_release_env(release_project, mlflow_server, server)
         server.inject("POST", r"/releases$", 502, apply=True)
         for _attempt in range(2):  # the second run is a restarted job
             result = release(release_project, mlflow_server, model, "--publish", env=env)
@@ -156,9 +161,7 @@ def test_a_failed_publish_leaves_the_champion_where_it_was(release_project, mlfl
     model = f"digits-{uuid.uuid4().hex[:8]}"
     tracked_candidate(release_project, mlflow_server, {"accuracy": 0.8}, tmp_path)
     with ForgeServer(CANARY) as server:
-        env = clean_env(MLFLOW_TRACKING_URI=mlflow_server, GITLAB_CI="true", CI_SERVER_URL=server.url,
-                        CI_PROJECT_ID="42", CI_PIPELINE_SOURCE="push", CI_COMMIT_BRANCH="release/1.0",
-                        CI_COMMIT_SHA=git(release_project, "rev-parse", "HEAD"), GITLAB_TOKEN=CANARY)
+        env = gitlab_release_env(release_project, mlflow_server, server)
         server.inject("POST", r"/releases$", 403)
         failed = release(release_project, mlflow_server, model, "--publish", env=env)
         assert failed.returncode == 1

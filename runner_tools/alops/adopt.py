@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 
 from alops import __version__
+from alops.data import tracked_data
 from alops.errors import ConfigError
 from alops.git import git
 
@@ -39,16 +40,6 @@ class Plan:
     found: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _read_yaml(path: str):
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return yaml.safe_load(handle)
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{os.path.basename(path)}: cannot read it as YAML ({' '.join(str(exc).split())[:200]})") from None
-
-
 def detect_forge(root: str) -> str:
     """gitlab or github from the origin remote's URL; both when it says neither."""
     url = git(root, "remote", "get-url", "origin", check=False).stdout.strip().lower()
@@ -57,19 +48,6 @@ def detect_forge(root: str) -> str:
     if "gitlab" in url:
         return "gitlab"
     return "both"
-
-
-def tracked_data(root: str) -> list[str]:
-    """Paths that `.dvc` files track (relative to the root), outside hidden folders."""
-    found = []
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-        for name in sorted(files):
-            if name.endswith(".dvc"):
-                document = _read_yaml(os.path.join(folder, name)) or {}
-                for out in document.get("outs") or []:
-                    found.append(os.path.relpath(os.path.join(folder, out.get("path", "")), root))
-    return found
 
 
 def infer_schema(params: dict) -> str:
@@ -111,17 +89,19 @@ def _alops_yaml(full: str, dev: str) -> str:
 
 def plan_init(root: str, forge: str | None = None, version: str | None = None, force: bool = False) -> Plan:
     """What `alops init` would write in the repository at `root`, and the checklist after it."""
-    from alops.config import CONFIG_NAME
+    from alops.config import CONFIG_NAME, load_config
     from alops.params import PARAMS_FILE, SCHEMA_FILE, load_params
+    from alops.project import Project
 
     if git(root, "rev-parse", "--show-toplevel", check=False).returncode != 0:
         raise ConfigError(f"{root} is not a git repository: run `git init` first (or `alops new` for a new project)")
     plan = Plan(root, forge or detect_forge(root))
     if plan.forge not in ("gitlab", "github", "both"):
         raise ConfigError(f"--forge {plan.forge!r}: expected gitlab, github or both")
-    pipeline = _read_yaml(os.path.join(root, "dvc.yaml")) if os.path.isfile(os.path.join(root, "dvc.yaml")) else None
+    project = Project(root, load_config(root))
+    pipeline = project.pipeline if os.path.isfile(os.path.join(root, "dvc.yaml")) else None
     stages = list((pipeline or {}).get("stages") or {})
-    data = tracked_data(root)
+    data = [path for path, _digest in tracked_data(root)]
     plan.found = {"stages": stages, "tracked data": data}
     full = next((d for d in data if not d.rstrip("/").endswith("dev")), "data/full")
     full_folder = full if os.path.isdir(os.path.join(root, full)) else os.path.dirname(full) or "data"
@@ -146,7 +126,7 @@ def plan_init(root: str, forge: str | None = None, version: str | None = None, f
                 same = handle.read() == content
             plan.changes.append(Change(relative, content, "unchanged" if same else "replace" if force else "kept"))
     plan.changes.append(_gitignore_change(root))
-    plan.checklist = _checklist(root, plan, pipeline, data, full_folder, dev)
+    plan.checklist = _checklist(project, plan, pipeline, data, dev)
     return plan
 
 
@@ -164,18 +144,16 @@ def _gitignore_change(root: str) -> Change:
     return Change(".gitignore", existing + separator + "# alops\n" + "\n".join(missing) + "\n", "append")
 
 
-def _checklist(root: str, plan: Plan, pipeline, data: list[str], full: str, dev: str) -> list[str]:
-    from alops.config import load_config
+def _checklist(project, plan: Plan, pipeline, data: list[str], dev: str) -> list[str]:
     from alops.pipeline import reads_dataset_choice
-    from alops.project import Project
 
-    todo = []
+    root, todo = project.root, []
     if not os.path.isdir(os.path.join(root, ".dvc")):
         todo.append("run `dvc init` and track the data with `dvc add` (alops pulls and versions data through DVC)")
     if pipeline is None:
         todo.append("describe the pipeline's stages in dvc.yaml (alops runs them with `dvc repro`)")
     else:
-        if not reads_dataset_choice(Project(root, load_config(root))):
+        if not reads_dataset_choice(project):
             todo.append(f"make a stage read the dataset choice: list `dataset` under its params and read "
                         f"`data/${{dataset}}` (alops sets dataset: dev|full per branch; the dev data lives in {dev})")
     if not data:

@@ -112,7 +112,7 @@ def _entries(document_outs, base: str) -> list[tuple[str, str]]:
     return found
 
 
-def _tracked_hashes(root: str) -> list[tuple[str, str]]:
+def tracked_data(root: str) -> list[tuple[str, str]]:
     """(path, hash) of the data: what `.dvc` files track, and the data folders dvc.lock records as stage
     inputs that no stage produces. Models, features and other outputs are not data; neither is anything under
     hidden folders or MLflow's local artifact store."""
@@ -140,7 +140,7 @@ def _tracked_hashes(root: str) -> list[tuple[str, str]]:
 def data_version(root: str) -> dict:
     """A stable identifier of the data the workspace's DVC files record (the same after retraining on the same
     data), plus the hash of each data entry."""
-    entries = _tracked_hashes(root)
+    entries = tracked_data(root)
     if not entries:
         raise AlopsError("no data tracked by DVC here (no .dvc files, no data folders in dvc.lock); `dvc add` the "
                          "datasets first")

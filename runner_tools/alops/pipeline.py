@@ -180,10 +180,9 @@ def check_stages(project, targets: list[str]) -> None:
 
 
 def reproduce(project, targets: list[str], device: str) -> list[str]:
-    """`dvc repro`; the names of the stages that ran (empty when everything was up to date)."""
+    """`dvc repro` of `targets` (checked with `check_stages`); the stages that ran (none when up to date)."""
     from dvc.exceptions import DvcException
 
-    check_stages(project, targets)
     os.environ["ALOPS_DEVICE"] = device
     try:
         stages = project.dvc.reproduce(targets=targets or None)

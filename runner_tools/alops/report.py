@@ -56,12 +56,10 @@ def _committed_side(root: str, target: str, files: dict[str, list[str]]) -> Side
     from alops.params import flatten
     from alops.pipeline import flat_numbers
 
-    def _git_show(root, target, relative):  # origin's branch first, else the local one
-        return show(root, (f"origin/{target}", target), relative)
-
+    revisions = (f"origin/{target}", target)  # origin's branch first, else the local one
     metrics, found = {}, False
     for relative in files["metrics"]:
-        text = _git_show(root, target, relative)
+        text = show(root, revisions, relative)
         if text is None:
             continue
         try:
@@ -70,7 +68,7 @@ def _committed_side(root: str, target: str, files: dict[str, list[str]]) -> Side
             continue
         found = True
         metrics.update(flat_numbers(data if isinstance(data, dict) else {}))
-    params_text = _git_show(root, target, "params.yaml")
+    params_text = show(root, revisions, "params.yaml")
     if not found and params_text is None:
         return None
     params = flatten(yaml.safe_load(params_text) or {}) if params_text else {}
