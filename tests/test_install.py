@@ -81,7 +81,7 @@ def runner_project(wheel: Path, tmp_path: Path, forge: str) -> tuple[Path, Path,
     return venv, project, env
 
 
-def test_from_the_wheel_to_a_green_feature_pipeline(wheel, tmp_path):
+def test_from_the_wheel_to_green_feature_and_experiment_pipelines(wheel, tmp_path):
     venv, project, env = runner_project(wheel, tmp_path, "gitlab")
     ci_file = (project / ".gitlab-ci.yml").read_text()
     assert f"/alops@{__version__}\n" in ci_file
@@ -107,6 +107,15 @@ def test_from_the_wheel_to_a_green_feature_pipeline(wheel, tmp_path):
     assert "PASS  alops-train-dev" in output or "PASS alops-train-dev" in output
     python = str(venv / "bin" / "python")
     assert f"alops=={__version__}" in run([python, "-m", "pip", "list", "--format=freeze"], cwd=tmp_path).stdout.lower()
+
+    # the experiment pipeline: full data, tracked; no GPU here, so the project allows the CPU as a CI variable
+    git(project, "switch", "-q", "-c", "experiment/first", "main")
+    result = subprocess.run([*command, "--variable", "ALOPS_ALLOW_CPU=true"], cwd=project, env=env,
+                            capture_output=True, text=True, timeout=1200)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    assert "repro: on cpu with the full dataset" in output and "tracking: run" in output
+    assert "PASS  alops-train-full" in output or "PASS alops-train-full" in output
 
 
 def test_from_the_wheel_to_a_green_feature_workflow_under_act(wheel, tmp_path):
