@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import uuid
 from dataclasses import dataclass
 
 TEMPORARY_PREFIX = ".alops-"
+_TEMPORARY_NAME = re.compile(re.escape(TEMPORARY_PREFIX) + r"[0-9a-f]{12}(\.[^.]*)?")
 
 
 @dataclass
@@ -74,3 +76,13 @@ def save_png(figure, path: str) -> str:
     finally:
         plt.close(figure)
     return path
+
+
+def remove_interrupted_writes(folder: str) -> list[str]:
+    """Delete the temporary files a killed alops process left in `folder` (only alops' own names); their paths."""
+    removed = []
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        if _TEMPORARY_NAME.fullmatch(name):
+            os.remove(os.path.join(folder, name))
+            removed.append(os.path.join(folder, name))
+    return removed
