@@ -85,6 +85,30 @@ def test_report_compares_with_what_the_target_committed(report_project):
 
 
 @pytest.mark.parametrize("forge", ["gitlab", "github"])
+def test_report_kept_as_data_is_posted_from_a_job_without_the_project(report_project, tmp_path, forge):
+    """The training job keeps the report (`--json`, no token); a job with no checkout posts it (`--from`)."""
+    written = run_alops("report", "--json", str(tmp_path / "kept/report.json"), cwd=report_project)
+    assert written.returncode == 0, written.stderr
+    empty = tmp_path / "report-job"
+    empty.mkdir()
+    with ForgeServer(CANARY) as server:
+        env = gitlab_env(server, report_project) if forge == "gitlab" else github_env(server, report_project, tmp_path)
+        posted = run_alops("report", "--from", str(tmp_path / "kept/report.json"), "--post", cwd=empty, env=env)
+        assert posted.returncode == 0, posted.stderr
+        assert_no_canary(posted)
+        body = server.state.comments[7][0]["body"]
+    assert body == (report_project / "report.md").read_text()  # the same report, rendered again by alops
+    assert "| `accuracy` | 0.85 | 0.8 |" in body
+
+
+def test_report_from_a_file_that_is_not_a_kept_report_is_one_line(report_project, tmp_path):
+    (tmp_path / "other.json").write_text('{"accuracy": 0.9}')
+    result = run_alops("report", "--from", str(tmp_path / "other.json"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"alops: error: {tmp_path / 'other.json'}: not a report saved by `alops report --json`"]
+
+
+@pytest.mark.parametrize("forge", ["gitlab", "github"])
 def test_report_posted_twice_leaves_one_comment_with_the_latest_content(report_project, tmp_path, forge):
     with ForgeServer(CANARY) as server:
         env = gitlab_env(server, report_project) if forge == "gitlab" else github_env(server, report_project, tmp_path)

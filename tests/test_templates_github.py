@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 from conftest import ALOPS, clean_env, git
+from forge_server import ForgeServer
 
 KIT = Path(__file__).parents[1]
 ACT = str(Path(ALOPS).with_name("act"))
-STAND_IN = Path(__file__).parent / "fixtures" / "actions" / "stand-in"
+ACTIONS = Path(__file__).parent / "fixtures" / "actions"
+STAND_IN = ACTIONS / "stand-in"
 CALLER = """name: ci
 on: [push, pull_request]
 permissions: {}
@@ -51,15 +53,21 @@ def workflow_project(ml_project: Path) -> Path:
     return ml_project
 
 
-def act(project: Path, event: str, payload: dict, secrets: dict | None = None, timeout: int = 600):
+def act(project: Path, event: str, payload: dict, secrets: dict | None = None, timeout: int = 600,
+        env: dict | None = None, extra: list[str] = ()):
     event_path = project.parent / "event.json"
     event_path.write_text(json.dumps({"repository": {"default_branch": "main"}, **payload}))
+    artifacts = project.parent / "artifacts"
     command = [ACT, event, "-W", ".github/workflows/ci.yml", "-P", "cpu=-self-hosted", "-P", "gpu=-self-hosted",
-               "-e", str(event_path)]
-    for action in remote_actions():
-        command += ["--local-repository", f"{action}={STAND_IN}"]
+               "-e", str(event_path), "--env", f"STAND_IN_ARTIFACTS={artifacts}"]
+    for action in remote_actions():  # the artifact actions get stand-ins that really carry files between jobs
+        stand_in = ACTIONS / action.split("/")[1].split("@")[0]
+        command += ["--local-repository", f"{action}={stand_in if stand_in.is_dir() else STAND_IN}"]
     for key, value in (secrets or {}).items():
         command += ["-s", f"{key}={value}"]
+    for key, value in (env or {}).items():
+        command += ["--env", f"{key}={value}"]
+    command += list(extra)
     result = subprocess.run(command, cwd=project, env=clean_env(), capture_output=True, text=True, timeout=timeout)
     return result
 
@@ -74,14 +82,22 @@ def test_remote_actions_are_pinned_by_sha():
     assert uses and all(re.fullmatch(r"[\w-]+/[\w-]+@[0-9a-f]{40}", u) for u in uses)
 
 
-def test_feature_push_trains_on_the_dev_dataset_only(workflow_project):
+def test_feature_push_trains_on_the_dev_dataset_and_a_job_of_its_own_posts_the_report(workflow_project):
     git(workflow_project, "switch", "-q", "-c", "feature/faster")
-    result = act(workflow_project, "push", {"ref": "refs/heads/feature/faster"})
+    with ForgeServer("canary-token-0123") as server:
+        server.state.merge_requests.append({"id": 1, "number": 3, "state": "open", "title": "faster", "body": "",
+                                            "draft": False, "head": "feature/faster", "base": "main", "labels": []})
+        result = act(workflow_project, "push", {"ref": "refs/heads/feature/faster"},
+                     secrets={"GITHUB_TOKEN": "canary-token-0123"}, env={"GITHUB_API_URL": server.url})
+        comments = server.state.comments.get(3, [])
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
-    assert ran(output, "context") and ran(output, "train-dev")
+    assert ran(output, "context") and ran(output, "train-dev") and ran(output, "report")
     assert "pull: dev dataset" in output and "repro: on cpu with the dev dataset" in output
     assert not ran(output, "train-full") and not ran(output, "release")
+    # the training job wrote the report without a token; the report job (pull-requests: write, no checkout) posted it
+    assert len(comments) == 1 and comments[0]["body"].startswith("<!-- alops:report -->")
+    assert "canary-token-0123" not in output
 
 
 def test_experiment_push_trains_on_full_data_and_tracks(workflow_project, mlflow_server):
@@ -132,7 +148,8 @@ jobs:
     runs-on: cpu
     permissions:
       contents: read
-      pull-requests: write
+    outputs:
+      kind: ${{ steps.alops.outputs.kind }}
     steps:
       - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2
         with:
@@ -144,6 +161,26 @@ jobs:
           install: "false"
       - if: steps.alops.outputs.kind == 'feature'
         uses: ./templates/github/train
+      - uses: actions/upload-artifact@ea165f8d65b6e75b540449e92b4886f43607fa02 # v4.6.2
+        with:
+          name: alops-report
+          path: alops-report/
+  report:
+    needs: train
+    runs-on: cpu
+    permissions:
+      pull-requests: write
+    steps:
+      - uses: alops-kit/alops/templates/github/setup@v0
+        with:
+          setup-python: "false"
+          install: "false"
+          requirements: ""
+      - uses: actions/download-artifact@d3f86a106a0bac45b974a628896c90dbdf5c8093 # v4.3.0
+        with:
+          name: alops-report
+          path: alops-report
+      - uses: alops-kit/alops/templates/github/report@v0
         with:
           token: ${{ github.token }}
 """
@@ -155,8 +192,17 @@ def test_composite_actions_compose_a_workflow(workflow_project):
     git(workflow_project, "add", "-A")
     git(workflow_project, "commit", "-q", "-m", "compose the actions")
     git(workflow_project, "switch", "-q", "-c", "feature/composed")
-    result = act(workflow_project, "push", {"ref": "refs/heads/feature/composed"})
+    kit = workflow_project.parent / "kit"  # what `uses: <owner>/alops/templates/github/report@<sha>` fetches
+    shutil.copytree(KIT / "templates/github", kit / "templates/github")
+    with ForgeServer("canary-token-0123") as server:
+        server.state.merge_requests.append({"id": 1, "number": 4, "state": "open", "title": "composed", "body": "",
+                                            "draft": False, "head": "feature/composed", "base": "main", "labels": []})
+        result = act(workflow_project, "push", {"ref": "refs/heads/feature/composed"},
+                     secrets={"GITHUB_TOKEN": "canary-token-0123"}, env={"GITHUB_API_URL": server.url},
+                     extra=["--local-repository", f"alops-kit/alops@v0={kit}"])  # the report action, not checked out
+        comments = server.state.comments.get(4, [])
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "set-output:: kind=feature" in output
     assert "repro: on cpu with the dev dataset" in output
+    assert len(comments) == 1 and "<!-- alops:report -->" in comments[0]["body"]

@@ -107,8 +107,14 @@ def test_github_workflow_is_least_privilege():
     assert workflow["permissions"] == {}
     for name, job in workflow["jobs"].items():
         assert "permissions" in job, name
-        if name != "release":
-            assert job["permissions"].get("contents") == "read", name
+        runs_project_code = any("alops run" in step.get("run", "") for step in job["steps"])
+        writes = {scope for scope, level in job["permissions"].items() if level == "write"}
+        if runs_project_code and name != "release":  # the release job: see test_release_job_token_only_in_its_step
+            assert not writes, f"{name} runs the project's code with a write token: {writes}"
+    report = workflow["jobs"]["report"]
+    assert report["permissions"] == {"pull-requests": "write"}
+    assert not any("checkout" in step.get("uses", "") or "ALOPS_REQUIREMENTS" in step.get("env", {}) for step in report["steps"]), \
+        "the job holding the comment token must not check out or install the project's code"
     text = (KIT / ".github/workflows/alops.yml").read_text()
     for line in text.splitlines():
         if re.match(r"\s+run: ", line) or line.startswith("          alops"):
@@ -148,3 +154,16 @@ def test_the_script_check_would_flag_an_unquoted_variable(tmp_path):
     script.write_text('#!/bin/sh\nalops query select $ALOPS_QUERY_POOL\n')
     result = subprocess.run([str(BIN / "shellcheck"), "--shell=sh", str(script)], capture_output=True, text=True)
     assert result.returncode != 0 and "SC2086" in result.stdout
+
+
+def test_release_job_token_only_in_its_step():
+    """The release job must run the pipeline to release it; its contents:write token is only in the release step,
+    and no step that runs the project's pipeline holds a forge token."""
+    workflow = yaml.safe_load((KIT / ".github/workflows/alops.yml").read_text())
+    for name, job in workflow["jobs"].items():
+        for step in job["steps"]:
+            if "alops run" in step.get("run", ""):
+                assert "GITHUB_TOKEN" not in step.get("env", {}), f"{name}: {step.get('name')}"
+    release = workflow["jobs"]["release"]
+    holders = [step["name"] for step in release["steps"] if "GITHUB_TOKEN" in step.get("env", {})]
+    assert holders == ["Gate and release"]

@@ -13,10 +13,10 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from alops.errors import AlopsError, ConfigError
-from alops.files import save_png
+from alops.files import save_png, write_json
 from alops.forge import REPORT_MARKER
 from alops.manifest import labeled_count
 from alops.project import TAG_DATA_VERSION, TAG_DATASET, TAG_LABELED
@@ -311,6 +311,36 @@ def build(project, target: str, curve_metric: str | None, simulation: str | None
     if built.kind == "active-learning" and built.curve:
         png = learning_curve_png(built, os.path.join(os.path.dirname(os.path.abspath(out)), "learning_curve.png"))
     return built, png
+
+
+def save(report: Report, png: str | None, path: str) -> None:
+    """Keep `report` as data (and the name of its learning-curve PNG beside it) for `load` in another job."""
+    write_json(path, {"alops_report": 1, "report": asdict(report), "learning_curve": os.path.basename(png) if png else None},
+               indent=1)
+
+
+def load(path: str) -> tuple[Report, str | None]:
+    """A report kept by `save`, and its learning-curve PNG when the file is beside it."""
+    from alops.config import PrimaryMetric
+
+    problem = f"{path}: not a report saved by `alops report --json`"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+        fields = dict(document["report"])
+        fields["current"] = Side(**fields["current"])
+        fields["baseline"] = Side(**fields["baseline"]) if fields.get("baseline") else None
+        fields["primary"] = PrimaryMetric(**fields["primary"]) if fields.get("primary") else None
+        for curve in ("curve", "random_curve"):
+            fields[curve] = [(int(x), float(y)) for x, y in fields.get(curve) or []]
+        report = Report(**fields)
+        png = document.get("learning_curve")
+    except OSError as exc:
+        raise ConfigError(f"{problem} ({exc.strerror})") from None
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise ConfigError(problem) from None
+    png = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.basename(png)) if isinstance(png, str) else None
+    return report, png if png and os.path.isfile(png) else None
 
 
 def post(project, built: Report, png: str | None, out: str, if_open: bool, notice):

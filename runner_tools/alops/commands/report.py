@@ -20,8 +20,11 @@ from alops.project import Project
 @click.option("--metric", "curve_metric", metavar="NAME", help="Metric of the learning curve (default: accuracy).")
 @click.option("--simulation", type=click.Path(dir_okay=False, exists=True),
               help="simulation.csv from `alops simulate`: its random strategy is the curve's baseline.")
+@click.option("--json", "json_path", metavar="PATH", help="Also keep the report as data, for `--from` in another job.")
+@click.option("--from", "from_path", metavar="PATH",
+              help="Post a report kept with --json instead of building one: needs no checkout, data or tracking.")
 def report(target: str | None, out: str, post: bool, post_if_open: bool, curve_metric: str | None,
-           simulation: str | None) -> None:
+           simulation: str | None, json_path: str | None, from_path: str | None) -> None:
     """Write the metrics report of this run against the target branch (and post it on the MR/PR).
 
     Metrics with deltas, params that changed, the data version and, on al/ branches, labels added and a
@@ -32,12 +35,21 @@ def report(target: str | None, out: str, post: bool, post_if_open: bool, curve_m
       alops report --target main
       alops report --post            # in a merge-request pipeline, or a branch with an open MR
       alops report --post-if-open    # in a branch pipeline: post when an MR is open
+      alops report --json report.json                 # the training job: no forge token
+      alops report --from report.json --post-if-open  # a job of its own holds the token
     """
     from alops import report as report_mod
+    from alops.config import load_config
     from alops.files import atomic_write
 
-    project = Project.open()
-    built, png = report_mod.build(project, project.target_branch(target), curve_metric, simulation, out)
+    if from_path:  # the posting job: the CI context is all it needs, not the project's code or data
+        built, png = report_mod.load(from_path)
+        project = Project(os.getcwd(), load_config())
+    else:
+        project = Project.open()
+        built, png = report_mod.build(project, project.target_branch(target), curve_metric, simulation, out)
+        if json_path:
+            report_mod.save(built, png, json_path)
     atomic_write(out, report_mod.render(built, f"![learning curve]({os.path.basename(png)})" if png else None))
     click.echo(f"report: {out}" + (f", learning curve {png}" if png else ""))
     if post or post_if_open:
