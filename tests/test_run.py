@@ -229,3 +229,63 @@ def test_the_data_version_means_the_data_not_the_model(ml_project):
     assert run_alops("data", "version", cwd=ml_project).stdout.strip() == before
     detail = json.loads(run_alops("data", "version", "--format", "json", cwd=ml_project).stdout)
     assert set(detail["outputs"]) == {"data/full", "data/dev"}
+
+
+def changed_files(project) -> set[str]:
+    return {line.split(maxsplit=1)[1] for line in git(project, "status", "--porcelain", "--untracked-files=all").splitlines()}
+
+
+@pytest.mark.parametrize("branch", ["feature/clean", "experiment/clean", "al/clean", "release/clean"])
+def test_a_run_leaves_the_tree_as_it_was_but_for_what_dvc_writes(ml_project, branch):
+    """params.yaml commits `dataset: dev`; the run uses the profile's dataset and puts the file back."""
+    git(ml_project, "switch", "-q", "-c", branch)
+    before = (ml_project / "params.yaml").read_bytes()
+    result = run_alops("run", "--allow-cpu", "--no-track", "--set", "train.epochs=2", cwd=ml_project)
+    assert result.returncode == 0, result.stderr
+    assert (ml_project / "params.yaml").read_bytes() == before
+    # DVC's lock, its outputs and the .gitignore line it adds for model.pt
+    assert changed_files(ml_project) <= {"dvc.lock", "metrics.json", "plots/train.json", ".gitignore"}
+    lock = yaml.safe_load((ml_project / "dvc.lock").read_text())["stages"]["train"]["params"]["params.yaml"]
+    dataset = "dev" if branch.startswith("feature/") else "full"
+    assert lock["dataset"] == dataset and lock["train"]["epochs"] == 2  # the lock records what ran
+    again = run_alops("run", "--allow-cpu", "--no-track", "--set", "train.epochs=2", cwd=ml_project)
+    assert "pipeline up to date" in again.stderr  # the same run is recognised although params.yaml says otherwise
+
+
+def test_keep_sets_writes_the_values_into_params_yaml(ml_project):
+    git(ml_project, "switch", "-q", "-c", "feature/keep")
+    result = run_alops("run", "--set", "train.epochs=2", "--keep-sets", cwd=ml_project)
+    assert result.returncode == 0, result.stderr
+    params = yaml.safe_load((ml_project / "params.yaml").read_text())
+    assert params["train"]["epochs"] == 2 and params["dataset"] == "dev"
+    assert "# which dataset" in (ml_project / "params.yaml").read_text()  # comments kept
+
+
+def test_a_run_killed_mid_pipeline_gets_params_yaml_back_on_the_next_run(repo):
+    """The stage kills alops itself (kill -9 of its parent) while params.yaml holds the run's values."""
+    from conftest import dvc
+
+    dvc(repo, "init", "-q")
+    (repo / "params.yaml").write_text("# committed\ndataset: dev\nsteps: 1\n")
+    (repo / "dvc.yaml").write_text(
+        "stages:\n  train:\n    cmd: python train.py\n    deps: [train.py]\n    params: [dataset, steps]\n"
+        "    metrics:\n      - m.json:\n          cache: false\n")
+    (repo / "train.py").write_text(
+        "import json, os, signal, yaml\np = yaml.safe_load(open('params.yaml'))\n"
+        "if os.path.exists('kill-me'):\n    os.kill(os.getppid(), signal.SIGKILL)\n"
+        "json.dump({'steps': p['steps']}, open('m.json', 'w'))\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "pipeline")
+    before = (repo / "params.yaml").read_bytes()
+    git(repo, "switch", "-q", "-c", "experiment/killed")
+    (repo / "kill-me").write_text("")
+    killed = run_alops("run", "--allow-cpu", "--no-track", "--set", "steps=7", cwd=repo)
+    assert killed.returncode != 0
+    assert (repo / "params.yaml").read_bytes() != before  # the kill landed while the run's values were in place
+    assert (repo / ".alops/params-of-the-run.json").exists()
+    (repo / "kill-me").unlink()
+    rerun = run_alops("run", "--allow-cpu", "--no-track", cwd=repo)
+    assert rerun.returncode == 0, rerun.stderr
+    assert (repo / "params.yaml").read_bytes() == before
+    assert not (repo / ".alops/params-of-the-run.json").exists()
+    assert "steps: 1" in rerun.stdout  # the killed run's --set did not leak into the next run

@@ -1,13 +1,17 @@
 """`alops run`: what the runner does for the branch, on a laptop too.
 
-check params -> set `dataset` (and --set values) in params.yaml -> pull the profile's data and DVC's run cache
--> `dvc repro` with ALOPS_DEVICE in the stages' environment -> track the run -> push outputs and run cache.
-An unchanged pipeline reproduces nothing and records nothing.
+check params -> pull the profile's data and DVC's run cache -> `dvc repro` with `dataset` (and --set values)
+in params.yaml for the length of the run and ALOPS_DEVICE in the stages' environment -> params.yaml put back
+byte for byte -> track the run -> push outputs and run cache. An unchanged pipeline reproduces nothing and
+records nothing. The tree is left as it was but for what DVC writes (dvc.lock, outputs): dvc.lock records the
+params the run used.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field
 from alops import params as params_mod
 from alops.data import dvc_failure
 from alops.errors import AlopsError, ConfigError
+from alops.files import atomic_write, write_json
 
 MODEL_SUFFIXES = (".pt", ".pth", ".ckpt", ".onnx", ".pkl", ".joblib", ".safetensors")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
@@ -61,12 +66,59 @@ def cuda_device_count() -> int:
     return count.value
 
 
-def prepare_params(root: str, dataset: str, sets: dict) -> dict:
-    """Validate params.yaml with `dataset` and `sets` applied, then write them; nothing is written when invalid."""
+RUN_PARAMS_NOTE = os.path.join(".alops", "params-of-the-run.json")
+
+
+@contextlib.contextmanager
+def run_params(root: str, dataset: str, sets: dict, keep: bool = False):
+    """params.yaml with `dataset` and `sets` applied while the block runs; then the file as it was, byte for byte
+    (with `keep`, the `sets` stay). Validated first: nothing is written when invalid. Yields the params in force.
+
+    A note under .alops/ holds the original until it is back, so a killed run is undone by the next one.
+    """
+    restore_interrupted_run_params(root)
     merged, current, updates = validated_params(root, dataset, sets)
-    if merged != current:
-        params_mod.set_params(root, updates)
-    return merged
+    if merged == current:
+        yield merged
+        return
+    path, note = os.path.join(root, params_mod.PARAMS_FILE), os.path.join(root, RUN_PARAMS_NOTE)
+    original = open(path, encoding="utf-8").read() if os.path.exists(path) else None
+    params_mod.set_params(root, updates)
+    with open(path, "rb") as handle:
+        written = hashlib.sha256(handle.read()).hexdigest()
+    write_json(note, {"original": original, "written": written})
+    try:
+        yield merged
+    finally:
+        _put_back(path, original)
+        if keep and sets:
+            params_mod.set_params(root, sets)
+        os.remove(note)
+
+
+def _put_back(path: str, original: str | None) -> None:
+    if original is None:
+        os.remove(path)
+    else:
+        atomic_write(path, original)
+
+
+def restore_interrupted_run_params(root: str) -> None:
+    """Put params.yaml back after a run that was killed while it held the run's values (and only then: a file
+    edited since is left alone)."""
+    note = os.path.join(root, RUN_PARAMS_NOTE)
+    try:
+        with open(note, encoding="utf-8") as handle:
+            saved = json.load(handle)
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError):
+        raise ConfigError(f"{RUN_PARAMS_NOTE} is unreadable: check params.yaml against git, then delete the note") from None
+    path = os.path.join(root, params_mod.PARAMS_FILE)
+    with contextlib.suppress(FileNotFoundError), open(path, "rb") as handle:
+        if hashlib.sha256(handle.read()).hexdigest() == saved.get("written"):
+            _put_back(path, saved.get("original"))
+    os.remove(note)
 
 
 def validated_params(root: str, dataset: str, sets: dict) -> tuple[dict, dict, dict]:
@@ -83,6 +135,22 @@ def validated_params(root: str, dataset: str, sets: dict) -> tuple[dict, dict, d
         if errors:
             raise ConfigError(f"{params_mod.PARAMS_FILE}: " + "; ".join(errors))
     return merged, current, updates
+
+
+def locked_params(lock_text: str | None) -> dict:
+    """The params.yaml values dvc.lock records for its stages (the params the last run used), nested."""
+    import yaml
+
+    try:
+        lock = yaml.safe_load(lock_text) if lock_text else None
+    except yaml.YAMLError:
+        return {}
+    used: dict = {}
+    for stage in (lock.get("stages") or {}).values() if isinstance(lock, dict) else []:
+        values = (stage.get("params") or {}).get(params_mod.PARAMS_FILE) if isinstance(stage, dict) else None
+        for name, value in (values or {}).items():
+            params_mod.set_nested(used, str(name), value)
+    return used
 
 
 def _entries(items) -> list[str]:
@@ -226,6 +294,7 @@ def run_pipeline(
     track: bool | None = None,
     dry_run: bool = False,
     echo=print,
+    keep_sets: bool = False,
 ) -> RunResult:
     """Run the project's pipeline the way the runner does for its branch context."""
     from alops import data, tracking
@@ -244,7 +313,7 @@ def run_pipeline(
             "no stage in dvc.yaml reads the dataset choice, so this dev run would train on the full data: list "
             "`dataset` under a stage's params and use it (e.g. deps: data/${dataset}), or set "
             "data.check_dev_use: false in alops.yaml to run anyway")
-    prepare_params(root, profile.dataset, sets or {})
+    validated_params(root, profile.dataset, sets or {})  # refused before any data moves
     chosen = resolve_device(device, profile.device, context.kind, allow_cpu)
     if project.has_remote:
         echo(f"pull: {profile.dataset} dataset, the pipeline's last outputs and the run cache")
@@ -255,7 +324,8 @@ def run_pipeline(
     else:
         echo("pull: skipped (no DVC remote configured); using the data in the workspace")
     echo(f"repro: on {chosen} with the {profile.dataset} dataset")
-    result = RunResult(ran=reproduce(project, list(targets), chosen), device=chosen)
+    with run_params(root, profile.dataset, sets or {}, keep_sets) as used:
+        result = RunResult(ran=reproduce(project, list(targets), chosen), device=chosen)
     if not result.ran:
         echo("pipeline up to date: nothing ran, nothing tracked")
         return result
@@ -265,7 +335,7 @@ def run_pipeline(
         record = tracking.RunRecord(
             experiment=project.experiment(),
             run_name=f"{context.branch or context.tag}@{(context.commit or 'uncommitted')[:8]}",
-            params={k: str(v) for k, v in params_mod.flatten(params_mod.load_params(root)).items()},
+            params={k: str(v) for k, v in params_mod.flatten(used).items()},
             metrics=result.metrics,
             steps=steps,
             tags=_tags(project, chosen),

@@ -49,12 +49,20 @@ class Report:
     random_curve: list[tuple[int, float]] = field(default_factory=list)
 
 
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
 def _committed_side(root: str, target: str, files: dict[str, list[str]]) -> Side | None:
     import yaml
 
     from alops.git import show
     from alops.params import flatten
-    from alops.pipeline import flat_numbers
+    from alops.pipeline import flat_numbers, locked_params
 
     revisions = (f"origin/{target}", target)  # origin's branch first, else the local one
     metrics, found = {}, False
@@ -72,6 +80,7 @@ def _committed_side(root: str, target: str, files: dict[str, list[str]]) -> Side
     if not found and params_text is None:
         return None
     params = flatten(yaml.safe_load(params_text) or {}) if params_text else {}
+    params.update(flatten(locked_params(show(root, revisions, "dvc.lock"))))  # what the committed run used
     dataset = params.get("dataset")
     return Side(f"committed on {code(target)}", metrics, {k: str(v) for k, v in params.items()},
                 dataset=str(dataset) if dataset in ("dev", "full") else None)
@@ -110,7 +119,7 @@ def _tracked_sides(project, uri: str, target: str, dataset: str, current: Side, 
 def collect(project, target: str, curve_metric: str | None = None, simulation_csv: str | None = None) -> Report:
     """Everything the report shows, for the project's workspace against `target`."""
     from alops import data, params as params_mod, tracking
-    from alops.pipeline import pipeline_files, read_metrics
+    from alops.pipeline import locked_params, pipeline_files, read_metrics
 
     root, context = project.root, project.context
     # nothing tracked here: compare with what the target branch committed
@@ -128,8 +137,9 @@ def collect(project, target: str, curve_metric: str | None = None, simulation_cs
     manifest = project.manifest(context.profile.dataset)
     labeled = labeled_count(manifest) if os.path.isfile(manifest) else None
     dataset = context.profile.dataset
-    current = Side("workspace", metrics, {k: str(v) for k, v in params_mod.flatten(params_mod.load_params(root)).items()},
-                   version, labeled, dataset=dataset)
+    used = params_mod.flatten(params_mod.load_params(root))
+    used.update(params_mod.flatten(locked_params(_read(os.path.join(root, "dvc.lock")))))  # as the run had them
+    current = Side("workspace", metrics, {k: str(v) for k, v in used.items()}, version, labeled, dataset=dataset)
     baseline, branch_runs, reasons = None, [], []
     try:
         if uri:
