@@ -357,3 +357,46 @@ def test_a_tracking_outage_does_not_fail_the_report(report_project):
     result = run_alops("report", "--target", "main", cwd=report_project, env=env)
     assert result.returncode == 0, result.stderr
     assert "| `accuracy` | 0.85 | 0.8 |" in (report_project / "report.md").read_text()
+
+
+CACHED_YAML_PIPELINE = """stages:
+  evaluate:
+    cmd: python evaluate.py
+    deps: [evaluate.py]
+    params: [dataset, quality]
+    metrics:
+      - eval/metrics.yaml
+"""
+EVALUATE = "import yaml\np = yaml.safe_load(open('params.yaml'))\nimport os\nos.makedirs('eval', exist_ok=True)\n" \
+           "open('eval/metrics.yaml', 'w').write(f'scores:\\n  acc: {p[\"quality\"]}\\n  loss//val: 0.5\\n')\n"
+
+
+def test_report_reads_yaml_metrics_that_dvc_caches_in_a_clone_without_the_target(repo, tmp_path):
+    """main's metrics are a nested YAML file cached by DVC (not in git); the experiment's CI clone has only its
+    own branch and an empty DVC cache: the baseline comes through DVC's API from the remote."""
+    dvc(repo, "init", "-q")
+    dvc(repo, "remote", "add", "-d", "store", str(tmp_path / "dvc-store"))
+    (repo / "dvc.yaml").write_text(CACHED_YAML_PIPELINE)
+    (repo / "evaluate.py").write_text(EVALUATE)
+    (repo / "params.yaml").write_text("dataset: full\nquality: 0.8\n")
+    dvc(repo, "repro", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "main trained")
+    git(repo, "switch", "-q", "-c", "experiment/better")
+    (repo / "params.yaml").write_text("dataset: full\nquality: 0.85\n")
+    dvc(repo, "repro", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "better")
+    dvc(repo, "push", "-q", "--all-branches")
+    assert "eval/metrics.yaml" not in git(repo, "ls-files")  # cached by DVC, not in git
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "clone", "-q", "--bare", str(repo), str(origin))
+    git(origin, "symbolic-ref", "HEAD", "refs/heads/main")  # the forge's default branch
+    clone = tmp_path / "ci-clone"
+    git(tmp_path, "clone", "-q", "--single-branch", "-b", "experiment/better", str(origin), str(clone))
+    dvc(clone, "pull", "-q")  # the job's own outputs; main's are not in this cache
+    result = run_alops("report", "--target", "main", cwd=clone)
+    assert result.returncode == 0, result.stderr
+    text = (clone / "report.md").read_text()
+    assert "| `scores.acc` | 0.85 | 0.8 | +0.05 (+6.2%) |" in text
+    assert "`scores.loss/val`" in text  # one normaliser with tracking: `//` is not a name MLflow takes

@@ -113,7 +113,7 @@ def test_label_studio_config_escapes_class_names():
 
 
 def test_metric_names_mlflow_refuses_are_normalised():
-    from alops.tracking import metric_name
+    from alops.metrics import metric_name
 
     assert metric_name("loss//val") == "loss/val" and metric_name("/x/") == "x" and metric_name("acc..test") == "acc.test"
 

@@ -173,40 +173,22 @@ def pipeline_files(project) -> dict[str, list[str]]:
     return {"metrics": metrics, "plots": plots, "models": models}
 
 
-def flat_numbers(tree, prefix: str = "") -> dict[str, float]:
-    """The numbers of a nested mapping, keyed by dotted name (`{"a": {"b": 1}}` -> `{"a.b": 1.0}`)."""
-    flat = {}
-    for key, value in (tree or {}).items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flat_numbers(value, name + "."))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            flat[name] = float(value)
-    return flat
-
-
 def _read_json(root: str, relative: str):
     path = os.path.join(root, relative)
     try:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
-    except FileNotFoundError:
-        raise AlopsError(f"{relative}: the metrics file dvc.yaml declares was not written by the pipeline") from None
     except ValueError as exc:
-        raise AlopsError(f"{relative}: not valid JSON ({exc}); the stage must write a JSON object") from None
+        raise AlopsError(f"{relative}: not valid JSON ({exc}); the stage must write JSON") from None
 
 
-def read_metrics(root: str, files: dict[str, list[str]]) -> tuple[dict[str, float], dict[str, list]]:
-    """Final metrics from the metrics files; step series from JSON lists of {"step"|"epoch": n, ...} rows."""
-    metrics: dict[str, float] = {}
+def read_metrics(project, files: dict[str, list[str]]) -> tuple[dict[str, float], dict[str, list]]:
+    """Final metrics through DVC (JSON, YAML, TOML); step series from JSON plots of {"step"|"epoch": n, ...} rows."""
+    from alops.metrics import flat_numbers, metric_name, workspace_metrics
+
+    root = project.root
+    metrics = workspace_metrics(project) if files["metrics"] else {}
     steps: dict[str, list] = {}
-    for relative in files["metrics"]:
-        if not relative.endswith(".json"):
-            continue
-        data = _read_json(root, relative)
-        if not isinstance(data, dict):
-            raise AlopsError(f"{relative}: expected a JSON object of metrics, got {type(data).__name__}")
-        metrics.update(flat_numbers(data))
     for relative in files["plots"]:
         if not relative.endswith(".json") or not os.path.exists(os.path.join(root, relative)):
             continue
@@ -220,7 +202,7 @@ def read_metrics(root: str, files: dict[str, list[str]]) -> tuple[dict[str, floa
             step = int(row.get("step", row.get("epoch", index)))
             for name, value in flat_numbers(row).items():
                 if name not in ("step", "epoch"):
-                    steps.setdefault(name, []).append((step, value))
+                    steps.setdefault(metric_name(name), []).append((step, value))
     return metrics, steps
 
 
@@ -330,7 +312,7 @@ def run_pipeline(
         echo("pipeline up to date: nothing ran, nothing tracked")
         return result
     files = pipeline_files(project)
-    result.metrics, steps = read_metrics(root, files)
+    result.metrics, steps = read_metrics(project, files)
     if track:
         record = tracking.RunRecord(
             experiment=project.experiment(),

@@ -57,32 +57,28 @@ def _read(path: str) -> str | None:
         return None
 
 
-def _committed_side(root: str, target: str, files: dict[str, list[str]]) -> Side | None:
+def _committed_side(project, target: str) -> Side | None:
+    """What the target committed: its metrics (through DVC: cached files too) and the params its dvc.lock
+    records (else params.yaml); None when it has neither."""
     import yaml
 
     from alops.git import show
+    from alops.metrics import revision_metrics
     from alops.params import flatten
-    from alops.pipeline import flat_numbers, locked_params
+    from alops.pipeline import locked_params
 
     revisions = (f"origin/{target}", target)  # origin's branch first, else the local one
-    metrics, found = {}, False
-    for relative in files["metrics"]:
-        text = show(root, revisions, relative)
-        if text is None:
-            continue
-        try:
-            data = json.loads(text)
-        except ValueError:
-            continue
-        found = True
-        metrics.update(flat_numbers(data if isinstance(data, dict) else {}))
-    params_text = show(root, revisions, "params.yaml")
-    if not found and params_text is None:
+    metrics = revision_metrics(project, revisions)
+    params_text = show(project.root, revisions, "params.yaml")
+    if metrics is None and params_text is None:
         return None
-    params = flatten(yaml.safe_load(params_text) or {}) if params_text else {}
-    params.update(flatten(locked_params(show(root, revisions, "dvc.lock"))))  # what the committed run used
+    try:
+        params = flatten(yaml.safe_load(params_text) or {}) if params_text else {}
+    except yaml.YAMLError:
+        params = {}
+    params.update(flatten(locked_params(show(project.root, revisions, "dvc.lock"))))  # what the committed run used
     dataset = params.get("dataset")
-    return Side(f"committed on {code(target)}", metrics, {k: str(v) for k, v in params.items()},
+    return Side(f"committed on {code(target)}", metrics or {}, {k: str(v) for k, v in params.items()},
                 dataset=str(dataset) if dataset in ("dev", "full") else None)
 
 
@@ -127,7 +123,7 @@ def collect(project, target: str, curve_metric: str | None = None, simulation_cs
     if target.startswith("-"):
         raise ConfigError(f"--target {target!r} is not a branch name")
     files = pipeline_files(project)
-    metrics, _steps = read_metrics(root, files)
+    metrics, _steps = read_metrics(project, files)
     if not metrics:
         raise AlopsError("no metrics in the workspace: run `alops run` first (dvc.yaml declares the metrics files)")
     try:
@@ -150,8 +146,8 @@ def collect(project, target: str, curve_metric: str | None = None, simulation_cs
         from alops.git import fetch_branch
 
         fetch_branch(root, target)  # best effort: a CI clone lacks the target branch; a local one has it
-        committed = _committed_side(root, target, files)
-        if committed is None:
+        committed = _committed_side(project, target)
+        if committed is None or not committed.metrics:
             reasons.append(f"no metrics committed on {code(target)} (is it fetched? `git fetch origin {target}`)")
         elif committed.dataset not in (None, dataset):
             reasons.append(f"the metrics committed on {code(target)} come from the {committed.dataset} dataset")

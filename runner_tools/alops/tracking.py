@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from alops.errors import AlopsError, ConfigError
 from alops.project import TAG_BRANCH, TAG_COMMIT, TAG_RUN_KEY, experiment_name
 from alops.files import write_json
+from alops.metrics import metric_name
 from alops.secrets import redact_url
 
 BUFFER_DIR = os.path.join(".alops", "tracking-buffer")
@@ -51,13 +52,6 @@ class RunRecord:
 
 class TrackingUnavailable(AlopsError):
     """The tracking server could not be reached."""
-
-
-def metric_name(name: str) -> str:
-    """A name MLflow accepts: letters, digits, _ - . space and single inner slashes (no `//`, `..`, leading `/`)."""
-    name = re.sub(r"[^\w\-. /]", "_", name)
-    name = re.sub(r"/{2,}", "/", name).strip("/")
-    return re.sub(r"\.{2,}", ".", name) or "_"
 
 
 def _reachable(uri: str) -> bool:
