@@ -30,4 +30,10 @@ def test_demo_runs_the_whole_flow_and_says_where_things_are(tmp_path):
     assert "| `train.epochs` | `25` | `15` |" in report
     table = report[report.index("| metric |"):].splitlines()
     assert table[2].startswith("| `val_accuracy` |")  # the primary metric of alops.yaml is the first row
+    main_table = table[:table.index("")]
+    assert not any("dev_rows" in row or "max_abs_deviation_pp" in row for row in main_table)  # fidelity collapsed
+    assert "<details><summary>Dev dataset fidelity" in report
+    assert "| dataset | full | full |" in report  # both sides trained on the full data
+    al_report = (folder / "al-report/report.md").read_text()
+    assert "Strategy: `margin`." in al_report and "| round | labeled | labels added |" in al_report
     assert "**`val_accuracy`:" in report

@@ -264,6 +264,7 @@ def test_active_learning_report_has_labels_added_and_a_learning_curve_upload(rep
     manifest.parent.mkdir(parents=True)
     manifest.write_text("id,path,label,split\n" + "".join(f"s{i},x{i}.png,{'' if i >= 180 else i % 10},train\n"
                                                            for i in range(300)))
+    git(report_project, "commit", "-q", "--allow-empty", "-m", "Labels of batch b7\n\nAlops-Strategy: margin")
     client = MlflowClient(mlflow_server)
     for kind, branch, labeled, accuracy in (("main", "main", 100, 0.70), ("active-learning", "al/round-2", 140, 0.78)):
         experiment = client.get_experiment_by_name(f"{name}/{kind}") or client.get_experiment(client.create_experiment(f"{name}/{kind}"))
@@ -282,6 +283,8 @@ def test_active_learning_report_has_labels_added_and_a_learning_curve_upload(rep
         body = server.state.comments[7][0]["body"]
         assert server.state.uploads == ["42"]
     assert "Labels added: +80 (100 → 180 labeled samples)." in body
+    assert "Strategy: `margin`." in body  # from the label import's commit trailer
+    assert "| 1 | 140 | 40 | 0.78 |" in body and "| 2 | 180 | 40 | 0.85 |" in body  # labels per round
     assert "![learning_curve](/uploads/" in body
     assert "| `accuracy` | 0.85 | 0.7 |" in body  # against the latest tracked run of main
     assert (report_project / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -400,3 +403,17 @@ def test_report_reads_yaml_metrics_that_dvc_caches_in_a_clone_without_the_target
     text = (clone / "report.md").read_text()
     assert "| `scores.acc` | 0.85 | 0.8 | +0.05 (+6.2%) |" in text
     assert "`scores.loss/val`" in text  # one normaliser with tracking: `//` is not a name MLflow takes
+
+
+def test_dev_fidelity_statistics_are_collapsed_out_of_the_metrics_table(report_project):
+    (report_project / "metrics").mkdir()
+    (report_project / "metrics/dev_fidelity.json").write_text(json.dumps(
+        {"seed": 0, "dev_rows": 60, "max_abs_deviation_pp": 0.4, "ks": {"width": {"statistic": 0.02}}}))
+    (report_project / "dvc.yaml").write_text(DVC_YAML + "metrics:\n  - metrics/dev_fidelity.json\n")
+    result = run_alops("report", "--target", "main", cwd=report_project)
+    assert result.returncode == 0, result.stderr
+    text = (report_project / "report.md").read_text()
+    table = text[text.index("| metric |"):].split("\n\n")[0]
+    assert "`accuracy`" in table and "dev_rows" not in table and "seed" not in table
+    details = text[text.index("<details><summary>Dev dataset fidelity (4 statistics)</summary>"):]
+    assert "| `dev_rows` | 60 |" in details and "| `ks.width.statistic` | 0.02 |" in details

@@ -289,3 +289,61 @@ def test_a_run_killed_mid_pipeline_gets_params_yaml_back_on_the_next_run(repo):
     assert (repo / "params.yaml").read_bytes() == before
     assert not (repo / ".alops/params-of-the-run.json").exists()
     assert "steps: 1" in rerun.stdout  # the killed run's --set did not leak into the next run
+
+
+DVCLIVE_STYLE = """stages:
+  train:
+    cmd: python train.py
+    deps: [train.py]
+    params: [dataset]
+    metrics:
+      - live/metrics.json:
+          cache: false
+    plots:
+      - live/plots/metrics:
+          cache: false
+    outs:
+      - eval:
+          cache: false
+plots:
+  - live/plots/metrics:
+      x: step
+  - ROC:
+      template: simple
+      x: fpr
+      y:
+        eval/roc.json: tpr
+  - Confusion-Matrix:
+      template: confusion
+      x: actual
+      y:
+        eval/confusion.json: predicted
+"""
+WRITE_PLOTS = """import json, os
+os.makedirs('live/plots/metrics', exist_ok=True); os.makedirs('eval', exist_ok=True)
+open('live/plots/metrics/acc.tsv', 'w').write('step\\tacc\\n0\\t0.5\\n1\\t0.7\\n')
+json.dump({'acc': 0.7}, open('live/metrics.json', 'w'))
+json.dump({'roc': [{'fpr': 0, 'tpr': 0}, {'fpr': 1, 'tpr': 1}]}, open('eval/roc.json', 'w'))
+json.dump([{'actual': 'a', 'predicted': 'b'}], open('eval/confusion.json', 'w'))
+"""
+
+
+def test_plots_defined_by_name_are_resolved_to_their_files_and_tracked(repo):
+    """dvclive writes top-level plot definitions by name; the files they read are the run's plot artifacts."""
+    from conftest import dvc
+
+    dvc(repo, "init", "-q")
+    (repo / "dvc.yaml").write_text(DVCLIVE_STYLE)
+    (repo / "params.yaml").write_text("dataset: full\n")
+    (repo / "train.py").write_text(WRITE_PLOTS)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "dvclive-style project")
+    git(repo, "switch", "-q", "-c", "experiment/plots")
+    result = run_alops("run", "--allow-cpu", "--track", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    client = mlflow_client(f"sqlite:///{repo / 'mlflow.db'}")
+    run = client.search_runs([e.experiment_id for e in client.search_experiments()])[0]
+    logged = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"roc.json", "confusion.json", "metrics"} <= logged, logged
+    assert "ROC" not in logged and "Confusion-Matrix" not in logged  # names are not files
+    assert run.data.metrics["acc"] == 0.7

@@ -27,6 +27,9 @@ LABEL_CONFIG = """<View>
 </View>"""
 
 
+STRATEGY_TRAILER = "Alops-Strategy"
+
+
 def label_config(classes: list[str]) -> str:
     """The Label Studio labeling interface for single-choice image classification."""
     from xml.sax.saxutils import quoteattr
@@ -281,7 +284,9 @@ def import_into_project(project, export_path: str, batch_path: str, min_agreemen
         outcome["report"] = import_labels(export_path, batch_path, manifest, min_agreement, allow_partial)
         return outcome["report"].changed
 
-    batch_id = _read_batch(batch_path).get("batch_id", "?")
-    commit = commit_data_change(project, project.dataset_folder("full"), apply, f"Labels of batch {batch_id}",
-                                context.branch)
+    batch = _read_batch(batch_path)
+    message = f"Labels of batch {batch.get('batch_id', '?')}"
+    if isinstance(batch.get("strategy"), str) and batch["strategy"].isidentifier():
+        message += f"\n\n{STRATEGY_TRAILER}: {batch['strategy']}"  # the report names the branch's strategy from it
+    commit = commit_data_change(project, project.dataset_folder("full"), apply, message, context.branch)
     return outcome["report"], commit

@@ -8,6 +8,8 @@ import re
 
 from alops.errors import AlopsError
 
+DEV_FIDELITY = "dev_fidelity.json"  # the fidelity report `alops data make-dev` writes (a metrics file, not model metrics)
+
 
 def metric_name(name: str) -> str:
     """A name MLflow accepts: letters, digits, _ - . space and single inner slashes (no `//`, `..`, leading `/`)."""
@@ -46,19 +48,28 @@ def _named(data) -> dict[str, float]:
     return {metric_name(name): value for name, value in flat_numbers(data).items()}
 
 
-def workspace_metrics(project) -> dict[str, float]:
-    """The metrics the pipeline just wrote; one line naming the file when one is missing or unreadable."""
-    metrics: dict[str, float] = {}
+def workspace_metrics_by_file(project) -> dict[str, dict[str, float]]:
+    """The metrics the pipeline just wrote, per file; one line naming the file when one is missing or unreadable."""
+    found: dict[str, dict[str, float]] = {}
     for path, result in sorted(_show(project, None).items()):
         error = result.get("error")
         if isinstance(error, FileNotFoundError):
             raise AlopsError(f"{path}: the metrics file dvc.yaml declares was not written by the pipeline")
         kind = path.rpartition(".")[2].upper()
         if error is not None or not isinstance(result.get("data"), dict):
-            found = f" ({type(result['data']).__name__})" if error is None else ""
-            raise AlopsError(f"{path}: not valid {kind}{found}; the stage must write an object of metrics")
-        metrics.update(_named(result["data"]))
-    return metrics
+            shape = f" ({type(result['data']).__name__})" if error is None else ""
+            raise AlopsError(f"{path}: not valid {kind}{shape}; the stage must write an object of metrics")
+        found[path] = _named(result["data"])
+    return found
+
+
+def workspace_metrics(project) -> dict[str, float]:
+    """All the metrics the pipeline just wrote, merged."""
+    return {name: value for metrics in workspace_metrics_by_file(project).values() for name, value in metrics.items()}
+
+
+def is_fidelity_file(path: str) -> bool:
+    return path.replace("\\", "/").rpartition("/")[2] == DEV_FIDELITY
 
 
 def revision_metrics(project, revisions: tuple[str, ...]) -> dict[str, float] | None:

@@ -160,12 +160,27 @@ def _entries(items) -> list[str]:
     return paths
 
 
+def _plot_files(item) -> list[str]:
+    """The files a top-level dvc.yaml plot entry reads: a path (file or folder), or the files a named
+    definition maps in its `y` (and `x`), as dvclive writes them (`ROC: {x: fpr, y: {eval/roc.json: tpr}}`)."""
+    if isinstance(item, str):
+        return [item]
+    files: list[str] = []
+    for key, config in item.items() if isinstance(item, dict) else []:
+        axes = [axis for axis in (config.get("y"), config.get("x")) if isinstance(axis, dict)] if isinstance(config, dict) else []
+        if axes:
+            files += [str(path) for axis in axes for path in axis if str(path) not in files]
+        elif not str(key).startswith(("{", "$")):
+            files.append(str(key))
+    return files
+
+
 def pipeline_files(project) -> dict[str, list[str]]:
     """metrics, plots and model files that dvc.yaml declares (relative paths)."""
     document = project.pipeline
     metrics, plots, models = _entries(document.get("metrics")), [], []
     for item in document.get("plots") or []:
-        plots += [item] if isinstance(item, str) else [k for k in item if not k.startswith(("{", "$"))]
+        plots += [path for path in _plot_files(item) if path not in plots]
     for stage in (document.get("stages") or {}).values():
         metrics += _entries(stage.get("metrics"))
         plots += _entries(stage.get("plots"))

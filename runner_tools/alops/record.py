@@ -61,8 +61,10 @@ def commit_data_change(project, folder: str, apply: Callable[[], int], message: 
         raise ConfigError("the checkout has uncommitted changes: commit or stash them before labels are recorded")
     if pending:
         remove_interrupted_writes(os.path.dirname(project.manifest("full")))
-        if pending.get("message") and pending["message"] != message:
-            message += f"\n\nCompletes the interrupted recording: {pending['message']}"
+        if pending.get("message") and pending["message"] != message.split("\n")[0]:
+            subject, _, trailers = message.partition("\n\n")
+            message = f"{subject}\n\nCompletes the interrupted recording: {pending['message']}" + \
+                (f"\n\n{trailers}" if trailers else "")
     note = os.path.join(root, PENDING)
     write_json(note, {"branch": branch, "folder": relative, "message": message.split("\n")[0]})
     for _ in range(attempts):

@@ -19,7 +19,7 @@ from alops.errors import AlopsError, ConfigError
 from alops.files import save_png, write_json
 from alops.forge import REPORT_MARKER
 from alops.manifest import labeled_count
-from alops.project import TAG_DATA_VERSION, TAG_DATASET, TAG_LABELED
+from alops.project import TAG_COMMIT, TAG_DATA_VERSION, TAG_DATASET, TAG_LABELED
 
 
 @dataclass
@@ -33,6 +33,7 @@ class Side:
     labeled: int | None = None
     url: str | None = None
     dataset: str | None = None  # dev or full: only like is compared with like
+    commit: str | None = None
 
 
 @dataclass
@@ -47,6 +48,8 @@ class Report:
     curve: list[tuple[int, float]] = field(default_factory=list)  # (labels, metric) over the branch's runs
     curve_metric: str | None = None
     random_curve: list[tuple[int, float]] = field(default_factory=list)
+    fidelity: dict[str, float] = field(default_factory=dict)  # the dev dataset's fidelity report, not model metrics
+    strategy: str | None = None  # the query strategy the branch's params name (al/ branches)
 
 
 def _read(path: str) -> str | None:
@@ -62,7 +65,7 @@ def _committed_side(project, target: str) -> Side | None:
     records (else params.yaml); None when it has neither."""
     import yaml
 
-    from alops.git import show
+    from alops.git import git, show
     from alops.metrics import revision_metrics
     from alops.params import flatten
     from alops.pipeline import locked_params
@@ -78,8 +81,10 @@ def _committed_side(project, target: str) -> Side | None:
         params = {}
     params.update(flatten(locked_params(show(project.root, revisions, "dvc.lock"))))  # what the committed run used
     dataset = params.get("dataset")
+    commit = next((found.stdout.strip() for found in (git(project.root, "rev-parse", "-q", "--verify", f"{rev}^{{commit}}",
+                                                          check=False) for rev in revisions) if found.returncode == 0), None)
     return Side(f"committed on {code(target)}", metrics or {}, {k: str(v) for k, v in params.items()},
-                dataset=str(dataset) if dataset in ("dev", "full") else None)
+                dataset=str(dataset) if dataset in ("dev", "full") else None, commit=commit)
 
 
 def _run_side(run, uri: str, description: str) -> Side:
@@ -87,7 +92,8 @@ def _run_side(run, uri: str, description: str) -> Side:
 
     labeled = run.data.tags.get(TAG_LABELED)
     return Side(description, dict(run.data.metrics), dict(run.data.params), run.data.tags.get(TAG_DATA_VERSION),
-                int(labeled) if labeled and labeled.isdigit() else None, run_url(uri, run), run.data.tags.get(TAG_DATASET))
+                int(labeled) if labeled and labeled.isdigit() else None, run_url(uri, run), run.data.tags.get(TAG_DATASET),
+                run.data.tags.get(TAG_COMMIT))
 
 
 def _tracked_sides(project, uri: str, target: str, dataset: str, current: Side, reasons: list[str]):
@@ -112,10 +118,21 @@ def _tracked_sides(project, uri: str, target: str, dataset: str, current: Side, 
     return baseline, branch_runs
 
 
+def _branch_strategy(root: str) -> str | None:
+    """The query strategy of the branch's latest label import (its commit's trailer)."""
+    from alops.git import git
+    from alops.labeling import STRATEGY_TRAILER
+
+    found = git(root, "log", "-1", f"--grep=^{STRATEGY_TRAILER}: ", "--format=%(trailers:key="
+                f"{STRATEGY_TRAILER},valueonly,separator=)", check=False)
+    return found.stdout.strip() or None if found.returncode == 0 else None
+
+
 def collect(project, target: str, curve_metric: str | None = None, simulation_csv: str | None = None) -> Report:
     """Everything the report shows, for the project's workspace against `target`."""
     from alops import data, params as params_mod, tracking
-    from alops.pipeline import locked_params, pipeline_files, read_metrics
+    from alops.metrics import is_fidelity_file, workspace_metrics_by_file
+    from alops.pipeline import locked_params, pipeline_files
 
     root, context = project.root, project.context
     # nothing tracked here: compare with what the target branch committed
@@ -123,7 +140,9 @@ def collect(project, target: str, curve_metric: str | None = None, simulation_cs
     if target.startswith("-"):
         raise ConfigError(f"--target {target!r} is not a branch name")
     files = pipeline_files(project)
-    metrics, _steps = read_metrics(project, files)
+    metrics, fidelity = {}, {}
+    for path, found in (workspace_metrics_by_file(project) if files["metrics"] else {}).items():
+        (fidelity if is_fidelity_file(path) else metrics).update(found)
     if not metrics:
         raise AlopsError("no metrics in the workspace: run `alops run` first (dvc.yaml declares the metrics files)")
     try:
@@ -135,7 +154,8 @@ def collect(project, target: str, curve_metric: str | None = None, simulation_cs
     dataset = context.profile.dataset
     used = params_mod.flatten(params_mod.load_params(root))
     used.update(params_mod.flatten(locked_params(_read(os.path.join(root, "dvc.lock")))))  # as the run had them
-    current = Side("workspace", metrics, {k: str(v) for k, v in used.items()}, version, labeled, dataset=dataset)
+    current = Side("workspace", metrics, {k: str(v) for k, v in used.items()}, version, labeled, dataset=dataset,
+                   commit=context.commit)
     baseline, branch_runs, reasons = None, [], []
     try:
         if uri:
@@ -158,8 +178,10 @@ def collect(project, target: str, curve_metric: str | None = None, simulation_cs
         raise ConfigError(f"alops.yaml metric.name {primary.name!r} is not among the metrics the pipeline wrote "
                           f"({', '.join(sorted(metrics))})")
     report = Report(context.branch or context.tag or "", target, context.kind, current, baseline,
-                    no_baseline="; ".join(reasons) if baseline is None else "", primary=primary)
+                    no_baseline="; ".join(reasons) if baseline is None else "", primary=primary, fidelity=fidelity)
     if context.kind == "active-learning":
+        report.strategy = _branch_strategy(root) or next(
+            (value for name, value in sorted(current.params.items()) if name.rpartition(".")[2] == "strategy"), None)
         report.curve_metric = curve_metric or (primary.name if primary else _first_metric(metrics))
         points = {}
         for run in branch_runs:
@@ -257,16 +279,53 @@ def _verdict(current: float, before: float | None, primary) -> str:
             + (f" (minimum gain {primary.min_gain:g})" if primary.min_gain else "") + ".")
 
 
+def _run_link(side: Side | None) -> str:
+    if side is None or not side.url:
+        return "–"
+    return f"[run]({side.url})" if side.url.startswith("http") else code(side.url)
+
+
+def _sides(report: Report) -> list[str]:
+    """Both sides' dataset, data version, commit and run, in one table under the header."""
+    now, base = report.current, report.baseline
+    version_now, version_base = now.data_version or "untracked", (base.data_version if base else None) or "unknown"
+    rows = [
+        ("dataset", now.dataset or "–", (base.dataset if base else None) or "not recorded"),
+        ("data version", code(version_now),
+         code(version_base) + (" (unchanged)" if version_now == version_base else "")),
+        ("commit", code(now.commit[:12]) if now.commit else "–", code(base.commit[:12]) if base and base.commit else "–"),
+        ("run", _run_link(now), _run_link(base)),
+    ]
+    return ["| | this branch | target |", "|---|---|---|"] + [f"| {name} | {this} | {that} |" for name, this, that in rows]
+
+
+def _active_learning(report: Report, image: str | None) -> list[str]:
+    lines = ["", "### Active learning", ""]
+    if report.strategy:
+        lines.append(f"Strategy: {code(report.strategy)}.")
+    if report.current.labeled is not None and report.baseline and report.baseline.labeled is not None:
+        lines.append(f"Labels added: {report.current.labeled - report.baseline.labeled:+d} "
+                     f"({report.baseline.labeled} → {report.current.labeled} labeled samples).")
+    elif report.current.labeled is not None:
+        lines.append(f"Labeled samples: {report.current.labeled}.")
+    if len(report.curve) > 1:
+        lines += ["", f"| round | labeled | labels added | {code(report.curve_metric)} |", "|---:|---:|---:|---:|"]
+        lines += [f"| {i} | {labeled} | {labeled - report.curve[i - 1][0] if i else '–'} | {_number(value)} |"
+                  for i, (labeled, value) in enumerate(report.curve)]
+    if image:
+        lines += ["", image]
+    if not report.random_curve:
+        lines += ["", "No random baseline: pass `--simulation simulation/simulation.csv` from `alops simulate`."]
+    return lines
+
+
 def render(report: Report, image: str | None = None) -> str:
-    """The markdown, starting with the hidden marker that finds the comment again."""
-    base = report.baseline
+    """The markdown, starting with the hidden marker that finds the comment again: the primary metric's verdict,
+    the model metrics, both sides' provenance, params that changed, then collapsed detail."""
+    base, primary = report.baseline, report.primary
     lines = [REPORT_MARKER, f"## alops report: {code(report.branch)} → {code(report.target)} ({report.kind})", ""]
     lines.append(f"Compared with: {base.source}." if base else
                  f"No baseline on the {report.current.dataset} dataset: {report.no_baseline}.")
-    if base:
-        lines.append(f"Both sides: the {report.current.dataset} dataset." if base.dataset == report.current.dataset else
-                     f"This branch: the {report.current.dataset} dataset; the target's dataset is not recorded.")
-    primary = report.primary
     if primary is not None:
         lines += ["", _verdict(report.current.metrics[primary.name], base.metrics.get(primary.name) if base else None,
                                primary)]
@@ -276,6 +335,7 @@ def render(report: Report, image: str | None = None) -> str:
         before = base.metrics.get(name) if base else None
         lines.append(f"| {code(name)} | {_number(report.current.metrics[name])} | {_number(before)} | "
                      f"{_delta(report.current.metrics[name], before)} |")
+    lines += ["", *_sides(report)]
     if base:
         changed = sorted(k for k in set(report.current.params) | set(base.params)
                          if report.current.params.get(k) != base.params.get(k))
@@ -286,27 +346,13 @@ def render(report: Report, image: str | None = None) -> str:
                       for k in changed]
         else:
             lines += ["", "None."]
-    lines += ["", "### Data", ""]
-    now, before = report.current.data_version or "untracked", (base.data_version if base else None) or "unknown"
-    lines.append(f"Data version: {code(now)}" + ("" if now == before else f" (target: {code(before)})")
-                 + (" — unchanged." if now == before else "."))
     if report.kind == "active-learning":
-        lines += ["", "### Active learning", ""]
-        if report.current.labeled is not None and base and base.labeled is not None:
-            lines.append(f"Labels added: {report.current.labeled - base.labeled:+d} "
-                         f"({base.labeled} → {report.current.labeled} labeled samples).")
-        elif report.current.labeled is not None:
-            lines.append(f"Labeled samples: {report.current.labeled}.")
-        if image:
-            lines += ["", image]
-        if not report.random_curve:
-            lines += ["", "No random baseline: pass `--simulation simulation/simulation.csv` from `alops simulate`."]
-    links = [f"[this run]({report.current.url})" if report.current.url and report.current.url.startswith("http") else
-             report.current.url, f"[target run]({base.url})" if base and base.url and base.url.startswith("http") else
-             (base.url if base else None)]
-    links = [link for link in links if link]
-    if links:
-        lines += ["", "Runs: " + " · ".join(links)]
+        lines += _active_learning(report, image)
+    if report.fidelity:
+        lines += ["", f"<details><summary>Dev dataset fidelity ({len(report.fidelity)} statistics)</summary>", "",
+                  "| statistic | value |", "|---|---:|"]
+        lines += [f"| {code(name)} | {_number(value)} |" for name, value in sorted(report.fidelity.items())]
+        lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
 
 
