@@ -218,3 +218,34 @@ def test_bald_in_blocks_equals_the_formula():
     finally:
         strategies.BLOCK_BYTES = small_blocks
     assert np.allclose(got, expected)
+
+
+def margin_of(probs: np.ndarray) -> np.ndarray:
+    top = np.sort(probs.astype(np.float64), axis=1)
+    return -(top[:, -1] - top[:, -2])  # higher: more uncertain
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("k", [1, 3, 7, 40, 90])
+def test_balanced_shares_differ_by_at_most_one_and_follow_the_formula_within_each_class(seed, k):
+    """Checked against the margin formula and per-class brute force, not against the implementation."""
+    rng = np.random.default_rng(seed)
+    classes = 6
+    # skewed predicted classes: some classes have few members, so their shares run out
+    probs = rng.dirichlet(np.r_[np.full(2, 4.0), np.full(classes - 2, 0.3)], size=100).astype(np.float32)
+    pool = Pool(probs=probs)
+    chosen = ClassBalanced(SmallestMargin()).query(pool, k, np.random.default_rng(0))
+    assert len(chosen) == k == len(set(chosen.tolist()))
+    predicted, score = probs.argmax(axis=1), margin_of(probs)
+    counts = {c: int((predicted[chosen] == c).sum()) for c in np.unique(predicted)}
+    sizes = {c: int((predicted == c).sum()) for c in counts}
+    open_classes = [c for c in counts if counts[c] < sizes[c]]  # classes not exhausted
+    if open_classes:
+        assert max(counts.values()) - min(counts[c] for c in open_classes) <= 1
+    for c, n in counts.items():  # within a class: its n most uncertain, exact ties to the lowest row
+        members = np.flatnonzero(predicted == c)
+        expected = sorted(members, key=lambda r: (-score[r], r))[:n]
+        assert sorted(chosen[predicted[chosen] == c].tolist()) == sorted(int(r) for r in expected)
+    if k < len(counts):  # fewer picks than classes: the k classes holding the most uncertain samples, one each
+        best = sorted(counts, key=lambda c: -score[predicted == c].max())[:k]
+        assert sorted(counts[c] for c in best) == [1] * k and sum(counts.values()) == k

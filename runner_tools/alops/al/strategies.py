@@ -214,7 +214,10 @@ class Hybrid(QueryStrategy):
 
 
 class ClassBalanced(QueryStrategy):
-    """Spread k over the predicted classes; within a class, `base`'s order; leftovers by `base` overall."""
+    """k spread over the predicted classes in rounds: each round takes every class's next most uncertain sample
+    (by `base`), classes whose best sample is more uncertain first. So shares differ by at most one; with k below
+    the number of classes the k classes holding the most uncertain samples get one each; a class that runs out
+    leaves its share to the others in turn, never to one class."""
 
     def __init__(self, base: UncertaintyStrategy):
         self.base = base
@@ -223,14 +226,16 @@ class ClassBalanced(QueryStrategy):
     def _select(self, pool, k, rng):
         scores = self.base.score(pool).astype(np.float64)
         predicted = pool.probs.argmax(axis=1)
-        classes = np.unique(predicted)
-        share = k // len(classes)
-        chosen = []
-        for label in classes:
+        ranked = []
+        for label in np.unique(predicted):
             members = np.flatnonzero(predicted == label)
-            chosen.extend(top_k(members, scores[members], min(share, members.size))[0])
-        rest = np.setdiff1d(np.arange(len(pool)), chosen)
-        chosen.extend(top_k(rest, scores[rest], k - len(chosen))[0])
+            ranked.append(top_k(members, scores[members], members.size)[0])
+        ranked.sort(key=lambda rows: (-scores[rows[0]], rows[0]))
+        chosen: list[int] = []
+        for depth in range(max(len(rows) for rows in ranked)):
+            chosen += [int(rows[depth]) for rows in ranked if depth < len(rows)][:k - len(chosen)]
+            if len(chosen) == k:
+                break
         chosen = np.array(chosen, dtype=np.int64)
         return chosen, scores[chosen]
 
