@@ -190,3 +190,15 @@ def test_balanced_selection_cannot_be_sharded(tmp_path):
     np.save(tmp_path / "p.npy", np.full((10, 2), 0.5, np.float32))
     result = run_alops("query", "select", "p.npy", "-k", "2", "--balanced", "--shard", "0/2", cwd=tmp_path)
     assert result.returncode == 2 and "cannot be sharded" in result.stderr
+
+
+def test_a_float64_parquet_pool_keeps_its_precision_and_order(tmp_path):
+    """Two rows whose margins differ below float32's resolution: the float64 pool's order must hold."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    probs = np.array([[0.5, 0.5 - 1e-12, 1e-12], [0.5 + 1e-12, 0.5 - 2e-12, 1e-12], [0.9, 0.05, 0.05]], np.float64)
+    pq.write_table(pa.table({f"p{i}": probs[:, i] for i in range(3)}), tmp_path / "pool.parquet")
+    np.save(tmp_path / "pool.npy", probs)
+    from_parquet = select_streaming(str(tmp_path / "pool.parquet"), "margin", 1)["indices"]
+    assert from_parquet == select_streaming(str(tmp_path / "pool.npy"), "margin", 1)["indices"] == [0]

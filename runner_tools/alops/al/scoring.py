@@ -78,7 +78,8 @@ class NpySource:
 
 
 class ParquetSource:
-    """Rows of a Parquet file whose float columns p0..pC-1 (or a list column `probs`) hold probabilities."""
+    """Rows of a Parquet file whose float columns p0..pC-1 hold probabilities; float64 columns stay float64
+    (casting them would change the order of near ties), anything narrower is read as float32."""
 
     def __init__(self, path: str):
         import pyarrow.parquet as pq
@@ -90,6 +91,10 @@ class ParquetSource:
         if not self.columns:
             raise ConfigError(f"{path}: no probability columns p0, p1, ... found")
         self.shape = (self.file.metadata.num_rows, len(self.columns))
+        import pyarrow as pa
+
+        wide = any(pa.types.is_float64(self.file.schema_arrow.field(name).type) for name in self.columns)
+        self.dtype = np.dtype(np.float64 if wide else np.float32)
 
     def chunks(self, start: int, stop: int, rows: int) -> Iterator[tuple[int, np.ndarray]]:
         position = 0
@@ -97,7 +102,7 @@ class ParquetSource:
             lo, hi = max(start - position, 0), min(stop - position, batch.num_rows)
             if lo < hi:
                 block = np.stack([batch.column(c).to_numpy(zero_copy_only=False)[lo:hi] for c in self.columns], axis=1)
-                yield position + lo, np.ascontiguousarray(block, dtype=np.float32)
+                yield position + lo, np.ascontiguousarray(block, dtype=self.dtype)
             position += batch.num_rows
             if position >= stop:
                 break
