@@ -197,8 +197,9 @@ def test_a_float64_parquet_pool_keeps_its_precision_and_order(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    probs = np.array([[0.5, 0.5 - 1e-12, 1e-12], [0.5 + 1e-12, 0.5 - 2e-12, 1e-12], [0.9, 0.05, 0.05]], np.float64)
+    # margins 2e-12 and 1e-12: row 1 is the more uncertain; in float32 both are 0 and the tie goes to row 0
+    probs = np.array([[0.5 + 1e-12, 0.5 - 1e-12, 0.0], [0.5 + 5e-13, 0.5 - 5e-13, 0.0], [0.9, 0.05, 0.05]], np.float64)
     pq.write_table(pa.table({f"p{i}": probs[:, i] for i in range(3)}), tmp_path / "pool.parquet")
     np.save(tmp_path / "pool.npy", probs)
     from_parquet = select_streaming(str(tmp_path / "pool.parquet"), "margin", 1)["indices"]
-    assert from_parquet == select_streaming(str(tmp_path / "pool.npy"), "margin", 1)["indices"] == [0]
+    assert from_parquet == select_streaming(str(tmp_path / "pool.npy"), "margin", 1)["indices"] == [1]
