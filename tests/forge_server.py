@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -93,7 +94,7 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.state
         with state.lock:
             state.requests.append({"method": method, "path": path, "query": query, "headers": dict(self.headers),
-                                   "body": raw.decode("utf-8", "replace")})
+                                   "body": raw.decode("utf-8", "replace"), "at": time.monotonic()})
             given = self.headers.get("PRIVATE-TOKEN") or self.headers.get("JOB-TOKEN") or \
                 (self.headers.get("Authorization") or "").split(" ")[-1]
             if given != state.token:

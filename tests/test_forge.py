@@ -139,13 +139,19 @@ def test_a_502_after_the_server_applied_the_post_still_leaves_one_comment(report
         assert "0.85" in server.state.comments[7][0]["body"]
 
 
-def test_gitlab_429_with_retry_after_is_waited_out(report_project):
+@pytest.mark.parametrize("forge", ["gitlab", "github"])
+def test_429_with_retry_after_is_waited_out(report_project, tmp_path, forge):
+    comments = r"/notes$" if forge == "gitlab" else r"/issues/7/comments$"
     with ForgeServer(CANARY) as server:
-        server.inject("GET", r"/notes$", 429, retry_after=1, times=2)
-        result = run_alops("report", "--post", cwd=report_project, env=gitlab_env(server, report_project))
+        server.inject("GET", comments, 429, retry_after=2, times=2)
+        env = gitlab_env(server, report_project) if forge == "gitlab" else github_env(server, report_project, tmp_path)
+        result = run_alops("report", "--post", cwd=report_project, env=env)
         assert result.returncode == 0, result.stderr
-        assert len(server.calls("GET", r"/notes$")) == 3
+        calls = server.calls("GET", comments)
+        assert len(calls) == 3
         assert len(server.state.comments[7]) == 1
+    waits = [later["at"] - earlier["at"] for earlier, later in zip(calls, calls[1:])]
+    assert all(wait >= 1.9 for wait in waits), waits  # the server's Retry-After, not a fixed back-off
 
 
 def test_github_502_on_every_create_fails_after_bounded_attempts(report_project, tmp_path):
