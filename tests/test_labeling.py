@@ -253,3 +253,42 @@ def test_fixture_disagreement_and_cancelled(fixture_pool):
     assert "back to the queue: 106: no annotation (cancelled or empty)" in result.stdout
     labels = {r["id"]: r["label"] for r in read_manifest(fixture_pool / "data/full/manifest.csv")}
     assert [labels[str(i)] for i in range(101, 107)] == ["1", "1", "1", "1", "", ""]
+
+
+def test_a_selection_with_ids_is_exported_by_id_even_when_scored_on_other_rows(repo):
+    """The default branch scores its dev pool; the export runs against the full manifest: rows are joined by id,
+    not by position (positions of a dev pool mean nothing in the full manifest)."""
+    dvc(repo, "init", "-q")
+    (repo / "alops.yaml").write_text("data:\n  classes: ['0', '1', '2', '3']\n")
+    rows = write_full_dataset(repo / "data/full", n=60)
+    unlabeled = [r["id"] for r in rows if r["label"] == ""]
+    dev_pool = unlabeled[::3]  # a dev subset of the unlabeled rows, scored in its own order
+    probs = np.random.default_rng(1).dirichlet(np.ones(4), size=len(dev_pool)).astype(np.float32)
+    np.save(repo / "pool.npy", probs)
+    (repo / "pool_ids.txt").write_text("".join(f"{s}\n" for s in dev_pool))
+    shards = []
+    for i in range(3):  # sharded selections carry the ids through the merge
+        result = run_alops("query", "select", "pool.npy", "--ids", "pool_ids.txt", "-k", "4", "--strategy", "margin",
+                           "--shard", f"{i}/3", "--out", f"s{i}.json", cwd=repo)
+        assert result.returncode == 0, result.stderr
+        shards.append(f"s{i}.json")
+    assert run_alops("query", "merge", *shards, cwd=repo).returncode == 0
+    selection = json.loads((repo / "selection.json").read_text())
+    margin = -(np.sort(probs, axis=1)[:, -1] - np.sort(probs, axis=1)[:, -2])
+    expected = sorted(range(len(dev_pool)), key=lambda r: (-margin[r], r))[:4]  # the formula, by brute force
+    assert selection["indices"] == expected and selection["sample_ids"] == [dev_pool[r] for r in expected]
+    exported = run_alops("labels", "export", "selection.json", cwd=repo)
+    assert exported.returncode == 0, exported.stderr
+    tasks = json.loads((repo / "labeling/tasks.json").read_text())
+    assert [t["data"]["sample_id"] for t in tasks] == [dev_pool[r] for r in expected]
+    by_id = {r["id"]: r for r in rows}
+    assert [t["data"]["image"] for t in tasks] == [by_id[dev_pool[r]]["path"] for r in expected]
+
+
+def test_ids_that_do_not_match_the_pool_are_one_line(repo):
+    np.save(repo / "pool.npy", np.full((5, 2), 0.5, np.float32))
+    (repo / "ids.txt").write_text("a\nb\nc\n")
+    result = run_alops("query", "select", "pool.npy", "--ids", "ids.txt", "-k", "2", cwd=repo)
+    assert result.returncode == 2 and not (repo / "selection.json").exists()
+    assert result.stderr.strip().splitlines() == [
+        "alops: error: ids.txt: 3 ids for a pool of 5 rows; write one id per pool row, in the pool's order"]

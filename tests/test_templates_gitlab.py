@@ -211,10 +211,12 @@ def test_the_scheduled_query_runs_every_shard_and_merges_the_single_pass_selecti
     from conftest import dvc
 
     with open(component_project / "data/full/manifest.csv", newline="") as handle:
-        unlabeled = sum(1 for row in csv.DictReader(handle) if not row["label"])
+        ids = [row["id"] for row in csv.DictReader(handle) if not row["label"]]
+    unlabeled = len(ids)
     probs = np.random.default_rng(5).dirichlet(np.ones(10), size=unlabeled).astype(np.float32)
     np.save(component_project / "pool_probs.npy", probs)
-    dvc(component_project, "add", "-q", "pool_probs.npy")
+    (component_project / "pool_ids.txt").write_text("".join(f"{sample}\n" for sample in ids))
+    dvc(component_project, "add", "-q", "pool_probs.npy", "pool_ids.txt")
     dvc(component_project, "push", "-q")
     git(component_project, "add", "-A")
     git(component_project, "commit", "-q", "-m", "the pool scored by the current model")
@@ -227,7 +229,9 @@ def test_the_scheduled_query_runs_every_shard_and_merges_the_single_pass_selecti
     confidence = probs.astype(np.float64).max(axis=1)
     expected = sorted(np.lexsort((np.arange(unlabeled), confidence))[:100].tolist())  # least confident, ties low row
     assert sorted(selection["indices"]) == expected
-    assert len(json.loads((component_project / "labeling/batch.json").read_text())["sample_ids"]) == 100
+    assert sorted(selection["sample_ids"]) == sorted(ids[row] for row in expected)  # named through the merge
+    assert sorted(json.loads((component_project / "labeling/batch.json").read_text())["sample_ids"]) == \
+        sorted(ids[row] for row in expected)
 
 
 @pytest.mark.parametrize("source_project, fork_tests, tests_run", [

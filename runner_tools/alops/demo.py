@@ -92,7 +92,8 @@ def _al_rounds(demo: Demo, branch: str, strategy: str, oracle: dict[str, str]) -
         answers = os.path.join(demo.folder, f"answers-{branch.replace('/', '-')}-{number}.csv")
         demo.step(f"{branch} round {number}: train, select {PER_ROUND} ({strategy}), label, import",
                   ("alops", "run", "--allow-cpu"), *demo.commit(f"{branch}: round {number} training"),
-                  ("alops", "query", "select", "pool_probs.npy", "-k", str(PER_ROUND), "--strategy", strategy),
+                  ("alops", "query", "select", "pool_probs.npy", "--ids", "pool_ids.txt", "-k", str(PER_ROUND),
+                   "--strategy", strategy),
                   ("alops", "labels", "export", "selection.json"))
         curve.append((int(demo.metric("labeled")), demo.metric()))
         _oracle_answers(demo.project, oracle, answers)

@@ -49,20 +49,44 @@ def _unlabeled_rows(manifest: str) -> list[dict]:
     return rows
 
 
+def _rows_by_id(manifest: str, ids: list[str]) -> list[dict | None]:
+    """The manifest rows of `ids` (streamed; memory: the selected rows), in that order; None for a row that is
+    labeled already. One line naming an id the manifest does not have."""
+    from alops.manifest import inspect_manifest, iter_batches
+
+    wanted = {str(sample): None for sample in ids}
+    for batch in iter_batches(inspect_manifest(manifest)):
+        for row in batch.to_pylist():
+            if str(row["id"]) in wanted:
+                wanted[str(row["id"])] = row
+    unknown = [sample for sample, row in wanted.items() if row is None]
+    if unknown:
+        raise ConfigError(f"{len(unknown)} selected sample(s) are not in {manifest} (first: {unknown[0]!r}): the pool "
+                          "was scored on other data; score it again")
+    return [wanted[str(sample)] if wanted[str(sample)]["label"] is None else None for sample in ids]
+
+
 def export_tasks(selection: dict, manifest: str, out_dir: str, classes: list[str], model_version: str,
                  image_prefix: str = "") -> dict:
-    """Write tasks.json, tasks.csv and batch.json for the selected pool rows.
+    """Write tasks.json, tasks.csv and batch.json for the selected samples.
 
-    Pool row i is the manifest's i-th unlabeled sample (the order `alops query` scored them in).
+    A selection that names its samples (`alops query select --ids`) is joined with the manifest by id; samples
+    labeled since are left out. Without ids, pool row i is the manifest's i-th unlabeled sample (the order the
+    pipeline scored them in), which holds only when the pool was scored on this manifest.
     """
-    pool = _unlabeled_rows(manifest)
-    if selection.get("pool_rows") not in (None, len(pool)):
-        raise ConfigError(f"the selection scored {selection['pool_rows']} pool rows but {manifest} has {len(pool)} "
-                          "unlabeled samples; score the pool again")
+    if selection.get("sample_ids") is not None:
+        rows = _rows_by_id(manifest, selection["sample_ids"])
+    else:
+        pool = _unlabeled_rows(manifest)
+        if selection.get("pool_rows") not in (None, len(pool)):
+            raise ConfigError(f"the selection scored {selection['pool_rows']} pool rows but {manifest} has {len(pool)} "
+                              "unlabeled samples; score the pool again, or select with --ids to join by sample id")
+        rows = [pool[index] for index in selection["indices"]]
     scores = selection.get("scores") or [None] * len(selection["indices"])
     tasks, lines = [], []
-    for index, score in zip(selection["indices"], scores):
-        row = pool[index]
+    for row, score in zip(rows, scores):
+        if row is None:
+            continue
         data = {"sample_id": str(row["id"]), "image": image_prefix + (row.get("path") or "")}
         task = {"data": data}
         if score is not None:
@@ -71,7 +95,9 @@ def export_tasks(selection: dict, manifest: str, out_dir: str, classes: list[str
         lines.append({"sample_id": data["sample_id"], "image": data["image"], "score": "" if score is None else score})
     ids = [t["data"]["sample_id"] for t in tasks]
     batch = {"batch_id": hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12], "sample_ids": ids,
-             "classes": classes, "model_version": model_version, "strategy": selection.get("strategy")}
+             "classes": classes, "model_version": model_version, "strategy": selection.get("strategy"),
+             "k": selection.get("k"), "pool_digest": selection.get("pool_digest"),
+             "labeled_since": sum(row is None for row in rows)}
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=["sample_id", "image", "score"])
     writer.writeheader()

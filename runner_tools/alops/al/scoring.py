@@ -259,11 +259,19 @@ def merge(selections: list[dict]) -> dict:
     count = int(shards[0].split("/")[1]) if shards[0] else 0
     if not count or shards != sorted(f"{i}/{count}" for i in range(count)):
         raise ConfigError(f"merge needs each shard 0/n .. n-1/n exactly once; got {', '.join(shards)}")
+    named = ["sample_ids" in s for s in selections]
+    if any(named) and not all(named):
+        raise ConfigError("some shard selections name their samples (--ids) and some do not: select every shard "
+                          "with the same --ids")
     rows = np.concatenate([np.array(s["indices"], np.int64) for s in selections])
     scores = np.concatenate([np.array(s["scores"], np.float64) for s in selections])
     rows, scores = top_k(rows, scores, first["k"])
-    return {**{k: first.get(k) for k in (*keys, "schema", "pool")}, "shard": None, "rows": [0, first["pool_rows"]],
-            "indices": rows.tolist(), "scores": scores.tolist()}
+    merged = {**{k: first.get(k) for k in (*keys, "schema", "pool")}, "shard": None, "rows": [0, first["pool_rows"]],
+              "indices": rows.tolist(), "scores": scores.tolist()}
+    if all(named):
+        ids = {row: sample for s in selections for row, sample in zip(s["indices"], s["sample_ids"])}
+        merged["sample_ids"] = [ids[row] for row in merged["indices"]]
+    return merged
 
 
 
@@ -279,12 +287,42 @@ def read_selection(path: str) -> dict:
     return data
 
 
+def sample_ids(ids_path: str, rows: list[int], pool_rows: int) -> list[str]:
+    """The ids of pool `rows` from a text file with one id per pool row, streamed (memory: the chosen ids)."""
+    wanted = {row: None for row in rows}
+    count = 0
+    try:
+        with open(ids_path, encoding="utf-8") as handle:
+            for count, line in enumerate(handle, start=1):
+                if count - 1 in wanted:
+                    wanted[count - 1] = line.rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"{ids_path}: cannot read the pool's ids ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{ids_path}: not a text file of sample ids (one per pool row)") from None
+    if count != pool_rows:
+        raise ConfigError(f"{ids_path}: {count} ids for a pool of {pool_rows} rows; write one id per pool row, "
+                          "in the pool's order")
+    missing = [row for row, found in wanted.items() if not found]
+    if missing:
+        raise ConfigError(f"{ids_path}: line {missing[0] + 1} is empty; every pool row needs a sample id")
+    return [wanted[row] for row in rows]
+
+
 def select(pool: str, strategy: str, k: int, seed: int = 0, shard: str | None = None, balanced: bool = False,
-           embeddings: str | None = None, labeled_embeddings: str | None = None, progress=None) -> dict:
-    """The selection of `k` samples from the pool file: streamed (and sharded) where the strategy allows it."""
+           embeddings: str | None = None, labeled_embeddings: str | None = None, progress=None,
+           ids: str | None = None) -> dict:
+    """The selection of `k` samples from the pool file: streamed (and sharded) where the strategy allows it;
+    with `ids` (one sample id per pool row) it names the samples, so the export joins by id."""
     if shard and balanced:
         raise ConfigError("--balanced needs the whole pool's predicted classes, so it cannot be sharded: drop --shard, "
                           "or --balanced")
+    if ids and not os.path.isfile(ids):
+        raise ConfigError(f"{ids}: no such ids file (one sample id per pool row, in the pool's order)")
     if shard or (strategy in STREAMABLE and not balanced):
-        return select_streaming(pool, strategy, k, seed, parse_shard(shard) if shard else None, progress=progress)
-    return select_in_memory(pool, strategy, k, seed, balanced, embeddings, labeled_embeddings)
+        result = select_streaming(pool, strategy, k, seed, parse_shard(shard) if shard else None, progress=progress)
+    else:
+        result = select_in_memory(pool, strategy, k, seed, balanced, embeddings, labeled_embeddings)
+    if ids:
+        result["sample_ids"] = sample_ids(ids, result["indices"], result["pool_rows"])
+    return result

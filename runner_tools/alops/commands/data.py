@@ -17,13 +17,16 @@ def data() -> None:
 
 
 @data.command("pull")
+@click.argument("paths", nargs=-1)
 @DATASET_OPTION
 @REMOTE_OPTION
 @click.option("--allow-missing", is_flag=True, help="Skip files missing on the remote (never on experiment or release branches).")
 @click.option("--manifest-only", is_flag=True, help="Only the dataset's manifest (e.g. to export a selection's tasks).")
-def data_pull(dataset: str | None, remote: str | None, allow_missing: bool, manifest_only: bool) -> None:
+def data_pull(paths: tuple[str, ...], dataset: str | None, remote: str | None, allow_missing: bool,
+              manifest_only: bool) -> None:
     """Pull the dataset the branch needs: dev on feature and main, full on experiment, release and al/.
 
+    With PATHS, pull those tracked files instead (pipeline outputs such as the pool; empty ones are skipped).
     The version pulled is the one the branch's .dvc / dvc.lock files record. A missing or corrupt
     object fails the command (remotes are read with verify = true).
 
@@ -32,11 +35,18 @@ def data_pull(dataset: str | None, remote: str | None, allow_missing: bool, mani
       alops data pull                  # what this branch needs
       alops data pull --dataset full
       alops data pull --dataset full --manifest-only
+      alops data pull pool_probs.npy pool_ids.txt
     """
     from alops import data as dvc_data
 
     with Project.open() as project:
         context = project.context
+        targets = [os.path.join(project.root, path) for path in paths if path]
+        if targets:
+            stats = dvc_data.pull(project, targets, remote=remote, allow_missing=allow_missing)
+            click.echo(f"{', '.join(path for path in paths if path)}: {stats.get('fetched', 0)} files fetched, "
+                       f"{len(stats.get('added', []))} added, {len(stats.get('modified', []))} modified")
+            return
         dataset = dataset or project.dataset
         if allow_missing and context.kind in ("experiment", "release"):
             raise ConfigError(f"--allow-missing is refused on {context.kind} branches: their runs need every file")

@@ -33,7 +33,9 @@ def labels_export(selection, out, model_version, image_prefix, label_studio_url,
 
     project = Project.open()
     batch, classes = export_batch(project, read_selection(selection), out, model_version, image_prefix)
-    click.echo(f"{out}: {len(batch['sample_ids'])} tasks in batch {batch['batch_id']} (tasks.json, tasks.csv, label_config.xml)")
+    click.echo(f"{out}: {len(batch['sample_ids'])} tasks in batch {batch['batch_id']} (tasks.json, tasks.csv, label_config.xml)"
+               + (f"; {batch['labeled_since']} selected samples are labeled already and were left out"
+                  if batch["labeled_since"] else ""))
     if label_studio_url:
         from alops.labelstudio import send_tasks
 

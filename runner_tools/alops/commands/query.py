@@ -24,8 +24,11 @@ def query_group() -> None:
 @click.option("--balanced", is_flag=True, help="Spread k over the predicted classes.")
 @click.option("--embeddings", type=click.Path(dir_okay=False), help=".npy (N, D) for core-set and hybrid.")
 @click.option("--labeled-embeddings", type=click.Path(dir_okay=False), help=".npy (M, D) of the labeled set (core-set distances).")
+@click.option("--ids", type=click.Path(dir_okay=False),
+              help="Text file with the sample id of each pool row (one per line): the selection names its samples, "
+                   "so the export joins by id. Empty: none.")
 @click.option("--out", "out", default="selection.json", show_default=True, help="Selection file to write.")
-def query_select(pool, strategy, k, seed, shard, balanced, embeddings, labeled_embeddings, out) -> None:
+def query_select(pool, strategy, k, seed, shard, balanced, embeddings, labeled_embeddings, ids, out) -> None:
     """Select k samples from POOL: probabilities (N, C) as .npy or Parquet (columns p0..pC-1).
 
     For bald, POOL holds MC-dropout passes (T, N, C) as .npy. least-confidence, margin, entropy and random
@@ -33,14 +36,14 @@ def query_select(pool, strategy, k, seed, shard, balanced, embeddings, labeled_e
 
     \b
     Examples:
-      alops query select pool_probs.npy -k 500 --strategy margin
+      alops query select pool_probs.npy -k 500 --strategy margin --ids pool_ids.txt
       alops query select pool_probs.npy -k 500 --shard 2/8 --out shard-2.json
     """
     from alops.al import scoring
     from alops.files import write_json
 
     result = scoring.select(pool, strategy, k, seed, shard, balanced, embeddings, labeled_embeddings,
-                            progress=progress_printer())
+                            progress=progress_printer(), ids=ids or None)
     write_json(out, result)
     click.echo(f"{out}: {len(result['indices'])} of {result['pool_rows']} samples selected by {result['strategy']}"
                + (f" (shard {result['shard']})" if result.get("shard") else ""))
