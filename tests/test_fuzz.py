@@ -40,7 +40,7 @@ def digest(path: Path) -> str:
 @FUZZ
 @given(export=EXPORTS, partial=st.booleans())
 def test_label_import_takes_any_export_without_a_traceback_or_a_partial_write(tmp_path_factory, export, partial):
-    from alops.labeling import import_labels
+    from alops.labeling import import_labels, read_batch
 
     folder = tmp_path_factory.mktemp("fuzz")
     manifest = folder / "manifest.csv"
@@ -50,7 +50,7 @@ def test_label_import_takes_any_export_without_a_traceback_or_a_partial_write(tm
     path.write_text(export["__raw__"] if isinstance(export, dict) and "__raw__" in export else json.dumps(export))
     before = digest(manifest)
     try:
-        report = import_labels(str(path), str(folder / "batch.json"), str(manifest), 0.5, partial)
+        report = import_labels(str(path), read_batch(str(folder / "batch.json")), str(manifest), 0.5, partial)
     except ConfigError as exc:
         assert "\n" not in str(exc)
         assert digest(manifest) == before  # refused: nothing written

@@ -78,6 +78,21 @@ def test_import_labels_the_pool_and_twice_changes_nothing(batch_project):
     assert manifest_hash(batch_project) == before
 
 
+def test_without_the_batch_file_the_exports_own_tasks_are_the_batch(batch_project):
+    """An import pipeline's fresh clone has the labelers' export, not the query pipeline's batch.json."""
+    ids = batch_ids(batch_project)
+    batch_id = json.loads((batch_project / "labeling/batch.json").read_text())["batch_id"]
+    export = full_export(batch_project, {s: [annotation("3")] for s in ids[:4]})  # two still unlabeled
+    (batch_project / "export.json").write_text(json.dumps(export))
+    (batch_project / "labeling/batch.json").unlink()
+    result = run_alops("labels", "import", "export.json", "--no-commit", cwd=batch_project)
+    assert result.returncode == 0, result.stderr
+    assert "4 labels accepted, 4 samples changed" in result.stdout
+    assert all(task["data"]["batch_id"] == batch_id for task in export)  # the tasks carry their batch
+    missing = run_alops("labels", "import", "export.json", "--batch", "elsewhere/batch.json", cwd=batch_project)
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1  # asked for: must exist
+
+
 def test_json_min_and_csv_exports(batch_project):
     ids = batch_ids(batch_project)
     minimal = [{"id": n, "sample_id": s, "label": "2", "annotator": "a@x"} for n, s in enumerate(ids)]
@@ -193,6 +208,48 @@ def test_hand_off_through_a_real_label_studio(batch_project, label_studio):
     labels = {r["id"]: r["label"] for r in read_manifest(batch_project / "data/full/manifest.csv")}
     assert {s: labels[s] for s in wanted} == wanted
     assert token not in exported.stdout + exported.stderr + imported.stdout + imported.stderr
+
+
+def test_an_import_job_on_a_fresh_clone_finds_the_batch_in_label_studio(batch_project, label_studio):
+    """The query pipeline's files are gone (another pipeline, a fresh clone): the tasks in Label Studio carry the
+    sample and batch ids, so the import fetches what is annotated so far; the rest comes with a later import."""
+    import shutil
+
+    import requests
+
+    url, token = label_studio
+    env = clean_env(LABEL_STUDIO_API_KEY=token, LABEL_STUDIO_URL=url, LABEL_STUDIO_PROJECT="fresh clone round")
+    exported = run_alops("labels", "export", "selection.json", cwd=batch_project, env=env)  # URL from CI variables
+    assert exported.returncode == 0 and "6 tasks added" in exported.stdout, exported.stderr
+    batch_id = json.loads((batch_project / "labeling/batch.json").read_text())["batch_id"]
+    shutil.rmtree(batch_project / "labeling")  # what the import pipeline's clone lacks
+
+    headers = {"Authorization": f"Token {token}"}
+    project = next(p for p in requests.get(f"{url}/api/projects", headers=headers, timeout=30).json()["results"]
+                   if p["title"] == "fresh clone round")
+    tasks = requests.get(f"{url}/api/tasks", params={"project": project["id"], "page_size": 100}, headers=headers,
+                         timeout=30).json()["tasks"]
+    assert {t["data"]["batch_id"] for t in tasks} == {batch_id}
+
+    def annotate(task, label):
+        answer = {"result": [{"from_name": "label", "to_name": "image", "type": "choices",
+                              "value": {"choices": [label]}}], "was_cancelled": False}
+        assert requests.post(f"{url}/api/tasks/{task['id']}/annotations", json=answer, headers=headers,
+                             timeout=30).status_code == 201
+
+    for task in tasks[:3]:
+        annotate(task, "2")
+    first = run_alops("labels", "import", cwd=batch_project, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "3 labels accepted, 3 samples changed" in first.stdout
+    for task in tasks[3:]:
+        annotate(task, "1")
+    second = run_alops("labels", "import", cwd=batch_project, env=env)
+    assert second.returncode == 0, second.stderr
+    assert "6 labels accepted, 3 samples changed" in second.stdout  # the first three again: no change
+    labels = {r["id"]: r["label"] for r in read_manifest(batch_project / "data/full/manifest.csv")}
+    assert [labels[t["data"]["sample_id"]] for t in tasks] == ["2"] * 3 + ["1"] * 3
+    assert token not in first.stdout + first.stderr + second.stdout + second.stderr
 
 
 def test_label_studio_errors_are_one_line_without_the_token(batch_project, label_studio):

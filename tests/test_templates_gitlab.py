@@ -249,3 +249,65 @@ def test_a_forks_merge_request_runs_the_projects_tests_only_when_opted_in(ml_pro
                                      "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": source_project,
                                      "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "feature/from-somewhere"})
     assert ("alops-tests" in jobs) == tests_run
+
+
+def test_a_triggered_label_import_job_takes_the_labels_from_label_studio_and_pushes_the_data_version(
+        component_project, label_studio, tmp_path):
+    """The import pipeline's clone has no file of the query pipeline: the tasks alops put in Label Studio say what
+    was asked; the job pulls the full data, imports the annotations, commits and pushes the new data version."""
+    import csv
+
+    import numpy as np
+    import requests
+
+    from conftest import dvc, run_alops
+
+    url, token = label_studio
+    project, title = component_project, f"import job {tmp_path.name}"
+    git(project, "switch", "-q", "-c", "al/round-1")
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(project, "remote", "set-url", "--push", "origin", str(origin))
+    git(project, "push", "-q", "origin", "al/round-1")
+    start = git(project, "rev-parse", "HEAD")
+
+    # the scheduled query pipeline's hand-off, done here: a selection exported into Label Studio
+    with open(project / "data/full/manifest.csv", newline="") as handle:
+        ids = [row["id"] for row in csv.DictReader(handle) if not row["label"]]
+    np.save(project / "pool.npy", np.random.default_rng(2).dirichlet(np.ones(10), size=len(ids)).astype(np.float32))
+    (project / "pool_ids.txt").write_text("".join(f"{sample}\n" for sample in ids))
+    env = clean_env(LABEL_STUDIO_URL=url, LABEL_STUDIO_API_KEY=token, LABEL_STUDIO_PROJECT=title)
+    assert run_alops("query", "select", "pool.npy", "--ids", "pool_ids.txt", "-k", "5", "--strategy", "margin",
+                     cwd=project).returncode == 0
+    exported = run_alops("labels", "export", "selection.json", cwd=project, env=env)
+    assert exported.returncode == 0 and "5 tasks added" in exported.stdout, exported.stderr
+    for leftover in ("pool.npy", "pool_ids.txt", "selection.json"):
+        (project / leftover).unlink()
+    shutil.rmtree(project / "labeling")
+
+    headers = {"Authorization": f"Token {token}"}
+    studio = next(p for p in requests.get(f"{url}/api/projects", headers=headers, timeout=30).json()["results"]
+                  if p["title"] == title)
+    tasks = requests.get(f"{url}/api/tasks", params={"project": studio["id"], "page_size": 100}, headers=headers,
+                         timeout=30).json()["tasks"]
+    for task in tasks:  # the labelers' work
+        answer = {"result": [{"from_name": "label", "to_name": "image", "type": "choices",
+                              "value": {"choices": ["7"]}}], "was_cancelled": False}
+        assert requests.post(f"{url}/api/tasks/{task['id']}/annotations", json=answer, headers=headers,
+                             timeout=30).status_code == 201
+
+    result = gitlab_ci_local(project, "alops-labels-import", variables={
+        "CI_PIPELINE_SOURCE": "trigger", "LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": token,
+        "LABEL_STUDIO_PROJECT": title})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "5 labels accepted, 5 samples changed" in output
+    assert token not in output
+
+    reader = tmp_path / "reader"
+    git(tmp_path, "clone", "-q", "-b", "al/round-1", str(origin), str(reader))
+    assert git(reader, "log", "--format=%s", f"{start}..HEAD").startswith("Labels of batch ")
+    dvc(reader, "pull", "-q", "data/full")  # the pushed data version, from the DVC remote
+    with open(reader / "data/full/manifest.csv", newline="") as handle:
+        labels = {row["id"]: row["label"] for row in csv.DictReader(handle)}
+    assert sorted(labels[t["data"]["sample_id"]] for t in tasks) == ["7"] * 5

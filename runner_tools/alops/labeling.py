@@ -8,6 +8,7 @@ rename; importing the same export twice changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -83,18 +84,19 @@ def export_tasks(selection: dict, manifest: str, out_dir: str, classes: list[str
                               "unlabeled samples; score the pool again, or select with --ids to join by sample id")
         rows = [pool[index] for index in selection["indices"]]
     scores = selection.get("scores") or [None] * len(selection["indices"])
+    ids = [str(row["id"]) for row in rows if row is not None]
+    batch_id = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12]
     tasks, lines = [], []
     for row, score in zip(rows, scores):
         if row is None:
             continue
-        data = {"sample_id": str(row["id"]), "image": image_prefix + (row.get("path") or "")}
+        data = {"sample_id": str(row["id"]), "image": image_prefix + (row.get("path") or ""), "batch_id": batch_id}
         task = {"data": data}
         if score is not None:
             task["predictions"] = [{"model_version": model_version, "score": float(score), "result": []}]
         tasks.append(task)
         lines.append({"sample_id": data["sample_id"], "image": data["image"], "score": "" if score is None else score})
-    ids = [t["data"]["sample_id"] for t in tasks]
-    batch = {"batch_id": hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12], "sample_ids": ids,
+    batch = {"batch_id": batch_id, "sample_ids": ids,
              "classes": classes, "model_version": model_version, "strategy": selection.get("strategy"),
              "k": selection.get("k"), "pool_digest": selection.get("pool_digest"),
              "labeled_since": sum(row is None for row in rows)}
@@ -245,7 +247,8 @@ def apply_labels(manifest: str, labels: dict[str, str]) -> int:
     return changed
 
 
-def _read_batch(batch_path: str) -> dict:
+def read_batch(batch_path: str) -> dict:
+    """A batch file written by `alops labels export`."""
     try:
         with open(batch_path, encoding="utf-8") as handle:
             batch = json.load(handle)
@@ -256,15 +259,22 @@ def _read_batch(batch_path: str) -> dict:
     return batch
 
 
-def batch_sample_ids(batch_path: str) -> set[str]:
-    """The sample ids of a batch written by `alops labels export`."""
-    return {str(s) for s in _read_batch(batch_path)["sample_ids"]}
+def batch_of_export(export_path: str) -> dict:
+    """The batch an export covers, read from its tasks (alops' tasks carry sample and batch ids), for an import
+    without the batch file: a fresh clone in an import pipeline. Classes: the project's."""
+    ids = list(dict.fromkeys(vote.sample_id for vote in read_export(export_path)))
+    batches: set[str] = set()
+    with contextlib.suppress(OSError, ValueError):
+        with open(export_path, encoding="utf-8") as handle:
+            tasks = json.load(handle)
+        batches = {str(t["data"]["batch_id"]) for t in tasks if isinstance(t, dict) and isinstance(t.get("data"), dict)
+                   and t["data"].get("batch_id")} if isinstance(tasks, list) else set()
+    return {"batch_id": "+".join(sorted(batches)) or "export", "sample_ids": ids, "classes": None}
 
 
-def import_labels(export_path: str, batch_path: str, manifest: str, min_agreement: float = 0.5,
+def import_labels(export_path: str, batch: dict, manifest: str, min_agreement: float = 0.5,
                   allow_partial: bool = False) -> ImportReport:
     """Validate the export against its batch, then update the manifest (nothing changes on any error)."""
-    batch = _read_batch(batch_path)
     report = decide(read_export(export_path), batch, min_agreement, allow_partial)
     report.changed = apply_labels(manifest, report.accepted) if report.accepted else 0
     return report
@@ -294,23 +304,24 @@ def export_batch(project, selection: dict, out_dir: str, model_version: str | No
     return batch, classes
 
 
-def import_into_project(project, export_path: str, batch_path: str, min_agreement: float, allow_partial: bool,
+def import_into_project(project, export_path: str, batch: dict, min_agreement: float, allow_partial: bool,
                         record: bool | None) -> tuple[ImportReport, str | None]:
     """Import labels into the full dataset's manifest; on al/ branches (or `record`) commit and push the
     new data version. Returns the import report and the pushed commit (None when nothing was recorded)."""
     manifest = project.manifest("full")
     context = project.context
+    if batch.get("classes") is None:  # a batch read back from Label Studio: the project's classes
+        batch = {**batch, "classes": project_classes(project.config, manifest)}
     if not (record if record is not None else context.profile.data_commits):
-        return import_labels(export_path, batch_path, manifest, min_agreement, allow_partial), None
+        return import_labels(export_path, batch, manifest, min_agreement, allow_partial), None
     from alops.record import commit_data_change
 
     outcome = {}
 
     def apply() -> int:
-        outcome["report"] = import_labels(export_path, batch_path, manifest, min_agreement, allow_partial)
+        outcome["report"] = import_labels(export_path, batch, manifest, min_agreement, allow_partial)
         return outcome["report"].changed
 
-    batch = _read_batch(batch_path)
     message = f"Labels of batch {batch.get('batch_id', '?')}"
     if isinstance(batch.get("strategy"), str) and batch["strategy"].isidentifier():
         message += f"\n\n{STRATEGY_TRAILER}: {batch['strategy']}"  # the report names the branch's strategy from it

@@ -79,14 +79,16 @@ class LabelStudio:
         return self._call("GET", f"/api/projects/{project}/export", params={"exportType": "JSON", "download_all_tasks": "true"})
 
 
-def fetch_batch_export(url: str, title: str, batch_path: str, export_path: str) -> int:
-    """Save the project's export, restricted to the tasks of one batch, as `export_path`; the task count."""
+def fetch_export(url: str, title: str, export_path: str, batch: dict | None) -> int:
+    """Save the project's export as `export_path`: the tasks of `batch`, or, without one, every task alops
+    created (they carry their sample and batch ids); the task count."""
     from alops.files import write_json
-    from alops.labeling import batch_sample_ids
 
-    wanted = batch_sample_ids(batch_path)
     studio = LabelStudio(url)
-    tasks = [t for t in studio.export(studio.project(title)) if str((t.get("data") or {}).get("sample_id")) in wanted]
+    tasks = [t for t in studio.export(studio.project(title)) if (t.get("data") or {}).get("sample_id") is not None]
+    if batch is not None:
+        wanted = {str(s) for s in batch["sample_ids"]}
+        tasks = [t for t in tasks if str(t["data"]["sample_id"]) in wanted]
     write_json(export_path, tasks)
     return len(tasks)
 

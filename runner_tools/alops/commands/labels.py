@@ -57,17 +57,23 @@ def labels_export(selection, out, model_version, image_prefix, label_studio_url,
 def labels_import(export, batch_path, min_agreement, partial, label_studio_url, studio_project, record) -> None:
     """Validate a Label Studio export (JSON, JSON-MIN or CSV) against its batch and label the pool.
 
-    With --label-studio-url the project's export is fetched first and saved as EXPORT. On an al/ branch the
-    new data version is committed and pushed; a push rejected by a concurrent import is retried on top of it.
+    With --label-studio-url (or LABEL_STUDIO_URL) the project's export is fetched first and saved as EXPORT.
+    Without the batch file (a fresh clone in an import pipeline) the export's tasks are the batch (they carry
+    alops' sample and batch ids) and what is annotated so far is imported. On an al/ branch the new data
+    version is committed and pushed; a push rejected by a concurrent import is retried on top of it.
     """
-    from alops.labeling import import_into_project
+    from alops.labeling import batch_of_export, import_into_project, read_batch
 
+    given = click.get_current_context().get_parameter_source("batch_path") != click.core.ParameterSource.DEFAULT
+    batch = read_batch(batch_path) if given or os.path.exists(batch_path) else None
     if label_studio_url:
-        from alops.labelstudio import fetch_batch_export
+        from alops.labelstudio import fetch_export
 
-        fetch_batch_export(label_studio_url, studio_project, batch_path, export)
+        fetch_export(label_studio_url, studio_project, export, batch)
+    if batch is None:  # no batch file here: the export's own tasks say what was asked; some may be unlabeled yet
+        batch, partial = batch_of_export(export), True
     with Project.open() as project:
-        report, commit = import_into_project(project, export, batch_path, min_agreement, partial, record)
+        report, commit = import_into_project(project, export, batch, min_agreement, partial, record)
         if commit:
             click.echo(f"recorded the new data version in {commit[:12]} on {project.context.branch}")
     for sample, reason in sorted(report.requeued.items()):

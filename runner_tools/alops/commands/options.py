@@ -14,9 +14,10 @@ DATASET_OPTION = click.option(
 REMOTE_OPTION = click.option("--remote", metavar="NAME", help="DVC remote to use instead of the default one.")
 TARGET_OPTION = click.option("--target", metavar="BRANCH",
                              help="Branch to compare with / merge into; default: the MR's target, else the default branch.")
-LABEL_STUDIO_URL = click.option("--label-studio-url", metavar="URL", help="A Label Studio server (token in LABEL_STUDIO_API_KEY).")
+LABEL_STUDIO_URL = click.option("--label-studio-url", metavar="URL", envvar="LABEL_STUDIO_URL",
+                                help="A Label Studio server (env: LABEL_STUDIO_URL; token in LABEL_STUDIO_API_KEY).")
 LABEL_STUDIO_PROJECT = click.option("--project", "studio_project", default="alops", show_default=True,
-                                    help="Label Studio project title.")
+                                    envvar="LABEL_STUDIO_PROJECT", help="Label Studio project title (env: LABEL_STUDIO_PROJECT).")
 
 
 def notice(message: str) -> None:
