@@ -423,3 +423,58 @@ def test_dev_fidelity_statistics_are_collapsed_out_of_the_metrics_table(report_p
     assert "`accuracy`" in table and "dev_rows" not in table and "seed" not in table
     details = text[text.index("<details><summary>Dev dataset fidelity (4 statistics)</summary>"):]
     assert "| `dev_rows` | 60 |" in details and "| `ks.width.statistic` | 0.02 |" in details
+
+
+DVCLIVE_PLOTS = """stages:
+  train:
+    cmd: python train.py
+    metrics:
+      - live/metrics.json:
+          cache: false
+    outs:
+      - live/plots:
+          cache: false
+      - eval:
+          cache: false
+plots:
+  - live/plots/metrics:
+      x: step
+  - ROC:
+      template: simple
+      x: fpr
+      y:
+        eval/roc.json: tpr
+  - Confusion-Matrix:
+      template: confusion
+      x: actual
+      y:
+        eval/confusion.json: predicted
+"""
+
+
+def test_plots_defined_by_name_are_drawn_and_shown_collapsed(repo, tmp_path):
+    """dvclive's definitions: a folder of TSV series, a named ROC and a confusion matrix; uploaded on GitLab."""
+    dvc(repo, "init", "-q")
+    (repo / "dvc.yaml").write_text(DVCLIVE_PLOTS)
+    (repo / "live/plots/metrics").mkdir(parents=True)
+    (repo / "live/plots/metrics/acc.tsv").write_text("step\tacc\n0\t0.5\n1\t0.7\n2\t0.8\n")
+    (repo / "live/metrics.json").write_text('{"acc": 0.8}')
+    (repo / "eval").mkdir()
+    (repo / "eval/roc.json").write_text(json.dumps({"roc": [{"fpr": 0, "tpr": 0}, {"fpr": 0.2, "tpr": 0.8},
+                                                            {"fpr": 1, "tpr": 1}]}))
+    (repo / "eval/confusion.json").write_text(json.dumps([{"actual": "a", "predicted": "a"}, {"actual": "a", "predicted": "b"},
+                                                          {"actual": "b", "predicted": "b"}]))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "a dvclive project")
+    git(repo, "switch", "-q", "-c", "experiment/plots")
+    with ForgeServer(CANARY) as server:
+        env = gitlab_env(server, repo, CI_MERGE_REQUEST_SOURCE_BRANCH_NAME="experiment/plots")
+        result = run_alops("report", "--post", cwd=repo, env=env)
+        assert result.returncode == 0, result.stderr
+        body = server.state.comments[7][0]["body"]
+        assert len(server.state.uploads) == 3
+    for name in ("plot-live-plots-metrics.png", "plot-ROC.png", "plot-Confusion-Matrix.png"):
+        assert (repo / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    plots = body[body.index("<details><summary>Plots (3)</summary>"):]
+    assert plots.count("](/uploads/") == 3
+    assert "![plot-ROC.png](plot-ROC.png)" in (repo / "report.md").read_text()  # the local report: files beside it

@@ -16,8 +16,8 @@ from alops.data import tracked_data
 from alops.errors import ConfigError
 from alops.git import git
 
-GITIGNORE_LINES = ("mlflow.db", "mlartifacts/", ".alops/", "report.md", "learning_curve.png", "release.json",
-                   "selection*.json", "labeling/")
+GITIGNORE_LINES = ("mlflow.db", "mlartifacts/", ".alops/", "report.md", "report.json", "learning_curve.png",
+                   "plot-*.png", "release.json", "selection*.json", "labeling/")
 COMPONENT_PATH = "gitlab.com/alops/alops"
 WORKFLOW_REPO = "alops/alops"
 

@@ -47,9 +47,12 @@ class Report:
     primary: object = None  # alops.config.PrimaryMetric: the first row, with a verdict
     curve: list[tuple[int, float]] = field(default_factory=list)  # (labels, metric) over the branch's runs
     curve_metric: str | None = None
-    random_curve: list[tuple[int, float]] = field(default_factory=list)
+    random_curve: list[tuple[int, float]] = field(default_factory=list)  # mean over the simulation's seeds
+    random_spread: list[tuple[int, float]] = field(default_factory=list)  # their standard deviation
+    random_seeds: int = 0
     fidelity: dict[str, float] = field(default_factory=dict)  # the dev dataset's fidelity report, not model metrics
-    strategy: str | None = None  # the query strategy the branch's params name (al/ branches)
+    strategy: str | None = None  # the query strategy of the branch's label imports (al/ branches)
+    plots: list[str] = field(default_factory=list)  # PNG file names of the pipeline's plots, beside the report
 
 
 def _read(path: str) -> str | None:
@@ -194,7 +197,7 @@ def collect(project, target: str, curve_metric: str | None = None, simulation_cs
             points[labeled] = metrics[report.curve_metric]
         report.curve = sorted(points.items())
         if simulation_csv:
-            report.random_curve = random_baseline(simulation_csv)
+            report.random_curve, report.random_spread, report.random_seeds = random_baseline(simulation_csv)
     return report
 
 
@@ -205,19 +208,24 @@ def _first_metric(metrics: dict[str, float]) -> str:
     return sorted(metrics)[0]
 
 
-def random_baseline(path: str) -> list[tuple[int, float]]:
-    """The random strategy's mean accuracy per labels count from `alops simulate`'s simulation.csv."""
-    sums: dict[int, list[float]] = {}
+def random_baseline(path: str) -> tuple[list[tuple[int, float]], list[tuple[int, float]], int]:
+    """The random strategy's mean accuracy per labels count from `alops simulate`'s simulation.csv, its standard
+    deviation over the seeds, and the number of seeds."""
+    values: dict[int, list[float]] = {}
+    seeds = set()
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle):
                 if row.get("strategy") == "random":
-                    sums.setdefault(int(row["labels"]), []).append(float(row["accuracy"]))
+                    values.setdefault(int(row["labels"]), []).append(float(row["accuracy"]))
+                    seeds.add(row.get("seed"))
     except (OSError, KeyError, ValueError) as exc:
         raise ConfigError(f"{path}: not a simulation.csv from `alops simulate` ({exc})") from None
-    if not sums:
+    if not values:
         raise ConfigError(f"{path}: has no rows of the random strategy; run `alops simulate` with random among the strategies")
-    return sorted((n, sum(v) / len(v)) for n, v in sums.items())
+    means = sorted((n, sum(v) / len(v)) for n, v in values.items())
+    spread = sorted((n, math.sqrt(sum((x - sum(v) / len(v)) ** 2 for x in v) / len(v))) for n, v in values.items())
+    return means, spread, len(seeds)
 
 
 def learning_curve_png(report: Report, path: str) -> str:
@@ -231,7 +239,14 @@ def learning_curve_png(report: Report, path: str) -> str:
     if report.curve:
         axes.plot(*zip(*report.curve), marker="o", label=f"{report.branch}")
     if report.random_curve:
-        axes.plot(*zip(*report.random_curve), linestyle="--", color="grey", label="random (simulation)")
+        axes.plot(*zip(*report.random_curve), linestyle="--", color="grey",
+                  label=f"random (simulation, mean of {report.random_seeds} seeds)")
+        if report.random_spread and report.random_seeds > 1:
+            labels, means = zip(*report.random_curve)
+            spread = dict(report.random_spread)
+            axes.fill_between(labels, [m - spread[n] for n, m in report.random_curve],
+                              [m + spread[n] for n, m in report.random_curve], color="grey", alpha=0.2,
+                              label="random ± 1 sd over seeds")
     axes.set_xlabel("labeled samples")
     axes.set_ylabel(report.curve_metric or "metric")
     axes.set_title("Active-learning progress")
@@ -299,6 +314,9 @@ def _sides(report: Report) -> list[str]:
     return ["| | this branch | target |", "|---|---|---|"] + [f"| {name} | {this} | {that} |" for name, this, that in rows]
 
 
+LEARNING_CURVE = "learning_curve.png"
+
+
 def _active_learning(report: Report, image: str | None) -> list[str]:
     lines = ["", "### Active learning", ""]
     if report.strategy:
@@ -314,14 +332,19 @@ def _active_learning(report: Report, image: str | None) -> list[str]:
                   for i, (labeled, value) in enumerate(report.curve)]
     if image:
         lines += ["", image]
-    if not report.random_curve:
+    if report.random_curve:
+        lines += ["", f"Random baseline: `alops simulate`, mean of {report.random_seeds} seed(s)"
+                      + (" with ± one standard deviation shaded." if report.random_seeds > 1 else ".")]
+    else:
         lines += ["", "No random baseline: pass `--simulation simulation/simulation.csv` from `alops simulate`."]
     return lines
 
 
-def render(report: Report, image: str | None = None) -> str:
+def render(report: Report, images: dict[str, str] | None = None) -> str:
     """The markdown, starting with the hidden marker that finds the comment again: the primary metric's verdict,
-    the model metrics, both sides' provenance, params that changed, then collapsed detail."""
+    the model metrics, both sides' provenance, params that changed, then collapsed detail. `images` maps each PNG
+    (learning curve, plots) to its markdown; by default an image beside the report."""
+    images = images if images is not None else {name: f"![{name}]({name})" for name in [LEARNING_CURVE, *report.plots]}
     base, primary = report.baseline, report.primary
     lines = [REPORT_MARKER, f"## alops report: {code(report.branch)} → {code(report.target)} ({report.kind})", ""]
     lines.append(f"Compared with: {base.source}." if base else
@@ -347,7 +370,10 @@ def render(report: Report, image: str | None = None) -> str:
         else:
             lines += ["", "None."]
     if report.kind == "active-learning":
-        lines += _active_learning(report, image)
+        lines += _active_learning(report, images.get(LEARNING_CURVE) if report.curve else None)
+    shown = list(dict.fromkeys(images[name] for name in report.plots if images.get(name)))
+    if shown:
+        lines += ["", f"<details><summary>Plots ({len(report.plots)})</summary>", "", *shown, "", "</details>"]
     if report.fidelity:
         lines += ["", f"<details><summary>Dev dataset fidelity ({len(report.fidelity)} statistics)</summary>", "",
                   "| statistic | value |", "|---|---:|"]
@@ -356,23 +382,28 @@ def render(report: Report, image: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build(project, target: str, curve_metric: str | None, simulation: str | None, out: str) -> tuple[Report, str | None]:
-    """The report of the project's workspace against `target`, and its learning-curve PNG (al/ branches)."""
+def build(project, target: str, curve_metric: str | None, simulation: str | None, out: str) -> tuple[Report, list[str]]:
+    """The report of the project's workspace against `target`, and its PNGs beside `out`: the learning curve
+    (al/ branches) and the pipeline's plots."""
+    from alops import plots
+
     built = collect(project, target, curve_metric, simulation)
-    png = None
+    folder = os.path.dirname(os.path.abspath(out))
+    pngs = plots.render(project.pipeline, project.root, folder)
+    built.plots = [os.path.basename(png) for png in pngs]
     if built.kind == "active-learning" and built.curve:
-        png = learning_curve_png(built, os.path.join(os.path.dirname(os.path.abspath(out)), "learning_curve.png"))
-    return built, png
+        pngs.insert(0, learning_curve_png(built, os.path.join(folder, LEARNING_CURVE)))
+    return built, pngs
 
 
-def save(report: Report, png: str | None, path: str) -> None:
-    """Keep `report` as data (and the name of its learning-curve PNG beside it) for `load` in another job."""
-    write_json(path, {"alops_report": 1, "report": asdict(report), "learning_curve": os.path.basename(png) if png else None},
+def save(report: Report, pngs: list[str], path: str) -> None:
+    """Keep `report` as data (and the names of its PNGs, kept beside it) for `load` in another job."""
+    write_json(path, {"alops_report": 2, "report": asdict(report), "images": [os.path.basename(p) for p in pngs]},
                indent=1)
 
 
-def load(path: str) -> tuple[Report, str | None]:
-    """A report kept by `save`, and its learning-curve PNG when the file is beside it."""
+def load(path: str) -> tuple[Report, list[str]]:
+    """A report kept by `save`, and those of its PNGs that are beside the file."""
     from alops.config import PrimaryMetric
 
     problem = f"{path}: not a report saved by `alops report --json`"
@@ -383,19 +414,31 @@ def load(path: str) -> tuple[Report, str | None]:
         fields["current"] = Side(**fields["current"])
         fields["baseline"] = Side(**fields["baseline"]) if fields.get("baseline") else None
         fields["primary"] = PrimaryMetric(**fields["primary"]) if fields.get("primary") else None
-        for curve in ("curve", "random_curve"):
+        for curve in ("curve", "random_curve", "random_spread"):
             fields[curve] = [(int(x), float(y)) for x, y in fields.get(curve) or []]
         report = Report(**fields)
-        png = document.get("learning_curve")
+        names = [str(name) for name in document.get("images") or []]
     except OSError as exc:
         raise ConfigError(f"{problem} ({exc.strerror})") from None
     except (ValueError, TypeError, KeyError, AttributeError):
         raise ConfigError(problem) from None
-    png = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.basename(png)) if isinstance(png, str) else None
-    return report, png if png and os.path.isfile(png) else None
+    folder = os.path.dirname(os.path.abspath(path))
+    return report, [os.path.join(folder, os.path.basename(n)) for n in names if os.path.isfile(os.path.join(folder, os.path.basename(n)))]
 
 
-def post(project, built: Report, png: str | None, out: str, if_open: bool, notice):
+def _uploaded(target_forge, pngs: list[str], job_url: str | None) -> dict[str, str]:
+    """Markdown per PNG: uploaded and inline (GitLab), else one link to the job's artifacts (GitHub)."""
+    images = {}
+    for png in pngs:
+        markdown = target_forge.upload_image(png)
+        if markdown is None and job_url:
+            markdown = f"[{os.path.basename(png)} and the other images (job artifacts)]({job_url})"
+        if markdown:
+            images[os.path.basename(png)] = markdown
+    return images
+
+
+def post(project, built: Report, pngs: list[str], out: str, if_open: bool, notice):
     """Create or update the one report comment on the branch's MR/PR; the forge's outcome, or None with a
     `notice` when nothing was posted (a fork MR; with `if_open`: no token, no open MR)."""
     from alops import forge
@@ -425,10 +468,7 @@ def post(project, built: Report, png: str | None, out: str, if_open: bool, notic
                 notice(f"report not posted: {message}")
                 return None
             raise AlopsError(message)
-        image = target_forge.upload_image(png) if png else None
-        if png and image is None and context.ci_job_url:
-            image = f"[learning curve (job artifacts)]({context.ci_job_url})"
-        return number, target_forge.post_comment(number, render(built, image))
+        return number, target_forge.post_comment(number, render(built, _uploaded(target_forge, pngs, context.ci_job_url)))
     except forge.ForgeError as exc:
         if not (if_open and exc.status in (401, 403)):
             raise

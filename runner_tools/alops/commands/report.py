@@ -43,17 +43,17 @@ def report(target: str | None, out: str, post: bool, post_if_open: bool, curve_m
     from alops.files import atomic_write
 
     if from_path:  # the posting job: the CI context is all it needs, not the project's code or data
-        built, png = report_mod.load(from_path)
+        built, pngs = report_mod.load(from_path)
         project = Project(os.getcwd(), load_config())
     else:
         project = Project.open()
-        built, png = report_mod.build(project, project.target_branch(target), curve_metric, simulation, out)
+        built, pngs = report_mod.build(project, project.target_branch(target), curve_metric, simulation, out)
         if json_path:
-            report_mod.save(built, png, json_path)
-    atomic_write(out, report_mod.render(built, f"![learning curve]({os.path.basename(png)})" if png else None))
-    click.echo(f"report: {out}" + (f", learning curve {png}" if png else ""))
+            report_mod.save(built, pngs, json_path)
+    atomic_write(out, report_mod.render(built))
+    click.echo(f"report: {out}" + (f", images {', '.join(os.path.basename(p) for p in pngs)}" if pngs else ""))
     if post or post_if_open:
-        posted = report_mod.post(project, built, png, out, post_if_open, notice)
+        posted = report_mod.post(project, built, pngs, out, post_if_open, notice)
         if posted:
             number, outcome = posted
             click.echo(f"report: comment {outcome.action} on #{number}: {outcome.url}")
