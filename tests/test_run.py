@@ -347,3 +347,24 @@ def test_plots_defined_by_name_are_resolved_to_their_files_and_tracked(repo):
     assert {"roc.json", "confusion.json", "metrics"} <= logged, logged
     assert "ROC" not in logged and "Confusion-Matrix" not in logged  # names are not files
     assert run.data.metrics["acc"] == 0.7
+
+
+def test_release_and_report_read_the_run_alops_run_tracked_with_one_data_version(ml_project, mlflow_server):
+    """No hand-made runs: `alops run` tracks on a release branch; `release` and `report` consume that run."""
+    git(ml_project, "switch", "-q", "-c", "release/1.0")
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server, CI_PROJECT_NAME=f"linked-{ml_project.parent.name}"[:60])
+    trained = run_alops("run", "--allow-cpu", cwd=ml_project, env=env)
+    assert trained.returncode == 0, trained.stderr
+    version = run_alops("data", "version", cwd=ml_project).stdout.strip()
+    released = run_alops("release", "--metric", "val_accuracy", cwd=ml_project, env=env)
+    assert released.returncode == 0, released.stderr
+    record = json.loads((ml_project / "release.json").read_text())
+    run = mlflow_client(mlflow_server).get_run(record["run_id"])
+    assert run.data.tags["git.branch"] == "release/1.0" and run.data.tags["alops.data_version"] == version
+    assert record["data_version"] == version and record["branch"] == "release/1.0"
+    assert record["metric"] == "val_accuracy" and record["value"] == run.data.metrics["val_accuracy"]
+    reported = run_alops("report", "--target", "main", cwd=ml_project, env=env)
+    assert reported.returncode == 0, reported.stderr
+    text = (ml_project / "report.md").read_text()
+    assert f"| data version | `{version}` |" in text
+    assert run.info.run_id in text  # the report links the run alops run tracked for this commit
