@@ -203,3 +203,30 @@ def test_a_float64_parquet_pool_keeps_its_precision_and_order(tmp_path):
     np.save(tmp_path / "pool.npy", probs)
     from_parquet = select_streaming(str(tmp_path / "pool.parquet"), "margin", 1)["indices"]
     assert from_parquet == select_streaming(str(tmp_path / "pool.npy"), "margin", 1)["indices"] == [1]
+
+
+def test_fused_scoring_with_the_model_over_shards_merges_into_the_formulas_selection(tmp_path):
+    """Each shard runs the model over its rows and keeps its top k; the merge equals the formula over all rows."""
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3000, 8)).astype(np.float32)
+    model = LogisticRegression(max_iter=200).fit(x[:500], (x[:500, 0] + x[:500, 1] > 0).astype(int) + (x[:500, 2] > 1))
+    joblib.dump(model, tmp_path / "model.joblib")
+    np.save(tmp_path / "inputs.npy", x)
+    (tmp_path / "ids.txt").write_text("".join(f"s{i}\n" for i in range(len(x))))
+    for i in range(3):
+        result = run_alops("query", "select", "inputs.npy", "--model", "model.joblib", "--ids", "ids.txt", "-k", "25",
+                           "--strategy", "margin", "--shard", f"{i}/3", "--out", f"shard-{i}.json", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    merged = run_alops("query", "merge", "shard-0.json", "shard-1.json", "shard-2.json", cwd=tmp_path)
+    assert merged.returncode == 0, merged.stderr
+    selection = json.loads((tmp_path / "selection.json").read_text())
+    probs = model.predict_proba(x).astype(np.float32).astype(np.float64)
+    top = np.sort(probs, axis=1)
+    margin = top[:, -2] - top[:, -1]  # higher: more uncertain
+    expected = sorted(range(len(x)), key=lambda r: (-margin[r], r))[:25]
+    assert sorted(selection["indices"]) == sorted(expected)
+    assert sorted(selection["sample_ids"]) == sorted(f"s{r}" for r in expected)
+    assert selection["model"] == "model.joblib" and not (tmp_path / "pool_probs.npy").exists()

@@ -154,6 +154,36 @@ def select_streaming(
     }
 
 
+def select_scored_by_model(model_path: str, inputs_path: str, strategy: str, k: int, seed: int = 0,
+                           shard: Shard | None = None, device: str = "cpu", chunk_rows: int = 65536,
+                           progress: Callable[[int, int], None] | None = None) -> dict:
+    """Scoring and selection in one pass: the model runs over the inputs (or one shard of them) chunk by chunk
+    and only the running top k is kept, so n jobs score n parts of the pool and `merge` gives the one-pass
+    selection. The probabilities are never written."""
+    chosen = make_strategy(strategy)
+    if not chosen.streams:
+        raise ConfigError(f"strategy {strategy!r} cannot stream; with --model use one of: {', '.join(STREAMABLE)}")
+    source = open_pool(inputs_path)
+    total = source.shape[0]
+    if total == 0:
+        raise EmptyPoolError(f"{inputs_path}: no rows to score")
+    if not 1 <= k <= total:
+        raise PoolTooSmallError(f"k={k}: ask for 1 to {total} samples (the pool's size)")
+    predict = _predictor(model_path, device)
+    start, stop = shard.rows(total) if shard else (0, total)
+    report = (lambda done: progress(done - start, stop - start)) if progress else None
+    blocks = ((offset, np.ascontiguousarray(predict(block), dtype=np.float32))
+              for offset, block in source.chunks(start, stop, chunk_rows))
+    best = chosen.stream(blocks, k, seed, report)
+    return {
+        "schema": 1, "strategy": strategy, "k": k, "seed": seed, "pool": os.path.basename(inputs_path),
+        "pool_rows": total, "pool_digest": pool_digest(inputs_path), "model": os.path.basename(model_path),
+        "model_digest": pool_digest(model_path),
+        "shard": f"{shard.index}/{shard.count}" if shard else None, "rows": [start, stop],
+        "indices": best.rows.tolist(), "scores": best.scores.tolist(),
+    }
+
+
 def score_with_model(model_path: str, inputs_path: str, out_path: str, device: str = "cpu",
                      chunk_rows: int = 65536, progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
     """Probabilities of a model over an inputs `.npy` (N, features), streamed into an (N, C) float32 `.npy`.
@@ -250,7 +280,7 @@ def merge(selections: list[dict]) -> dict:
     if not selections:
         raise ConfigError("no shard selections to merge")
     first = selections[0]
-    keys = ("strategy", "k", "seed", "pool_rows", "pool_digest")
+    keys = ("strategy", "k", "seed", "pool_rows", "pool_digest", "model_digest")
     for other in selections[1:]:
         for key in keys:
             if other.get(key) != first.get(key):
@@ -266,7 +296,7 @@ def merge(selections: list[dict]) -> dict:
     rows = np.concatenate([np.array(s["indices"], np.int64) for s in selections])
     scores = np.concatenate([np.array(s["scores"], np.float64) for s in selections])
     rows, scores = top_k(rows, scores, first["k"])
-    merged = {**{k: first.get(k) for k in (*keys, "schema", "pool")}, "shard": None, "rows": [0, first["pool_rows"]],
+    merged = {**{k: first.get(k) for k in (*keys, "schema", "pool", "model")}, "shard": None, "rows": [0, first["pool_rows"]],
               "indices": rows.tolist(), "scores": scores.tolist()}
     if all(named):
         ids = {row: sample for s in selections for row, sample in zip(s["indices"], s["sample_ids"])}
@@ -311,15 +341,22 @@ def sample_ids(ids_path: str, rows: list[int], pool_rows: int) -> list[str]:
 
 def select(pool: str, strategy: str, k: int, seed: int = 0, shard: str | None = None, balanced: bool = False,
            embeddings: str | None = None, labeled_embeddings: str | None = None, progress=None,
-           ids: str | None = None) -> dict:
+           ids: str | None = None, model: str | None = None, device: str = "cpu") -> dict:
     """The selection of `k` samples from the pool file: streamed (and sharded) where the strategy allows it;
-    with `ids` (one sample id per pool row) it names the samples, so the export joins by id."""
+    with `ids` (one sample id per pool row) it names the samples, so the export joins by id; with `model`, `pool`
+    holds the model's inputs and scoring is fused with the selection."""
     if shard and balanced:
         raise ConfigError("--balanced needs the whole pool's predicted classes, so it cannot be sharded: drop --shard, "
                           "or --balanced")
     if ids and not os.path.isfile(ids):
         raise ConfigError(f"{ids}: no such ids file (one sample id per pool row, in the pool's order)")
-    if shard or (strategy in STREAMABLE and not balanced):
+    if model:
+        if balanced or embeddings:
+            raise ConfigError("--model scores and selects in one streaming pass: --balanced and --embeddings need the "
+                              "whole pool's probabilities; write them with `alops query score` first")
+        result = select_scored_by_model(model, pool, strategy, k, seed, parse_shard(shard) if shard else None, device,
+                                        progress=progress)
+    elif shard or (strategy in STREAMABLE and not balanced):
         result = select_streaming(pool, strategy, k, seed, parse_shard(shard) if shard else None, progress=progress)
     else:
         result = select_in_memory(pool, strategy, k, seed, balanced, embeddings, labeled_embeddings)

@@ -27,9 +27,15 @@ def query_group() -> None:
 @click.option("--ids", type=click.Path(dir_okay=False),
               help="Text file with the sample id of each pool row (one per line): the selection names its samples, "
                    "so the export joins by id. Empty: none.")
+@click.option("--model", type=click.Path(dir_okay=False),
+              help="Score POOL (the model's inputs, N x features) with this model while selecting: TorchScript or a "
+                   "pickled scikit-learn estimator. Streams and shards; the probabilities are never written.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="With --model; default: $ALOPS_DEVICE or cpu.")
 @click.option("--out", "out", default="selection.json", show_default=True, help="Selection file to write.")
-def query_select(pool, strategy, k, seed, shard, balanced, embeddings, labeled_embeddings, ids, out) -> None:
-    """Select k samples from POOL: probabilities (N, C) as .npy or Parquet (columns p0..pC-1).
+def query_select(pool, strategy, k, seed, shard, balanced, embeddings, labeled_embeddings, ids, model, device,
+                 out) -> None:
+    """Select k samples from POOL: probabilities (N, C) as .npy or Parquet (columns p0..pC-1), or with --model
+    the model's inputs.
 
     For bald, POOL holds MC-dropout passes (T, N, C) as .npy. least-confidence, margin, entropy and random
     stream over the file in chunks (memory: one chunk plus k) and can be sharded.
@@ -38,12 +44,14 @@ def query_select(pool, strategy, k, seed, shard, balanced, embeddings, labeled_e
     Examples:
       alops query select pool_probs.npy -k 500 --strategy margin --ids pool_ids.txt
       alops query select pool_probs.npy -k 500 --shard 2/8 --out shard-2.json
+      alops query select pool_inputs.npy --model model.pt -k 500 --shard 2/8 --out shard-2.json
     """
     from alops.al import scoring
     from alops.files import write_json
 
     result = scoring.select(pool, strategy, k, seed, shard, balanced, embeddings, labeled_embeddings,
-                            progress=progress_printer(), ids=ids or None)
+                            progress=progress_printer(), ids=ids or None, model=model,
+                            device=device or os.environ.get("ALOPS_DEVICE", "cpu"))
     write_json(out, result)
     click.echo(f"{out}: {len(result['indices'])} of {result['pool_rows']} samples selected by {result['strategy']}"
                + (f" (shard {result['shard']})" if result.get("shard") else ""))
