@@ -254,6 +254,18 @@ def test_promote_twice_leaves_one_merge_request_updated(report_project, tmp_path
             assert json.loads(server.calls("POST", r"/merge_requests$")[0]["body"])["title"].startswith("Draft: ")
 
 
+def test_promote_takes_the_given_report_and_target(report_project):
+    with ForgeServer(CANARY) as server:
+        env = gitlab_env(server, report_project, CI_PIPELINE_SOURCE="push", CI_COMMIT_BRANCH="experiment/wider")
+        for key in [k for k in env if k.startswith("CI_MERGE_REQUEST")]:
+            del env[key]
+        (report_project / "notes.md").write_text("Hand-written description.\n")
+        result = run_alops("promote", "--report", "notes.md", "--target", "develop", cwd=report_project, env=env)
+        assert result.returncode == 0, result.stderr
+        created = json.loads(server.calls("POST", r"/merge_requests$")[0]["body"])
+    assert created["target_branch"] == "develop" and created["description"] == "Hand-written description.\n"
+
+
 def test_promote_refuses_a_feature_branch(report_project):
     git(report_project, "switch", "-q", "-c", "feature/x")
     result = run_alops("promote", cwd=report_project)

@@ -349,3 +349,12 @@ def test_ids_that_do_not_match_the_pool_are_one_line(repo):
     assert result.returncode == 2 and not (repo / "selection.json").exists()
     assert result.stderr.strip().splitlines() == [
         "alops: error: ids.txt: 3 ids for a pool of 5 rows; write one id per pool row, in the pool's order"]
+
+
+def test_image_prefix_points_tasks_at_where_the_files_are_served(batch_project):
+    result = run_alops("labels", "export", "selection.json", "--image-prefix", "https://files.example.com/pool/",
+                       "--out", "served", cwd=batch_project)
+    assert result.returncode == 0, result.stderr
+    tasks = json.loads((batch_project / "served/tasks.json").read_text())
+    plain = json.loads((batch_project / "labeling/tasks.json").read_text())
+    assert [t["data"]["image"] for t in tasks] == ["https://files.example.com/pool/" + t["data"]["image"] for t in plain]
