@@ -196,3 +196,31 @@ def test_the_gate_defaults_to_the_primary_metric_of_alops_yaml(release_project, 
 def test_without_a_metric_anywhere_the_release_says_where_to_declare_it(release_project, mlflow_server):
     result = run_alops("release", cwd=release_project, env=clean_env(MLFLOW_TRACKING_URI=mlflow_server))
     assert result.returncode == 2 and "declare the primary metric in alops.yaml" in result.stderr
+
+
+def test_direction_min_run_id_and_artifact_and_the_rollback_tag(release_project, mlflow_server, tmp_path):
+    """A loss gate (--direction min), a candidate named by --run-id, the model file named by --artifact; rollback
+    tags the version it moved away from."""
+    from mlflow.tracking import MlflowClient
+
+    model = f"loss-{uuid.uuid4().hex[:8]}"
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server)
+    loss = ("--metric", "loss", "--direction", "min", "--model", model, "--artifact", "model.pt")
+    first = tracked_candidate(release_project, mlflow_server, {"loss": 0.50}, tmp_path)
+    assert run_alops("release", *loss, "--run-id", first, cwd=release_project, env=env).returncode == 0
+    worse = tracked_candidate(release_project, mlflow_server, {"loss": 0.60}, tmp_path)
+    better = tracked_candidate(release_project, mlflow_server, {"loss": 0.40}, tmp_path)
+    refused = run_alops("release", *loss, "--run-id", worse, cwd=release_project, env=env)  # not the latest run
+    assert refused.returncode == 1 and "release gate failed" in refused.stderr
+    passed = run_alops("release", *loss, "--run-id", better, cwd=release_project, env=env)
+    assert passed.returncode == 0, passed.stderr
+    assert json.loads((release_project / "release.json").read_text())["run_id"] == better
+    assert champion(mlflow_server, model) == "2"
+    best = tracked_candidate(release_project, mlflow_server, {"loss": 0.30}, tmp_path)
+    missing = run_alops("release", *loss[:-1], "weights.bin", "--run-id", best, cwd=release_project, env=env)
+    assert missing.returncode != 0 and "weights.bin" in missing.stderr  # the run logged no such file
+    assert champion(mlflow_server, model) == "2"
+    back = run_alops("rollback", "--model", model, cwd=release_project, env=env)
+    assert back.returncode == 0, back.stderr
+    left = MlflowClient(mlflow_server).get_model_version(model, "2")
+    assert "alops.rolled_back" in left.tags
