@@ -158,6 +158,19 @@ def test_candidates_and_select_best(ml_project, mlflow_server):
     runs = [r for r in runs_of(mlflow_server, f"{ml_project.name}/feature") if r.data.tags["git.branch"] == "feature/candidates"]
     assert len(runs) == 2
     assert best["value"] == max(r.data.metrics["val_accuracy"] for r in runs)
+    lowest = json.loads(run_alops("select-best", "--metric", "val_accuracy", "--mode", "min", cwd=ml_project,
+                                  env=env).stdout)
+    assert lowest["value"] == min(r.data.metrics["val_accuracy"] for r in runs)
+    # from another branch: name the experiment (--kind) and the commit the candidates ran on (--commit)
+    commit = git(ml_project, "rev-parse", "HEAD")
+    git(ml_project, "switch", "-q", "-c", "experiment/elsewhere")
+    git(ml_project, "commit", "-q", "--allow-empty", "-m", "another commit")
+    found = run_alops("select-best", "--metric", "val_accuracy", "--kind", "feature", "--commit", commit,
+                      cwd=ml_project, env=env)
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["value"] == best["value"]
+    none = run_alops("select-best", "--metric", "val_accuracy", "--kind", "feature", cwd=ml_project, env=env)
+    assert none.returncode != 0  # the current commit has no feature runs
 
 
 def test_unknown_stage_and_broken_metrics(ml_project):
