@@ -161,3 +161,19 @@ def test_pull_without_a_remote_fails_with_dvcs_message(dvc_project, tmp_path):
     result = run_alops("data", "pull", cwd=dvc_project)
     assert result.returncode == 1
     assert "dvc pull failed" in result.stderr
+
+
+def test_pull_names_its_dataset_and_its_remote(origin, tmp_path):
+    """--dataset overrides the branch's choice; --remote reads another remote (here a mirror; the default is gone)."""
+    mirror = tmp_path / "mirror"
+    shutil.copytree(tmp_path / "remote", mirror)
+    work = clone(origin, tmp_path, "feature/mirror")
+    dvc(work, "remote", "add", "mirror", str(mirror))
+    shutil.rmtree(tmp_path / "remote")  # the default remote is unreachable now
+    failed = run_alops("data", "pull", "--dataset", "full", cwd=work)
+    assert failed.returncode == 1 and [line for line in failed.stderr.splitlines() if "error:" in line]
+    result = run_alops("data", "pull", "--dataset", "full", "--remote", "mirror", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert "pulling the full dataset (data/full) for feature branch" in result.stderr  # not the branch's dev data
+    assert md5_tree(work / "data/full") == md5_tree(origin / "data/full")
+    assert not (work / "data/dev").exists()
