@@ -81,6 +81,22 @@ def test_outliers_and_corrupt_samples_are_always_included(repo):
     assert report["outliers_and_corrupt"]["included"] == report["outliers_and_corrupt"]["found"]
 
 
+def test_z_outlier_sets_what_counts_as_a_statistical_outlier(repo):
+    """x = 6 sd from the mean is an outlier at --z-outlier 4 (the default) and not at 8."""
+    dvc(repo, "init", "-q")
+    rows = write_full_dataset(repo / "data/full", n=2000)
+    values = [float(r["x"]) for r in rows if r["x"]]
+    mean, sd = np.mean(values), np.std(values)
+    rows[10]["x"] = f"{mean + 6 * sd:.4f}"
+    write_manifest(repo / "data/full/manifest.csv", rows)
+    found = {}
+    for z in ("4", "8"):
+        result = run_alops("data", "make-dev", "--fraction", "0.05", "--z-outlier", z, "--no-track", cwd=repo)
+        assert result.returncode == 0, result.stderr
+        found[z] = "10" in {r["id"] for r in read_manifest(repo / "data/dev/manifest.csv")}
+    assert found == {"4": True, "8": False}  # seed 0: the random 5% does not hold row 10 by chance
+
+
 def test_outlier_share_caps_forced_samples(repo):
     dvc(repo, "init", "-q")
     rows = write_full_dataset(repo / "data/full", n=1000)
