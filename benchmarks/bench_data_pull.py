@@ -7,7 +7,6 @@ Each pull runs in a fresh clone; the dev pull must move at most the dev files (c
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
 import sys
 import tempfile

@@ -9,7 +9,6 @@ the parallel jobs), plus the reference: scoring to a probabilities file first, t
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys

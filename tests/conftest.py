@@ -24,6 +24,25 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+ACTION_STAND_INS = Path(__file__).parent / "fixtures" / "actions"
+
+
+def act_stand_in_args(artifacts: Path) -> list[str]:
+    """act arguments replacing the reusable workflow's remote actions (act cannot download them here) by local
+    stand-ins: the artifact actions copy files through `artifacts`, as they carry them between real jobs; the
+    others do nothing (their steps are switched off by inputs). actions/checkout is act's own copy."""
+    import re
+
+    text = (Path(__file__).parents[1] / ".github/workflows/alops.yml").read_text()
+    args = ["--env", f"STAND_IN_ARTIFACTS={artifacts}"]
+    for action in sorted(set(re.findall(r"uses: ([\w-]+/[\w-]+@[0-9a-f]{40})", text))):
+        if action.startswith("actions/checkout@"):
+            continue
+        own = ACTION_STAND_INS / action.split("/")[1].split("@")[0]
+        args += ["--local-repository", f"{action}={own if own.is_dir() else ACTION_STAND_INS / 'stand-in'}"]
+    return args
+
+
 def run_alops(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run the installed console script, as a user would."""
     return subprocess.run(

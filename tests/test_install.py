@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest
 
 from alops import __version__
-from conftest import clean_env, git
+from conftest import act_stand_in_args, clean_env, git
 
 KIT = Path(__file__).parents[1]
 GITLAB_CI_LOCAL = KIT / ".tools" / "node_modules" / ".bin" / "gitlab-ci-local"
-STAND_IN = Path(__file__).parent / "fixtures" / "actions" / "stand-in"
 
 
 def run(command: list[str], cwd: Path, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -136,10 +135,7 @@ def test_from_the_wheel_to_a_green_feature_workflow_under_act(wheel, tmp_path):
     act = str(Path(sys.executable).with_name("act"))
     command = [act, "push", "-W", ".github/workflows/ci.yml", "-e", str(event), "-P", "ubuntu-latest=-self-hosted",
                "-P", "self-hosted=-self-hosted", "-P", "gpu=-self-hosted", "--env", f"PIP_FIND_LINKS={wheel.parent}"]
-    text = (KIT / ".github/workflows/alops.yml").read_text()
-    for action in sorted(set(re.findall(r"uses: ([\w-]+/[\w-]+@[0-9a-f]{40})", text))):
-        if not action.startswith("actions/checkout@"):  # act copies the local repository for checkout
-            command += ["--local-repository", f"{action}={STAND_IN}"]
+    command += act_stand_in_args(tmp_path / "artifacts")
     result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=1200)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]

@@ -9,13 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ALOPS, clean_env, git
+from conftest import ALOPS, act_stand_in_args, clean_env, git
 from forge_server import ForgeServer
 
 KIT = Path(__file__).parents[1]
 ACT = str(Path(ALOPS).with_name("act"))
-ACTIONS = Path(__file__).parent / "fixtures" / "actions"
-STAND_IN = ACTIONS / "stand-in"
 CALLER = """name: ci
 on: [push, pull_request]
 permissions: {}
@@ -35,13 +33,6 @@ jobs:
 """
 
 
-def remote_actions() -> list[str]:
-    """`owner/name@sha` of the actions act cannot download here (it copies the local repository for checkout)."""
-    text = (KIT / ".github/workflows/alops.yml").read_text()
-    found = set(re.findall(r"uses: ([\w-]+/[\w-]+@[0-9a-f]{40})", text))
-    return sorted(a for a in found if not a.startswith("actions/checkout@"))
-
-
 @pytest.fixture
 def workflow_project(ml_project: Path) -> Path:
     (ml_project / ".github/workflows").mkdir(parents=True)
@@ -57,12 +48,8 @@ def act(project: Path, event: str, payload: dict, secrets: dict | None = None, t
         env: dict | None = None, extra: list[str] = ()):
     event_path = project.parent / "event.json"
     event_path.write_text(json.dumps({"repository": {"default_branch": "main"}, **payload}))
-    artifacts = project.parent / "artifacts"
     command = [ACT, event, "-W", ".github/workflows/ci.yml", "-P", "cpu=-self-hosted", "-P", "gpu=-self-hosted",
-               "-e", str(event_path), "--env", f"STAND_IN_ARTIFACTS={artifacts}"]
-    for action in remote_actions():  # the artifact actions get stand-ins that really carry files between jobs
-        stand_in = ACTIONS / action.split("/")[1].split("@")[0]
-        command += ["--local-repository", f"{action}={stand_in if stand_in.is_dir() else STAND_IN}"]
+               "-e", str(event_path), *act_stand_in_args(project.parent / "artifacts")]
     for key, value in (secrets or {}).items():
         command += ["-s", f"{key}={value}"]
     for key, value in (env or {}).items():
