@@ -358,3 +358,20 @@ def test_image_prefix_points_tasks_at_where_the_files_are_served(batch_project):
     tasks = json.loads((batch_project / "served/tasks.json").read_text())
     plain = json.loads((batch_project / "labeling/tasks.json").read_text())
     assert [t["data"]["image"] for t in tasks] == ["https://files.example.com/pool/" + t["data"]["image"] for t in plain]
+
+
+def test_selections_and_batches_record_the_commit_and_data_version_that_scored_them(batch_project):
+    from conftest import git
+
+    dvc(batch_project, "add", "-q", "data/full")
+    git(batch_project, "add", "-A")
+    git(batch_project, "commit", "-q", "-m", "scored")
+    result = run_alops("query", "select", "pool.npy", "-k", "3", "--strategy", "margin", cwd=batch_project)
+    assert result.returncode == 0, result.stderr
+    selection = json.loads((batch_project / "selection.json").read_text())
+    version = run_alops("data", "version", cwd=batch_project).stdout.strip()
+    assert selection["commit"] == git(batch_project, "rev-parse", "HEAD") and selection["data_version"] == version
+    assert run_alops("labels", "export", "selection.json", cwd=batch_project).returncode == 0
+    batch = json.loads((batch_project / "labeling/batch.json").read_text())
+    assert (batch["scored_at_commit"], batch["data_version"], batch["strategy"], batch["k"]) == \
+        (selection["commit"], version, "margin", 3)

@@ -99,6 +99,7 @@ def export_tasks(selection: dict, manifest: str, out_dir: str, classes: list[str
     batch = {"batch_id": batch_id, "sample_ids": ids,
              "classes": classes, "model_version": model_version, "strategy": selection.get("strategy"),
              "k": selection.get("k"), "pool_digest": selection.get("pool_digest"),
+             "scored_at_commit": selection.get("commit"), "data_version": selection.get("data_version"),
              "labeled_since": sum(row is None for row in rows)}
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=["sample_id", "image", "score"])

@@ -280,7 +280,7 @@ def merge(selections: list[dict]) -> dict:
     if not selections:
         raise ConfigError("no shard selections to merge")
     first = selections[0]
-    keys = ("strategy", "k", "seed", "pool_rows", "pool_digest", "model_digest")
+    keys = ("strategy", "k", "seed", "pool_rows", "pool_digest", "model_digest", "commit", "data_version")
     for other in selections[1:]:
         for key in keys:
             if other.get(key) != first.get(key):

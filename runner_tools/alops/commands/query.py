@@ -52,9 +52,26 @@ def query_select(pool, strategy, k, seed, shard, balanced, embeddings, labeled_e
     result = scoring.select(pool, strategy, k, seed, shard, balanced, embeddings, labeled_embeddings,
                             progress=progress_printer(), ids=ids or None, model=model,
                             device=device or os.environ.get("ALOPS_DEVICE", "cpu"))
+    result.update(_provenance())
     write_json(out, result)
     click.echo(f"{out}: {len(result['indices'])} of {result['pool_rows']} samples selected by {result['strategy']}"
                + (f" (shard {result['shard']})" if result.get("shard") else ""))
+
+
+def _provenance() -> dict:
+    """The commit (whose model scored the pool) and the data version of the project around, when there is one."""
+    from alops import data
+    from alops.errors import AlopsError
+    from alops.project import Project
+
+    found = {"commit": None, "data_version": None}
+    try:
+        project = Project.open()
+        found["commit"] = project.context.commit
+        found["data_version"] = data.data_version(project.root)["version"]
+    except AlopsError:
+        pass  # a pool file outside a project, or no data tracked: nothing to record
+    return found
 
 
 @query_group.command("score")
