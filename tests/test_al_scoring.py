@@ -230,3 +230,26 @@ def test_fused_scoring_with_the_model_over_shards_merges_into_the_formulas_selec
     assert sorted(selection["indices"]) == sorted(expected)
     assert sorted(selection["sample_ids"]) == sorted(f"s{r}" for r in expected)
     assert selection["model"] == "model.joblib" and not (tmp_path / "pool_probs.npy").exists()
+
+
+def test_scoring_on_every_core_gives_the_formulas_selection_and_the_first_bad_row(tmp_path):
+    """More rows than one scoring piece, so pieces are scored in parallel threads; checked against NumPy."""
+    from alops.al.topk import SCORE_ROWS
+
+    rng = np.random.default_rng(9)
+    probs = rng.dirichlet(np.ones(6), size=SCORE_ROWS * 3 + 17).astype(np.float32)
+    np.save(tmp_path / "pool.npy", probs)
+    for strategy in ("least-confidence", "margin", "entropy"):
+        selection = select_streaming(str(tmp_path / "pool.npy"), strategy, 50)
+        p = probs.astype(np.float64)
+        top = np.sort(p, axis=1)
+        score = {"least-confidence": 1 - top[:, -1], "margin": top[:, -2] - top[:, -1],
+                 "entropy": -(p * np.log(np.maximum(p, 1e-300))).sum(axis=1)}[strategy]
+        expected = np.lexsort((np.arange(len(p)), -score))[:50]
+        assert sorted(selection["indices"]) == sorted(expected.tolist()), strategy
+    broken = probs.copy()
+    broken[SCORE_ROWS * 2 + 5] = 0.5  # in the third piece
+    broken[SCORE_ROWS + 3] = -0.1  # in the second: the one to name
+    np.save(tmp_path / "broken.npy", broken)
+    result = run_alops("query", "select", "broken.npy", "-k", "5", "--strategy", "margin", cwd=tmp_path)
+    assert result.returncode == 2 and f"row {SCORE_ROWS + 3}:" in result.stderr

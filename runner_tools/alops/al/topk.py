@@ -6,6 +6,8 @@ selected apart and merged give exactly the single-pass selection.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from alops.al.kernels import scores as block_scores
@@ -45,8 +47,23 @@ class RunningTopK:
         self.rows, self.scores = top_k(rows, values, self.k)
 
 
+_POOL: list = []
+
+
+def _threads():
+    """One thread per core, made once: the kernels release the GIL (numba nogil, NumPy's ufuncs)."""
+    if not _POOL:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL.append(ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="alops-score"))
+    return _POOL[0]
+
+
 def add_scored(best: RunningTopK, strategy: str, array: np.ndarray, offset: int, seed: int) -> None:
-    """Score `array` (rows starting at global row `offset`) in pieces and feed the running top-k."""
-    for start in range(0, array.shape[0], SCORE_ROWS):
-        piece = array[start:start + SCORE_ROWS]
-        best.add(block_scores(strategy, piece, offset + start, seed), offset + start)
+    """Score `array` (rows starting at global row `offset`) in pieces, on every core, and feed the running top-k
+    in row order (the result is the single-threaded one; a bad row is the first one, as in one pass)."""
+    starts = range(0, array.shape[0], SCORE_ROWS)
+    score = lambda start: block_scores(strategy, array[start:start + SCORE_ROWS], offset + start, seed)  # noqa: E731
+    scored = _threads().map(score, starts) if len(starts) > 1 and (os.cpu_count() or 1) > 1 else map(score, starts)
+    for start, scores in zip(starts, scored):
+        best.add(scores, offset + start)
