@@ -33,13 +33,15 @@ def use_component(project: Path, extra_inputs: str = "") -> None:
     git(project, "commit", "-q", "-m", "use the alops component")
 
 
-def gitlab_ci_local(project: Path, *args: str, variables: dict | None = None, timeout: int = 600):
+def gitlab_ci_local(project: Path, *args: str, variables: dict | None = None, timeout: int = 600,
+                    own: str = ""):
     # GitLab accepts `tags: []` (an untagged job, the inputs' default); the community schema asks for one item
     command = [str(GITLAB_CI_LOCAL), "--force-shell-executor", "--shell-isolation", "--no-color",
                "--max-job-name-padding", "0", "--ignore-schema-paths", "#/definitions/tags/minItems", *args]
     for key, value in {"GITLAB_CI": "true", **(variables or {})}.items():
         command += ["--variable", f"{key}={value}"]
-    env = clean_env(GCL_IGNORE_PREDEFINED_VARS="GITLAB_CI,CI_PIPELINE_SOURCE,CI_COMMIT_REF_PROTECTED,CI_PROJECT_ID")
+    ignored = "GITLAB_CI,CI_PIPELINE_SOURCE,CI_COMMIT_REF_PROTECTED,CI_PROJECT_ID" + (f",{own}" if own else "")
+    env = clean_env(GCL_IGNORE_PREDEFINED_VARS=ignored)  # `own`: more predefined variables the test sets itself
     return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -311,3 +313,72 @@ def test_a_triggered_label_import_job_takes_the_labels_from_label_studio_and_pus
     with open(reader / "data/full/manifest.csv", newline="") as handle:
         labels = {row["id"]: row["label"] for row in csv.DictReader(handle)}
     assert sorted(labels[t["data"]["sample_id"]] for t in tasks) == ["7"] * 5
+
+
+def test_the_dev_check_schedule_and_the_tests_job_run(component_project):
+    """The scheduled representativeness check, and the project's own tests on a feature branch."""
+    (component_project / "tests").mkdir(exist_ok=True)
+    (component_project / "tests" / "test_smoke.py").write_text("def test_smoke():\n    assert 1 + 1 == 2\n")
+    git(component_project, "add", "-A")
+    git(component_project, "commit", "-q", "-m", "a test")
+    schedule = gitlab_ci_local(component_project, variables={"CI_PIPELINE_SOURCE": "schedule",
+                                                             "ALOPS_SCHEDULE": "dev-check"})
+    output = schedule.stdout + schedule.stderr
+    assert schedule.returncode == 0, output[-4000:]
+    assert "PASS  alops-dev-check" in output or "PASS alops-dev-check" in output, output[-3000:]
+    assert "representative" in output
+    git(component_project, "switch", "-q", "-c", "feature/tested")
+    tests = gitlab_ci_local(component_project, "alops-tests", variables={"CI_PIPELINE_SOURCE": "push"})
+    output = tests.stdout + tests.stderr
+    assert tests.returncode == 0, output[-4000:]
+    assert "1 passed" in output
+
+
+def test_an_al_branch_pipeline_trains_on_its_data_version_and_keeps_the_report(component_project, mlflow_server):
+    git(component_project, "switch", "-q", "-c", "al/round-1")
+    result = gitlab_ci_local(component_project, "alops-train-al", variables={
+        "CI_PIPELINE_SOURCE": "push", "MLFLOW_TRACKING_URI": mlflow_server})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "pull: full dataset" in output and "repro: on cpu with the full dataset" in output
+    assert "report: report.md" in output
+
+
+def test_a_protected_release_branch_trains_gates_registers_and_publishes(ml_project, mlflow_server):
+    from mlflow.tracking import MlflowClient
+
+    from forge_server import ForgeServer
+    from test_forge import CANARY
+
+    use_component(ml_project, "      release-metric: val_accuracy\n")
+    git(ml_project, "switch", "-q", "-c", "release/1.0")
+    with ForgeServer(CANARY) as server:
+        result = gitlab_ci_local(ml_project, "alops-release", variables={
+            "CI_PIPELINE_SOURCE": "push", "CI_COMMIT_REF_PROTECTED": "true", "MLFLOW_TRACKING_URI": mlflow_server,
+            "CI_SERVER_URL": server.url, "CI_PROJECT_ID": "42", "GITLAB_TOKEN": CANARY}, own="CI_SERVER_URL")
+        releases = list(server.state.releases)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert CANARY not in output
+    record = json.loads((ml_project / "release.json").read_text())
+    assert record["version"] == "1" and record["branch"] == "release/1.0" and record["metric"] == "val_accuracy"
+    assert MlflowClient(mlflow_server).get_model_version_by_alias(record["model"], "champion").version == "1"
+    assert [r["tag_name"] for r in releases] == [record["git_tag"]]
+
+
+def test_the_manual_promote_job_opens_the_merge_request_with_the_training_jobs_report(component_project, mlflow_server):
+    from forge_server import ForgeServer
+    from test_forge import CANARY
+
+    git(component_project, "switch", "-q", "-c", "experiment/promoted")
+    with ForgeServer(CANARY) as server:
+        result = gitlab_ci_local(component_project, "--manual", "alops-promote", variables={
+            "CI_PIPELINE_SOURCE": "push", "MLFLOW_TRACKING_URI": mlflow_server, "CI_SERVER_URL": server.url,
+            "CI_PROJECT_ID": "42", "GITLAB_TOKEN": CANARY}, own="CI_SERVER_URL")
+        created = [json.loads(call["body"]) for call in server.calls("POST", r"/merge_requests$")]
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "PASS  alops-train-full" in output or "PASS alops-train-full" in output, output[-3000:]
+    assert len(created) == 1 and created[0]["source_branch"] == "experiment/promoted"
+    assert created[0]["description"].startswith("<!-- alops:report -->")  # the training job's report.md
+    assert CANARY not in output

@@ -1,4 +1,4 @@
-"""Query: the model's probabilities on the unlabeled pool, in manifest order, for `alops query select`."""
+"""Query: the model's probabilities on the unlabeled pool and the pool's sample ids, for `alops query select`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ def main() -> None:
     probs = predict(load_model(settings, data["x"].shape[-1]), data["x"][pool]) if pool.any() else \
         np.zeros((0, len(settings["classes"])), dtype=np.float32)
     np.save("pool_probs.npy", probs.astype(np.float32))
+    with open("pool_ids.txt", "w", encoding="utf-8") as handle:  # row i of the pool is this sample
+        handle.writelines(f"{sample}\n" for sample in data["id"][pool])
 
 
 if __name__ == "__main__":
