@@ -167,3 +167,15 @@ def test_release_job_token_only_in_its_step():
     release = workflow["jobs"]["release"]
     holders = [step["name"] for step in release["steps"] if "GITHUB_TOKEN" in step.get("env", {})]
     assert holders == ["Gate and release"]
+
+
+def test_the_job_to_test_table_names_tests_that_exist():
+    """docs/templates.md maps every job to the test that executes it: each named test must exist."""
+    text = (KIT / "docs/templates.md").read_text()
+    table = text[text.index("## Which test runs which job"):]
+    named = re.findall(r"`(test_\w+\.py)?::(test_\w+)`", table)
+    assert len(named) >= 12
+    current = None
+    for module, name in named:
+        current = module or current
+        assert f"def {name}(" in (KIT / "tests" / current).read_text(), f"{current}::{name}"
