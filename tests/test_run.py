@@ -381,3 +381,18 @@ def test_release_and_report_read_the_run_alops_run_tracked_with_one_data_version
     text = (ml_project / "report.md").read_text()
     assert f"| data version | `{version}` |" in text
     assert run.info.run_id in text  # the report links the run alops run tracked for this commit
+
+
+def test_the_gpu_path_on_a_cuda_device(ml_project):
+    """Where a CUDA device is visible, an experiment runs on it without --allow-cpu; skipped elsewhere."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine")
+    git(ml_project, "switch", "-q", "-c", "experiment/gpu")
+    result = run_alops("run", "--track", cwd=ml_project)
+    assert result.returncode == 0, result.stderr
+    assert "repro: on cuda with the full dataset" in result.stderr
+    client = mlflow_client(f"sqlite:///{ml_project / 'mlflow.db'}")
+    run = client.search_runs([e.experiment_id for e in client.search_experiments()])[0]
+    assert run.data.tags["alops.device"] == "cuda"
