@@ -103,6 +103,22 @@ def test_experiment_push_trains_on_full_data_and_tracks(workflow_project, mlflow
     assert runs and runs[0].data.tags["alops.dataset"] == "full"
 
 
+def test_an_al_branch_push_trains_on_its_data_version_and_reports(workflow_project, mlflow_server):
+    from mlflow.tracking import MlflowClient
+
+    git(workflow_project, "switch", "-q", "-c", "al/round-act")
+    result = act(workflow_project, "push", {"ref": "refs/heads/al/round-act"},
+                 secrets={"mlflow-tracking-uri": mlflow_server})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert ran(output, "train-al") and ran(output, "report") and not ran(output, "train-full")
+    assert "pull: full dataset" in output and "report not posted" in output  # no token given: a notice
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name("project/active-learning")
+    runs = client.search_runs([experiment.experiment_id], "tags.`git.branch` = 'al/round-act'")
+    assert runs and runs[0].data.tags["alops.labeled"].isdigit()
+
+
 def test_a_pull_request_from_a_fork_never_reaches_the_gpu_jobs(workflow_project):
     git(workflow_project, "switch", "-q", "-c", "experiment/fork")
     payload = {"number": 5, "pull_request": {"number": 5, "title": "`touch pwned` $(touch pwned)",
