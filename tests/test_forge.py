@@ -290,6 +290,7 @@ def test_active_learning_report_has_labels_added_and_a_learning_curve_upload(rep
                                                                  "alops.data_version": f"dv-{labeled:016d}",
                                                                  "alops.dataset": "full"})
         client.log_metric(run.info.run_id, "accuracy", accuracy)
+        client.log_metric(run.info.run_id, "loss", round(1 - accuracy, 2))
         client.set_terminated(run.info.run_id)
     simulation = tmp_path / "simulation.csv"
     simulation.write_text("strategy,seed,round,labels,accuracy\nrandom,0,0,100,0.6\nrandom,0,1,150,0.7\nrandom,1,1,150,0.72\n")
@@ -306,6 +307,11 @@ def test_active_learning_report_has_labels_added_and_a_learning_curve_upload(rep
     assert "![learning_curve](/uploads/" in body
     assert "| `accuracy` | 0.85 | 0.7 |" in body  # against the latest tracked run of main
     assert (report_project / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    by_loss = run_alops("report", "--metric", "loss", cwd=report_project,
+                        env=clean_env(MLFLOW_TRACKING_URI=mlflow_server, CI_PROJECT_NAME=name))
+    assert by_loss.returncode == 0, by_loss.stderr
+    text = (report_project / "report.md").read_text()
+    assert "| round | labeled | labels added | `loss` |" in text and "| 2 | 180 | 40 | 0.4 |" in text
 
 
 def test_post_if_open_with_only_the_job_token_is_a_notice_not_a_failed_job(report_project):
