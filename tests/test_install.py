@@ -143,3 +143,111 @@ def test_from_the_wheel_to_a_green_feature_workflow_under_act(wheel, tmp_path):
     assert "repro: on cpu with the dev dataset" in output
     python = str(venv / "bin" / "python")
     assert f"alops=={__version__}" in run([python, "-m", "pip", "list", "--format=freeze"], cwd=tmp_path).stdout.lower()
+
+
+TEAM_DVC_YAML = """stages:
+  train:
+    cmd: python train.py data/${dataset}/corpus.xml
+    deps:
+      - train.py
+      - data/${dataset}
+    params: [dataset, train]
+    metrics:
+      - eval/metrics.json
+plots:
+  - Accuracy:
+      x: step
+      y:
+        eval/curve.json: acc
+"""
+TEAM_TRAIN = """import json, os, sys
+import xml.etree.ElementTree as ET
+import yaml
+docs = ET.parse(sys.argv[1]).getroot().findall("doc")
+epochs = yaml.safe_load(open("params.yaml"))["train"]["epochs"]
+os.makedirs("eval", exist_ok=True)
+json.dump({"scores": {"rows": len(docs), "acc": 0.5 + len(docs) / 1000}}, open("eval/metrics.json", "w"))
+json.dump([{"step": i, "acc": 0.5 + i / (10 * epochs)} for i in range(epochs)], open("eval/curve.json", "w"))
+"""
+TEAM_SAMPLE = """import sys
+import xml.etree.ElementTree as ET
+tree = ET.parse("data/full/corpus.xml")
+root = tree.getroot()
+for doc in root.findall("doc")[int(sys.argv[1]):]:
+    root.remove(doc)
+tree.write("data/dev/corpus.xml")
+"""
+
+
+def test_an_existing_project_follows_docs_adopt_to_green_gitlab_pipelines(wheel, tmp_path):
+    """docs/adopt.md on a DVC project alops did not make: one XML file of data, nested metrics cached by DVC, a
+    plot by name, its own requirements. `alops init`, the doc's steps 3 and 4, then the generated .gitlab-ci.yml
+    (its include pointed at this checkout) under gitlab-ci-local: the feature run trains on the 40-row dev
+    sample, the experiment run on all 200 rows."""
+    venv = tmp_path / "runner"
+    run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
+    python, bin_ = str(venv / "bin" / "python"), venv / "bin"
+    run([python, "-m", "pip", "install", "--quiet", str(wheel)], cwd=tmp_path)
+    env = clean_env()
+    env["PATH"] = f"{bin_}{os.pathsep}{env['PATH'].split(os.pathsep, 1)[1]}"
+
+    project = tmp_path / "text-classifier"  # the team's repository, before alops
+    project.mkdir()
+    git(project, "init", "-q", "-b", "main")
+    git(project, "config", "user.email", "dev@example.com")
+    git(project, "config", "user.name", "Dev")
+    run([str(bin_ / "dvc"), "init", "-q"], cwd=project, env=env)
+    run([str(bin_ / "dvc"), "remote", "add", "-d", "store", str(tmp_path / "store")], cwd=project, env=env)
+    (project / "data/full").mkdir(parents=True)
+    (project / "data/full/corpus.xml").write_text(
+        "<docs>" + "".join(f"<doc label='{'pos' if i % 3 else 'neg'}'>text {i}</doc>" for i in range(200)) + "</docs>")
+    run([str(bin_ / "dvc"), "add", "-q", "data/full"], cwd=project, env=env)
+    (project / "dvc.yaml").write_text(TEAM_DVC_YAML)
+    (project / "params.yaml").write_text("train:\n  epochs: 3\n")
+    (project / "train.py").write_text(TEAM_TRAIN)
+    (project / "sample.py").write_text(TEAM_SAMPLE)
+    (project / "requirements.txt").write_text("pyyaml\n")
+    git(project, "remote", "add", "origin", "https://gitlab.example.com/team/text-classifier.git")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "the team's project")
+
+    # docs/adopt.md 1-2: look, then write
+    run([str(bin_ / "alops"), "init", "--dry-run"], cwd=project, env=env)
+    init = run([str(bin_ / "alops"), "init"], cwd=project, env=env)
+    assert "dataset" in init.stdout  # the checklist names the dataset choice
+    # 3: the stage reads the choice (dvc.yaml already uses ${dataset}); params.yaml gets the key
+    with open(project / "params.yaml", "a", encoding="utf-8") as handle:
+        handle.write("dataset: full\n")
+    # 4: a dev dataset of its own (one XML file: no manifest to sample), tracked and pushed
+    (project / "data/dev").mkdir()
+    run([python, "sample.py", "40"], cwd=project, env=env)
+    run([str(bin_ / "dvc"), "add", "-q", "data/dev"], cwd=project, env=env)
+    run([str(bin_ / "dvc"), "push", "-q"], cwd=project, env=env)
+    # the include as generated, pointed at this checkout's components (no GitLab server here)
+    ci_file = (project / ".gitlab-ci.yml").read_text()
+    address = ci_file.split("component: ", 1)[1].split("\n", 1)[0]
+    assert address.endswith(f"/alops@{__version__}")
+    shutil.copytree(KIT / "templates", project / "templates")
+    (project / ".gitlab-ci.yml").write_text(ci_file.replace(address, "$CI_SERVER_FQDN/$CI_PROJECT_PATH/alops@$CI_COMMIT_SHA"))
+    with open(project / ".gitignore", "a", encoding="utf-8") as handle:
+        handle.write(".gitlab-ci-local/\n")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "alops")
+    run([python, "-m", "pip", "uninstall", "--quiet", "-y", "alops"], cwd=tmp_path)  # the job installs it
+
+    command = [str(GITLAB_CI_LOCAL), "--force-shell-executor", "--shell-isolation", "--no-color",
+               "--max-job-name-padding", "0", "--ignore-schema-paths", "#/definitions/tags/minItems",
+               "--variable", "GITLAB_CI=true", "--variable", "CI_PIPELINE_SOURCE=push",
+               "--variable", f"PIP_FIND_LINKS={wheel.parent}"]
+    env["GCL_IGNORE_PREDEFINED_VARS"] = "GITLAB_CI,CI_PIPELINE_SOURCE,CI_COMMIT_REF_PROTECTED,CI_PROJECT_ID"
+    git(project, "switch", "-q", "-c", "feature/first")
+    feature = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=1200)
+    output = feature.stdout + feature.stderr
+    assert feature.returncode == 0, output[-5000:]
+    assert "repro: on cpu with the dev dataset" in output and "scores.rows: 40" in output  # the dev sample
+    git(project, "switch", "-q", "-c", "experiment/first", "main")
+    experiment = subprocess.run([*command, "--variable", "ALOPS_ALLOW_CPU=true"], cwd=project, env=env,
+                                capture_output=True, text=True, timeout=1200)
+    output = experiment.stdout + experiment.stderr
+    assert experiment.returncode == 0, output[-5000:]
+    assert "repro: on cpu with the full dataset" in output and "scores.rows: 200" in output
