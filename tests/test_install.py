@@ -179,11 +179,13 @@ tree.write("data/dev/corpus.xml")
 """
 
 
-def test_an_existing_project_follows_docs_adopt_to_green_gitlab_pipelines(wheel, tmp_path):
+def test_an_existing_project_follows_docs_adopt_to_green_pipelines_on_both_forges(wheel, tmp_path):
     """docs/adopt.md on a DVC project alops did not make: one XML file of data, nested metrics cached by DVC, a
-    plot by name, its own requirements. `alops init`, the doc's steps 3 and 4, then the generated .gitlab-ci.yml
-    (its include pointed at this checkout) under gitlab-ci-local: the feature run trains on the 40-row dev
-    sample, the experiment run on all 200 rows."""
+    plot by name, its own requirements. `alops init --forge both`, the doc's steps 3 and 4, then the generated CI
+    files (pointed at this checkout's components and workflow) under gitlab-ci-local and act: the feature runs
+    train on the 40-row dev sample, the experiment run on all 200 rows."""
+    import re
+
     venv = tmp_path / "runner"
     run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
     python, bin_ = str(venv / "bin" / "python"), venv / "bin"
@@ -212,8 +214,8 @@ def test_an_existing_project_follows_docs_adopt_to_green_gitlab_pipelines(wheel,
     git(project, "commit", "-q", "-m", "the team's project")
 
     # docs/adopt.md 1-2: look, then write
-    run([str(bin_ / "alops"), "init", "--dry-run"], cwd=project, env=env)
-    init = run([str(bin_ / "alops"), "init"], cwd=project, env=env)
+    run([str(bin_ / "alops"), "init", "--forge", "both", "--dry-run"], cwd=project, env=env)
+    init = run([str(bin_ / "alops"), "init", "--forge", "both"], cwd=project, env=env)
     assert "dataset" in init.stdout  # the checklist names the dataset choice
     # 3: the stage reads the choice (dvc.yaml already uses ${dataset}); params.yaml gets the key
     with open(project / "params.yaml", "a", encoding="utf-8") as handle:
@@ -229,6 +231,11 @@ def test_an_existing_project_follows_docs_adopt_to_green_gitlab_pipelines(wheel,
     assert address.endswith(f"/alops@{__version__}")
     shutil.copytree(KIT / "templates", project / "templates")
     (project / ".gitlab-ci.yml").write_text(ci_file.replace(address, "$CI_SERVER_FQDN/$CI_PROJECT_PATH/alops@$CI_COMMIT_SHA"))
+    caller = (project / ".github/workflows/alops.yml").read_text()
+    workflow = re.search(r"uses: (\S+)", caller).group(1)
+    assert workflow.endswith(f"/.github/workflows/alops.yml@{__version__}")
+    shutil.copy(KIT / ".github/workflows/alops.yml", project / ".github/workflows/alops-kit.yml")
+    (project / ".github/workflows/alops.yml").write_text(caller.replace(workflow, "./.github/workflows/alops-kit.yml"))
     with open(project / ".gitignore", "a", encoding="utf-8") as handle:
         handle.write(".gitlab-ci-local/\n")
     git(project, "add", "-A")
@@ -251,3 +258,14 @@ def test_an_existing_project_follows_docs_adopt_to_green_gitlab_pipelines(wheel,
     output = experiment.stdout + experiment.stderr
     assert experiment.returncode == 0, output[-5000:]
     assert "repro: on cpu with the full dataset" in output and "scores.rows: 200" in output
+
+    git(project, "switch", "-q", "feature/first")  # GitHub: the generated caller under act
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"ref": "refs/heads/feature/first", "repository": {"default_branch": "main"}}))
+    act = [str(Path(sys.executable).with_name("act")), "push", "-W", ".github/workflows/alops.yml", "-e", str(event),
+           "-P", "ubuntu-latest=-self-hosted", "-P", "self-hosted=-self-hosted", "-P", "gpu=-self-hosted",
+           "--env", f"PIP_FIND_LINKS={wheel.parent}", *act_stand_in_args(tmp_path / "artifacts")]
+    github = subprocess.run(act, cwd=project, env=env, capture_output=True, text=True, timeout=1200)
+    output = github.stdout + github.stderr
+    assert github.returncode == 0, output[-5000:]
+    assert "repro: on cpu with the dev dataset" in output and "scores.rows: 40" in output
