@@ -80,6 +80,16 @@ def runner_project(wheel: Path, tmp_path: Path, forge: str) -> tuple[Path, Path,
     return venv, project, env
 
 
+def push_pipeline(wheel: Path, env: dict) -> list[str]:
+    """gitlab-ci-local for a push pipeline whose jobs install alops from the wheel's folder (sets `env`'s
+    predefined-variable exceptions)."""
+    env["GCL_IGNORE_PREDEFINED_VARS"] = "GITLAB_CI,CI_PIPELINE_SOURCE,CI_COMMIT_REF_PROTECTED,CI_PROJECT_ID"
+    return [str(GITLAB_CI_LOCAL), "--force-shell-executor", "--shell-isolation", "--no-color",
+            "--max-job-name-padding", "0", "--ignore-schema-paths", "#/definitions/tags/minItems",  # GitLab accepts tags: []
+            "--variable", "GITLAB_CI=true", "--variable", "CI_PIPELINE_SOURCE=push",
+            "--variable", f"PIP_FIND_LINKS={wheel.parent}"]
+
+
 def test_from_the_wheel_to_green_feature_and_experiment_pipelines(wheel, tmp_path):
     venv, project, env = runner_project(wheel, tmp_path, "gitlab")
     ci_file = (project / ".gitlab-ci.yml").read_text()
@@ -94,11 +104,7 @@ def test_from_the_wheel_to_green_feature_and_experiment_pipelines(wheel, tmp_pat
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "the components of this checkout")
     git(project, "switch", "-q", "-c", "feature/first-model")
-    command = [str(GITLAB_CI_LOCAL), "--force-shell-executor", "--shell-isolation", "--no-color",
-               "--max-job-name-padding", "0", "--ignore-schema-paths", "#/definitions/tags/minItems",  # GitLab accepts tags: []
-               "--variable", "GITLAB_CI=true", "--variable", "CI_PIPELINE_SOURCE=push",
-               "--variable", f"PIP_FIND_LINKS={wheel.parent}"]
-    env["GCL_IGNORE_PREDEFINED_VARS"] = "GITLAB_CI,CI_PIPELINE_SOURCE,CI_COMMIT_REF_PROTECTED,CI_PROJECT_ID"
+    command = push_pipeline(wheel, env)
     result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=1200)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
@@ -242,11 +248,7 @@ def test_an_existing_project_follows_docs_adopt_to_green_pipelines_on_both_forge
     git(project, "commit", "-q", "-m", "alops")
     run([python, "-m", "pip", "uninstall", "--quiet", "-y", "alops"], cwd=tmp_path)  # the job installs it
 
-    command = [str(GITLAB_CI_LOCAL), "--force-shell-executor", "--shell-isolation", "--no-color",
-               "--max-job-name-padding", "0", "--ignore-schema-paths", "#/definitions/tags/minItems",
-               "--variable", "GITLAB_CI=true", "--variable", "CI_PIPELINE_SOURCE=push",
-               "--variable", f"PIP_FIND_LINKS={wheel.parent}"]
-    env["GCL_IGNORE_PREDEFINED_VARS"] = "GITLAB_CI,CI_PIPELINE_SOURCE,CI_COMMIT_REF_PROTECTED,CI_PROJECT_ID"
+    command = push_pipeline(wheel, env)
     git(project, "switch", "-q", "-c", "feature/first")
     feature = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=1200)
     output = feature.stdout + feature.stderr

@@ -15,6 +15,15 @@ def git(root: str, *args: str, check: bool = True) -> subprocess.CompletedProces
     return result
 
 
+def first_commit(root: str, revisions: tuple[str, ...]) -> str | None:
+    """The commit of the first of `revisions` that exists; None when none does."""
+    for rev in revisions:
+        found = git(root, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}", check=False)
+        if found.returncode == 0:
+            return found.stdout.strip()
+    return None
+
+
 def show(root: str, revisions: tuple[str, ...], relative: str) -> str | None:
     """A file as committed at the first of `revisions` that has it; None when none does."""
     for rev in revisions:

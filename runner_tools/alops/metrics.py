@@ -72,19 +72,13 @@ def is_fidelity_file(path: str) -> bool:
     return path.replace("\\", "/").rpartition("/")[2] == DEV_FIDELITY
 
 
-def revision_metrics(project, revisions: tuple[str, ...]) -> dict[str, float] | None:
-    """The metrics committed at the first of `revisions` that exists (cached files come from DVC's cache or
-    remote); None when none exists or it has no readable metrics."""
-    from alops.git import git
-
-    for revision in revisions:
-        if git(project.root, "rev-parse", "--verify", "-q", f"{revision}^{{commit}}", check=False).returncode:
-            continue
-        readable = [result["data"] for result in _show(project, revision).values() if isinstance(result.get("data"), dict)]
-        if not readable:
-            return None
-        metrics: dict[str, float] = {}
-        for data in readable:
-            metrics.update(_named(data))
-        return metrics
-    return None
+def revision_metrics(project, commit: str) -> dict[str, float] | None:
+    """The metrics committed at `commit` (cached files come from DVC's cache or remote); None when it has no
+    readable metrics."""
+    readable = [result["data"] for result in _show(project, commit).values() if isinstance(result.get("data"), dict)]
+    if not readable:
+        return None
+    metrics: dict[str, float] = {}
+    for data in readable:
+        metrics.update(_named(data))
+    return metrics

@@ -68,24 +68,24 @@ def _committed_side(project, target: str) -> Side | None:
     records (else params.yaml); None when it has neither."""
     import yaml
 
-    from alops.git import git, show
+    from alops.git import first_commit, show
     from alops.metrics import revision_metrics
     from alops.params import flatten
     from alops.pipeline import locked_params
 
-    revisions = (f"origin/{target}", target)  # origin's branch first, else the local one
-    metrics = revision_metrics(project, revisions)
-    params_text = show(project.root, revisions, "params.yaml")
+    commit = first_commit(project.root, (f"origin/{target}", target))  # origin's branch first, else the local one
+    if commit is None:
+        return None
+    metrics = revision_metrics(project, commit)
+    params_text = show(project.root, (commit,), "params.yaml")
     if metrics is None and params_text is None:
         return None
     try:
         params = flatten(yaml.safe_load(params_text) or {}) if params_text else {}
     except yaml.YAMLError:
         params = {}
-    params.update(flatten(locked_params(show(project.root, revisions, "dvc.lock"))))  # what the committed run used
+    params.update(flatten(locked_params(show(project.root, (commit,), "dvc.lock"))))  # what the committed run used
     dataset = params.get("dataset")
-    commit = next((found.stdout.strip() for found in (git(project.root, "rev-parse", "-q", "--verify", f"{rev}^{{commit}}",
-                                                          check=False) for rev in revisions) if found.returncode == 0), None)
     return Side(f"committed on {code(target)}", metrics or {}, {k: str(v) for k, v in params.items()},
                 dataset=str(dataset) if dataset in ("dev", "full") else None, commit=commit)
 

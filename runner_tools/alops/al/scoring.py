@@ -127,14 +127,8 @@ def open_pool(path: str):
     return ParquetSource(path) if path.endswith((".parquet", ".pq")) else NpySource(path)
 
 
-def select_streaming(
-    path: str, strategy: str, k: int, seed: int = 0, shard: Shard | None = None,
-    chunk_rows: int = CHUNK_ROWS, progress: Callable[[int, int], None] | None = None,
-) -> dict:
-    """Score the pool (or one shard of it) chunk by chunk and keep the top k; the selection as a dict."""
-    chosen = make_strategy(strategy)
-    if not chosen.streams:
-        raise ConfigError(f"strategy {strategy!r} cannot stream; streaming strategies: {', '.join(STREAMABLE)}")
+def _sized_pool(path: str, k: int):
+    """The pool file opened for streaming and its row count, once k is known to fit it."""
     source = open_pool(path)
     total = source.shape[0]
     if total == 0:
@@ -143,6 +137,18 @@ def select_streaming(
         raise ConfigError(f"k={k}: ask for at least one sample")
     if k > total:
         raise PoolTooSmallError(f"k={k} is larger than the pool ({total} samples); ask for at most {total}")
+    return source, total
+
+
+def select_streaming(
+    path: str, strategy: str, k: int, seed: int = 0, shard: Shard | None = None,
+    chunk_rows: int = CHUNK_ROWS, progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Score the pool (or one shard of it) chunk by chunk and keep the top k; the selection as a dict."""
+    chosen = make_strategy(strategy)
+    if not chosen.streams:
+        raise ConfigError(f"strategy {strategy!r} cannot stream; streaming strategies: {', '.join(STREAMABLE)}")
+    source, total = _sized_pool(path, k)
     start, stop = shard.rows(total) if shard else (0, total)
     report = (lambda done: progress(done - start, stop - start)) if progress else None
     best = chosen.stream(source.chunks(start, stop, chunk_rows), k, seed, report)
@@ -163,12 +169,7 @@ def select_scored_by_model(model_path: str, inputs_path: str, strategy: str, k: 
     chosen = make_strategy(strategy)
     if not chosen.streams:
         raise ConfigError(f"strategy {strategy!r} cannot stream; with --model use one of: {', '.join(STREAMABLE)}")
-    source = open_pool(inputs_path)
-    total = source.shape[0]
-    if total == 0:
-        raise EmptyPoolError(f"{inputs_path}: no rows to score")
-    if not 1 <= k <= total:
-        raise PoolTooSmallError(f"k={k}: ask for 1 to {total} samples (the pool's size)")
+    source, total = _sized_pool(inputs_path, k)
     predict = _predictor(model_path, device)
     start, stop = shard.rows(total) if shard else (0, total)
     report = (lambda done: progress(done - start, stop - start)) if progress else None
