@@ -98,3 +98,27 @@ def test_init_outside_a_git_repository_is_one_line(tmp_path):
     result = run_alops("init", cwd=tmp_path)
     assert result.returncode == 2 and "not a git repository" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_init_names_row_files_it_finds_and_make_dev_then_samples_them(repo):
+    """A repository whose full data is two CSV files (no manifest): init writes data.rows, the checklist asks
+    for the label column, and after the team sets it make-dev samples both files."""
+    dvc(repo, "init", "-q")
+    full = repo / "data" / "full"
+    full.mkdir(parents=True)
+    for name, rows in (("train.csv", 400), ("test.csv", 100)):
+        (full / name).write_text("text,sentiment\n" + "".join(f"t{i},{i % 4 == 0}\n" for i in range(rows)))
+    dvc(repo, "add", "-q", "data/full")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "data")
+    result = run_alops("init", "--forge", "gitlab", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load((repo / "alops.yaml").read_text())
+    assert config["data"]["rows"] == ["test.csv", "train.csv"] and config["data"]["dev"] == "data/dev"
+    assert "set data.label in alops.yaml to the label column of test.csv, train.csv" in result.stdout
+    (repo / "alops.yaml").write_text((repo / "alops.yaml").read_text().replace("label: label", "label: sentiment"))
+    made = run_alops("data", "make-dev", "--fraction", "0.1", cwd=repo)
+    assert made.returncode == 0, made.stderr
+    assert "50 of 500 samples" in made.stdout
+    train = (repo / "data" / "dev" / "train.csv").read_text().splitlines()
+    assert len(train) == 41 and sum(line.endswith(",True") for line in train) == 10  # 1 in 4, as in the full file

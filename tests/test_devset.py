@@ -230,3 +230,164 @@ def test_check_dev_thresholds_decide_what_counts_as_drift(dvc_project, tmp_path)
     assert run_alops("data", "check-dev", *by_label, "--max-deviation", "60", cwd=dvc_project).returncode == 0
     strict = run_alops("data", "check-dev", *by_label, "--max-deviation", "0.01", cwd=dvc_project)
     assert strict.returncode == 1 and "% in live data" in strict.stdout
+
+
+def _row_project(repo, files: dict, config: str):
+    """A DVC project whose full data is row files (no manifest), with alops.yaml naming them."""
+    full = repo / "data" / "full"
+    full.mkdir(parents=True)
+    for name, write in files.items():
+        write(full / name)
+    (repo / "alops.yaml").write_text(config)
+    dvc(repo, "init", "-q")
+    dvc(repo, "add", "-q", "data/full")
+    return full
+
+
+def _reviews(rows: int, seed: int):
+    """Text reviews with an imbalanced integer sentiment (70/20/10) and an integer length feature."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    sentiment = rng.choice([0, 1, 2], rows, p=[0.7, 0.2, 0.1])
+    return pa.table({"text": [f"review {seed}-{i}" for i in range(rows)], "sentiment": sentiment,
+                     "length": rng.integers(5, 500, rows)})
+
+
+def test_make_dev_samples_row_files_without_a_manifest_by_label_and_keeps_their_format(repo):
+    """Multi-file CSV (no id, no split, label column `sentiment`): each file sampled into the same name with
+    its label shares; other files copied; the integer columns stay integers; check-dev passes."""
+    import pyarrow.csv as pcsv
+
+    full = _row_project(repo, {
+        "train.csv": lambda p: pcsv.write_csv(_reviews(3000, 1), p),
+        "test.csv": lambda p: pcsv.write_csv(_reviews(1000, 2), p),
+        "vocab.txt": lambda p: p.write_text("good\nbad\n"),
+    }, "data:\n  rows: ['*.csv']\n  label: sentiment\n")
+    result = run_alops("data", "make-dev", "--fraction", "0.1", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    assert "400 of 4000 samples" in result.stdout
+    dev = repo / "data" / "dev"
+    assert sorted(p.name for p in dev.iterdir()) == ["test.csv", "train.csv", "vocab.txt"]
+    assert (dev / "vocab.txt").read_text() == (full / "vocab.txt").read_text()
+    for name, rows in (("train.csv", 300), ("test.csv", 100)):
+        sample, whole = pcsv.read_csv(dev / name), pcsv.read_csv(full / name)
+        assert sample.num_rows == rows and sample.schema == whole.schema  # same columns, ints stay ints
+        assert set(sample.column("text").to_pylist()) <= set(whole.column("text").to_pylist())
+        shares = Counter(sample.column("sentiment").to_pylist())
+        expected = Counter(whole.column("sentiment").to_pylist())
+        for label, count in expected.items():
+            assert abs(shares[label] / rows - count / whole.num_rows) <= 1 / rows + 1e-9
+    report = json.loads((repo / "metrics" / "dev_fidelity.json").read_text())
+    assert set(report["files"]) == {"train.csv", "test.csv"} and report["dev_rows"] == 400
+    assert (repo / "data" / "dev.dvc").exists()
+    check = run_alops("data", "check-dev", cwd=repo)
+    assert check.returncode == 0, check.stderr + check.stdout
+
+
+@pytest.mark.parametrize("name", ["rows.parquet", "rows.jsonl"])
+def test_make_dev_samples_a_single_parquet_or_json_lines_file(repo, name):
+    import pyarrow.parquet as pq
+
+    table = _reviews(2000, 3)
+
+    def write(path):
+        if name.endswith(".parquet"):
+            pq.write_table(table, path)
+        else:
+            path.write_text("".join(json.dumps(row) + "\n" for row in table.to_pylist()))
+
+    _row_project(repo, {name: write}, f"data:\n  rows: {name}\n  label: sentiment\n")
+    result = run_alops("data", "make-dev", "--count", "200", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    dev = repo / "data" / "dev" / name
+    if name.endswith(".parquet"):
+        sample = pq.read_table(dev)
+        assert sample.schema == table.schema  # int64 label and feature, not text or float64
+        rows = sample.to_pylist()
+    else:
+        rows = [json.loads(line) for line in dev.read_text().splitlines()]
+        assert all(isinstance(r["sentiment"], int) and isinstance(r["length"], int) for r in rows)
+    assert len(rows) == 200
+    assert {r["text"] for r in rows} <= set(table.column("text").to_pylist())
+    counts = Counter(r["sentiment"] for r in rows)
+    assert counts[0] == pytest.approx(140, abs=2) and counts[2] == pytest.approx(20, abs=2)
+
+
+def test_row_files_that_match_nothing_are_a_clear_error(repo):
+    import pyarrow.csv as pcsv
+
+    _row_project(repo, {"train.csv": lambda p: pcsv.write_csv(_reviews(10, 1), p)}, "data:\n  rows: '*.parquet'\n")
+    result = run_alops("data", "make-dev", "--fraction", "0.5", cwd=repo)
+    assert result.returncode == 2 and "matches no .csv, .parquet or .jsonl file" in result.stderr
+    assert "Traceback" not in result.stderr and not (repo / "data" / "dev").exists()
+
+
+def test_make_dev_runs_the_projects_own_sampler_stage_and_reports_on_it(repo):
+    """data.dev_stage: alops runs the stage (here: the first 100 rows) and compares what it wrote with the
+    full data; size options are refused, since the stage sizes the dev dataset."""
+    import pyarrow.csv as pcsv
+
+    _row_project(repo, {"reviews.csv": lambda p: pcsv.write_csv(_reviews(1000, 4), p)},
+                 "data:\n  rows: reviews.csv\n  label: sentiment\n  dev_stage: sample\n")
+    (repo / "sample.py").write_text(
+        "import os\nos.makedirs('data/dev', exist_ok=True)\n"
+        "lines = open('data/full/reviews.csv').read().splitlines()[:101]\n"
+        "open('data/dev/reviews.csv', 'w').write('\\n'.join(lines) + '\\n')\n")
+    (repo / "dvc.yaml").write_text("stages:\n  sample:\n    cmd: python sample.py\n    deps:\n      - sample.py\n"
+                                   "      - data/full\n    outs:\n      - data/dev\n")
+    refused = run_alops("data", "make-dev", "--fraction", "0.1", cwd=repo)
+    assert refused.returncode == 2 and "drop --fraction" in refused.stderr
+    result = run_alops("data", "make-dev", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    assert "made by stage sample, 100 of 1000 samples" in result.stdout
+    report = json.loads((repo / "metrics" / "dev_fidelity.json").read_text())
+    full_shares = Counter(_reviews(1000, 4).column("sentiment").to_pylist())
+    first = Counter(_reviews(1000, 4).column("sentiment").to_pylist()[:100])
+    assert report["stage"] == "sample" and report["dev_rows"] == 100
+    assert report["max_abs_deviation_pp"] == pytest.approx(
+        max(abs(first[k] - full_shares[k] / 10) for k in full_shares), abs=1e-6)
+    assert "sample" in (repo / "dvc.lock").read_text()  # DVC ran it and tracks its output
+
+
+def test_a_dev_dataset_pinned_to_another_revision_with_dvc_import_is_pulled_and_checked(repo, tmp_path):
+    """docs/data.md's pinned dev dataset: `dvc import --rev small` of a data registry; a fresh clone pulls
+    it with `alops data pull`, check-dev compares it with the full data, and make-dev refuses to replace it."""
+    import pyarrow.csv as pcsv
+
+    from conftest import git
+
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    git(registry, "init", "-q", "-b", "main")
+    git(registry, "config", "user.email", "t@example.com")
+    git(registry, "config", "user.name", "t")
+    dvc(registry, "init", "-q")
+    dvc(registry, "remote", "add", "-d", "store", str(tmp_path / "registry-store"))
+    (registry / "data" / "full").mkdir(parents=True)
+    for rows, message in ((200, "small"), (2000, "everything")):
+        pcsv.write_csv(_reviews(rows, 5), registry / "data" / "full" / "reviews.csv")
+        dvc(registry, "add", "-q", "data/full")
+        git(registry, "add", "-A")
+        git(registry, "commit", "-q", "-m", message)
+        if message == "small":
+            git(registry, "tag", "small")
+    dvc(registry, "push", "-q", "-a", "-T")
+    (repo / "data").mkdir()
+    dvc(repo, "init", "-q")
+    dvc(repo, "import", "-q", str(registry), "data/full", "-o", "data/full")
+    dvc(repo, "import", "-q", str(registry), "data/full", "-o", "data/dev", "--rev", "small")
+    (repo / "alops.yaml").write_text("data:\n  rows: ['*.csv']\n  label: sentiment\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "full and pinned dev data")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    for dataset in ("dev", "full"):
+        pulled = run_alops("data", "pull", "--dataset", dataset, cwd=clone)
+        assert pulled.returncode == 0, pulled.stderr
+    assert pcsv.read_csv(clone / "data" / "dev" / "reviews.csv").num_rows == 200
+    checked = run_alops("data", "check-dev", cwd=clone)
+    assert checked.returncode == 0 and "200 dev rows vs 2000" in checked.stdout, checked.stderr
+    refused = run_alops("data", "make-dev", "--fraction", "0.1", cwd=clone)
+    assert refused.returncode == 2 and "dvc update --rev REV data/dev.dvc" in refused.stderr
+    assert pcsv.read_csv(clone / "data" / "dev" / "reviews.csv").num_rows == 200

@@ -8,6 +8,7 @@ planning twice on an adopted repository changes nothing. The plan ends with what
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 
@@ -79,12 +80,25 @@ def _render_scaffold_file(relative: str, forge: str, version: str) -> str:
                                          "github_workflow_repo": WORKFLOW_REPO, "forge": forge})
 
 
-def _alops_yaml(full: str, dev: str) -> str:
-    return ("# alops for this repository (written by `alops init`); see docs/adopt.md\n"
+def _alops_yaml(full: str, dev: str, rows: list[str]) -> str:
+    text = ("# alops for this repository (written by `alops init`); see docs/adopt.md\n"
             "default_branch: main\n"
             "data:\n"
             f"  full: {full}\n"
             f"  dev: {dev}\n")
+    if rows:
+        text += (f"  rows: [{', '.join(json.dumps(r) for r in rows)}]  # row files `alops data make-dev` samples\n"
+                 "  label: label  # their label column: change it to yours\n")
+    return text
+
+
+def _row_files(folder: str) -> list[str]:
+    """Row files directly in a dataset folder without a manifest (what data.rows would name)."""
+    from alops.manifest import ROW_FILE_SUFFIXES
+
+    if not os.path.isdir(folder) or os.path.exists(os.path.join(folder, "manifest.csv")):
+        return []
+    return sorted(n for n in os.listdir(folder) if n.endswith(ROW_FILE_SUFFIXES))
 
 
 def plan_init(root: str, forge: str | None = None, version: str | None = None, force: bool = False) -> Plan:
@@ -108,7 +122,9 @@ def plan_init(root: str, forge: str | None = None, version: str | None = None, f
     dev = os.path.join(os.path.dirname(full_folder), "dev") if os.path.dirname(full_folder) else "data/dev"
     if dev == full_folder or dev.startswith(full_folder.rstrip("/") + "/"):
         dev = full_folder.rstrip("/") + "-dev"
-    wanted = [(CONFIG_NAME, _alops_yaml(full_folder, dev))]
+    rows = _row_files(os.path.join(root, full_folder))
+    plan.found["row files"] = rows
+    wanted = [(CONFIG_NAME, _alops_yaml(full_folder, dev, rows))]
     if os.path.isfile(os.path.join(root, PARAMS_FILE)):
         wanted.append((SCHEMA_FILE, infer_schema(load_params(root))))
     version = version or __version__
@@ -126,7 +142,7 @@ def plan_init(root: str, forge: str | None = None, version: str | None = None, f
                 same = handle.read() == content
             plan.changes.append(Change(relative, content, "unchanged" if same else "replace" if force else "kept"))
     plan.changes.append(_gitignore_change(root))
-    plan.checklist = _checklist(project, plan, pipeline, data, dev)
+    plan.checklist = _checklist(project, plan, pipeline, data, dev, rows)
     return plan
 
 
@@ -144,7 +160,7 @@ def _gitignore_change(root: str) -> Change:
     return Change(".gitignore", existing + separator + "# alops\n" + "\n".join(missing) + "\n", "append")
 
 
-def _checklist(project, plan: Plan, pipeline, data: list[str], dev: str) -> list[str]:
+def _checklist(project, plan: Plan, pipeline, data: list[str], dev: str, rows: list[str]) -> list[str]:
     from alops.pipeline import reads_dataset_choice
 
     root, todo = project.root, []
@@ -158,8 +174,12 @@ def _checklist(project, plan: Plan, pipeline, data: list[str], dev: str) -> list
                         f"`data/${{dataset}}` (alops sets dataset: dev|full per branch; the dev data lives in {dev})")
     if not data:
         todo.append("track the full dataset with DVC (`dvc add`) and push it to a DVC remote")
-    todo.append(f"create the dev dataset in {dev} (see docs/adopt.md: a manifest sample with `alops data make-dev`, "
-                "or the project's own sampler) and `dvc add` it")
+    if rows:
+        todo.append(f"set data.label in alops.yaml to the label column of {', '.join(rows)}, then sample the dev "
+                    f"dataset into {dev}: `alops data make-dev --fraction 0.05` (docs/data.md, row files)")
+    else:
+        todo.append(f"create the dev dataset in {dev} (docs/adopt.md: `alops data make-dev` samples a manifest or "
+                    "row files; data.dev_stage runs your own sampler stage)")
     if not os.path.isfile(os.path.join(root, "requirements.txt")):
         todo.append("list the project's own dependencies in requirements.txt (every CI job installs it)")
     if any(c.action == "kept" and c.path.endswith((".gitlab-ci.yml", "alops.yml")) for c in plan.changes):

@@ -10,6 +10,9 @@
       full: data/full
       dev: data/dev
       manifest: manifest.csv        # the manifest's file name inside each dataset folder
+      rows: ['*.csv']               # instead of a manifest: row files (CSV, Parquet, JSON Lines) to sample
+      label: sentiment              # the label column of row files (default: label)
+      dev_stage: make_dev           # instead of sampling: the dvc.yaml stage that writes the dev dataset
       classes: [cat, dog]           # optional: the labels a manifest may use
       check_dev_use: true           # refuse dev runs when no stage reads `dataset` (false: run anyway)
     metric:                         # the primary metric: report's first row, release gate
@@ -38,7 +41,7 @@ CONFIG_NAME = "alops.yaml"
 CONFIG_ENV = "ALOPS_CONFIG"
 TOP_LEVEL_KEYS = ("default_branch", "branches", "profiles", "data", "metric")
 METRIC_KEYS = ("name", "direction", "min_gain")
-DATA_KEYS = ("full", "dev", "manifest", "classes", "check_dev_use")
+DATA_KEYS = ("full", "dev", "manifest", "rows", "label", "dev_stage", "classes", "check_dev_use")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,9 @@ class DataSettings:
     full: str = "data/full"
     dev: str = "data/dev"
     manifest: str = "manifest.csv"
+    rows: tuple[str, ...] | None = None  # glob patterns of row files inside the dataset folder (no manifest)
+    label: str = "label"  # the label column of row files
+    dev_stage: str | None = None  # a dvc.yaml stage that writes the dev dataset (the project's own sampler)
     classes: tuple[str, ...] | None = None
     check_dev_use: bool = True  # refuse a dev run whose pipeline never reads the dataset choice
 
@@ -158,6 +164,17 @@ def _parse_data(path: str, raw: object) -> DataSettings:
         if key == "check_dev_use":
             if not isinstance(value, bool):
                 raise ConfigError(f"{path}: data.check_dev_use: expected true or false, got {value!r}")
+            values[key] = value
+        elif key == "rows":
+            patterns = [value] if isinstance(value, str) else value
+            if (not isinstance(patterns, list) or not patterns
+                    or any(not isinstance(p, str) or not p or os.path.isabs(p) or ".." in p.split("/") for p in patterns)):
+                raise ConfigError(f"{path}: data.rows: expected glob patterns inside the dataset folder, "
+                                  "e.g. ['*.csv'] or [train.parquet, test.parquet]")
+            values[key] = tuple(patterns)
+        elif key in ("label", "dev_stage"):
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{path}: data.{key}: expected a name, got {value!r}")
             values[key] = value
         elif key == "classes":
             if not isinstance(value, list) or not value or any(isinstance(v, (dict, list)) or v is None for v in value):

@@ -19,7 +19,15 @@ import pyarrow.compute as pc
 
 from alops.errors import ConfigError
 from alops.files import write_json
-from alops.manifest import ManifestInfo, ManifestWriter, Spool, inspect_manifest, iter_batches
+from alops.manifest import (
+    ROW_FILE_SUFFIXES,
+    ManifestInfo,
+    ManifestWriter,
+    Spool,
+    inspect_manifest,
+    iter_batches,
+    restore_types,
+)
 
 UNLABELED = "<unlabeled>"
 _SPLITS = 1 << 12  # stratum code = label code * _SPLITS + split code
@@ -102,13 +110,24 @@ def _check_paths(info: ManifestInfo, batch: pa.RecordBatch, offset: int) -> None
         )
 
 
+def _column(batch: pa.RecordBatch, name: str) -> pa.Array:
+    """A text column, or nulls where the file has none (row files without a label or split)."""
+    if name in batch.schema.names:
+        return batch.column(name)
+    return pa.nulls(batch.num_rows, pa.string())
+
+
+def _strata(batch: pa.RecordBatch, info: ManifestInfo, labels: _Codes, splits: _Codes) -> np.ndarray:
+    return labels.encode(_column(batch, info.label), UNLABELED) * _SPLITS + splits.encode(_column(batch, "split"), "")
+
+
 def _census(info: ManifestInfo, labels: _Codes, splits: _Codes, classes: tuple[str, ...] | None, spool: Spool) -> _Census:
     strata: dict[int, int] = {}
     sums = {c: [0.0, 0.0, 0] for c in info.numeric}
     hashes = []
     rows = 0
     for batch in iter_batches(info):
-        label = batch.column("label")
+        label = _column(batch, info.label)
         if classes is not None:
             unknown = pc.and_(pc.is_valid(label), pc.invert(pc.is_in(label, value_set=pa.array(classes, pa.string()))))
             if pc.any(unknown).as_py():
@@ -119,7 +138,7 @@ def _census(info: ManifestInfo, labels: _Codes, splits: _Codes, classes: tuple[s
                 )
         if info.has_path:
             _check_paths(info, batch, rows)
-        code = labels.encode(label, UNLABELED) * _SPLITS + splits.encode(batch.column("split"), "")
+        code = _strata(batch, info, labels, splits)
         for value, count in zip(*np.unique(code, return_counts=True)):
             strata[int(value)] = strata.get(int(value), 0) + int(count)
         for column in info.numeric:
@@ -128,14 +147,16 @@ def _census(info: ManifestInfo, labels: _Codes, splits: _Codes, classes: tuple[s
             sums[column][0] += float(finite.sum())
             sums[column][1] += float(np.square(finite).sum())
             sums[column][2] += finite.size
-        hashes.append(_id_hashes(batch.column("id")))
+        if "id" in info.columns:
+            hashes.append(_id_hashes(batch.column("id")))
         spool.write(batch)
         rows += batch.num_rows
     if rows == 0:
         raise ConfigError(f"{info.path}: the full dataset is empty; add samples before making a dev dataset")
     if len(splits.values) > _SPLITS:
         raise ConfigError(f"{info.path}: more than {_SPLITS} distinct splits; the split column names train/val/test")
-    _check_unique_ids(info, np.concatenate(hashes))
+    if hashes:
+        _check_unique_ids(info, np.concatenate(hashes))
     mean, std = {}, {}
     for column, (total, squares, n) in sums.items():
         mean[column] = total / n if n else 0.0
@@ -201,11 +222,11 @@ def _select(info, census, labels, splits, wanted, seed, z_outlier, outlier_share
     limits = _KeyLimits()
     found = 0
     offset = 0
-    feature_columns = [c for c in info.columns if c not in ("id", "label")]
+    feature_columns = [c for c in info.columns if c not in ("id", info.label)]
     for batch in iter_batches(info):
         n = batch.num_rows
         keys = rng.random(n)
-        code = labels.encode(batch.column("label"), UNLABELED) * _SPLITS + splits.encode(batch.column("split"), "")
+        code = _strata(batch, info, labels, splits)
         special = np.zeros(n, dtype=bool)
         for column in feature_columns:
             special |= batch.column(column).is_null().to_numpy(zero_copy_only=False)
@@ -318,7 +339,7 @@ def _write(info: ManifestInfo, selection: _Selection, target: str, name: str) ->
     writer = None
     offset = 0
     for batch in iter_batches(info):
-        picked = _take(batch, selection.rows, offset)
+        picked = restore_types(_take(batch, selection.rows, offset), info.stored)
         offset += batch.num_rows
         if writer is None:
             writer = ManifestWriter(os.path.join(target, name), picked.schema)
@@ -398,8 +419,55 @@ def _clean_leftovers(parent: str) -> None:
                 shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
 
 
+def row_files(folder: str, patterns: tuple[str, ...]) -> list[str]:
+    """The row files of a dataset folder matching `patterns` (globs relative to it), as sorted relative paths."""
+    import glob
+
+    found = set()
+    for pattern in patterns:
+        for path in glob.glob(pattern, root_dir=folder, recursive=True):
+            if path.endswith(ROW_FILE_SUFFIXES) and os.path.isfile(os.path.join(folder, path)):
+                found.add(path)
+    if not found:
+        raise ConfigError(f"{folder}: data.rows ({', '.join(patterns)}) matches no .csv, .parquet or .jsonl file; "
+                          "fix data.rows in alops.yaml or pull the data (`alops data pull --dataset full`)")
+    return sorted(found)
+
+
+def _copy_other_files(full: str, files: list[str], target: str) -> None:
+    """Copy what the folder holds besides its row files (a vocabulary, a README), refusing links that leave it."""
+    root = os.path.realpath(full)
+    for folder, _, names in os.walk(full):
+        for name in names:
+            source = os.path.join(folder, name)
+            rel = os.path.relpath(source, full)
+            if rel in files:
+                continue
+            if not os.path.realpath(source).startswith(root + os.sep):
+                raise ConfigError(f"{full}: {rel!r} leads outside the dataset folder (a link): keep the dataset's "
+                                  "files inside it")
+            os.makedirs(os.path.dirname(os.path.join(target, rel)), exist_ok=True)
+            shutil.copy2(source, os.path.join(target, rel))
+
+
+def _combined(reports: dict[str, dict], seed: int) -> dict:
+    """One fidelity report over several row files: totals, the worst deviation, and each file's report."""
+    full_rows = sum(r["full_rows"] for r in reports.values())
+    dev_rows = sum(r["dev_rows"] for r in reports.values())
+    return {
+        "seed": seed,
+        "full_rows": full_rows,
+        "dev_rows": dev_rows,
+        "dev_fraction": dev_rows / full_rows,
+        "max_abs_deviation_pp": max(r["max_abs_deviation_pp"] for r in reports.values()),
+        "outliers_and_corrupt": {key: sum(r["outliers_and_corrupt"][key] for r in reports.values())
+                                 for key in ("found", "included")},
+        "files": reports,
+    }
+
+
 def make_dev(
-    full_manifest: str,
+    full: str,
     dev_dir: str,
     report_path: str,
     size: DevSize,
@@ -407,9 +475,13 @@ def make_dev(
     classes: tuple[str, ...] | None = None,
     z_outlier: float = 4.0,
     outlier_share: float = 0.02,
+    rows: tuple[str, ...] | None = None,
+    label: str = "label",
 ) -> dict:
-    """Sample the dev dataset from the full manifest into `dev_dir`; write and return the fidelity report.
+    """Sample the dev dataset into `dev_dir`; write and return the fidelity report.
 
+    `full` is the full manifest; with `rows` (glob patterns) it is the folder of row files, each sampled into
+    the same name in `dev_dir` (label column `label`, when the file has it), other files copied unchanged.
     Everything is validated before anything is written; the dev folder is replaced in one rename.
     """
     check_size(size)
@@ -417,23 +489,40 @@ def make_dev(
         raise ConfigError(f"--outlier-share {outlier_share} is outside [0, 1]")
     if z_outlier <= 0:
         raise ConfigError(f"--z-outlier {z_outlier} must be positive")
-    info = inspect_manifest(full_manifest)
+    if rows is None:
+        folder, files = os.path.dirname(full), [os.path.basename(full)]
+        infos = [inspect_manifest(full)]
+    else:
+        folder, files = full, row_files(full, rows)
+        infos = [inspect_manifest(os.path.join(full, f), required=(), label=label) for f in files]
     parent = os.path.dirname(os.path.abspath(dev_dir))
     _clean_leftovers(parent)
     os.makedirs(parent, exist_ok=True)
     work = tempfile.mkdtemp(dir=parent, prefix=".alops-dev-")
     try:
-        labels, splits = _Codes((UNLABELED,)), _Codes()
-        spool = Spool(info, work)
-        try:
-            census = _census(info, labels, splits, classes, spool)
-        finally:
-            spooled = spool.close()
-        selection = _select(spooled, census, labels, splits, size.rows(census.rows), seed, z_outlier, outlier_share)
+        censuses = []
+        for number, info in enumerate(infos):
+            codes = (_Codes((UNLABELED,)), _Codes())
+            os.mkdir(os.path.join(work, str(number)))
+            spool = Spool(info, os.path.join(work, str(number)))
+            try:
+                census = _census(info, *codes, classes, spool)
+            finally:
+                spooled = spool.close()
+            censuses.append((spooled, census, codes))
+        total = sum(census.rows for _, census, _ in censuses)
+        wanted = _quotas(dict(enumerate(c.rows for _, c, _ in censuses)), total, size.rows(total))
         staging = os.path.join(work, "dev")
         os.mkdir(staging)
-        ks = _write(spooled, selection, staging, os.path.basename(full_manifest))
-        report = _fidelity(census, selection, labels, splits, ks, seed)
+        reports = {}
+        for number, (name, (spooled, census, codes)) in enumerate(zip(files, censuses)):
+            selection = _select(spooled, census, *codes, max(wanted[number], 1), seed, z_outlier, outlier_share)
+            os.makedirs(os.path.dirname(os.path.join(staging, name)), exist_ok=True)
+            ks = _write(spooled, selection, os.path.join(staging, os.path.dirname(name)), os.path.basename(name))
+            reports[name] = _fidelity(census, selection, *codes, ks, seed)
+        if rows is not None:
+            _copy_other_files(folder, files, staging)
+        report = reports[files[0]] if rows is None else _combined(reports, seed)
         _replace_folder(staging, os.path.abspath(dev_dir))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -441,51 +530,61 @@ def make_dev(
     return report
 
 
-def _label_and_feature_profile(info: ManifestInfo, label: str, dev_values: dict | None):
-    """Label counts of a manifest; with `dev_values`, also the full-data CDF at those values."""
+def _label_and_feature_profile(infos: list[ManifestInfo], dev_values: dict | None):
+    """Label counts over files (each with its own label column); with `dev_values`, also the full-data CDF at
+    those values."""
+    numeric = sorted({c for info in infos for c in info.numeric})
     counts: dict[str, int] = {}
-    cdfs = {c: _FullCdf(np.sort(v[np.isfinite(v)])) for c, v in (dev_values or {}).items() if c in info.numeric}
-    values: dict[str, list] = {c: [] for c in info.numeric}
+    cdfs = {c: _FullCdf(np.sort(v[np.isfinite(v)])) for c, v in (dev_values or {}).items() if c in numeric}
+    values: dict[str, list] = {c: [] for c in numeric}
     rows = 0
-    for batch in iter_batches(info):
-        rows += batch.num_rows
-        if label in info.columns:
-            uniques = pc.value_counts(pc.fill_null(batch.column(label), UNLABELED))
-            for item in uniques.to_pylist():
-                counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
-        for column in info.numeric:
-            data = batch.column(column).to_numpy(zero_copy_only=False)
-            if column in cdfs:
-                cdfs[column].add(data)
-            elif dev_values is None:
-                values[column].append(data)
+    for info in infos:
+        for batch in iter_batches(info):
+            rows += batch.num_rows
+            if info.label in info.columns:
+                uniques = pc.value_counts(pc.fill_null(batch.column(info.label), UNLABELED))
+                for item in uniques.to_pylist():
+                    counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
+            for column in info.numeric:
+                data = batch.column(column).to_numpy(zero_copy_only=False)
+                if column in cdfs:
+                    cdfs[column].add(data)
+                elif dev_values is None:
+                    values[column].append(data)
     collected = {c: np.concatenate(v) if v else np.empty(0) for c, v in values.items()}
     return rows, counts, collected, cdfs
 
 
+def _inspect_all(paths: list[str], label: str, required: tuple[str, ...]) -> list[ManifestInfo]:
+    return [inspect_manifest(path, required=required, label=label) for path in paths]
+
+
 def check_dev(
-    dev_manifest: str,
-    against: str,
+    dev: str | list[str],
+    against: str | list[str],
     label: str = "label",
     max_deviation_pp: float = 2.0,
     max_ks: float = 0.1,
+    dev_label: str = "label",
 ) -> dict:
-    """Compare the dev dataset with the full data or a log of production inputs.
+    """Compare the dev dataset (a manifest or row files) with the full data or a log of production inputs.
 
     Returns {"representative": bool, "problems": [...], "labels": {...}, "ks": {...}}; a problem is a label
     whose share differs by more than `max_deviation_pp` points, or a numeric column with a KS statistic above
     `max_ks`. `label` names the label column in `against` (e.g. a model's `prediction` in a production log).
     """
-    dev_info = inspect_manifest(dev_manifest)
-    live_info = inspect_manifest(against, required=(), label=label)
-    dev_rows, dev_counts, dev_values, _ = _label_and_feature_profile(dev_info, "label", None)
-    live_rows, live_counts, _, cdfs = _label_and_feature_profile(live_info, label, dev_values)
+    dev_files = [dev] if isinstance(dev, str) else dev
+    live_files = [against] if isinstance(against, str) else against
+    dev_infos = _inspect_all(dev_files, dev_label, ())
+    live_infos = _inspect_all(live_files, label, ())
+    dev_rows, dev_counts, dev_values, _ = _label_and_feature_profile(dev_infos, None)
+    live_rows, live_counts, _, cdfs = _label_and_feature_profile(live_infos, dev_values)
     if dev_rows == 0:
-        raise ConfigError(f"{dev_manifest}: the dev dataset is empty; run `alops data make-dev`")
+        raise ConfigError(f"{dev_files[0]}: the dev dataset is empty; run `alops data make-dev`")
     if live_rows == 0:
-        raise ConfigError(f"{against}: no rows to compare with")
+        raise ConfigError(f"{live_files[0]}: no rows to compare with")
     problems, labels = [], {}
-    if label in live_info.columns:
+    if any(info.label in info.columns for info in live_infos):
         if not any(v != UNLABELED for v in live_counts):
             live_counts = {}  # a log without labels: compare the features only
         else:
@@ -507,18 +606,75 @@ def check_dev(
             "dev_rows": dev_rows, "live_rows": live_rows}
 
 
-def make_project_dev(project, report_path: str, size: DevSize, seed: int = 0, z_outlier: float = 4.0,
+def dataset_files(project, dataset: str) -> list[str]:
+    """The files that describe a dataset's samples: its manifest, or its row files (data.rows)."""
+    settings = project.config.data
+    folder = project.dataset_folder(dataset)
+    if settings.rows is None:
+        return [os.path.join(folder, settings.manifest)]
+    return [os.path.join(folder, name) for name in row_files(folder, settings.rows)]
+
+
+def _stage_report(project, stage: str) -> dict:
+    """What the project's own sampler stage made, compared with the full data (labels and numeric columns), or
+    only file counts and sizes when the data is neither a manifest nor row files."""
+    settings = project.config.data
+    label = settings.label if settings.rows is not None else "label"
+    readable = settings.rows is not None or os.path.isfile(project.manifest("full"))
+    if readable:
+        compared = check_dev(dataset_files(project, "dev"), dataset_files(project, "full"), label, dev_label=label)
+        shares = [abs(v["dev_pct"] - v["live_pct"]) for v in compared["labels"].values()]
+        return {"stage": stage, "full_rows": compared["live_rows"], "dev_rows": compared["dev_rows"],
+                "dev_fraction": compared["dev_rows"] / compared["live_rows"],
+                "max_abs_deviation_pp": max(shares, default=0.0), "labels": compared["labels"], "ks": compared["ks"]}
+    sizes = {}
+    for dataset in ("full", "dev"):
+        files = [os.path.join(d, n) for d, _, names in os.walk(project.dataset_folder(dataset)) for n in names]
+        sizes[dataset] = (len(files), sum(os.path.getsize(f) for f in files))
+    return {"stage": stage, "full_files": sizes["full"][0], "dev_files": sizes["dev"][0],
+            "full_bytes": sizes["full"][1], "dev_bytes": sizes["dev"][1],
+            "dev_fraction": sizes["dev"][1] / max(sizes["full"][1], 1)}
+
+
+def _refuse_imported(root: str, dev: str) -> None:
+    """A dev dataset pinned by `dvc import --rev` is changed with `dvc update`, never replaced by a sample."""
+    import yaml
+
+    record = dev.rstrip(os.sep) + ".dvc"
+    if os.path.isfile(record):
+        with open(record, encoding="utf-8") as handle:
+            deps = (yaml.safe_load(handle) or {}).get("deps") or []
+        if any("repo" in dep for dep in deps):
+            rel = os.path.relpath(record, root)
+            raise ConfigError(f"{rel}: the dev dataset is imported from another revision (dvc import --rev); "
+                              f"change it with `dvc update --rev REV {rel}`, or `dvc remove {rel}` to sample one")
+
+
+def make_project_dev(project, report_path: str, size: DevSize | None, seed: int = 0, z_outlier: float = 4.0,
                      outlier_share: float = 0.02, track: bool = True) -> dict:
-    """`make_dev` for the project's datasets; with `track`, `dvc add` the dev folder and register the report."""
+    """The project's dev dataset, sampled by `make_dev` (manifest or row files) or made by its own stage
+    (data.dev_stage, run by `dvc repro`); writes the fidelity report. With `track`, a sampled dev folder is
+    `dvc add`ed (a stage's output is DVC's already) and the report registered as a metrics file."""
     from alops import data
 
+    settings = project.config.data
     full, dev = project.dataset_folder("full"), project.dataset_folder("dev")
     check_dev_folder(project.root, full, dev)
+    _refuse_imported(project.root, dev)
     report_file = os.path.join(project.root, report_path)
-    report = make_dev(os.path.join(full, project.config.data.manifest), dev, report_file, size,
-                      seed=seed, classes=project.config.data.classes, z_outlier=z_outlier, outlier_share=outlier_share)
+    if settings.dev_stage is not None:
+        from alops.pipeline import reproduce
+
+        reproduce(project, [settings.dev_stage], "cpu")
+        report = _stage_report(project, settings.dev_stage)
+        write_json(report_file, report, indent=2)
+    else:
+        source = full if settings.rows is not None else os.path.join(full, settings.manifest)
+        report = make_dev(source, dev, report_file, size, seed=seed, classes=settings.classes, z_outlier=z_outlier,
+                          outlier_share=outlier_share, rows=settings.rows, label=settings.label)
+        if track:
+            data.track(project, dev)
     if track:
-        data.track(project, dev)
         data.register_metrics(project.root, report_file)
     return report
 

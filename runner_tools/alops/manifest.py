@@ -1,4 +1,4 @@
-"""Dataset manifests (CSV or Parquet), read and written in batches so memory stays bounded.
+"""Dataset manifests and row files (CSV, Parquet or JSON Lines), read and written in batches so memory stays bounded.
 
 A manifest has one row per sample: `id`, `label` (empty for an unlabeled sample), `split`, and either
 `path` (a file relative to the manifest's folder) or inline features; numeric columns other than `id`
@@ -34,14 +34,40 @@ class ManifestInfo:
     schema: pa.Schema
     text: tuple[str, ...] = TEXT_COLUMNS
     root: str = ""  # the folder `path` values are relative to (the manifest's own folder)
+    stored: pa.Schema | None = None  # the file's own column types, restored when rows are written back
+
+    @property
+    def label(self) -> str:
+        return self.text[0]
+
+
+ROW_FILE_SUFFIXES = (".csv", ".parquet", ".pq", ".jsonl", ".ndjson")
 
 
 def _is_parquet(path: str) -> bool:
     return path.endswith((".parquet", ".pq"))
 
 
-def _csv_types(path: str, text: tuple[str, ...]) -> dict[str, pa.DataType]:
-    """Column types for a CSV: text for label/split/path, float64 for numeric features (stable over batches)."""
+def _is_jsonl(path: str) -> bool:
+    return path.endswith((".jsonl", ".ndjson"))
+
+
+def _json_reader(path: str, schema: pa.Schema | None = None):
+    from pyarrow import json
+
+    parse = json.ParseOptions(explicit_schema=schema) if schema is not None else None
+    return json.open_json(path, read_options=json.ReadOptions(block_size=CSV_BLOCK_BYTES), parse_options=parse)
+
+
+def _json_types(path: str) -> dict[str, pa.DataType]:
+    """Column types of a JSON Lines file as its first block shows them; numbers read as float64 later on."""
+    reader = _json_reader(path)
+    schema = reader.schema
+    reader.close()
+    return {name: schema.field(name).type for name in schema.names}
+
+
+def _csv_schema(path: str) -> pa.Schema:
     from pyarrow import csv
 
     reader = csv.open_csv(path, read_options=csv.ReadOptions(block_size=1 << 16))
@@ -51,6 +77,11 @@ def _csv_types(path: str, text: tuple[str, ...]) -> dict[str, pa.DataType]:
     if duplicates or any(not n.strip() for n in schema.names):
         raise ConfigError(f"{path}: the first line must name every column once "
                           f"({'repeated: ' + ', '.join(map(repr, duplicates)) if duplicates else 'a column has no name'})")
+    return schema
+
+
+def _read_types(schema: pa.Schema, text: tuple[str, ...]) -> dict[str, pa.DataType]:
+    """Types to read a CSV with: text for label/split/path, float64 for numeric features (stable over batches)."""
     types: dict[str, pa.DataType] = {}
     for name in schema.names:
         kind = schema.field(name).type
@@ -92,10 +123,16 @@ def inspect_manifest(path: str, required: tuple[str, ...] = REQUIRED, label: str
         if _is_parquet(path):
             import pyarrow.parquet as pq
 
-            schema = pq.ParquetFile(path).schema_arrow
-            types = {n: schema.field(n).type for n in schema.names}
+            stored = pq.ParquetFile(path).schema_arrow
+            types = {n: stored.field(n).type for n in stored.names}
+        elif _is_jsonl(path):
+            types = _json_types(path)
+            stored = pa.schema(list(types.items()))
         else:
-            types = _csv_types(path, text)
+            inferred = _csv_schema(path)
+            types = _read_types(inferred, text)
+            stored = pa.schema([(n, pa.int64() if pa.types.is_integer(inferred.field(n).type) and t == pa.float64()
+                                 else t) for n, t in types.items()])  # text stays text as written
     except (pa.ArrowException, OSError) as exc:
         raise ConfigError(f"{path}: cannot read the manifest: {' '.join(str(exc).split())}") from None
     if any(not str(name).strip() for name in types):
@@ -109,7 +146,7 @@ def inspect_manifest(path: str, required: tuple[str, ...] = REQUIRED, label: str
         n for n, t in types.items() if n not in ("id", *text) and (pa.types.is_integer(t) or pa.types.is_floating(t))
     )
     schema = pa.schema(list(types.items()))
-    return ManifestInfo(path, tuple(types), numeric, "path" in types, schema, text, os.path.dirname(path))
+    return ManifestInfo(path, tuple(types), numeric, "path" in types, schema, text, os.path.dirname(path), stored)
 
 
 def iter_batches(info: ManifestInfo, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
@@ -125,6 +162,9 @@ def iter_batches(info: ManifestInfo, batch_rows: int = BATCH_ROWS) -> Iterator[p
             import pyarrow.parquet as pq
 
             source = pq.ParquetFile(info.path, pre_buffer=False).iter_batches(batch_size=batch_rows)
+        elif _is_jsonl(info.path):
+            source = _json_reader(info.path, pa.schema(
+                [(f.name, pa.float64() if f.name in info.numeric else f.type) for f in info.schema]))
         else:
             from pyarrow import csv
 
@@ -178,25 +218,75 @@ def _rebatch(source, rows: int) -> Iterator[pa.RecordBatch]:
         yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
 
 
+def restore_types(batch: pa.RecordBatch, stored: pa.Schema | None) -> pa.RecordBatch:
+    """The batch with each column back in the file's own type where that loses nothing (labels read as text,
+    integer features read as float64)."""
+    if stored is None:
+        return batch
+    columns = {}
+    for name in batch.schema.names:
+        column = batch.column(name)
+        if name in stored.names and column.type != stored.field(name).type:
+            try:
+                column = pc.cast(column, stored.field(name).type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass  # e.g. a column typed int in the first block holds fractions later: keep float64
+        columns[name] = column
+    return pa.RecordBatch.from_pydict(columns)
+
+
 class ManifestWriter:
-    """Writes batches to a CSV or Parquet manifest (the format follows the file name)."""
+    """Writes batches to a CSV, Parquet or JSON Lines file (the format follows the file name).
+
+    CSV values are quoted only where they must be (a delimiter, quote or line break), as spreadsheets and
+    pandas write them, so sampled rows read as the same text."""
 
     def __init__(self, path: str, schema: pa.Schema):
         self.path = path
+        self._schema = schema
+        self._writer = None
+        self._header = True
         if _is_parquet(path):
             import pyarrow.parquet as pq
 
             self._writer = pq.ParquetWriter(path, schema)
         else:
-            from pyarrow import csv
-
-            self._writer = csv.CSVWriter(path, schema)
+            self._file = open(path, "wb")  # noqa: SIM115 (closed by close())
 
     def write(self, batch: pa.RecordBatch) -> None:
-        self._writer.write(batch)
+        if self._writer is not None:
+            self._writer.write(batch)
+        elif _is_jsonl(self.path):
+            import json
+
+            self._file.writelines((json.dumps(row, ensure_ascii=False) + "\n").encode() for row in batch.to_pylist())
+        else:
+            self._file.write(_csv_text(batch, self._header))
+            self._header = False
 
     def close(self) -> None:
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
+            return
+        if self._header and not _is_jsonl(self.path):
+            self._file.write(_csv_text(self._schema.empty_table(), True))
+        self._file.close()
+
+
+def _csv_text(data, header: bool) -> bytes:
+    import io
+
+    from pyarrow import csv
+
+    def written(style: str) -> bytes:
+        buffer = io.BytesIO()
+        csv.write_csv(data, buffer, csv.WriteOptions(include_header=header, quoting_style=style))
+        return buffer.getvalue()
+
+    try:
+        return written("none")
+    except pa.ArrowInvalid:  # a value holds a delimiter, quote or line break
+        return written("needed")
 
 
 def labeled_count(path: str) -> int:

@@ -98,8 +98,10 @@ def data_version(fmt: str) -> None:
 def data_make_dev(fraction, count, time_budget, seconds_per_sample, seed, z_outlier, outlier_share, report_path, no_track) -> None:
     """Sample the dev dataset from the full data, keep its strata, track it with DVC.
 
-    Keeps the shares of label x split (unlabeled samples included), always takes outliers and corrupt
-    samples (up to --outlier-share), and writes a fidelity report.
+    Samples the manifest, or the row files data.rows names (CSV, Parquet, JSON Lines); keeps the shares of
+    label x split (unlabeled samples included), always takes outliers and corrupt samples (up to
+    --outlier-share), and writes a fidelity report. With data.dev_stage, runs that stage instead (no size
+    options) and reports on what it wrote.
 
     \b
     Examples:
@@ -109,22 +111,33 @@ def data_make_dev(fraction, count, time_budget, seconds_per_sample, seed, z_outl
     from alops.devset import DevSize, check_size, make_project_dev
 
     size = DevSize(fraction, count, time_budget, seconds_per_sample)
-    check_size(size)
     with Project.open() as project:
+        stage = project.config.data.dev_stage
+        if stage is None:
+            check_size(size)
+        elif size != DevSize():
+            raise ConfigError(f"data.dev_stage: the stage {stage!r} sizes the dev dataset; drop --fraction, --count "
+                              "and --time-budget (or remove data.dev_stage from alops.yaml to let alops sample)")
         report = make_project_dev(project, report_path, size, seed=seed, z_outlier=z_outlier,
                                   outlier_share=outlier_share, track=not no_track)
         dev = os.path.relpath(project.dataset_folder("dev"), project.root)
-    special = report["outliers_and_corrupt"]
+    if "dev_rows" not in report:
+        click.echo(f"{dev}: made by stage {stage}: {report['dev_files']} files, {report['dev_bytes']:,} of "
+                   f"{report['full_bytes']:,} bytes; report {report_path}")
+        return
+    made = f"made by stage {stage}" if stage else "sampled"
+    special = report.get("outliers_and_corrupt")
     click.echo(
-        f"{dev}: {report['dev_rows']} of {report['full_rows']} samples "
-        f"({100 * report['dev_fraction']:.2f}%), largest stratum deviation {report['max_abs_deviation_pp']:.3f} pp, "
-        f"{special['included']} of {special['found']} outliers/corrupt included; report {report_path}"
+        f"{dev}: {made}, {report['dev_rows']} of {report['full_rows']} samples "
+        f"({100 * report['dev_fraction']:.2f}%), largest stratum deviation {report['max_abs_deviation_pp']:.3f} pp"
+        + (f", {special['included']} of {special['found']} outliers/corrupt included" if special else "")
+        + f"; report {report_path}"
     )
 
 
 @data.command("check-dev")
 @click.option("--against", type=click.Path(dir_okay=False), help="Manifest or production-input log to compare with; default: the full manifest.")
-@click.option("--label-column", default="label", show_default=True, help="Label column of --against (e.g. prediction).")
+@click.option("--label-column", help="Label column of --against (e.g. prediction); default: the dataset's (label).")
 @click.option("--max-deviation", type=float, default=2.0, show_default=True, help="Largest allowed label-share difference, in percentage points.")
 @click.option("--max-ks", type=float, default=0.1, show_default=True, help="Largest allowed KS statistic per numeric column.")
 def data_check_dev(against, label_column, max_deviation, max_ks) -> None:
@@ -134,15 +147,19 @@ def data_check_dev(against, label_column, max_deviation, max_ks) -> None:
     Example (a scheduled CI job):
       alops data check-dev --against logs/last-week.csv --label-column prediction
     """
-    from alops.devset import check_dev
+    from alops.devset import check_dev, dataset_files
 
     project = Project.open()
-    against = against or project.manifest("full")
-    verdict = check_dev(project.manifest("dev"), against, label_column, max_deviation, max_ks)
+    settings = project.config.data
+    label = settings.label if settings.rows is not None else "label"
+    compared = [against] if against else dataset_files(project, "full")
+    verdict = check_dev(dataset_files(project, "dev"), compared, label_column or label, max_deviation, max_ks,
+                        dev_label=label)
     for problem in verdict["problems"]:
         click.echo(problem)
     if not verdict["representative"]:
-        raise AlopsError(f"the dev dataset no longer represents {os.path.relpath(against)}: "
+        shown = os.path.relpath(against) if against else "the full data"
+        raise AlopsError(f"the dev dataset no longer represents {shown}: "
                          f"{verdict['problems'][0]}; run `alops data make-dev`")
     click.echo(f"dev dataset is representative ({verdict['dev_rows']} dev rows vs {verdict['live_rows']})")
 
