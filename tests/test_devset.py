@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from alops.devset import ks_statistic
+from alops.devset import _chi_square, ks_statistic
 
 from conftest import ALOPS, clean_env, dvc, run_alops
 from datasets import read_manifest, write_full_dataset, write_manifest
@@ -201,6 +201,18 @@ def test_check_dev_flags_a_shifted_feature(dvc_project, tmp_path):
     result = run_alops("data", "check-dev", "--against", str(tmp_path / "live.csv"), cwd=dvc_project)
     assert result.returncode == 1
     assert "feature x: KS statistic" in result.stdout
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fidelity_chi_square_equals_scipy(seed):
+    rng = np.random.default_rng(seed)
+    observed = rng.integers(1, 200, 6).astype(float)
+    expected = rng.random(6) + 0.1
+    expected *= observed.sum() / expected.sum()
+    reference = stats.chisquare(observed, expected)
+    ours = _chi_square(observed, expected)
+    assert ours["statistic"] == pytest.approx(reference.statistic, rel=1e-12)
+    assert ours["p_value"] == pytest.approx(reference.pvalue, rel=1e-9, abs=1e-300)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
