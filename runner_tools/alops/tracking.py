@@ -128,7 +128,8 @@ def send(record: RunRecord, uri: str) -> str:
         client.set_terminated(run_id)
         return run_id
     except (MlflowException, OSError) as exc:
-        message = f"tracking server {uri}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        message = redact_url(f"tracking server {uri}: {detail}")  # MLflow's text repeats the URL
         if _reachable(uri):
             raise AlopsError(message) from None  # the server answered: a real error, not an outage
         raise TrackingUnavailable(message) from None
