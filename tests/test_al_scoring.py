@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from alops.al.scoring import Shard, merge, select_streaming
-from alops.al.strategies import make_strategy, Pool
 
 from conftest import run_alops
 
@@ -23,17 +22,41 @@ def pool_file(tmp_path):
     return path, probs
 
 
-@pytest.mark.parametrize("strategy", ["least-confidence", "margin", "entropy", "random"])
-def test_streaming_equals_in_memory_and_shards_merge_exactly(pool_file, strategy):
+def formula_scores(probs: np.ndarray, strategy: str) -> np.ndarray:
+    """The strategies' formulas in float64, written from their definitions (higher: more uncertain)."""
+    p = probs.astype(np.float64)
+    top = np.sort(p, axis=1)
+    if strategy == "least-confidence":
+        return 1 - top[:, -1]
+    if strategy == "margin":
+        return -(top[:, -1] - top[:, -2])
+    return -(p * np.log(np.where(p > 0, p, 1))).sum(axis=1)
+
+
+def top_k_reference(scores: np.ndarray, k: int) -> list[int]:
+    """The k highest scores, exact ties to the lower row."""
+    return np.lexsort((np.arange(scores.size), -scores))[:k].tolist()
+
+
+@pytest.mark.parametrize("strategy", ["least-confidence", "margin", "entropy"])
+def test_streaming_picks_the_formulas_top_k_and_shards_merge_exactly(pool_file, strategy):
+    """Against the formula in float64 and a brute-force sort, not against another alops kernel."""
     path, probs = pool_file
     single = select_streaming(str(path), strategy, 300, seed=4, chunk_rows=7_777)
-    assert len(set(single["indices"])) == 300
-    if strategy != "random":
-        in_memory = make_strategy(strategy).query(Pool(probs=probs), 300, np.random.default_rng(0))
-        assert single["indices"] == in_memory.tolist()
+    assert sorted(single["indices"]) == sorted(top_k_reference(formula_scores(probs, strategy), 300))
     for count in (2, 3, 7):
         shards = [select_streaming(str(path), strategy, 300, seed=4, shard=Shard(i, count), chunk_rows=5_000) for i in range(count)]
         assert merge(shards)["indices"] == single["indices"]
+
+
+def test_random_selection_is_uniform_seeded_and_merges_exactly(pool_file):
+    path, probs = pool_file
+    picks = [select_streaming(str(path), "random", 300, seed=seed)["indices"] for seed in (4, 4, 5)]
+    assert picks[0] == picks[1] != picks[2] and len(set(picks[0])) == 300
+    quarters = np.bincount(np.array(picks[0]) * 4 // len(probs), minlength=4)
+    assert quarters.min() >= 45  # 75 expected per quarter of the pool; a skewed sampler lands far below
+    shards = [select_streaming(str(path), "random", 300, seed=4, shard=Shard(i, 3)) for i in range(3)]
+    assert merge(shards)["indices"] == picks[0]
 
 
 def test_parquet_pool_gives_the_npy_selection(pool_file, tmp_path):
@@ -58,18 +81,36 @@ def test_cli_shards_and_merge(pool_file, tmp_path):
     assert json.loads((tmp_path / "m.json").read_text())["indices"] == json.loads((tmp_path / "one.json").read_text())["indices"]
 
 
-def test_cli_in_memory_strategies(tmp_path):
+def test_cli_in_memory_strategies_pick_what_their_definitions_pick(tmp_path):
+    """core-set, hybrid, BALD and balanced margin through the CLI, each against a reference written from its
+    definition (brute-force k-center, the BALD formula, per-class top-k)."""
+    from test_al_strategies import _k_center_reference
+
     rng = np.random.default_rng(1)
-    np.save(tmp_path / "probs.npy", rng.dirichlet(np.ones(4), size=500).astype(np.float32))
-    np.save(tmp_path / "emb.npy", rng.normal(size=(500, 8)))
-    np.save(tmp_path / "mc.npy", np.stack([rng.dirichlet(np.ones(4), size=500) for _ in range(5)]).astype(np.float32))
-    for args in (["--strategy", "hybrid", "--embeddings", "emb.npy"], ["--strategy", "core-set", "--embeddings", "emb.npy"],
-                 ["--strategy", "margin", "--balanced"]):
-        result = run_alops("query", "select", "probs.npy", "-k", "20", *args, "--out", "sel.json", cwd=tmp_path)
+    probs = rng.dirichlet(np.ones(4), size=500).astype(np.float32)
+    embeddings, labeled = rng.normal(size=(500, 8)), rng.normal(size=(40, 8))
+    mc = np.stack([rng.dirichlet(np.ones(4), size=500) for _ in range(5)]).astype(np.float32)
+    for name, array in (("probs", probs), ("emb", embeddings), ("labeled", labeled), ("mc", mc)):
+        np.save(tmp_path / f"{name}.npy", array)
+
+    def picks(*args):
+        result = run_alops("query", "select", *args, "-k", "20", "--out", "sel.json", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
-        assert len(set(json.loads((tmp_path / "sel.json").read_text())["indices"])) == 20
-    bald = run_alops("query", "select", "mc.npy", "-k", "20", "--strategy", "bald", "--out", "bald.json", cwd=tmp_path)
-    assert bald.returncode == 0, bald.stderr
+        return sorted(json.loads((tmp_path / "sel.json").read_text())["indices"])
+
+    core_set = picks("probs.npy", "--strategy", "core-set", "--embeddings", "emb.npy", "--labeled-embeddings", "labeled.npy")
+    assert core_set == sorted(_k_center_reference(embeddings, 20, labeled))
+    candidates = top_k_reference(formula_scores(probs, "margin"), 4 * 20)  # hybrid: beta = 4
+    diverse = _k_center_reference(embeddings[candidates], 20, labeled)
+    hybrid = picks("probs.npy", "--strategy", "hybrid", "--embeddings", "emb.npy", "--labeled-embeddings", "labeled.npy")
+    assert hybrid == sorted(candidates[j] for j in diverse)
+    passes = mc.astype(np.float64)
+    mean = passes.mean(axis=0)
+    bald_scores = -(mean * np.log(mean)).sum(axis=1) + (passes * np.log(passes)).sum(axis=2).mean(axis=0)
+    assert picks("mc.npy", "--strategy", "bald") == sorted(top_k_reference(bald_scores, 20))
+    predicted, margin = probs.argmax(axis=1), formula_scores(probs, "margin")
+    per_class = [i for c in range(4) for i in top_k_reference(np.where(predicted == c, margin, -np.inf), 5)]
+    assert picks("probs.npy", "--strategy", "margin", "--balanced") == sorted(per_class)  # 20 over 4 classes: 5 each
 
 
 @pytest.mark.parametrize("mutate,args,message", [
