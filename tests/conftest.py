@@ -198,3 +198,56 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if item.module.__name__ in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+# Runs the alops CLI with one function wrapped so that the process writes a marker file and sleeps when it
+# reaches a point (before or after the call; optionally only when the call's arguments mention a word). A test
+# then SIGKILLs it knowing where it is. The product code is unchanged, only wrapped.
+PAUSING_DRIVER = r'''
+import importlib, os, sys, time
+target, when, word, marker = (os.environ[k] for k in ("PAUSE_TARGET", "PAUSE_WHEN", "PAUSE_WORD", "PAUSE_MARKER"))
+module_name, _, attribute = target.partition(":")
+owner = importlib.import_module(module_name)
+*path, name = attribute.split(".")
+for part in path:
+    owner = getattr(owner, part)
+original = getattr(owner, name)
+
+def wrapped(*args, **kwargs):
+    hit = word in repr(args)
+    if hit and when == "before":
+        open(marker, "w").write(target); time.sleep(600)
+    result = original(*args, **kwargs)
+    if hit:
+        open(marker, "w").write(target); time.sleep(600)
+    return result
+
+setattr(owner, name, wrapped)
+from alops.cli import main
+sys.argv = ["alops", *sys.argv[1:]]
+main()
+'''
+
+
+def kill_inside(cwd: Path, args: list[str], target: str, when: str = "after", word: str = "",
+                marker_dir: Path | None = None) -> None:
+    """Run `alops ARGS`, wait until it reaches `target` ("module:function", `when` before/after the call, whose
+    arguments mention `word`), and SIGKILL it there. Fails if it ends or never gets there."""
+    import signal
+    import time
+
+    folder = marker_dir or cwd.parent
+    driver, marker = folder / "pausing-driver.py", folder / "paused-marker"
+    driver.write_text(PAUSING_DRIVER)
+    marker.unlink(missing_ok=True)
+    process = subprocess.Popen([sys.executable, str(driver), *args], cwd=cwd, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True,
+                               env=clean_env(PAUSE_TARGET=target, PAUSE_WHEN=when, PAUSE_WORD=word,
+                                             PAUSE_MARKER=str(marker)))
+    deadline = time.monotonic() + 180
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists() and process.poll() is None, process.communicate()[1]  # the kill lands inside the step
+    os.kill(process.pid, signal.SIGKILL)
+    process.communicate()
+    marker.unlink()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -83,17 +84,43 @@ def test_corrupted_remote_object_fails_the_pull(origin, tmp_path):
     assert hashlib.md5(b"bit rot").hexdigest() not in checked_out.values()
 
 
-def test_kill_during_pull_then_rerun_completes(dvc_project, tmp_path):
+def _file_count(folder: Path) -> int:
+    return sum(len(files) for _, _, files in os.walk(folder)) if folder.exists() else 0
+
+
+def _kill_when(command: list[str], cwd: Path, partial) -> bool:
+    """Start `command`, SIGKILL it as soon as `partial()` holds; False when it ended first."""
+    process = subprocess.Popen(command, cwd=cwd, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while process.poll() is None:
+        if partial():
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.mark.parametrize("phase", ["download into the cache", "checkout into the workspace"])
+def test_pull_killed_mid_transfer_then_rerun_completes(dvc_project, tmp_path, phase):
+    """Killed while some but not all files are there (the test watches the files, not a clock)."""
     write_full_dataset(dvc_project / "data/full", n=4000, seed=9)
     dvc(dvc_project, "add", "-q", "data/full")
     git(dvc_project, "commit", "-q", "-am", "bigger")
     dvc(dvc_project, "push", "-q")
-    work = clone(dvc_project, tmp_path, "experiment/big")
-    for delay in (0.5, 1.5, 2.5):
-        process = subprocess.Popen([ALOPS, "data", "pull"], cwd=work, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+    total = _file_count(dvc_project / "data/full")
+    for attempt in range(3):  # the transfer may finish between two looks; then try again from a fresh clone
+        (tmp_path / f"attempt-{attempt}").mkdir()
+        work = clone(dvc_project, tmp_path / f"attempt-{attempt}", "experiment/big")
+        if phase == "download into the cache":
+            watched = work / ".dvc/cache/files/md5"
+        else:
+            dvc(work, "fetch", "-q", "data/full.dvc")
+            watched = work / "data/full"
+        if _kill_when([ALOPS, "data", "pull"], work, lambda: 0 < _file_count(watched) < total):
+            break
+    else:
+        pytest.fail(f"the pull ended three times before it could be killed during the {phase}")
+    assert _file_count(work / "data/full") < total  # the kill landed before the workspace was complete
     result = run_alops("data", "pull", cwd=work)
     assert result.returncode == 0, result.stderr
     assert md5_tree(work / "data/full") == md5_tree(dvc_project / "data/full")

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import time
 from collections import Counter
 
 import numpy as np
@@ -15,7 +12,7 @@ from scipy import stats
 
 from alops.devset import _chi_square, ks_statistic
 
-from conftest import ALOPS, clean_env, dvc, run_alops
+from conftest import dvc, kill_inside, run_alops
 from datasets import read_manifest, write_full_dataset, write_manifest
 
 
@@ -158,20 +155,40 @@ def test_bad_size_exits_2_and_writes_nothing(dvc_project, args, message):
     assert not (dvc_project / "data/dev").exists() and not (dvc_project / "metrics").exists()
 
 
-def test_kill_during_make_dev_then_rerun_completes(repo):
-    write_full_dataset(repo / "data/full", n=3000)
-    dvc(repo, "init", "-q")
-    for delay in (0.3, 0.6, 0.9):
-        process = subprocess.Popen([ALOPS, "data", "make-dev", "--fraction", "0.5"], cwd=repo, env=clean_env(),
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    result = run_alops("data", "make-dev", "--fraction", "0.5", cwd=repo)
-    assert result.returncode == 0, result.stderr
+MAKE_DEV_KILL_POINTS = {  # (function, before/after the call)
+    "full data spooled": ("alops.manifest:Spool.close", "after"),
+    "dev manifest half written": ("alops.manifest:ManifestWriter.close", "before"),
+    "dev folder built, not swapped in": ("alops.devset:_replace_folder", "before"),
+    "swapped in, not yet tracked": ("alops.data:track", "before"),
+}
+
+
+def _dev_ids_if_complete(repo):
+    """The dev manifest's ids, after checking the folder is whole: 1,500 rows, exactly their image files."""
     dev = read_manifest(repo / "data/dev/manifest.csv")
     assert len(dev) == 1500
     assert sorted(p.name for p in (repo / "data/dev/images").iterdir()) == sorted(os.path.basename(r["path"]) for r in dev)
+    return sorted(r["id"] for r in dev)
+
+
+@pytest.mark.parametrize("point", list(MAKE_DEV_KILL_POINTS))
+def test_make_dev_killed_inside_each_step_leaves_a_whole_dev_dataset_and_a_rerun_completes(repo, tmp_path, point):
+    """The process is killed where it is (it signals the step), not after a guessed delay."""
+    import shutil
+
+    write_full_dataset(repo / "data/full", n=3000)
+    dvc(repo, "init", "-q")
+    args = ["data", "make-dev", "--fraction", "0.5"]
+    reference = tmp_path / "reference"
+    shutil.copytree(repo, reference)
+    assert run_alops(*args, "--seed", "2", cwd=reference).returncode == 0
+    assert run_alops(*args, "--seed", "1", cwd=repo).returncode == 0
+    old = _dev_ids_if_complete(repo)
+    kill_inside(repo, [*args, "--seed", "2"], *MAKE_DEV_KILL_POINTS[point], marker_dir=tmp_path)
+    assert _dev_ids_if_complete(repo) in (old, _dev_ids_if_complete(reference))  # the old dataset or the new one
+    result = run_alops(*args, "--seed", "2", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    assert _dev_ids_if_complete(repo) == _dev_ids_if_complete(reference) != old
     assert not [p for p in (repo / "data").iterdir() if p.name.startswith(".alops-")]
     assert "data/dev" not in dvc(repo, "status", "data/dev.dvc")  # tracked content matches the workspace
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import ALOPS, clean_env, dvc, git, run_alops
+from conftest import ALOPS, clean_env, dvc, git, kill_inside, run_alops
 from datasets import read_manifest, write_full_dataset
 
 
@@ -109,66 +109,25 @@ def test_dirty_checkout_is_refused_before_anything_changes(al_remote, tmp_path):
     assert (work / "data/full/manifest.csv").read_bytes() == before
 
 
-# Runs `alops labels import`, pausing at one point of the recording (the marker file says it got there) so the
-# test can SIGKILL it inside that step; the product code is unchanged, only wrapped.
-PAUSING_DRIVER = r'''
-import os, sys, time
-import alops.data, alops.labeling, alops.manifest, alops.record
-
-point, marker = os.environ["PAUSE_AT"], os.environ["PAUSE_MARKER"]
-
-def pause_around(owner, name, when, before=False):
-    original = getattr(owner, name)
-    def wrapped(*args, **kwargs):
-        hit = when(*args)
-        if hit and before:
-            open(marker, "w").write(point); time.sleep(600)
-        result = original(*args, **kwargs)
-        if hit:
-            open(marker, "w").write(point); time.sleep(600)
-        return result
-    setattr(owner, name, wrapped)
-
-always = lambda *args: True
-hooks = {
-    "manifest half written": (alops.manifest.ManifestWriter, "close", always, True),
-    "manifest replaced": (alops.labeling, "apply_labels", always, False),
-    "dvc add done": (alops.data, "track", always, False),
-    "data pushed": (alops.data, "push", always, False),
-    "commit made": (alops.record, "git", lambda root, *args: "commit" in args, False),
-    "branch pushed": (alops.record, "git", lambda root, *args: "push" in args, False),
+KILL_POINTS = {  # where the import is killed: (function, before/after the call, a word its arguments mention)
+    "manifest half written": ("alops.manifest:ManifestWriter.close", "before", ""),
+    "manifest replaced": ("alops.labeling:apply_labels", "after", ""),
+    "dvc add done": ("alops.data:track", "after", ""),
+    "data pushed": ("alops.data:push", "after", ""),
+    "commit made": ("alops.record:git", "after", "'commit'"),
+    "branch pushed": ("alops.record:git", "after", "'push'"),
 }
-pause_around(*hooks[point])
-from alops.cli import main
-sys.argv = ["alops", *sys.argv[1:]]
-main()
-'''
 
 
-@pytest.mark.parametrize("point", ["manifest half written", "manifest replaced", "dvc add done", "data pushed",
-                                   "commit made", "branch pushed"])
+@pytest.mark.parametrize("point", list(KILL_POINTS))
 def test_import_killed_at_any_point_then_rerun_records_every_label_once(al_remote, tmp_path, point):
-    import os
-    import signal
-    import sys
-    import time
-
     work = checkout(al_remote, tmp_path, "runner")
     rows = read_manifest(work / "data/full/manifest.csv")
     chosen = [r["id"] for r in rows if r["label"] == ""][:6]
     write_batch(tmp_path / "batch", "b1", chosen, "3")
     start = git(work, "rev-parse", "HEAD")
-    driver, marker = tmp_path / "driver.py", tmp_path / "paused"
-    driver.write_text(PAUSING_DRIVER)
-    process = subprocess.Popen([sys.executable, str(driver), *import_args(tmp_path / "batch")], cwd=work,
-                               env=clean_env(PAUSE_AT=point, PAUSE_MARKER=str(marker)),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 180
-    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert marker.exists() and process.poll() is None, process.communicate()[1]  # the kill lands inside the step
-    os.kill(process.pid, signal.SIGKILL)
-    process.communicate()
+    target, when, word = KILL_POINTS[point]
+    kill_inside(work, import_args(tmp_path / "batch"), target, when, word, marker_dir=tmp_path)
     if point == "manifest half written":
         assert [p.name for p in (work / "data/full").glob(".alops-*")], "the staged manifest should be left behind"
 
