@@ -119,6 +119,54 @@ def test_an_al_branch_push_trains_on_its_data_version_and_reports(workflow_proje
     assert runs and runs[0].data.tags["alops.labeled"].isdigit()
 
 
+def test_promote_opens_the_pull_request_with_the_training_jobs_report(workflow_project, mlflow_server):
+    """`promote: true`: after the experiment trained, a job of its own (pull-requests: write, no project
+    requirements) opens the pull request to the default branch; its body is the training job's report."""
+    caller = workflow_project / ".github/workflows/ci.yml"
+    caller.write_text(caller.read_text() + "      promote: true\n")
+    git(workflow_project, "commit", "-q", "-am", "promote experiments")
+    git(workflow_project, "switch", "-q", "-c", "experiment/promoted")
+    with ForgeServer("canary-token-1112") as server:
+        result = act(workflow_project, "push", {"ref": "refs/heads/experiment/promoted"},
+                     secrets={"GITHUB_TOKEN": "canary-token-1112", "mlflow-tracking-uri": mlflow_server},
+                     env={"GITHUB_API_URL": server.url})
+        created = [json.loads(call["body"]) for call in server.calls("POST", r"/pulls$")]
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert ran(output, "train-full") and ran(output, "promote") and "canary-token-1112" not in output
+    assert len(created) == 1 and created[0]["head"] == "experiment/promoted" and created[0]["base"] == "main"
+    assert created[0]["body"].startswith("<!-- alops:report -->")
+
+
+def test_a_release_push_trains_gates_registers_and_publishes(workflow_project, mlflow_server):
+    """The `release` job as shipped, except one token: act's github context has no `ref_protected`, so the
+    copied workflow reads `true` there (the static tests check the real condition, and that an unprotected
+    release ref runs nothing). The token reaches only the step that publishes."""
+    from mlflow.tracking import MlflowClient
+
+    workflow = workflow_project / ".github/workflows/alops.yml"
+    text = workflow.read_text()
+    assert text.count("&& github.ref_protected") == 1
+    workflow.write_text(text.replace("&& github.ref_protected", "&& true"))
+    caller = workflow_project / ".github/workflows/ci.yml"
+    caller.write_text(caller.read_text() + "      release-metric: val_accuracy\n")  # the documented input
+    git(workflow_project, "commit", "-q", "-am", "act: a protected ref; the release metric")
+    git(workflow_project, "switch", "-q", "-c", "release/1.0")
+    with ForgeServer("canary-token-4567") as server:
+        result = act(workflow_project, "push", {"ref": "refs/heads/release/1.0"},
+                     secrets={"GITHUB_TOKEN": "canary-token-4567", "mlflow-tracking-uri": mlflow_server},
+                     env={"GITHUB_API_URL": server.url})
+        releases = list(server.state.releases)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert ran(output, "release") and not ran(output, "train-full") and not ran(output, "train-dev")
+    assert "canary-token-4567" not in output
+    record = json.loads((workflow_project.parent / "artifacts/alops-release/release.json").read_text())  # kept
+    assert record["branch"] == "release/1.0" and record["metric"] == "val_accuracy"
+    assert MlflowClient(mlflow_server).get_model_version_by_alias(record["model"], "champion").version == record["version"]
+    assert [r["tag_name"] for r in releases] == [record["git_tag"]]
+
+
 def test_a_pull_request_from_a_fork_never_reaches_the_gpu_jobs(workflow_project):
     git(workflow_project, "switch", "-q", "-c", "experiment/fork")
     payload = {"number": 5, "pull_request": {"number": 5, "title": "`touch pwned` $(touch pwned)",
@@ -209,3 +257,57 @@ def test_composite_actions_compose_a_workflow(workflow_project):
     assert "set-output:: kind=feature" in output
     assert "repro: on cpu with the dev dataset" in output
     assert len(comments) == 1 and "<!-- alops:report -->" in comments[0]["body"]
+
+
+COMPOSITE_RELEASE_CALLER = """name: composed release
+on: push
+permissions: {}
+jobs:
+  release:
+    if: github.ref_protected && startsWith(github.ref, 'refs/heads/release/')
+    runs-on: gpu
+    permissions:
+      contents: write
+    env:
+      MLFLOW_TRACKING_URI: ${{ secrets.mlflow-tracking-uri }}
+    steps:
+      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2
+        with:
+          persist-credentials: false
+      - uses: ./templates/github/setup
+        with:
+          setup-python: "false"
+          install: "false"
+      - uses: ./templates/github/train
+        with:
+          allow-cpu: "true"
+          report: "false"
+      - uses: ./templates/github/release
+        with:
+          metric: val_accuracy
+          token: ${{ github.token }}
+"""
+
+
+def test_the_composite_release_action_gates_registers_and_publishes(workflow_project, mlflow_server):
+    """docs/templates.md's release job from the composite actions; `github.ref_protected` reads `true` (act's
+    github context has no such field)."""
+    from mlflow.tracking import MlflowClient
+
+    shutil.copytree(KIT / "templates/github", workflow_project / "templates/github")
+    (workflow_project / ".github/workflows/ci.yml").write_text(
+        COMPOSITE_RELEASE_CALLER.replace("github.ref_protected &&", "true &&"))
+    git(workflow_project, "add", "-A")
+    git(workflow_project, "commit", "-q", "-m", "release with the composite actions")
+    git(workflow_project, "switch", "-q", "-c", "release/2.0")
+    with ForgeServer("canary-token-8910") as server:
+        result = act(workflow_project, "push", {"ref": "refs/heads/release/2.0"},
+                     secrets={"GITHUB_TOKEN": "canary-token-8910", "mlflow-tracking-uri": mlflow_server},
+                     env={"GITHUB_API_URL": server.url})
+        releases = list(server.state.releases)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert ran(output, "release") and "canary-token-8910" not in output
+    assert len(releases) == 1  # the release of the version the gate passed, which is now the champion
+    model, version = releases[0]["tag_name"].rsplit("-v", 1)
+    assert MlflowClient(mlflow_server).get_model_version_by_alias(model, "champion").version == version
