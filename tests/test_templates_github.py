@@ -167,15 +167,18 @@ def test_a_release_push_trains_gates_registers_and_publishes(workflow_project, m
     assert [r["tag_name"] for r in releases] == [record["git_tag"]]
 
 
-def test_a_pull_request_from_a_fork_never_reaches_the_gpu_jobs(workflow_project):
-    git(workflow_project, "switch", "-q", "-c", "experiment/fork")
+@pytest.mark.parametrize("head_repository,from_fork", [("someone/fork", "true"), ("team/project", "false")])
+def test_pull_requests_from_a_fork_or_the_repository_only_run_the_checks(workflow_project, head_repository, from_fork):
+    """A pull request runs `context` (and its params check), never training: the branch pipeline of the same
+    push trains and reports. The context job tells a fork from the repository; a hostile title stays data."""
+    git(workflow_project, "switch", "-q", "-c", "experiment/pr")
     payload = {"number": 5, "pull_request": {"number": 5, "title": "`touch pwned` $(touch pwned)",
-                                             "head": {"ref": "experiment/fork", "repo": {"full_name": "someone/fork"}},
+                                             "head": {"ref": "experiment/pr", "repo": {"full_name": head_repository}},
                                              "base": {"ref": "main", "repo": {"full_name": "team/project"}}}}
     result = act(workflow_project, "pull_request", payload)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
-    assert ran(output, "context")
+    assert ran(output, "context") and f"set-output:: from-fork={from_fork}" in output
     assert not ran(output, "train-full") and not ran(output, "release") and not ran(output, "train-dev")
     assert not list(workflow_project.rglob("pwned"))
 
