@@ -60,6 +60,7 @@ def test_credentials_in_the_tracking_uri_never_appear(tracked):
     result = run_alops("select-best", "--metric", "acc", "--kind", "experiment", cwd=tracked, env=env)
     assert result.returncode != 0
     assert "pw-canary-77" not in result.stdout + result.stderr and "alice" not in result.stderr
+    assert "http://***@127.0.0.1:9" in result.stderr  # shown masked, as docs/operations.md says
     assert "Traceback" not in result.stderr
 
 
