@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from alops.al.scoring import Shard, merge, select_streaming
+from alops.al.scoring import Shard, merge, pool_digest, select_streaming
 
 from conftest import run_alops
 
@@ -179,6 +179,71 @@ def test_score_with_a_scikit_learn_model(tmp_path):
     np.save(tmp_path / "pool.npy", digits.data[500:])
     assert run_alops("query", "score", "model.joblib", "pool.npy", cwd=tmp_path).returncode == 0
     assert np.allclose(np.load(tmp_path / "pool_probs.npy"), model.predict_proba(digits.data[500:]), atol=1e-6)
+
+
+def _small_torch_model():
+    import torch
+
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(6, 12), torch.nn.ReLU(), torch.nn.Linear(12, 4)).eval()
+
+
+def test_a_torch_export_program_scores_like_the_module_it_came_from(tmp_path):
+    """torch.export (`.pt2`, dynamic batch): the probabilities are the module's softmax, over blocks of any size."""
+    import torch
+
+    model = _small_torch_model()
+    batch = torch.export.Dim("batch")
+    program = torch.export.export(model, (torch.zeros(8, 6),), dynamic_shapes=({0: batch},))
+    torch.export.save(program, tmp_path / "model.pt2")
+    inputs = np.random.default_rng(1).normal(size=(3001, 6)).astype(np.float32)
+    np.save(tmp_path / "pool.npy", inputs)
+    scored = run_alops("query", "score", "model.pt2", "pool.npy", "--out", "probs.npy", cwd=tmp_path)
+    assert scored.returncode == 0, scored.stderr
+    with torch.no_grad():
+        expected = torch.softmax(model(torch.from_numpy(inputs)), dim=1).numpy()
+    assert np.allclose(np.load(tmp_path / "probs.npy"), expected, atol=1e-6)
+    fused = run_alops("query", "select", "pool.npy", "--model", "model.pt2", "-k", "25", "--strategy", "margin",
+                      "--out", "sel.json", cwd=tmp_path)
+    assert fused.returncode == 0, fused.stderr
+    picked = json.loads((tmp_path / "sel.json").read_text())["indices"]
+    assert sorted(picked) == sorted(top_k_reference(formula_scores(expected, "margin"), 25))
+
+
+def test_a_registered_model_is_scored_from_the_mlflow_registry_by_alias(tmp_path, mlflow_server):
+    """`--model models:/name@champion`: the version the alias points at is downloaded and scores the pool; the
+    selection names the URI and the digest of what it downloaded."""
+    import torch
+    from mlflow.tracking import MlflowClient
+
+    from conftest import clean_env
+
+    model = _small_torch_model()
+    torch.jit.save(torch.jit.script(model), tmp_path / "model.pt")
+    client = MlflowClient(mlflow_server)
+    experiment = client.create_experiment(f"scoring-{tmp_path.name}")
+    run = client.create_run(experiment)
+    client.log_artifact(run.info.run_id, str(tmp_path / "model.pt"))
+    name = f"scorer-{tmp_path.name}".replace("_", "-")
+    client.create_registered_model(name)
+    version = client.create_model_version(name, f"{run.info.artifact_uri}/model.pt", run_id=run.info.run_id)
+    client.set_registered_model_alias(name, "champion", version.version)
+    inputs = np.random.default_rng(2).normal(size=(2000, 6)).astype(np.float32)
+    np.save(tmp_path / "pool.npy", inputs)
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server)
+    result = run_alops("query", "select", "pool.npy", "--model", f"models:/{name}@champion", "-k", "15",
+                       "--strategy", "entropy", "--out", "sel.json", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    selection = json.loads((tmp_path / "sel.json").read_text())
+    with torch.no_grad():
+        expected = torch.softmax(model(torch.from_numpy(inputs)), dim=1).numpy()
+    assert sorted(selection["indices"]) == sorted(top_k_reference(formula_scores(expected, "entropy"), 15))
+    assert selection["model"] == f"models:/{name}@champion"
+    assert selection["model_digest"] == pool_digest(str(tmp_path / "model.pt"))  # what was downloaded and ran
+    missing = run_alops("query", "select", "pool.npy", "--model", f"models:/{name}@nobody", "-k", "15",
+                        "--out", "other.json", cwd=tmp_path, env=env)
+    assert missing.returncode == 2 and "cannot download the model" in missing.stderr
+    assert "Traceback" not in missing.stderr and not (tmp_path / "other.json").exists()
 
 
 def test_score_with_a_broken_model_writes_nothing(tmp_path):

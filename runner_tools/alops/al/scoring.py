@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -170,16 +171,20 @@ def select_scored_by_model(model_path: str, inputs_path: str, strategy: str, k: 
     if not chosen.streams:
         raise ConfigError(f"strategy {strategy!r} cannot stream; with --model use one of: {', '.join(STREAMABLE)}")
     source, total = _sized_pool(inputs_path, k)
-    predict = _predictor(model_path, device)
     start, stop = shard.rows(total) if shard else (0, total)
     report = (lambda done: progress(done - start, stop - start)) if progress else None
-    blocks = ((offset, np.ascontiguousarray(predict(block), dtype=np.float32))
-              for offset, block in source.chunks(start, stop, chunk_rows))
-    best = chosen.stream(blocks, k, seed, report)
+    with tempfile.TemporaryDirectory(prefix="alops-model-") as folder:
+        local = model_file(model_path, folder)
+        predict = _predictor(local, device)
+        blocks = ((offset, np.ascontiguousarray(predict(block), dtype=np.float32))
+                  for offset, block in source.chunks(start, stop, chunk_rows))
+        best = chosen.stream(blocks, k, seed, report)
+        model_digest = pool_digest(local)
+    registry = model_path.startswith(MODEL_URI_PREFIXES)
     return {
         "schema": 1, "strategy": strategy, "k": k, "seed": seed, "pool": os.path.basename(inputs_path),
-        "pool_rows": total, "pool_digest": pool_digest(inputs_path), "model": os.path.basename(model_path),
-        "model_digest": pool_digest(model_path),
+        "pool_rows": total, "pool_digest": pool_digest(inputs_path),
+        "model": model_path if registry else os.path.basename(model_path), "model_digest": model_digest,
         "shard": f"{shard.index}/{shard.count}" if shard else None, "rows": [start, stop],
         "indices": best.rows.tolist(), "scores": best.scores.tolist(),
     }
@@ -189,16 +194,18 @@ def score_with_model(model_path: str, inputs_path: str, out_path: str, device: s
                      chunk_rows: int = 65536, progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
     """Probabilities of a model over an inputs `.npy` (N, features), streamed into an (N, C) float32 `.npy`.
 
-    The model is TorchScript (`torch.jit.save`; softmax over its outputs) or a pickled scikit-learn
-    estimator with `predict_proba` (`.joblib` / `.pkl`: load only models you trust). Returns (N, C).
+    The model (a file or an MLflow URI, see `model_file`) is TorchScript (`torch.jit.save`) or a torch.export
+    program (`.pt2`; softmax over their outputs) or a pickled scikit-learn estimator with `predict_proba`
+    (`.joblib` / `.pkl`: load only models you trust). Returns (N, C).
     """
     source = open_pool(inputs_path)
-    predict = _predictor(model_path, device)
     total = source.shape[0]
     if total == 0:
         raise EmptyPoolError(f"{inputs_path}: no rows to score")
     classes = 0
-    with atomic_path(out_path, suffix=".npy") as staged, open(staged.path, "wb") as out:
+    with (tempfile.TemporaryDirectory(prefix="alops-model-") as folder,
+          atomic_path(out_path, suffix=".npy") as staged, open(staged.path, "wb") as out):
+        predict = _predictor(model_file(model_path, folder), device)
         for offset, block in source.chunks(0, total, chunk_rows):
             probs = np.ascontiguousarray(predict(block), dtype=np.float32)
             if not classes:
@@ -210,9 +217,54 @@ def score_with_model(model_path: str, inputs_path: str, out_path: str, device: s
     return total, classes
 
 
+MODEL_URI_PREFIXES = ("models:/", "runs:/")
+
+
+def model_file(model: str, folder: str) -> str:
+    """The local model file of `model`: a path, or an MLflow URI (`models:/name@champion`, `models:/name/3`,
+    `runs:/<run id>/model.pt`) downloaded into `folder` from $MLFLOW_TRACKING_URI's server."""
+    if not model.startswith(MODEL_URI_PREFIXES):
+        if not os.path.isfile(model):
+            raise ConfigError(f"{model}: no such model file")
+        return model
+    mlflow = require("mlflow", "track", "a model from the MLflow registry")
+    from mlflow.exceptions import MlflowException
+
+    from alops.secrets import redact_url
+
+    try:
+        source = _version_source(model) if model.startswith("models:/") else model
+        local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=folder)
+    except (MlflowException, OSError) as exc:
+        detail = redact_url(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
+        raise ConfigError(f"{model}: cannot download the model ({detail}); check the name, version or alias and "
+                          "MLFLOW_TRACKING_URI") from None
+    if os.path.isdir(local):
+        files = [os.path.join(d, n) for d, _, names in os.walk(local) for n in names]
+        if len(files) != 1:
+            raise ConfigError(f"{model}: the model version holds {len(files)} files; register the model file itself "
+                              "(TorchScript, torch.export or a pickled scikit-learn estimator)")
+        local = files[0]
+    return local
+
+
+def _version_source(uri: str) -> str:
+    """Where a registered version's files are (`models:/name@alias` or `models:/name/<version>`): a version
+    registered from a run's file (as `alops release` does) downloads as that file."""
+    from mlflow.tracking import MlflowClient
+
+    reference = uri[len("models:/"):]
+    client = MlflowClient()
+    if "@" in reference:
+        name, _, alias = reference.partition("@")
+        return client.get_model_version_by_alias(name, alias).source
+    name, _, number = reference.rpartition("/")
+    return client.get_model_version(name, number).source
+
+
 def _predictor(model_path: str, device: str):
-    if not os.path.isfile(model_path):
-        raise ConfigError(f"{model_path}: no such model file")
+    """A function from an input block to class probabilities, for a TorchScript (`.pt`), torch.export
+    (`.pt2`) or pickled scikit-learn (`.joblib`/`.pkl`, `predict_proba`) model file."""
     if model_path.endswith((".joblib", ".pkl")):
         joblib = require("joblib", "sim", "a scikit-learn model")
 
@@ -220,17 +272,31 @@ def _predictor(model_path: str, device: str):
         if not hasattr(model, "predict_proba"):
             raise ConfigError(f"{model_path}: the estimator has no predict_proba")
         return lambda block: model.predict_proba(block)
-    torch = require("torch", "torch", "a TorchScript model")
+    torch = require("torch", "torch", "a PyTorch model")
 
-    try:
-        model = torch.jit.load(model_path, map_location=device)
-    except (RuntimeError, ValueError) as exc:
-        raise ConfigError(f"{model_path}: not a TorchScript model ({str(exc).splitlines()[0]}); save it with torch.jit.save") from None
-    model.eval()
+    if model_path.endswith(".pt2"):
+        try:
+            model = torch.export.load(model_path).module()
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ConfigError(f"{model_path}: not a torch.export program ({str(exc).splitlines()[0]}); save it with "
+                              "torch.export.save") from None
+        model.to(device)
+    else:
+        try:
+            model = torch.jit.load(model_path, map_location=device)
+        except (RuntimeError, ValueError) as exc:
+            raise ConfigError(f"{model_path}: not a TorchScript model ({str(exc).splitlines()[0]}); save it with "
+                              "torch.jit.save, or torch.export.save as .pt2") from None
+        model.eval()
 
     def predict(block):
         with torch.no_grad():
-            return torch.softmax(model(torch.from_numpy(np.asarray(block, dtype=np.float32)).to(device)), dim=1).cpu().numpy()
+            try:
+                outputs = model(torch.from_numpy(np.asarray(block, dtype=np.float32)).to(device))
+            except (RuntimeError, AssertionError) as exc:
+                raise ConfigError(f"{model_path}: the model refused a block of {len(block)} rows "
+                                  f"({str(exc).splitlines()[0]}); export it with a dynamic batch dimension") from None
+            return torch.softmax(outputs, dim=1).cpu().numpy()
 
     return predict
 

@@ -28,8 +28,9 @@ def query_group() -> None:
               help="Text file with the sample id of each pool row (one per line): the selection names its samples, "
                    "so the export joins by id. Empty: none.")
 @click.option("--model", type=click.Path(dir_okay=False),
-              help="Score POOL (the model's inputs, N x features) with this model while selecting: TorchScript or a "
-                   "pickled scikit-learn estimator. Streams and shards; the probabilities are never written.")
+              help="Score POOL (the model's inputs, N x features) with this model while selecting: TorchScript, "
+                   "torch.export (.pt2), a pickled scikit-learn estimator, or an MLflow URI (models:/name@champion). "
+                   "Streams and shards; the probabilities are never written.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="With --model; default: $ALOPS_DEVICE or cpu.")
 @click.option("--out", "out", default="selection.json", show_default=True, help="Selection file to write.")
 def query_select(pool, strategy, k, seed, shard, balanced, embeddings, labeled_embeddings, ids, model, device,
@@ -82,7 +83,9 @@ def _provenance() -> dict:
 def query_score(model, inputs, out, device) -> None:
     """Score the pool with the current model: INPUTS (.npy, N x features) -> probabilities for `query select`.
 
-    MODEL is TorchScript (torch.jit.save) or a pickled scikit-learn estimator (.joblib/.pkl) with predict_proba.
+    MODEL is TorchScript (torch.jit.save), a torch.export program (.pt2, exported with a dynamic batch
+    dimension), a pickled scikit-learn estimator (.joblib/.pkl) with predict_proba, or an MLflow URI of one
+    (models:/name@champion, models:/name/3, runs:/<run id>/model.pt; from $MLFLOW_TRACKING_URI).
     """
     from alops.al import scoring
 
