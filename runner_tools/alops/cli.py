@@ -11,7 +11,21 @@ import sys
 import click
 
 from alops import __version__
-from alops.commands import adopt, context, data, labels, params, query, release, report, run, scaffold, simulate, track
+from alops.commands import (
+    adopt,
+    context,
+    data,
+    labels,
+    params,
+    pool,
+    query,
+    release,
+    report,
+    run,
+    scaffold,
+    simulate,
+    track,
+)
 from alops.errors import AlopsError
 from alops.secrets import scrub
 
@@ -27,7 +41,7 @@ def cli() -> None:
     """
 
 
-for area in (context, adopt, data, run, params, track, query, labels, simulate, report, release, scaffold):
+for area in (context, adopt, data, run, params, track, query, pool, labels, simulate, report, release, scaffold):
     for command in area.commands:
         cli.add_command(command)
 

@@ -241,17 +241,22 @@ class ManifestWriter:
     CSV values are quoted only where they must be (a delimiter, quote or line break), as spreadsheets and
     pandas write them, so sampled rows read as the same text."""
 
-    def __init__(self, path: str, schema: pa.Schema):
+    def __init__(self, path: str, schema: pa.Schema, append: bool = False):
+        """`append` adds rows after a CSV or JSON Lines file's own bytes (Parquet files are written whole)."""
         self.path = path
         self._schema = schema
         self._writer = None
-        self._header = True
+        self._header = not append
         if _is_parquet(path):
             import pyarrow.parquet as pq
 
+            if append:
+                raise ValueError("Parquet files cannot be appended to")
             self._writer = pq.ParquetWriter(path, schema)
         else:
-            self._file = open(path, "wb")  # noqa: SIM115 (closed by close())
+            self._file = open(path, "ab" if append else "wb")  # noqa: SIM115 (closed by close())
+            if append and self._file.tell() and not _ends_with_newline(path):
+                self._file.write(b"\n")
 
     def write(self, batch: pa.RecordBatch) -> None:
         if self._writer is not None:
@@ -271,6 +276,16 @@ class ManifestWriter:
         if self._header and not _is_jsonl(self.path):
             self._file.write(_csv_text(self._schema.empty_table(), True))
         self._file.close()
+
+
+def appendable(path: str) -> bool:
+    return not _is_parquet(path)
+
+
+def _ends_with_newline(path: str) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
 
 
 def _csv_text(data, header: bool) -> bytes:

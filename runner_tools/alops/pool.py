@@ -1,0 +1,189 @@
+"""Scored data from production joins the pool: `alops pool add LOG` appends the samples of a
+prediction log to the full dataset's manifest as unlabeled rows, a new data version on an al/ branch.
+
+A log is CSV, Parquet or JSON Lines with an `id` per sample and, like the manifest, either a `path` (the
+sample's file, relative to the log's folder; copied into the dataset) or the manifest's numeric features.
+Other columns (probabilities, the model version) are not data: they are named in the outcome, with the
+values of a `model_version` column. Samples whose id the manifest has are skipped, so a re-run adds nothing
+twice.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from alops.errors import ConfigError
+from alops.files import atomic_path
+from alops.manifest import ManifestWriter, appendable, inspect_manifest, iter_batches, restore_types
+
+MODEL_VERSION = "model_version"
+
+
+@dataclass
+class PoolAddition:
+    """What `add_to_pool` did."""
+
+    added: int = 0
+    skipped: int = 0  # ids the manifest already had
+    ignored_columns: list[str] = field(default_factory=list)
+    model_versions: list[str] = field(default_factory=list)
+
+
+def _manifest_ids(info) -> set[str]:
+    ids: set[str] = set()
+    for batch in iter_batches(info):
+        ids.update(pc.cast(batch.column("id"), pa.string()).to_pylist())
+    return ids
+
+
+def _read_log(log: str, manifest_info, known: set[str]) -> tuple[list[pa.RecordBatch], PoolAddition]:
+    """The log's new samples as manifest-shaped batches (unlabeled, split still empty), checked whole."""
+    info = inspect_manifest(log, required=("id",))
+    outcome = PoolAddition()
+    needed = [c for c in manifest_info.columns if c not in ("id", "label", "split")]
+    missing = [c for c in needed if c not in info.columns]
+    if missing:
+        raise ConfigError(f"{log}: no column {', '.join(missing)}, which every sample of the manifest has; "
+                          "log what the model saw (the file path or the features)")
+    outcome.ignored_columns = [c for c in info.columns if c not in manifest_info.columns]
+    seen: set[str] = set()
+    versions: set[str] = set()
+    batches = []
+    for batch in iter_batches(info):
+        ids = pc.cast(batch.column("id"), pa.string()).to_pylist()
+        for number, value in enumerate(ids):
+            if value is None or not value.strip():
+                raise ConfigError(f"{log}: a row without an id (row {len(seen) + number + 2}); every sample needs one")
+            if value in seen:
+                raise ConfigError(f"{log}: id {value!r} appears twice; a log names each sample once")
+            seen.add(value)
+        if MODEL_VERSION in info.columns:
+            versions.update(str(v) for v in batch.column(MODEL_VERSION).to_pylist() if v is not None)
+        new = pa.array([value not in known for value in ids])
+        outcome.skipped += batch.num_rows - pc.sum(pc.cast(new, pa.int64())).as_py()
+        kept = batch.filter(new)
+        if kept.num_rows:
+            batches.append(kept)
+    if not seen:
+        raise ConfigError(f"{log}: no samples in the log")
+    outcome.model_versions = sorted(versions)
+    return batches, outcome
+
+
+def _check_files(log: str, full: str, batches: list[pa.RecordBatch]) -> None:
+    """Each new sample's file exists next to the log, and its path stays inside the log's folder and the dataset."""
+    source_root, target_root = os.path.realpath(os.path.dirname(log)), os.path.realpath(full)
+    for batch in batches:
+        for rel in batch.column("path").to_pylist():
+            source = os.path.realpath(os.path.join(source_root, rel or ""))
+            target = os.path.realpath(os.path.join(target_root, rel or ""))
+            if not rel or not source.startswith(source_root + os.sep) or not target.startswith(target_root + os.sep):
+                raise ConfigError(f"{log}: path {rel!r} must be relative and stay inside the log's folder")
+            if not os.path.isfile(source):
+                raise ConfigError(f"{log}: path {rel!r}: no such file next to the log; copy the samples' files "
+                                  "there first")
+
+
+def _copy_files(log: str, full: str, batches: list[pa.RecordBatch]) -> None:
+    for batch in batches:
+        for rel in batch.column("path").to_pylist():
+            target = os.path.join(full, rel)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copy2(os.path.join(os.path.dirname(log), rel), target)
+
+
+def check_log(manifest: str, log: str, split: str) -> tuple[list[pa.RecordBatch], PoolAddition]:
+    """Everything `add_to_pool` checks, without writing: the new samples as manifest rows, and the outcome."""
+    if not split or not split.strip():
+        raise ConfigError("--split must name a split, e.g. train")
+    manifest_info = inspect_manifest(manifest)
+    batches, outcome = _read_log(log, manifest_info, _manifest_ids(manifest_info))
+    if manifest_info.has_path:
+        _check_files(log, os.path.dirname(manifest), batches)
+    return [_as_manifest_rows(batch, manifest_info, split, log) for batch in batches], outcome
+
+
+def add_to_pool(manifest: str, log: str, split: str) -> PoolAddition:
+    """Append the log's new samples to `manifest` (label empty, `split`), files first, the manifest in one
+    rename. Validates everything before writing anything."""
+    rows, outcome = check_log(manifest, log, split)
+    if not rows:
+        return outcome
+    manifest_info = inspect_manifest(manifest)
+    if manifest_info.has_path:
+        _copy_files(log, os.path.dirname(manifest), rows)
+    with atomic_path(manifest) as staged:
+        if appendable(manifest):  # CSV, JSON Lines: the existing rows stay byte for byte
+            shutil.copyfile(manifest, staged.path)
+            writer = _Appender(staged.path, manifest_info.stored, append=True)
+        else:
+            writer = _Appender(staged.path, manifest_info.stored)
+            for batch in iter_batches(manifest_info):
+                writer.write(batch)
+        for batch in rows:
+            writer.write(batch)
+            outcome.added += batch.num_rows
+        writer.close()
+    return outcome
+
+
+def _as_manifest_rows(batch: pa.RecordBatch, manifest_info, split: str, log: str) -> pa.RecordBatch:
+    """The log's rows with the manifest's columns: unlabeled, in `split`, ids and features in its types."""
+    rows = batch.num_rows
+    columns = {}
+    for name in manifest_info.columns:
+        if name == "label":
+            columns[name] = pa.nulls(rows, pa.string())
+        elif name == "split":
+            columns[name] = pa.array([split] * rows, pa.string())
+        else:
+            try:
+                columns[name] = pc.cast(batch.column(name), manifest_info.schema.field(name).type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise ConfigError(f"{log}: column {name}: {' '.join(str(exc).split())[:200]} (the manifest's "
+                                  f"{name} is {manifest_info.schema.field(name).type})") from None
+    return pa.RecordBatch.from_pydict(columns)
+
+
+class _Appender:
+    """Writes batches in the manifest file's own types, all in the schema of the first one."""
+
+    def __init__(self, path: str, stored: pa.Schema | None, append: bool = False):
+        self.path, self.stored, self.append, self.writer, self.schema = path, stored, append, None, None
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        batch = restore_types(batch, self.stored)
+        if self.writer is None:
+            self.writer, self.schema = ManifestWriter(self.path, batch.schema, self.append), batch.schema
+        self.writer.write(batch.cast(self.schema))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def add_to_project(project, log: str, split: str, record: bool | None) -> tuple[PoolAddition, str | None]:
+    """`add_to_pool` on the project's full dataset; on al/ branches (or `record`) commit and push the new data
+    version. Returns the outcome and the pushed commit (None when nothing was recorded)."""
+    manifest = project.manifest("full")
+    context = project.context
+    if not (record if record is not None else context.profile.data_commits):
+        return add_to_pool(manifest, log, split), None
+    from alops.record import commit_data_change
+
+    check_log(manifest, log, split)  # a bad log stops here, before the recording begins
+
+    outcome = {}
+
+    def apply() -> int:
+        outcome["addition"] = add_to_pool(manifest, log, split)
+        return outcome["addition"].added
+
+    message = f"Pool: samples from {os.path.basename(log)}"
+    commit = commit_data_change(project, project.dataset_folder("full"), apply, message, context.branch)
+    return outcome["addition"], commit
