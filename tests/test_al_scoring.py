@@ -49,6 +49,29 @@ def test_streaming_picks_the_formulas_top_k_and_shards_merge_exactly(pool_file, 
         assert merge(shards)["indices"] == single["indices"]
 
 
+def test_bald_streams_passes_from_disk_in_small_chunks_and_shards_merge_exactly(tmp_path, monkeypatch):
+    """(T, N, C) passes read a few rows at a time (T reads per chunk): the picks are the formula's top k."""
+    from alops.al.scoring import PassesSource
+
+    rng = np.random.default_rng(5)
+    mc = rng.dirichlet(np.ones(5), size=(7, 3000)).astype(np.float32)
+    mc[:, 100:140] = mc[:, 100:101]  # exact ties
+    np.save(tmp_path / "mc.npy", mc)
+    passes = mc.astype(np.float64)
+    mean = passes.mean(axis=0)
+    expected = -(mean * np.log(mean)).sum(axis=1) + (passes * np.log(passes)).sum(axis=2).mean(axis=0)
+    monkeypatch.setattr(PassesSource, "CHUNK_BYTES", 7 * 5 * 4 * 333)  # 333 rows a chunk: many chunks, a short last
+    single = select_streaming(str(tmp_path / "mc.npy"), "bald", 60, chunk_rows=10_000)
+    assert sorted(single["indices"]) == sorted(top_k_reference(expected, 60))
+    shards = [select_streaming(str(tmp_path / "mc.npy"), "bald", 60, shard=Shard(i, 3)) for i in range(3)]
+    assert merge(shards)["indices"] == single["indices"]
+    mc[3, 2500, 0] = -0.5
+    mc[3, 2500, 1] += 0.5
+    np.save(tmp_path / "bad.npy", mc)
+    with pytest.raises(Exception, match="row 2500"):
+        select_streaming(str(tmp_path / "bad.npy"), "bald", 60)
+
+
 def test_random_selection_is_uniform_seeded_and_merges_exactly(pool_file):
     path, probs = pool_file
     picks = [select_streaming(str(path), "random", 300, seed=seed)["indices"] for seed in (4, 4, 5)]

@@ -32,7 +32,8 @@ def check_rows(block: np.ndarray, offset: int) -> None:
 
 def bad_row(block: np.ndarray, offset: int, row: int) -> None:
     """Raise the error naming row `row` of the block (global row offset + row) and its values."""
-    values = np.array2string(block[row], precision=4, separator=", ")
+    values = np.array2string(block[row], precision=4, separator=", ", threshold=12, edgeitems=4,
+                             max_line_width=10**6)  # one line, however many classes
     raise ConfigError(
         f"row {offset + row}: not a probability distribution {values} "
         "(expected finite values >= 0 summing to 1; pass softmax outputs)"

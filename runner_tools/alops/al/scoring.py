@@ -41,19 +41,24 @@ def parse_shard(text: str) -> Shard:
     return Shard(int(match.group(1)), int(match.group(2)))
 
 
+def _npy_header(path: str) -> tuple[tuple, bool, np.dtype, int]:
+    """Shape, Fortran order, dtype and the data's offset of a `.npy` file."""
+    with open(path, "rb") as handle:
+        try:
+            version = np.lib.format.read_magic(handle)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(handle)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: not a .npy file ({exc})") from None
+        return shape, fortran, dtype, handle.tell()
+
+
 class NpySource:
     """Rows of a 2-D float `.npy` file, read into a reused buffer."""
 
     def __init__(self, path: str):
         self.path = path
-        with open(path, "rb") as handle:
-            try:
-                version = np.lib.format.read_magic(handle)
-                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                shape, fortran, dtype = read_header(handle)
-            except ValueError as exc:
-                raise ConfigError(f"{path}: not a .npy file ({exc})") from None
-            self.offset = handle.tell()
+        shape, fortran, dtype, self.offset = _npy_header(path)
         if len(shape) != 2 or fortran or dtype.kind not in "fiu":
             raise ConfigError(f"{path}: expected a 2-D C-ordered numeric array (rows, columns), got {shape} {dtype}")
         if shape[1] == 0:
@@ -75,6 +80,40 @@ class NpySource:
                 if handle.readinto(memoryview(view).cast("B")) != view.nbytes:
                     raise ConfigError(f"{self.path}: the file is shorter than its header says; it is truncated")
                 yield position, view if self.work is None else view.astype(self.work)
+                position += count
+
+
+class PassesSource:
+    """MC-dropout passes (T, N, C) of a `.npy` file, read by samples: a chunk of rows is T reads (one per pass)
+    into a reused buffer of about CHUNK_BYTES, so memory does not grow with N or the file."""
+
+    CHUNK_BYTES = 64 * 2**20
+
+    def __init__(self, path: str):
+        self.path = path
+        shape, fortran, dtype, self.offset = _npy_header(path)
+        if len(shape) != 3 or fortran or dtype.kind != "f" or 0 in shape:
+            raise ConfigError(f"{path}: expected MC-dropout probabilities (passes, samples, classes) as a C-ordered "
+                              f"float .npy, got {shape} {dtype}")
+        self.passes, rows, classes = shape
+        self.shape, self.dtype = (rows, classes), dtype
+        self.work = None if dtype.isnative and dtype in (np.float32, np.float64) else np.dtype(np.float64)
+
+    def chunks(self, start: int, stop: int, rows: int) -> Iterator[tuple[int, np.ndarray]]:
+        total, width, size = self.shape[0], self.shape[1], self.dtype.itemsize
+        rows = max(1, min(rows, self.CHUNK_BYTES // (self.passes * width * size), max(stop - start, 1)))
+        buffer = np.empty((self.passes, rows, width), dtype=self.dtype)
+        with open(self.path, "rb", buffering=0) as handle:
+            position = start
+            while position < stop:
+                count = min(rows, stop - position)
+                for one in range(self.passes):
+                    handle.seek(self.offset + ((one * total) + position) * width * size)
+                    view = buffer[one, :count]
+                    if handle.readinto(memoryview(view).cast("B")) != view.nbytes:
+                        raise ConfigError(f"{self.path}: the file is shorter than its header says; it is truncated")
+                block = buffer[:, :count]
+                yield position, block if self.work is None else block.astype(self.work)
                 position += count
 
 
@@ -122,15 +161,20 @@ def pool_digest(path: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def open_pool(path: str):
+def open_pool(path: str, passes: bool = False):
+    """The pool file for streaming: probabilities (.npy or Parquet), or with `passes` MC-dropout passes (.npy)."""
     if not os.path.isfile(path):
         raise ConfigError(f"{path}: no such pool file (.npy or .parquet of probabilities)")
+    if passes:
+        if path.endswith((".parquet", ".pq")):
+            raise ConfigError(f"{path}: BALD reads MC-dropout passes from a (passes, samples, classes) .npy file")
+        return PassesSource(path)
     return ParquetSource(path) if path.endswith((".parquet", ".pq")) else NpySource(path)
 
 
-def _sized_pool(path: str, k: int):
+def _sized_pool(path: str, k: int, passes: bool = False):
     """The pool file opened for streaming and its row count, once k is known to fit it."""
-    source = open_pool(path)
+    source = open_pool(path, passes)
     total = source.shape[0]
     if total == 0:
         raise EmptyPoolError(f"{path}: the pool is empty")
@@ -149,7 +193,7 @@ def select_streaming(
     chosen = make_strategy(strategy)
     if not chosen.streams:
         raise ConfigError(f"strategy {strategy!r} cannot stream; streaming strategies: {', '.join(STREAMABLE)}")
-    source, total = _sized_pool(path, k)
+    source, total = _sized_pool(path, k, passes=chosen.needs == "mc_probs")
     start, stop = shard.rows(total) if shard else (0, total)
     report = (lambda done: progress(done - start, stop - start)) if progress else None
     best = chosen.stream(source.chunks(start, stop, chunk_rows), k, seed, report)
@@ -168,8 +212,9 @@ def select_scored_by_model(model_path: str, inputs_path: str, strategy: str, k: 
     and only the running top k is kept, so n jobs score n parts of the pool and `merge` gives the one-pass
     selection. The probabilities are never written."""
     chosen = make_strategy(strategy)
-    if not chosen.streams:
-        raise ConfigError(f"strategy {strategy!r} cannot stream; with --model use one of: {', '.join(STREAMABLE)}")
+    if not chosen.streams or chosen.needs != "probs":
+        raise ConfigError(f"strategy {strategy!r} does not score one model's probabilities; with --model use one of: "
+                          f"{', '.join(s for s in STREAMABLE if s != 'bald')}")
     source, total = _sized_pool(inputs_path, k)
     start, stop = shard.rows(total) if shard else (0, total)
     report = (lambda done: progress(done - start, stop - start)) if progress else None
@@ -327,7 +372,7 @@ def select_in_memory(path: str, strategy: str, k: int, seed: int, balanced: bool
         pool.mc_probs = _load(path, "MC-dropout probabilities (passes, N, C)", 3)
         for passes in pool.mc_probs:
             check_rows(passes, 0)
-    else:
+    elif chosen.name != "core-set":  # core-set needs distances only: POOL may be the embeddings file itself
         source = open_pool(path)
         pool.probs = np.concatenate([block.copy() for _, block in source.chunks(0, source.shape[0], CHUNK_ROWS)]) \
             if source.shape[0] else np.empty((0, source.shape[1]), np.float32)

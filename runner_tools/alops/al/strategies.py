@@ -10,6 +10,7 @@ define a score.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,6 +61,8 @@ class QueryStrategy:
 
     def select(self, pool: Pool, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """k unique pool indices and each one's score (higher: more worth labeling)."""
+        if getattr(pool, self.needs) is None:
+            raise ConfigError(f"strategy {self.name!r} needs {self.needs} for the pool")
         size = len(pool)
         if size == 0:
             raise EmptyPoolError("the pool is empty: every sample is labeled or the pool file has no rows")
@@ -67,8 +70,6 @@ class QueryStrategy:
             raise ConfigError(f"k={k}: ask for at least one sample")
         if k > size:
             raise PoolTooSmallError(f"k={k} is larger than the pool ({size} samples); ask for at most {size}")
-        if getattr(pool, self.needs) is None:
-            raise ConfigError(f"strategy {self.name!r} needs {self.needs} for the pool")
         rows, scores = self._select(pool, k, rng)
         return np.asarray(rows, dtype=np.int64), np.asarray(scores, dtype=np.float64)
 
@@ -126,23 +127,45 @@ class Entropy(UncertaintyStrategy):
     name = "entropy"
 
 
+def bald_scores(passes: np.ndarray) -> np.ndarray:
+    """BALD of each sample of `passes` (T, rows, C): entropy of the mean prediction minus the mean entropy of the
+    passes, in float64 over blocks of samples that fit BLOCK_BYTES."""
+    scores = np.empty(passes.shape[1], dtype=np.float64)
+    chunk = max(1, BLOCK_BYTES // (8 * passes.shape[0] * max(passes.shape[2], 1)))
+    for start in range(0, passes.shape[1], chunk):
+        block = np.clip(passes[:, start:start + chunk].astype(np.float64), 1e-12, 1.0)
+        mean = block.mean(axis=0)
+        scores[start:start + chunk] = -(mean * np.log(mean)).sum(axis=1) + (block * np.log(block)).sum(axis=2).mean(axis=0)
+    return scores
+
+
 class BALD(UncertaintyStrategy):
-    """Mutual information between prediction and model weights, from MC-dropout passes (`mc_dropout_probs`)."""
+    """Mutual information between prediction and model weights, from MC-dropout passes (`mc_dropout_probs`).
+    Streams over samples: blocks of (T, rows, C) from a `.npy` file, scored on every core."""
 
     name = "bald"
     needs = "mc_probs"
-    streams = False
 
     def score(self, pool):
-        mc = pool.mc_probs
-        scores = np.empty(mc.shape[1], dtype=np.float64)
-        chunk = max(1, BLOCK_BYTES // (8 * mc.shape[0] * max(mc.shape[2], 1)))  # float64 work per chunk of samples
-        for start in range(0, mc.shape[1], chunk):
-            passes = np.clip(mc[:, start:start + chunk].astype(np.float64), 1e-12, 1.0)
-            mean = passes.mean(axis=0)
-            scores[start:start + chunk] = (-(mean * np.log(mean)).sum(axis=1)
-                                           + (passes * np.log(passes)).sum(axis=2).mean(axis=0))
-        return scores
+        return bald_scores(pool.mc_probs)
+
+    def stream(self, blocks, k: int, seed: int, progress=None) -> RunningTopK:
+        """The running top k over ((global row offset, (T, rows, C) passes) pairs); each pass of each block is
+        checked as a probability distribution first."""
+        from alops.al.kernels import check_rows
+        from alops.al.topk import _threads
+
+        best = RunningTopK(k)
+        for offset, passes in blocks:
+            for one in passes:
+                check_rows(one, offset)
+            halves = np.array_split(np.arange(passes.shape[1]), os.cpu_count() or 1)
+            parts = _threads().map(lambda rows: bald_scores(passes[:, rows[0]:rows[-1] + 1]) if rows.size else
+                                   np.empty(0), halves)
+            best.add(np.concatenate(list(parts)), offset)
+            if progress:
+                progress(offset + passes.shape[1])
+        return best
 
 
 def _squared_distances_to(points: np.ndarray, others: np.ndarray) -> np.ndarray:
@@ -241,7 +264,7 @@ class ClassBalanced(QueryStrategy):
 
 
 STRATEGIES = {cls.name: cls for cls in (RandomSampling, LeastConfidence, SmallestMargin, Entropy, BALD, CoreSet, Hybrid)}
-STREAMABLE = ("random", "least-confidence", "margin", "entropy")
+STREAMABLE = ("random", "least-confidence", "margin", "entropy", "bald")
 
 
 def make_strategy(name: str, balanced: bool = False) -> QueryStrategy:
