@@ -153,15 +153,15 @@ class BALD(UncertaintyStrategy):
         """The running top k over ((global row offset, (T, rows, C) passes) pairs); each pass of each block is
         checked as a probability distribution first."""
         from alops.al.kernels import check_rows
-        from alops.al.topk import _threads
+        from alops.al.topk import on_every_core
 
         best = RunningTopK(k)
         for offset, passes in blocks:
             for one in passes:
                 check_rows(one, offset)
-            halves = np.array_split(np.arange(passes.shape[1]), os.cpu_count() or 1)
-            parts = _threads().map(lambda rows: bald_scores(passes[:, rows[0]:rows[-1] + 1]) if rows.size else
-                                   np.empty(0), halves)
+            bounds = np.linspace(0, passes.shape[1], (os.cpu_count() or 1) + 1).astype(int)
+            parts = on_every_core(lambda part: bald_scores(passes[:, bounds[part]:bounds[part + 1]]),
+                                  range(len(bounds) - 1))
             best.add(np.concatenate(list(parts)), offset)
             if progress:
                 progress(offset + passes.shape[1])

@@ -59,11 +59,16 @@ def _threads():
     return _POOL[0]
 
 
+def on_every_core(function, items):
+    """`map(function, items)` in order, on one thread per core when there is more than one of each."""
+    items = list(items)
+    return _threads().map(function, items) if len(items) > 1 and (os.cpu_count() or 1) > 1 else map(function, items)
+
+
 def add_scored(best: RunningTopK, strategy: str, array: np.ndarray, offset: int, seed: int) -> None:
     """Score `array` (rows starting at global row `offset`) in pieces, on every core, and feed the running top-k
     in row order (the result is the single-threaded one; a bad row is the first one, as in one pass)."""
     starts = range(0, array.shape[0], SCORE_ROWS)
     score = lambda start: block_scores(strategy, array[start:start + SCORE_ROWS], offset + start, seed)  # noqa: E731
-    scored = _threads().map(score, starts) if len(starts) > 1 and (os.cpu_count() or 1) > 1 else map(score, starts)
-    for start, scores in zip(starts, scored):
+    for start, scores in zip(starts, on_every_core(score, starts)):
         best.add(scores, offset + start)
