@@ -138,6 +138,16 @@ def test_promote_opens_the_pull_request_with_the_training_jobs_report(workflow_p
     assert created[0]["body"].startswith("<!-- alops:report -->")
 
 
+def push_release(project, branch: str, token: str, mlflow_server: str):
+    """A push of `branch` under act with a forge token and a tracking server; (act's result, the releases
+    published on the mock forge)."""
+    with ForgeServer(token) as server:
+        result = act(project, "push", {"ref": f"refs/heads/{branch}"},
+                     secrets={"GITHUB_TOKEN": token, "mlflow-tracking-uri": mlflow_server},
+                     env={"GITHUB_API_URL": server.url})
+        return result, list(server.state.releases)
+
+
 def test_a_release_push_trains_gates_registers_and_publishes(workflow_project, mlflow_server):
     """The `release` job as shipped, except one token: act's github context has no `ref_protected`, so the
     copied workflow reads `true` there (the static tests check the real condition, and that an unprotected
@@ -152,11 +162,7 @@ def test_a_release_push_trains_gates_registers_and_publishes(workflow_project, m
     caller.write_text(caller.read_text() + "      release-metric: val_accuracy\n")  # the documented input
     git(workflow_project, "commit", "-q", "-am", "act: a protected ref; the release metric")
     git(workflow_project, "switch", "-q", "-c", "release/1.0")
-    with ForgeServer("canary-token-4567") as server:
-        result = act(workflow_project, "push", {"ref": "refs/heads/release/1.0"},
-                     secrets={"GITHUB_TOKEN": "canary-token-4567", "mlflow-tracking-uri": mlflow_server},
-                     env={"GITHUB_API_URL": server.url})
-        releases = list(server.state.releases)
+    result, releases = push_release(workflow_project, "release/1.0", "canary-token-4567", mlflow_server)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert ran(output, "release") and not ran(output, "train-full") and not ran(output, "train-dev")
@@ -303,11 +309,7 @@ def test_the_composite_release_action_gates_registers_and_publishes(workflow_pro
     git(workflow_project, "add", "-A")
     git(workflow_project, "commit", "-q", "-m", "release with the composite actions")
     git(workflow_project, "switch", "-q", "-c", "release/2.0")
-    with ForgeServer("canary-token-8910") as server:
-        result = act(workflow_project, "push", {"ref": "refs/heads/release/2.0"},
-                     secrets={"GITHUB_TOKEN": "canary-token-8910", "mlflow-tracking-uri": mlflow_server},
-                     env={"GITHUB_API_URL": server.url})
-        releases = list(server.state.releases)
+    result, releases = push_release(workflow_project, "release/2.0", "canary-token-8910", mlflow_server)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert ran(output, "release") and "canary-token-8910" not in output

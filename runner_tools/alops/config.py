@@ -52,7 +52,7 @@ class DataSettings:
     dev: str = "data/dev"
     manifest: str = "manifest.csv"
     rows: tuple[str, ...] | None = None  # glob patterns of row files inside the dataset folder (no manifest)
-    label: str = "label"  # the label column of row files
+    label: str = "label"  # the label column (row files name theirs; a manifest's is `label`)
     dev_stage: str | None = None  # a dvc.yaml stage that writes the dev dataset (the project's own sampler)
     classes: tuple[str, ...] | None = None
     check_dev_use: bool = True  # refuse a dev run whose pipeline never reads the dataset choice

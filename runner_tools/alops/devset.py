@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from alops.errors import ConfigError
-from alops.files import write_json
+from alops.files import copy_file, stays_inside, write_json
 from alops.manifest import (
     ROW_FILE_SUFFIXES,
     ManifestInfo,
@@ -348,15 +348,13 @@ def _write(info: ManifestInfo, selection: _Selection, target: str, name: str) ->
         for column, cdf in cdfs.items():
             cdf.add(batch.column(column).to_numpy(zero_copy_only=False))
         if info.has_path:
-            root = os.path.realpath(info.root)
             for rel in picked.column("path").to_pylist():
                 source = os.path.join(info.root, rel or "")
-                if rel and not os.path.realpath(source).startswith(root + os.sep):
+                if rel and not stays_inside(info.root, source):
                     raise ConfigError(f"{info.path}: path {rel!r} leads outside the dataset folder (a link or ..): "
                                       "keep every sample's file inside the dataset")
                 if rel and os.path.isfile(source):
-                    os.makedirs(os.path.dirname(os.path.join(target, rel)), exist_ok=True)
-                    shutil.copy2(source, os.path.join(target, rel))
+                    copy_file(source, os.path.join(target, rel))
     writer.close()
     return {column: cdf.ks() for column, cdf in cdfs.items()}
 
@@ -447,18 +445,16 @@ def row_files(folder: str, patterns: tuple[str, ...]) -> list[str]:
 
 def _copy_other_files(full: str, files: list[str], target: str) -> None:
     """Copy what the folder holds besides its row files (a vocabulary, a README), refusing links that leave it."""
-    root = os.path.realpath(full)
     for folder, _, names in os.walk(full):
         for name in names:
             source = os.path.join(folder, name)
             rel = os.path.relpath(source, full)
             if rel in files:
                 continue
-            if not os.path.realpath(source).startswith(root + os.sep):
+            if not stays_inside(full, source):
                 raise ConfigError(f"{full}: {rel!r} leads outside the dataset folder (a link): keep the dataset's "
                                   "files inside it")
-            os.makedirs(os.path.dirname(os.path.join(target, rel)), exist_ok=True)
-            shutil.copy2(source, os.path.join(target, rel))
+            copy_file(source, os.path.join(target, rel))
 
 
 def _combined(reports: dict[str, dict], seed: int) -> dict:
@@ -566,8 +562,8 @@ def _label_and_feature_profile(infos: list[ManifestInfo], dev_values: dict | Non
     return rows, counts, collected, cdfs
 
 
-def _inspect_all(paths: list[str], label: str, required: tuple[str, ...]) -> list[ManifestInfo]:
-    return [inspect_manifest(path, required=required, label=label) for path in paths]
+def _inspect_all(paths: list[str], label: str) -> list[ManifestInfo]:
+    return [inspect_manifest(path, required=(), label=label) for path in paths]
 
 
 def check_dev(
@@ -586,8 +582,8 @@ def check_dev(
     """
     dev_files = [dev] if isinstance(dev, str) else dev
     live_files = [against] if isinstance(against, str) else against
-    dev_infos = _inspect_all(dev_files, dev_label, ())
-    live_infos = _inspect_all(live_files, label, ())
+    dev_infos = _inspect_all(dev_files, dev_label)
+    live_infos = _inspect_all(live_files, label)
     dev_rows, dev_counts, dev_values, _ = _label_and_feature_profile(dev_infos, None)
     live_rows, live_counts, _, cdfs = _label_and_feature_profile(live_infos, dev_values)
     if dev_rows == 0:
@@ -630,10 +626,9 @@ def _stage_report(project, stage: str) -> dict:
     """What the project's own sampler stage made, compared with the full data (labels and numeric columns), or
     only file counts and sizes when the data is neither a manifest nor row files."""
     settings = project.config.data
-    label = settings.label if settings.rows is not None else "label"
-    readable = settings.rows is not None or os.path.isfile(project.manifest("full"))
-    if readable:
-        compared = check_dev(dataset_files(project, "dev"), dataset_files(project, "full"), label, dev_label=label)
+    if settings.rows is not None or os.path.isfile(project.manifest("full")):
+        compared = check_dev(dataset_files(project, "dev"), dataset_files(project, "full"), settings.label,
+                             dev_label=settings.label)
         shares = [abs(v["dev_pct"] - v["live_pct"]) for v in compared["labels"].values()]
         return {"stage": stage, "full_rows": compared["live_rows"], "dev_rows": compared["dev_rows"],
                 "dev_fraction": compared["dev_rows"] / compared["live_rows"],

@@ -58,6 +58,19 @@ def atomic_write(path: str, content: str | bytes) -> None:
                 out.write(content)
 
 
+def stays_inside(root: str, path: str) -> bool:
+    """Whether `path`, links and `..` resolved, lies inside the folder `root`."""
+    return os.path.realpath(path).startswith(os.path.realpath(root) + os.sep)
+
+
+def copy_file(source: str, target: str) -> None:
+    """Copy a file with its metadata, creating the target's folder."""
+    import shutil
+
+    os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+    shutil.copy2(source, target)
+
+
 def write_json(path: str, data, indent: int | None = None) -> None:
     """Write `data` as JSON (sorted keys when indented), whole or not at all."""
     import json

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from alops.errors import ConfigError
-from alops.files import atomic_path
+from alops.files import atomic_path, copy_file, stays_inside
 from alops.manifest import ManifestWriter, appendable, inspect_manifest, iter_batches, restore_types
 
 MODEL_VERSION = "model_version"
@@ -77,12 +77,11 @@ def _read_log(log: str, manifest_info, known: set[str]) -> tuple[list[pa.RecordB
 
 def _check_files(log: str, full: str, batches: list[pa.RecordBatch]) -> None:
     """Each new sample's file exists next to the log, and its path stays inside the log's folder and the dataset."""
-    source_root, target_root = os.path.realpath(os.path.dirname(log)), os.path.realpath(full)
+    folder = os.path.dirname(log)
     for batch in batches:
         for rel in batch.column("path").to_pylist():
-            source = os.path.realpath(os.path.join(source_root, rel or ""))
-            target = os.path.realpath(os.path.join(target_root, rel or ""))
-            if not rel or not source.startswith(source_root + os.sep) or not target.startswith(target_root + os.sep):
+            source = os.path.join(folder, rel or "")
+            if not rel or not stays_inside(folder, source) or not stays_inside(full, os.path.join(full, rel)):
                 raise ConfigError(f"{log}: path {rel!r} must be relative and stay inside the log's folder")
             if not os.path.isfile(source):
                 raise ConfigError(f"{log}: path {rel!r}: no such file next to the log; copy the samples' files "
@@ -92,29 +91,27 @@ def _check_files(log: str, full: str, batches: list[pa.RecordBatch]) -> None:
 def _copy_files(log: str, full: str, batches: list[pa.RecordBatch]) -> None:
     for batch in batches:
         for rel in batch.column("path").to_pylist():
-            target = os.path.join(full, rel)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            shutil.copy2(os.path.join(os.path.dirname(log), rel), target)
+            copy_file(os.path.join(os.path.dirname(log), rel), os.path.join(full, rel))
 
 
-def check_log(manifest: str, log: str, split: str) -> tuple[list[pa.RecordBatch], PoolAddition]:
-    """Everything `add_to_pool` checks, without writing: the new samples as manifest rows, and the outcome."""
+def check_log(manifest: str, log: str, split: str):
+    """Everything `add_to_pool` checks, without writing: the manifest as read, the new samples as manifest
+    rows, and the outcome."""
     if not split or not split.strip():
         raise ConfigError("--split must name a split, e.g. train")
     manifest_info = inspect_manifest(manifest)
     batches, outcome = _read_log(log, manifest_info, _manifest_ids(manifest_info))
     if manifest_info.has_path:
         _check_files(log, os.path.dirname(manifest), batches)
-    return [_as_manifest_rows(batch, manifest_info, split, log) for batch in batches], outcome
+    return manifest_info, [_as_manifest_rows(batch, manifest_info, split, log) for batch in batches], outcome
 
 
 def add_to_pool(manifest: str, log: str, split: str) -> PoolAddition:
     """Append the log's new samples to `manifest` (label empty, `split`), files first, the manifest in one
     rename. Validates everything before writing anything."""
-    rows, outcome = check_log(manifest, log, split)
+    manifest_info, rows, outcome = check_log(manifest, log, split)
     if not rows:
         return outcome
-    manifest_info = inspect_manifest(manifest)
     if manifest_info.has_path:
         _copy_files(log, os.path.dirname(manifest), rows)
     with atomic_path(manifest) as staged:

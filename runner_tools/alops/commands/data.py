@@ -150,8 +150,7 @@ def data_check_dev(against, label_column, max_deviation, max_ks) -> None:
     from alops.devset import check_dev, dataset_files
 
     project = Project.open()
-    settings = project.config.data
-    label = settings.label if settings.rows is not None else "label"
+    label = project.config.data.label
     compared = [against] if against else dataset_files(project, "full")
     verdict = check_dev(dataset_files(project, "dev"), compared, label_column or label, max_deviation, max_ks,
                         dev_label=label)
