@@ -30,11 +30,13 @@ ACTION_STAND_INS = Path(__file__).parent / "fixtures" / "actions"
 def act_stand_in_args(artifacts: Path) -> list[str]:
     """act arguments replacing the reusable workflow's remote actions (act cannot download them here) by local
     stand-ins: the artifact actions copy files through `artifacts`, as they carry them between real jobs; the
-    others do nothing (their steps are switched off by inputs). actions/checkout is act's own copy."""
+    others do nothing (their steps are switched off by inputs). actions/checkout is act's own copy. Jobs run one
+    at a time: act 0.2.89 writes a reusable workflow's secrets into one map from every job it starts, and two jobs
+    starting together crash it ("fatal error: concurrent map writes")."""
     import re
 
     text = (Path(__file__).parents[1] / ".github/workflows/alops.yml").read_text()
-    args = ["--env", f"STAND_IN_ARTIFACTS={artifacts}"]
+    args = ["--concurrent-jobs", "1", "--env", f"STAND_IN_ARTIFACTS={artifacts}"]
     for action in sorted(set(re.findall(r"uses: ([\w-]+/[\w-]+@[0-9a-f]{40})", text))):
         if action.startswith("actions/checkout@"):
             continue

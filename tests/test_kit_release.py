@@ -68,7 +68,7 @@ def test_the_github_release_workflow_builds_and_checks_under_act(kit_clone, tmp_
     event.write_text(json.dumps({"ref": f"refs/tags/{__version__}", "ref_name": __version__}))
     text = (KIT / ".github/workflows/release.yml").read_text()
     command = [str(Path(sys.executable).with_name("act")), "push", "-W", ".github/workflows/release.yml", "-e", str(event),
-               "-P", "ubuntu-latest=-self-hosted"]
+               "-P", "ubuntu-latest=-self-hosted", "--concurrent-jobs", "1"]
     for action in sorted(set(re.findall(r"uses: ([\w-]+/[\w-]+@[0-9a-f]{40})", text))):
         if not action.startswith("actions/checkout@"):  # a stand-in: nothing is uploaded anywhere
             command += ["--local-repository", f"{action}={STAND_IN}"]
