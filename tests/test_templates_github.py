@@ -316,3 +316,118 @@ def test_the_composite_release_action_gates_registers_and_publishes(workflow_pro
     assert len(releases) == 1  # the release of the version the gate passed, which is now the champion
     model, version = releases[0]["tag_name"].rsplit("-v", 1)
     assert MlflowClient(mlflow_server).get_model_version_by_alias(model, "champion").version == version
+
+
+LOOP_CALLER = """name: ci
+on:
+  push:
+  schedule:
+    - cron: "0 3 * * *"
+  workflow_dispatch:
+permissions: {}
+jobs:
+  alops:
+    uses: ./.github/workflows/alops.yml
+    permissions:
+      contents: write
+      pull-requests: write
+    secrets: inherit
+    with:
+      cpu-runs-on: '"cpu"'
+      gpu-runs-on: '"gpu"'
+      setup-python: false
+      install: false
+      allow-cpu: true
+      query-k: 6
+      label-studio-project: "%s"
+"""
+
+
+def test_a_labelling_round_runs_on_github_schedule_label_studio_dispatched_import_then_al_training(
+        workflow_project, label_studio, mlflow_server, tmp_path):
+    """The loop under act, job by job as GitHub runs it: the schedule scores the pool in two shards, merges them and
+    puts the batch into Label Studio; labelers annotate there; a workflow_dispatch of the al/ branch fetches the
+    annotations on a clone without the query's files, commits and pushes the data version; the push of that
+    commit trains the branch on it and its report counts the new labels."""
+    import csv
+
+    import numpy as np
+    import requests
+    from mlflow.tracking import MlflowClient
+
+    from conftest import dvc
+
+    url, token = label_studio
+    project, title = workflow_project, f"github loop {tmp_path.name}"
+    (project / ".github/workflows/ci.yml").write_text(LOOP_CALLER % title)
+    with open(project / "data/full/manifest.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    ids = [row["id"] for row in rows if not row["label"]]
+    labeled_before = len(rows) - len(ids)
+    probs = np.random.default_rng(9).dirichlet(np.ones(10), size=len(ids)).astype(np.float32)
+    np.save(project / "pool_probs.npy", probs)
+    (project / "pool_ids.txt").write_text("".join(f"{sample}\n" for sample in ids))
+    dvc(project, "add", "-q", "pool_probs.npy", "pool_ids.txt")
+    dvc(project, "push", "-q")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "the pool scored by the current model")
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(project, "remote", "set-url", "--push", "origin", str(origin))
+    git(project, "push", "-q", "origin", "main")
+    studio_secrets = {"label-studio-url": url, "label-studio-api-key": token}
+
+    scheduled = act(project, "schedule", {"ref": "refs/heads/main", "schedule": "0 3 * * *"}, secrets=studio_secrets)
+    output = scheduled.stdout + scheduled.stderr
+    assert scheduled.returncode == 0, output[-4000:]
+    assert ran(output, "query-merge") and len(re.findall(r"/query-\d+\s*\] 🏁  Job succeeded", output)) == 2
+    assert not ran(output, "labels-import") and not ran(output, "train-dev")
+    selection = json.loads((project.parent / "artifacts/alops-query/selection.json").read_text())
+    confidence = probs.astype(np.float64).max(axis=1)
+    expected = sorted(ids[row] for row in np.lexsort((np.arange(len(ids)), confidence))[:6])
+    assert sorted(selection["sample_ids"]) == expected  # the single-pass selection, through two shards
+    assert token not in output
+
+    headers = {"Authorization": f"Token {token}"}
+    studio = next(p for p in requests.get(f"{url}/api/projects", headers=headers, timeout=30).json()["results"]
+                  if p["title"] == title)
+    tasks = requests.get(f"{url}/api/tasks", params={"project": studio["id"], "page_size": 100}, headers=headers,
+                         timeout=30).json()["tasks"]
+    assert sorted(task["data"]["sample_id"] for task in tasks) == expected
+    for task in tasks:  # the labelers' work
+        answer = {"result": [{"from_name": "label", "to_name": "image", "type": "choices",
+                              "value": {"choices": ["3"]}}], "was_cancelled": False}
+        assert requests.post(f"{url}/api/tasks/{task['id']}/annotations", json=answer, headers=headers,
+                             timeout=30).status_code == 201
+
+    git(project, "switch", "-q", "-c", "al/round-1")
+    git(project, "push", "-q", "origin", "al/round-1")
+    start = git(project, "rev-parse", "HEAD")
+    dispatched = act(project, "workflow_dispatch", {"ref": "refs/heads/al/round-1"},
+                     secrets={**studio_secrets, "GITHUB_TOKEN": "canary-token-4242"})
+    output = dispatched.stdout + dispatched.stderr
+    assert dispatched.returncode == 0, output[-4000:]
+    assert ran(output, "labels-import") and not ran(output, "query-merge") and not ran(output, "train-al")
+    assert "6 labels accepted, 6 samples changed" in output
+    assert token not in output and "canary-token-4242" not in output
+
+    reader = tmp_path / "reader"
+    git(tmp_path, "clone", "-q", "-b", "al/round-1", str(origin), str(reader))
+    assert git(reader, "log", "--format=%s", f"{start}..HEAD").startswith("Labels of batch ")
+    dvc(reader, "pull", "-q", "data/full")
+    with open(reader / "data/full/manifest.csv", newline="") as handle:
+        labels = {row["id"]: row["label"] for row in csv.DictReader(handle)}
+    assert [labels[sample] for sample in expected] == ["3"] * 6
+
+    # the pushed commit's own pipeline (GitHub starts it when the push token is a PAT or an app's)
+    git(reader, "remote", "set-url", "origin", "https://github.com/team/project.git")  # act's GITHUB_REPOSITORY
+    trained = act(reader, "push", {"ref": "refs/heads/al/round-1"}, secrets={"mlflow-tracking-uri": mlflow_server})
+    output = trained.stdout + trained.stderr
+    assert trained.returncode == 0, output[-4000:]
+    assert ran(output, "train-al") and ran(output, "report")
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name("project/active-learning")
+    runs = client.search_runs([experiment.experiment_id], "tags.`git.branch` = 'al/round-1'")
+    assert runs and int(runs[0].data.tags["alops.labeled"]) == labeled_before + 6
+    report = (tmp_path / "artifacts/alops-report/report.md").read_text()
+    assert "### Active learning" in report and f"{labeled_before + 6}" in report
