@@ -383,8 +383,9 @@ def test_a_labelling_round_runs_on_github_schedule_label_studio_dispatched_impor
     assert ran(output, "query-merge") and len(re.findall(r"/query-\d+\s*\] 🏁  Job succeeded", output)) == 2
     assert not ran(output, "labels-import") and not ran(output, "train-dev")
     selection = json.loads((project.parent / "artifacts/alops-query/selection.json").read_text())
-    confidence = probs.astype(np.float64).max(axis=1)
-    expected = sorted(ids[row] for row in np.lexsort((np.arange(len(ids)), confidence))[:6])
+    top = np.sort(probs.astype(np.float64), axis=1)
+    margin = top[:, -1] - top[:, -2]
+    expected = sorted(ids[row] for row in np.lexsort((np.arange(len(ids)), margin))[:6])  # the default: margin
     assert sorted(selection["sample_ids"]) == expected  # the single-pass selection, through two shards
     assert token not in output
 

@@ -228,8 +228,9 @@ def test_the_scheduled_query_runs_every_shard_and_merges_the_single_pass_selecti
     for job in ("alops-query: [1/2]", "alops-query: [2/2]", "alops-query-merge"):
         assert f"PASS  {job}" in output or f"PASS {job}" in output, output[-3000:]
     selection = json.loads((component_project / "selection.json").read_text())
-    confidence = probs.astype(np.float64).max(axis=1)
-    expected = sorted(np.lexsort((np.arange(unlabeled), confidence))[:100].tolist())  # least confident, ties low row
+    top = np.sort(probs.astype(np.float64), axis=1)
+    margin = top[:, -1] - top[:, -2]
+    expected = sorted(np.lexsort((np.arange(unlabeled), margin))[:100].tolist())  # smallest margin (the default)
     assert sorted(selection["indices"]) == expected
     assert sorted(selection["sample_ids"]) == sorted(ids[row] for row in expected)  # named through the merge
     assert sorted(json.loads((component_project / "labeling/batch.json").read_text())["sample_ids"]) == \

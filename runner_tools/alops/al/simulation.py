@@ -3,11 +3,14 @@ labeler spends an hour (the reference loop's simulation mode).
 
 Per seed: hold out a test split, start from a few random labels, then each round score a random batch of
 unlabeled samples with the current model, let the strategy pick from it, reveal those labels, retrain.
+The suite runs one plan over several data sets shipped inside installed packages and gives each strategy a
+paired verdict against random (same seeds, same splits, same start).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 from dataclasses import dataclass
 
@@ -85,6 +88,15 @@ def _full_probs(model, x, n_classes: int, classes) -> np.ndarray:
     return probs
 
 
+def _initial_labels(y: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """`count` random training samples holding at least two classes (a classifier cannot start from one)."""
+    rng = np.random.default_rng(seed)
+    while True:
+        start = rng.choice(len(y), count, replace=False)
+        if np.unique(y[start]).size > 1:
+            return start
+
+
 def check_plan(plan: SimulationPlan, samples: int) -> None:
     if plan.model not in MODELS:
         raise ConfigError(f"--model {plan.model!r}: expected one of {', '.join(MODELS)}")
@@ -94,6 +106,8 @@ def check_plan(plan: SimulationPlan, samples: int) -> None:
         make_strategy(name)
     if min(plan.initial, plan.rounds, plan.per_round, plan.scoring_pool, plan.seeds) < 1:
         raise ConfigError("--initial, --rounds, --per-round, --scoring-pool and --seeds must be at least 1")
+    if plan.initial < 2:
+        raise ConfigError(f"--initial {plan.initial}: start from at least 2 labels (a classifier needs two classes)")
     if plan.per_round > plan.scoring_pool:
         raise ConfigError(f"--per-round {plan.per_round} is larger than --scoring-pool {plan.scoring_pool}")
     train = int(samples * (1 - plan.test_share))
@@ -111,7 +125,7 @@ def simulate(x: np.ndarray, y: np.ndarray, plan: SimulationPlan, echo=print) -> 
     for seed in range(plan.seeds):
         x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=plan.test_share, random_state=seed, stratify=y)
         full_accuracy.append(_accuracy(_model(plan.model, seed).fit(x_train, y_train), x_test, y_test))
-        start = np.random.default_rng(seed).choice(len(y_train), plan.initial, replace=False)
+        start = _initial_labels(y_train, plan.initial, seed)
         for name in plan.strategies:
             strategy, rng = make_strategy(name), np.random.default_rng(seed)
             labeled = list(start)
@@ -198,3 +212,135 @@ def manifest_dataset(path: str) -> tuple[np.ndarray, np.ndarray]:
         features.append(np.column_stack([np.nan_to_num(batch.column(c).to_numpy(zero_copy_only=False)) for c in info.numeric]))
         labels.append(np.array(batch.column("label").to_pylist()))
     return np.concatenate(features), np.concatenate(labels)
+
+
+def _standardised(x: np.ndarray) -> np.ndarray:
+    """Features scaled to mean 0 and spread 1 (logistic regression converges on every suite data set)."""
+    spread = x.std(axis=0)
+    return (x - x.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+
+
+def _sklearn_dataset(loader: str):
+    def load() -> tuple[np.ndarray, np.ndarray]:
+        dataset = getattr(require("sklearn.datasets", "sim", "alops simulate --suite"), loader)()
+        return _standardised(dataset.data), dataset.target
+    return load
+
+
+def _synthetic(noise: float, separation: float):
+    def load() -> tuple[np.ndarray, np.ndarray]:
+        make_classification = require("sklearn.datasets", "sim", "alops simulate --suite").make_classification
+        return make_classification(n_samples=2000, n_features=20, n_informative=8, n_redundant=4, n_classes=5,
+                                   n_clusters_per_class=2, class_sep=separation, flip_y=noise, random_state=7)
+    return load
+
+
+# data sets that ship inside installed packages (no download) or are generated
+SUITE = {
+    "digits": _sklearn_dataset("load_digits"),
+    "breast-cancer": _sklearn_dataset("load_breast_cancer"),
+    "wine": _sklearn_dataset("load_wine"),
+    "synthetic-hard": _synthetic(noise=0.0, separation=0.6),
+    "synthetic-noisy": _synthetic(noise=0.2, separation=1.0),
+}
+
+
+def suite_datasets(names: str | None) -> list[str]:
+    chosen = [n.strip() for n in names.split(",") if n.strip()] if names else list(SUITE)
+    unknown = [n for n in chosen if n not in SUITE]
+    if unknown:
+        raise ConfigError(f"unknown suite data set {unknown[0]!r} (expected: {', '.join(SUITE)})")
+    return chosen
+
+
+def _per_seed_curves(rows: list[dict], name: str) -> np.ndarray:
+    """(seeds, rounds + 1) accuracies of one strategy."""
+    seeds = sorted({r["seed"] for r in rows})
+    rounds = sorted({r["round"] for r in rows})
+    curves = np.zeros((len(seeds), len(rounds)))
+    for r in rows:
+        if r["strategy"] == name:
+            curves[seeds.index(r["seed"]), rounds.index(r["round"])] = r["accuracy"]
+    return curves
+
+
+def verdicts(rows: list[dict], full_accuracy: float, target: float = 0.95) -> dict:
+    """Per strategy, against random on the same seeds: area under the learning curve (mean accuracy over rounds)
+    with its spread over seeds, the paired AULC gain, wins over seeds, labels to reach `target` of full-data
+    accuracy, and the worst round: the mean gap to random there and random's spread over seeds at that round.
+    `worse` when the paired gain is below zero by more than its spread over seeds, `better` when above, else `tie`;
+    `below_spread` when at some round the mean is below random's by more than random's spread over seeds."""
+    baseline = _per_seed_curves(rows, "random")
+    summary = summarise(rows, full_accuracy)
+    result = {}
+    for name in dict.fromkeys(r["strategy"] for r in rows):
+        curves = _per_seed_curves(rows, name)
+        aulc = curves.mean(axis=1)
+        gain = aulc - baseline.mean(axis=1)
+        gap = curves.mean(axis=0) - baseline.mean(axis=0)
+        spread = baseline.std(axis=0)
+        worst = int(np.argmin(gap + spread))  # the round where the mean comes closest to (or furthest past) -spread
+        reached = next((n for n, m in zip(summary[name]["labels"], summary[name]["mean"]) if m >= target * full_accuracy), None)
+        verdict = "tie" if abs(gain.mean()) <= gain.std() else ("better" if gain.mean() > 0 else "worse")
+        result[name] = {"aulc": float(aulc.mean()), "aulc_std": float(aulc.std()), "gain": float(gain.mean()),
+                        "gain_std": float(gain.std()), "wins": int((gain > 0).sum()), "seeds": int(gain.size),
+                        "labels_to_target": reached, "worst_round": worst, "worst_gap": float(gap[worst]),
+                        "random_spread": float(spread[worst]), "below_spread": bool((gap < -spread).any()),
+                        "verdict": "baseline" if name == "random" else verdict}
+    return result
+
+
+def run_suite(plan: SimulationPlan, datasets: list[str], echo=print) -> dict:
+    """The plan over each data set; per data set its rows, full-data accuracy and verdicts."""
+    if "random" not in plan.strategies:
+        raise ConfigError("the suite compares every strategy with random: include random in --strategies")
+    results = {}
+    for name in datasets:
+        x, y = SUITE[name]()
+        echo(f"{name}: {len(y)} samples, {len(np.unique(y))} classes")
+        run = simulate(x, y, plan, echo=lambda line: echo(f"  {line}"))
+        results[name] = {"rows": run["rows"], "full_accuracy": run["full_accuracy"], "summary": run["summary"],
+                         "verdicts": verdicts(run["rows"], run["full_accuracy"])}
+    return {"plan": {k: getattr(plan, k) for k in ("initial", "rounds", "per_round", "scoring_pool", "seeds", "model")}
+            | {"strategies": list(plan.strategies)}, "datasets": results}
+
+
+def write_suite_outputs(result: dict, folder: str) -> tuple[str, str, str]:
+    """`suite.csv` (every accuracy), `suite.json` (plan and verdicts, for CI) and `suite.png` (one learning curve
+    per data set) in `folder`, each written to a temporary file then renamed."""
+    os.makedirs(folder, exist_ok=True)
+    paths = [os.path.join(folder, f"suite.{ext}") for ext in ("csv", "json", "png")]
+    with atomic_path(paths[0]) as staged, open(staged.path, "w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=["dataset", "strategy", "seed", "round", "labels", "accuracy"])
+        writer.writeheader()
+        for name, run in result["datasets"].items():
+            writer.writerows({"dataset": name, **row} for row in run["rows"])
+    summary = {"plan": result["plan"], "datasets": {name: {"full_accuracy": run["full_accuracy"], "verdicts": run["verdicts"]}
+                                                    for name, run in result["datasets"].items()}}
+    with atomic_path(paths[1]) as staged, open(staged.path, "w", encoding="utf-8") as out:
+        json.dump(summary, out, indent=2)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    count = len(result["datasets"])
+    columns = min(3, count)
+    figure, axes = plt.subplots((count + columns - 1) // columns, columns, figsize=(5 * columns, 3.6 * ((count + columns - 1) // columns)),
+                                squeeze=False)
+    for axis, (name, run) in zip(axes.flat, result["datasets"].items()):
+        for strategy, curve in run["summary"].items():
+            mean, std = np.array(curve["mean"]), np.array(curve["std"])
+            axis.plot(curve["labels"], mean, label=strategy, linestyle="--" if strategy == "random" else "-")
+            axis.fill_between(curve["labels"], mean - std, mean + std, alpha=0.12)
+        axis.axhline(run["full_accuracy"], color="grey", linewidth=0.8)
+        axis.set_title(name)
+        axis.set_xlabel("labels")
+        axis.set_ylabel("test accuracy")
+    for axis in list(axes.flat)[count:]:
+        axis.set_visible(False)
+    axes.flat[0].legend(fontsize=7)
+    figure.tight_layout()
+    save_png(figure, paths[2])
+    return paths[0], paths[1], paths[2]

@@ -16,7 +16,7 @@ def query_group() -> None:
 
 @query_group.command("select")
 @click.argument("pool", type=click.Path(dir_okay=False))
-@click.option("--strategy", default="least-confidence", show_default=True,
+@click.option("--strategy", default="margin", show_default=True,
               type=click.Choice(["random", "least-confidence", "margin", "entropy", "bald", "core-set", "hybrid"]))
 @click.option("-k", "k", type=int, required=True, help="How many samples to select.")
 @click.option("--seed", type=int, default=0, show_default=True)
