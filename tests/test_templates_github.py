@@ -318,27 +318,12 @@ def test_the_composite_release_action_gates_registers_and_publishes(workflow_pro
     assert MlflowClient(mlflow_server).get_model_version_by_alias(model, "champion").version == version
 
 
-LOOP_CALLER = """name: ci
-on:
+LOOP_CALLER = CALLER.replace("on: [push, pull_request]\n", """on:
   push:
   schedule:
     - cron: "0 3 * * *"
   workflow_dispatch:
-permissions: {}
-jobs:
-  alops:
-    uses: ./.github/workflows/alops.yml
-    permissions:
-      contents: write
-      pull-requests: write
-    secrets: inherit
-    with:
-      cpu-runs-on: '"cpu"'
-      gpu-runs-on: '"gpu"'
-      setup-python: false
-      install: false
-      allow-cpu: true
-      query-k: 6
+""") + """      query-k: 6
       label-studio-project: "%s"
 """
 
