@@ -375,3 +375,55 @@ def test_selections_and_batches_record_the_commit_and_data_version_that_scored_t
     batch = json.loads((batch_project / "labeling/batch.json").read_text())
     assert (batch["scored_at_commit"], batch["data_version"], batch["strategy"], batch["k"]) == \
         (selection["commit"], version, "margin", 3)
+
+
+def test_a_pool_scored_before_the_last_import_skips_the_samples_labeled_since_and_shards_stay_exact(repo):
+    """The scheduled query on an al/ branch reads a pool file written before labels were imported: with
+    --skip-labeled those samples are never picked again, and k of the rest are, the formula's top k over them."""
+    import csv
+
+    (repo / "alops.yaml").write_text("data:\n  classes: ['0', '1', '2', '3']\n")
+    rows = write_full_dataset(repo / "data/full", n=400)
+    pool = [r["id"] for r in rows if r["label"] == ""]
+    probs = np.random.default_rng(4).dirichlet(np.ones(4), size=len(pool)).astype(np.float32)
+    np.save(repo / "pool.npy", probs)
+    (repo / "ids.txt").write_text("".join(f"{sample}\n" for sample in pool))
+    top = np.sort(probs.astype(np.float64), axis=1)
+    ranked = [pool[row] for row in np.lexsort((np.arange(len(pool)), top[:, -1] - top[:, -2]))]
+    labeled_since = set(ranked[:5]) | {ranked[40]}  # the last import labeled the best five and one further down
+    manifest = repo / "data/full/manifest.csv"
+    with open(manifest, newline="") as handle:
+        table = list(csv.DictReader(handle))
+    for row in table:
+        if row["id"] in labeled_since:
+            row["label"] = "1"
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
+
+    for shard in ("0/3", "1/3", "2/3"):
+        result = run_alops("query", "select", "pool.npy", "--ids", "ids.txt", "--skip-labeled", "-k", "10",
+                           "--shard", shard, "--out", f"shard-{shard[0]}.json", cwd=repo)
+        assert result.returncode == 0, result.stderr
+        assert "6 pool samples labeled since were skipped" in result.stdout
+    merged = run_alops("query", "merge", "shard-0.json", "shard-1.json", "shard-2.json", cwd=repo)
+    assert merged.returncode == 0, merged.stderr
+    selection = json.loads((repo / "selection.json").read_text())
+    assert selection["sample_ids"] == [sample for sample in ranked if sample not in labeled_since][:10]
+    single = run_alops("query", "select", "pool.npy", "--ids", "ids.txt", "--skip-labeled", "-k", "10",
+                       "--out", "one.json", cwd=repo)
+    assert single.returncode == 0 and json.loads((repo / "one.json").read_text())["indices"] == selection["indices"]
+
+    for args, message in (
+            (["--skip-labeled"], "add --ids"),
+            (["--ids", "ids.txt", "--skip-labeled", "--strategy", "core-set", "--embeddings", "pool.npy"],
+             "top-k strategies only"),
+            (["--ids", "ids.txt", "--skip-labeled", "-k", str(len(pool) - 5)], "still unlabeled")):
+        result = run_alops("query", "select", "pool.npy", *args, *([] if "-k" in args else ["-k", "3"]),
+                           "--out", "bad.json", cwd=repo)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1 and not (repo / "bad.json").exists()
+    manifest.unlink()
+    missing = run_alops("query", "select", "pool.npy", "--ids", "ids.txt", "--skip-labeled", "-k", "3", cwd=repo)
+    assert missing.returncode == 2 and "alops data pull --dataset full --manifest-only" in missing.stderr

@@ -323,8 +323,14 @@ LOOP_CALLER = CALLER.replace("on: [push, pull_request]\n", """on:
   schedule:
     - cron: "0 3 * * *"
   workflow_dispatch:
+    inputs:
+      task:
+        type: choice
+        options: [labels-import, query]
+        default: labels-import
 """) + """      query-k: 6
       label-studio-project: "%s"
+      dispatch: ${{ inputs.task || 'labels-import' }}
 """
 
 
@@ -417,3 +423,37 @@ def test_a_labelling_round_runs_on_github_schedule_label_studio_dispatched_impor
     assert runs and int(runs[0].data.tags["alops.labeled"]) == labeled_before + 6
     report = (tmp_path / "artifacts/alops-report/report.md").read_text()
     assert "### Active learning" in report and f"{labeled_before + 6}" in report
+
+    # round two on top, dispatched on the al/ branch: the pool file predates the labels, so the selection skips
+    # the six labeled samples and takes the next six; the import adds their labels to the first six
+    git(reader, "remote", "set-url", "--push", "origin", str(origin))
+    second = act(reader, "workflow_dispatch", {"ref": "refs/heads/al/round-1", "inputs": {"task": "query"}},
+                 secrets=studio_secrets)
+    output = second.stdout + second.stderr
+    assert second.returncode == 0, output[-4000:]
+    assert ran(output, "query-merge") and not ran(output, "labels-import")
+    assert "6 pool samples labeled since were skipped" in output
+    ranked = [ids[row] for row in np.lexsort((np.arange(len(ids)), margin))]
+    following = sorted([sample for sample in ranked if sample not in expected][:6])
+    assert sorted(json.loads((tmp_path / "artifacts/alops-query/selection.json").read_text())["sample_ids"]) == following
+    tasks = requests.get(f"{url}/api/tasks", params={"project": studio["id"], "page_size": 100}, headers=headers,
+                         timeout=30).json()["tasks"]
+    fresh = [task for task in tasks if task["data"]["sample_id"] in following]
+    assert len(tasks) == 12 and len(fresh) == 6
+    for task in fresh:
+        answer = {"result": [{"from_name": "label", "to_name": "image", "type": "choices",
+                              "value": {"choices": ["5"]}}], "was_cancelled": False}
+        assert requests.post(f"{url}/api/tasks/{task['id']}/annotations", json=answer, headers=headers,
+                             timeout=30).status_code == 201
+    imported = act(reader, "workflow_dispatch", {"ref": "refs/heads/al/round-1"}, secrets=studio_secrets)
+    output = imported.stdout + imported.stderr
+    assert imported.returncode == 0, output[-4000:]
+    assert ran(output, "labels-import") and "6 samples changed" in output
+    final = tmp_path / "final"
+    git(tmp_path, "clone", "-q", "-b", "al/round-1", str(origin), str(final))
+    dvc(final, "pull", "-q", "data/full")
+    with open(final / "data/full/manifest.csv", newline="") as handle:
+        labels = {row["id"]: row["label"] for row in csv.DictReader(handle)}
+    assert [labels[sample] for sample in expected] == ["3"] * 6
+    assert [labels[sample] for sample in following] == ["5"] * 6
+    assert sum(1 for label in labels.values() if label) == labeled_before + 12

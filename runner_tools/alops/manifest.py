@@ -308,3 +308,14 @@ def labeled_count(path: str) -> int:
     """How many samples of the manifest carry a label (streamed)."""
     info = inspect_manifest(path)
     return sum(batch.num_rows - batch.column("label").null_count for batch in iter_batches(info))
+
+
+def labeled_ids(path: str) -> set[str]:
+    """The ids of the manifest's labeled samples (streamed; memory: those ids)."""
+    import pyarrow.compute as pc
+
+    found: set[str] = set()
+    for batch in iter_batches(inspect_manifest(path)):
+        labeled = batch.filter(pc.is_valid(batch.column("label")))
+        found.update(str(sample) for sample in labeled.column("id").to_pylist())
+    return found

@@ -451,27 +451,63 @@ def sample_ids(ids_path: str, rows: list[int], pool_rows: int) -> list[str]:
     return [wanted[row] for row in rows]
 
 
+def rows_of_ids(ids_path: str, wanted: set[str]) -> tuple[list[int], int]:
+    """The pool rows whose id (one per line of `ids_path`) is in `wanted`, and the number of rows; streamed."""
+    rows, count = [], 0
+    try:
+        with open(ids_path, encoding="utf-8") as handle:
+            for count, line in enumerate(handle, start=1):
+                if line.rstrip("\r\n") in wanted:
+                    rows.append(count - 1)
+        return rows, count
+    except OSError as exc:
+        raise ConfigError(f"{ids_path}: cannot read the pool's ids ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{ids_path}: not a text file of sample ids (one per pool row)") from None
+
+
 def select(pool: str, strategy: str, k: int, seed: int = 0, shard: str | None = None, balanced: bool = False,
            embeddings: str | None = None, labeled_embeddings: str | None = None, progress=None,
-           ids: str | None = None, model: str | None = None, device: str = "cpu") -> dict:
+           ids: str | None = None, model: str | None = None, device: str = "cpu",
+           skip_ids: set[str] | None = None) -> dict:
     """The selection of `k` samples from the pool file: streamed (and sharded) where the strategy allows it;
     with `ids` (one sample id per pool row) it names the samples, so the export joins by id; with `model`, `pool`
-    holds the model's inputs and scoring is fused with the selection."""
+    holds the model's inputs and scoring is fused with the selection. Samples named in `skip_ids` (labeled since
+    the pool was scored) are never picked: the top k + (skipped rows) less the skipped rows is the top k of the
+    rest, so shards still merge exactly."""
+    if skip_ids is not None and not ids:
+        raise ConfigError("skipping labeled samples needs the pool's sample ids: add --ids")
+    if skip_ids is not None and (strategy not in STREAMABLE or balanced):
+        raise ConfigError(f"skipping labeled samples keeps the selection exact for the top-k strategies only "
+                          f"({', '.join(STREAMABLE)}, without --balanced); score the pool again instead")
     if shard and balanced:
         raise ConfigError("--balanced needs the whole pool's predicted classes, so it cannot be sharded: drop --shard, "
                           "or --balanced")
     if ids and not os.path.isfile(ids):
         raise ConfigError(f"{ids}: no such ids file (one sample id per pool row, in the pool's order)")
+    skipped: list[int] = []
+    if skip_ids:
+        skipped, count = rows_of_ids(ids, skip_ids)
+        if k > count - len(skipped):
+            raise PoolTooSmallError(f"k={k} is larger than the {count - len(skipped)} pool samples still unlabeled "
+                                    f"({len(skipped)} were labeled since the pool was scored); ask for fewer, or score "
+                                    "the pool again")
+    wider = k + len(skipped)
     if model:
         if balanced or embeddings:
             raise ConfigError("--model scores and selects in one streaming pass: --balanced and --embeddings need the "
                               "whole pool's probabilities; write them with `alops query score` first")
-        result = select_scored_by_model(model, pool, strategy, k, seed, parse_shard(shard) if shard else None, device,
-                                        progress=progress)
+        result = select_scored_by_model(model, pool, strategy, wider, seed, parse_shard(shard) if shard else None,
+                                        device, progress=progress)
     elif shard or (strategy in STREAMABLE and not balanced):
-        result = select_streaming(pool, strategy, k, seed, parse_shard(shard) if shard else None, progress=progress)
+        result = select_streaming(pool, strategy, wider, seed, parse_shard(shard) if shard else None, progress=progress)
     else:
-        result = select_in_memory(pool, strategy, k, seed, balanced, embeddings, labeled_embeddings)
+        result = select_in_memory(pool, strategy, wider, seed, balanced, embeddings, labeled_embeddings)
+    if skip_ids is not None:
+        left_out = set(skipped)
+        kept = [(row, score) for row, score in zip(result["indices"], result["scores"]) if row not in left_out][:k]
+        result.update(k=k, indices=[row for row, _ in kept], scores=[score for _, score in kept],
+                      skipped_labeled=len(skipped))
     if ids:
         result["sample_ids"] = sample_ids(ids, result["indices"], result["pool_rows"])
     return result

@@ -32,9 +32,12 @@ def query_group() -> None:
                    "torch.export (.pt2), a pickled scikit-learn estimator, or an MLflow URI (models:/name@champion). "
                    "Streams and shards; the probabilities are never written.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="With --model; default: $ALOPS_DEVICE or cpu.")
+@click.option("--skip-labeled", is_flag=True,
+              help="Never pick samples the full manifest labels already (a pool scored before the last label "
+                   "import); needs --ids and the manifest (`alops data pull --dataset full --manifest-only`).")
 @click.option("--out", "out", default="selection.json", show_default=True, help="Selection file to write.")
 def query_select(pool, strategy, k, seed, shard, balanced, embeddings, labeled_embeddings, ids, model, device,
-                 out) -> None:
+                 skip_labeled, out) -> None:
     """Select k samples from POOL: probabilities (N, C) as .npy or Parquet (columns p0..pC-1), or with --model
     the model's inputs.
 
@@ -52,11 +55,27 @@ def query_select(pool, strategy, k, seed, shard, balanced, embeddings, labeled_e
 
     result = scoring.select(pool, strategy, k, seed, shard, balanced, embeddings, labeled_embeddings,
                             progress=progress_printer(), ids=ids or None, model=model,
-                            device=device or os.environ.get("ALOPS_DEVICE", "cpu"))
+                            device=device or os.environ.get("ALOPS_DEVICE", "cpu"),
+                            skip_ids=_labeled_ids() if skip_labeled else None)
     result.update(_provenance())
     write_json(out, result)
     click.echo(f"{out}: {len(result['indices'])} of {result['pool_rows']} samples selected by {result['strategy']}"
-               + (f" (shard {result['shard']})" if result.get("shard") else ""))
+               + (f" (shard {result['shard']})" if result.get("shard") else "")
+               + (f"; {result['skipped_labeled']} pool samples labeled since were skipped"
+                  if result.get("skipped_labeled") else ""))
+
+
+def _labeled_ids() -> set[str]:
+    """The ids the project's full manifest labels."""
+    from alops.errors import ConfigError
+    from alops.manifest import labeled_ids
+    from alops.project import Project
+
+    manifest = Project.open().manifest("full")
+    if not os.path.isfile(manifest):
+        raise ConfigError(f"--skip-labeled reads {manifest}, which is not here: run `alops data pull --dataset full "
+                          "--manifest-only` first")
+    return labeled_ids(manifest)
 
 
 def _provenance() -> dict:
