@@ -190,6 +190,27 @@ def label_studio(tmp_path_factory):
     process.wait(timeout=30)
 
 
+def annotate(studio: tuple[str, str], title: str, label: str, skip: set[str] = frozenset()) -> list[dict]:
+    """What labelers do: every task of the Label Studio project `title` whose sample is not in `skip` gets one
+    annotation choosing `label`, through Label Studio's API. The project's tasks."""
+    import requests
+
+    url, token = studio
+    headers = {"Authorization": f"Token {token}"}
+    projects = requests.get(f"{url}/api/projects", headers=headers, timeout=30).json()["results"]
+    project = next(p for p in projects if p["title"] == title)
+    tasks = requests.get(f"{url}/api/tasks", params={"project": project["id"], "page_size": 1000}, headers=headers,
+                         timeout=30).json()["tasks"]
+    for task in tasks:
+        if task["data"]["sample_id"] in skip:
+            continue
+        answer = {"result": [{"from_name": "label", "to_name": "image", "type": "choices",
+                              "value": {"choices": [label]}}], "was_cancelled": False}
+        posted = requests.post(f"{url}/api/tasks/{task['id']}/annotations", json=answer, headers=headers, timeout=30)
+        assert posted.status_code == 201, posted.text
+    return tasks
+
+
 SLOW_FIXTURES = {"mlflow_server", "label_studio"}
 SLOW_MODULES = {"test_templates_gitlab", "test_templates_github", "test_demo", "test_scaffold", "test_install", "test_docs",
                 "test_kit_release"}

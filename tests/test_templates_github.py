@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ALOPS, act_stand_in_args, clean_env, git
+from conftest import ALOPS, act_stand_in_args, annotate, clean_env, git
 from forge_server import ForgeServer
 
 KIT = Path(__file__).parents[1]
@@ -343,7 +343,6 @@ def test_a_labelling_round_runs_on_github_schedule_label_studio_dispatched_impor
     import csv
 
     import numpy as np
-    import requests
     from mlflow.tracking import MlflowClient
 
     from conftest import dvc
@@ -380,17 +379,8 @@ def test_a_labelling_round_runs_on_github_schedule_label_studio_dispatched_impor
     assert sorted(selection["sample_ids"]) == expected  # the single-pass selection, through two shards
     assert token not in output
 
-    headers = {"Authorization": f"Token {token}"}
-    studio = next(p for p in requests.get(f"{url}/api/projects", headers=headers, timeout=30).json()["results"]
-                  if p["title"] == title)
-    tasks = requests.get(f"{url}/api/tasks", params={"project": studio["id"], "page_size": 100}, headers=headers,
-                         timeout=30).json()["tasks"]
+    tasks = annotate(label_studio, title, "3")  # the labelers' work
     assert sorted(task["data"]["sample_id"] for task in tasks) == expected
-    for task in tasks:  # the labelers' work
-        answer = {"result": [{"from_name": "label", "to_name": "image", "type": "choices",
-                              "value": {"choices": ["3"]}}], "was_cancelled": False}
-        assert requests.post(f"{url}/api/tasks/{task['id']}/annotations", json=answer, headers=headers,
-                             timeout=30).status_code == 201
 
     git(project, "switch", "-q", "-c", "al/round-1")
     git(project, "push", "-q", "origin", "al/round-1")
@@ -436,15 +426,8 @@ def test_a_labelling_round_runs_on_github_schedule_label_studio_dispatched_impor
     ranked = [ids[row] for row in np.lexsort((np.arange(len(ids)), margin))]
     following = sorted([sample for sample in ranked if sample not in expected][:6])
     assert sorted(json.loads((tmp_path / "artifacts/alops-query/selection.json").read_text())["sample_ids"]) == following
-    tasks = requests.get(f"{url}/api/tasks", params={"project": studio["id"], "page_size": 100}, headers=headers,
-                         timeout=30).json()["tasks"]
-    fresh = [task for task in tasks if task["data"]["sample_id"] in following]
-    assert len(tasks) == 12 and len(fresh) == 6
-    for task in fresh:
-        answer = {"result": [{"from_name": "label", "to_name": "image", "type": "choices",
-                              "value": {"choices": ["5"]}}], "was_cancelled": False}
-        assert requests.post(f"{url}/api/tasks/{task['id']}/annotations", json=answer, headers=headers,
-                             timeout=30).status_code == 201
+    tasks = annotate(label_studio, title, "5", skip=set(expected))
+    assert len(tasks) == 12 and sorted(t["data"]["sample_id"] for t in tasks if t["data"]["sample_id"] not in expected) == following
     imported = act(reader, "workflow_dispatch", {"ref": "refs/heads/al/round-1"}, secrets=studio_secrets)
     output = imported.stdout + imported.stderr
     assert imported.returncode == 0, output[-4000:]

@@ -384,3 +384,91 @@ def test_the_manual_promote_job_opens_the_merge_request_with_the_training_jobs_r
     assert len(created) == 1 and created[0]["source_branch"] == "experiment/promoted"
     assert created[0]["description"].startswith("<!-- alops:report -->")  # the training job's report.md
     assert CANARY not in output
+
+
+def test_two_labelling_rounds_run_job_by_job_schedule_label_studio_trigger_import_al_training(
+        ml_project, label_studio, mlflow_server, tmp_path):
+    """The loop as GitLab runs it, every pipeline executed: the query schedule scores the pool in two shards and
+    fills Label Studio; labelers annotate; the triggered import on a fresh clone of the al/ branch commits and
+    pushes the data version; that push's pipeline trains on it and its report counts the labels; a second
+    schedule on the al/ branch skips what is labeled, and its import lands on top."""
+    import csv
+
+    import numpy as np
+    from mlflow.tracking import MlflowClient
+
+    from conftest import annotate, dvc
+
+    url, token = label_studio
+    title = f"gitlab loop {tmp_path.name}"
+    studio = {"LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": token, "LABEL_STUDIO_PROJECT": title}
+    project = ml_project
+    with open(project / "data/full/manifest.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    ids = [row["id"] for row in rows if not row["label"]]
+    labeled_before = len(rows) - len(ids)
+    probs = np.random.default_rng(11).dirichlet(np.ones(10), size=len(ids)).astype(np.float32)
+    np.save(project / "pool_probs.npy", probs)
+    (project / "pool_ids.txt").write_text("".join(f"{sample}\n" for sample in ids))
+    dvc(project, "add", "-q", "pool_probs.npy", "pool_ids.txt")
+    dvc(project, "push", "-q")
+    use_component(project, "      query-k: 6\n")
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(project, "remote", "set-url", "--push", "origin", str(origin))
+    git(project, "push", "-q", "origin", "main")
+    top = np.sort(probs.astype(np.float64), axis=1)
+    ranked = [ids[row] for row in np.lexsort((np.arange(len(ids)), top[:, -1] - top[:, -2]))]
+    first, second = sorted(ranked[:6]), sorted(ranked[6:12])
+
+    def checkout(name: str) -> Path:
+        """A fresh clone of al/round-1, as a runner gets it."""
+        clone = tmp_path / name
+        git(tmp_path, "clone", "-q", "-b", "al/round-1", str(origin), str(clone))
+        git(clone, "remote", "set-url", "origin", "https://gitlab.example.com/team/project.git")
+        git(clone, "remote", "set-url", "--push", "origin", str(origin))
+        return clone
+
+    def labels_of(clone: Path) -> dict:
+        dvc(clone, "pull", "-q", "data/full")
+        with open(clone / "data/full/manifest.csv", newline="") as handle:
+            return {row["id"]: row["label"] for row in csv.DictReader(handle)}
+
+    scheduled = gitlab_ci_local(project, variables={"CI_PIPELINE_SOURCE": "schedule", "ALOPS_SCHEDULE": "query", **studio})
+    output = scheduled.stdout + scheduled.stderr
+    assert scheduled.returncode == 0, output[-4000:]
+    assert sorted(json.loads((project / "selection.json").read_text())["sample_ids"]) == first
+    assert sorted(t["data"]["sample_id"] for t in annotate(label_studio, title, "3")) == first
+    git(project, "push", "-q", "origin", "main:refs/heads/al/round-1")
+
+    round_one = checkout("round-one")
+    imported = gitlab_ci_local(round_one, "alops-labels-import", variables={"CI_PIPELINE_SOURCE": "trigger", **studio})
+    output = imported.stdout + imported.stderr
+    assert imported.returncode == 0, output[-4000:]
+    assert "6 labels accepted, 6 samples changed" in output and token not in output
+
+    trained_on = checkout("trained")
+    assert [labels_of(trained_on)[sample] for sample in first] == ["3"] * 6
+    trained = gitlab_ci_local(trained_on, "alops-train-al", variables={
+        "CI_PIPELINE_SOURCE": "push", "MLFLOW_TRACKING_URI": mlflow_server, "CI_PROJECT_NAME": "gitlab-loop"})
+    output = trained.stdout + trained.stderr
+    assert trained.returncode == 0, output[-4000:]
+    experiment = MlflowClient(mlflow_server).get_experiment_by_name("gitlab-loop/active-learning")
+    runs = MlflowClient(mlflow_server).search_runs([experiment.experiment_id])
+    assert int(runs[0].data.tags["alops.labeled"]) == labeled_before + 6
+    assert "### Active learning" in (trained_on / "report.md").read_text()
+
+    again = gitlab_ci_local(trained_on, variables={"CI_PIPELINE_SOURCE": "schedule", "ALOPS_SCHEDULE": "query", **studio})
+    output = again.stdout + again.stderr
+    assert again.returncode == 0, output[-4000:]
+    assert "6 pool samples labeled since were skipped" in output
+    assert sorted(json.loads((trained_on / "selection.json").read_text())["sample_ids"]) == second
+    annotate(label_studio, title, "5", skip=set(first))
+    round_two = checkout("round-two")
+    imported = gitlab_ci_local(round_two, "alops-labels-import", variables={"CI_PIPELINE_SOURCE": "trigger", **studio})
+    output = imported.stdout + imported.stderr
+    assert imported.returncode == 0, output[-4000:]
+    assert "6 samples changed" in output
+    labels = labels_of(checkout("final"))
+    assert [labels[s] for s in first] == ["3"] * 6 and [labels[s] for s in second] == ["5"] * 6
+    assert sum(1 for label in labels.values() if label) == labeled_before + 12
