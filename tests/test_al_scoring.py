@@ -269,6 +269,54 @@ def test_a_registered_model_is_scored_from_the_mlflow_registry_by_alias(tmp_path
     assert "Traceback" not in missing.stderr and not (tmp_path / "other.json").exists()
 
 
+def test_mlflow_model_folders_of_the_sklearn_and_pytorch_flavours_score_the_pool(tmp_path, mlflow_server):
+    """What teams log with mlflow.sklearn / mlflow.pytorch: a registered sklearn-flavour model by alias, and a
+    pytorch-flavour folder on disk; their probabilities are the estimator's and the module's softmax."""
+    import mlflow.pytorch
+    import mlflow.sklearn
+    import torch
+    from mlflow.tracking import MlflowClient
+    from sklearn.linear_model import LogisticRegression
+
+    from conftest import clean_env
+
+    rng = np.random.default_rng(6)
+    inputs = rng.normal(size=(1500, 6)).astype(np.float32)
+    np.save(tmp_path / "pool.npy", inputs)
+    estimator = LogisticRegression(max_iter=300).fit(inputs[:300], (inputs[:300, 0] > 0).astype(int) + (inputs[:300, 1] > 0.5))
+    mlflow.sklearn.save_model(estimator, str(tmp_path / "sk-model"))
+    client = MlflowClient(mlflow_server)
+    run = client.create_run(client.create_experiment(f"flavours-{tmp_path.name}"))
+    client.log_artifacts(run.info.run_id, str(tmp_path / "sk-model"), "model")
+    name = f"flavoured-{tmp_path.name}".replace("_", "-")
+    client.create_registered_model(name)
+    version = client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+    client.set_registered_model_alias(name, "champion", version.version)
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server)
+    for shard in ("0/2", "1/2"):
+        result = run_alops("query", "select", "pool.npy", "--model", f"models:/{name}@champion", "-k", "20",
+                           "--shard", shard, "--out", f"sk-{shard[0]}.json", cwd=tmp_path, env=env)
+        assert result.returncode == 0, result.stderr
+    assert run_alops("query", "merge", "sk-0.json", "sk-1.json", "--out", "sk.json", cwd=tmp_path).returncode == 0
+    selection = json.loads((tmp_path / "sk.json").read_text())
+    expected = estimator.predict_proba(inputs).astype(np.float32)
+    assert selection["indices"] == top_k_reference(formula_scores(expected, "margin"), 20)
+
+    module = _small_torch_model()
+    mlflow.pytorch.save_model(module, str(tmp_path / "torch-model"), serialization_format="pickle")
+    scored = run_alops("query", "score", "torch-model", "pool.npy", "--out", "probs.npy", cwd=tmp_path)
+    assert scored.returncode == 0, scored.stderr
+    with torch.no_grad():
+        softmax = torch.softmax(module(torch.from_numpy(inputs)), dim=1).numpy()
+    assert np.allclose(np.load(tmp_path / "probs.npy"), softmax, atol=1e-6)
+
+    (tmp_path / "pyfunc").mkdir()
+    (tmp_path / "pyfunc/MLmodel").write_text("flavors:\n  python_function:\n    loader_module: custom\n")
+    other = run_alops("query", "score", "pyfunc", "pool.npy", "--out", "other.npy", cwd=tmp_path)
+    assert other.returncode == 2 and "alops scores the sklearn and pytorch flavours" in other.stderr
+    assert len(other.stderr.strip().splitlines()) == 1 and not (tmp_path / "other.npy").exists()
+
+
 def test_score_with_a_broken_model_writes_nothing(tmp_path):
     (tmp_path / "model.pt").write_bytes(b"not a model")
     np.save(tmp_path / "pool.npy", np.zeros((10, 3), np.float32))

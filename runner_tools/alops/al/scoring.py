@@ -7,6 +7,7 @@ the file's size as it is scanned), so memory stays at one chunk plus k. `--shard
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -150,8 +151,6 @@ class ParquetSource:
 
 def pool_digest(path: str) -> str:
     """Identifies a pool file cheaply (its size, first and last MiB): shards of different pools never merge."""
-    import hashlib
-
     size = os.path.getsize(path)
     digest = hashlib.sha256(str(size).encode())
     with open(path, "rb") as handle:
@@ -224,12 +223,12 @@ def select_scored_by_model(model_path: str, inputs_path: str, strategy: str, k: 
         blocks = ((offset, np.ascontiguousarray(predict(block), dtype=np.float32))
                   for offset, block in source.chunks(start, stop, chunk_rows))
         best = chosen.stream(blocks, k, seed, report)
-        model_digest = pool_digest(local)
+        digest = model_digest(local)
     registry = model_path.startswith(MODEL_URI_PREFIXES)
     return {
         "schema": 1, "strategy": strategy, "k": k, "seed": seed, "pool": os.path.basename(inputs_path),
         "pool_rows": total, "pool_digest": pool_digest(inputs_path),
-        "model": model_path if registry else os.path.basename(model_path), "model_digest": model_digest,
+        "model": model_path if registry else os.path.basename(model_path), "model_digest": digest,
         "shard": f"{shard.index}/{shard.count}" if shard else None, "rows": [start, stop],
         "indices": best.rows.tolist(), "scores": best.scores.tolist(),
     }
@@ -265,12 +264,17 @@ def score_with_model(model_path: str, inputs_path: str, out_path: str, device: s
 MODEL_URI_PREFIXES = ("models:/", "runs:/")
 
 
+def _is_mlflow_model(path: str) -> bool:
+    """A folder MLflow wrote with `log_model` / `save_model` (it holds an `MLmodel` file)."""
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, "MLmodel"))
+
+
 def model_file(model: str, folder: str) -> str:
-    """The local model file of `model`: a path, or an MLflow URI (`models:/name@champion`, `models:/name/3`,
-    `runs:/<run id>/model.pt`) downloaded into `folder` from $MLFLOW_TRACKING_URI's server."""
+    """The local model of `model`: a file or an MLflow model folder, or an MLflow URI (`models:/name@champion`,
+    `models:/name/3`, `runs:/<run id>/model.pt`) downloaded into `folder` from $MLFLOW_TRACKING_URI's server."""
     if not model.startswith(MODEL_URI_PREFIXES):
-        if not os.path.isfile(model):
-            raise ConfigError(f"{model}: no such model file")
+        if not (os.path.isfile(model) or _is_mlflow_model(model)):
+            raise ConfigError(f"{model}: no such model file or MLflow model folder")
         return model
     mlflow = require("mlflow", "track", "a model from the MLflow registry")
     from mlflow.exceptions import MlflowException
@@ -284,13 +288,42 @@ def model_file(model: str, folder: str) -> str:
         detail = redact_url(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
         raise ConfigError(f"{model}: cannot download the model ({detail}); check the name, version or alias and "
                           "MLFLOW_TRACKING_URI") from None
-    if os.path.isdir(local):
+    if os.path.isdir(local) and not _is_mlflow_model(local):
         files = [os.path.join(d, n) for d, _, names in os.walk(local) for n in names]
         if len(files) != 1:
-            raise ConfigError(f"{model}: the model version holds {len(files)} files; register the model file itself "
-                              "(TorchScript, torch.export or a pickled scikit-learn estimator)")
+            raise ConfigError(f"{model}: the model version holds {len(files)} files and no MLmodel; register the model "
+                              "file itself, or log it with mlflow.sklearn or mlflow.pytorch")
         local = files[0]
     return local
+
+
+def model_digest(path: str) -> str:
+    """The digest of a model file, or of an MLflow model folder's files (names and bytes)."""
+    if not os.path.isdir(path):
+        return pool_digest(path)
+    digest = hashlib.sha256()
+    for name in sorted(os.path.relpath(os.path.join(d, n), path) for d, _, names in os.walk(path) for n in names):
+        digest.update(name.encode() + b"\0" + pool_digest(os.path.join(path, name)).encode())
+    return digest.hexdigest()[:16]
+
+
+def _mlflow_predictor(path: str, device: str):
+    """Class probabilities from an MLflow model folder of the scikit-learn (`predict_proba`) or PyTorch
+    (softmax over the outputs) flavour."""
+    import yaml
+
+    mlflow = require("mlflow", "track", "an MLflow model")
+    with open(os.path.join(path, "MLmodel"), encoding="utf-8") as handle:
+        flavours = (yaml.safe_load(handle) or {}).get("flavors") or {}
+    if "sklearn" in flavours:
+        model = mlflow.sklearn.load_model(path)
+        if not hasattr(model, "predict_proba"):
+            raise ConfigError(f"{path}: the estimator has no predict_proba")
+        return lambda block: model.predict_proba(block)
+    if "pytorch" in flavours:
+        return _torch_probabilities(mlflow.pytorch.load_model(path, map_location=device).eval(), path, device)
+    raise ConfigError(f"{path}: an MLflow model of flavour(s) {', '.join(sorted(flavours)) or 'none'}; alops scores "
+                      "the sklearn and pytorch flavours (class probabilities)")
 
 
 def _version_source(uri: str) -> str:
@@ -309,7 +342,9 @@ def _version_source(uri: str) -> str:
 
 def _predictor(model_path: str, device: str):
     """A function from an input block to class probabilities, for a TorchScript (`.pt`), torch.export
-    (`.pt2`) or pickled scikit-learn (`.joblib`/`.pkl`, `predict_proba`) model file."""
+    (`.pt2`) or pickled scikit-learn (`.joblib`/`.pkl`, `predict_proba`) model file, or an MLflow model folder."""
+    if _is_mlflow_model(model_path):
+        return _mlflow_predictor(model_path, device)
     if model_path.endswith((".joblib", ".pkl")):
         joblib = require("joblib", "sim", "a scikit-learn model")
 
@@ -333,6 +368,12 @@ def _predictor(model_path: str, device: str):
             raise ConfigError(f"{model_path}: not a TorchScript model ({str(exc).splitlines()[0]}); save it with "
                               "torch.jit.save, or torch.export.save as .pt2") from None
         model.eval()
+    return _torch_probabilities(model, model_path, device)
+
+
+def _torch_probabilities(model, model_path: str, device: str):
+    """Softmax over a PyTorch model's outputs, block by block."""
+    import torch
 
     def predict(block):
         with torch.no_grad():

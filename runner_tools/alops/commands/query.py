@@ -27,9 +27,10 @@ def query_group() -> None:
 @click.option("--ids", type=click.Path(dir_okay=False),
               help="Text file with the sample id of each pool row (one per line): the selection names its samples, "
                    "so the export joins by id. Empty: none.")
-@click.option("--model", type=click.Path(dir_okay=False),
+@click.option("--model", type=click.Path(),
               help="Score POOL (the model's inputs, N x features) with this model while selecting: TorchScript, "
-                   "torch.export (.pt2), a pickled scikit-learn estimator, or an MLflow URI (models:/name@champion). "
+                   "torch.export (.pt2), a pickled scikit-learn estimator, an MLflow model folder (sklearn or pytorch "
+                   "flavour), or an MLflow URI (models:/name@champion). "
                    "Streams and shards; the probabilities are never written.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="With --model; default: $ALOPS_DEVICE or cpu.")
 @click.option("--skip-labeled", is_flag=True,
@@ -95,7 +96,7 @@ def _provenance() -> dict:
 
 
 @query_group.command("score")
-@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("model", type=click.Path())
 @click.argument("inputs", type=click.Path(dir_okay=False))
 @click.option("--out", "out", default="pool_probs.npy", show_default=True, help="Probabilities (N, C) as float32 .npy.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="Default: $ALOPS_DEVICE or cpu.")
@@ -103,8 +104,9 @@ def query_score(model, inputs, out, device) -> None:
     """Score the pool with the current model: INPUTS (.npy, N x features) -> probabilities for `query select`.
 
     MODEL is TorchScript (torch.jit.save), a torch.export program (.pt2, exported with a dynamic batch
-    dimension), a pickled scikit-learn estimator (.joblib/.pkl) with predict_proba, or an MLflow URI of one
-    (models:/name@champion, models:/name/3, runs:/<run id>/model.pt; from $MLFLOW_TRACKING_URI).
+    dimension), a pickled scikit-learn estimator (.joblib/.pkl) with predict_proba, an MLflow model folder of
+    the sklearn or pytorch flavour, or an MLflow URI of one (models:/name@champion, models:/name/3,
+    runs:/<run id>/model.pt; from $MLFLOW_TRACKING_URI).
     """
     from alops.al import scoring
 
