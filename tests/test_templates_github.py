@@ -165,12 +165,26 @@ def test_a_release_push_trains_gates_registers_and_publishes(workflow_project, m
     result, releases = push_release(workflow_project, "release/1.0", "canary-token-4567", mlflow_server)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
-    assert ran(output, "release") and not ran(output, "train-full") and not ran(output, "train-dev")
+    assert ran(output, "release-train") and ran(output, "release") and not ran(output, "train-full")
     assert "canary-token-4567" not in output
+    trained_in = {job for job, line in re.findall(r"\[[^\]]*/([\w-]+)\s*\]\s+\|\s*(.*)", output) if "repro:" in line}
+    assert trained_in == {"release-train"}  # the job holding contents: write never ran the pipeline
     record = json.loads((workflow_project.parent / "artifacts/alops-release/release.json").read_text())  # kept
     assert record["branch"] == "release/1.0" and record["metric"] == "val_accuracy"
     assert MlflowClient(mlflow_server).get_model_version_by_alias(record["model"], "champion").version == record["version"]
     assert [r["tag_name"] for r in releases] == [record["git_tag"]]
+
+
+def test_a_release_without_a_tracking_server_stops_before_training(workflow_project):
+    """The release job finds the run on the tracking server; without one the first step says so."""
+    workflow = workflow_project / ".github/workflows/alops.yml"
+    workflow.write_text(workflow.read_text().replace("&& github.ref_protected", "&& true"))
+    git(workflow_project, "commit", "-q", "-am", "act: a protected ref")
+    git(workflow_project, "switch", "-q", "-c", "release/0.9")
+    result = act(workflow_project, "push", {"ref": "refs/heads/release/0.9"})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "set the mlflow-tracking-uri secret" in output
+    assert "repro:" not in output and not ran(output, "release")
 
 
 @pytest.mark.parametrize("head_repository,from_fork", [("someone/fork", "true"), ("team/project", "false")])
@@ -272,11 +286,11 @@ COMPOSITE_RELEASE_CALLER = """name: composed release
 on: push
 permissions: {}
 jobs:
-  release:
+  release-train:
     if: github.ref_protected && startsWith(github.ref, 'refs/heads/release/')
     runs-on: gpu
     permissions:
-      contents: write
+      contents: read
     env:
       MLFLOW_TRACKING_URI: ${{ secrets.mlflow-tracking-uri }}
     steps:
@@ -291,6 +305,22 @@ jobs:
         with:
           allow-cpu: "true"
           report: "false"
+  release:
+    needs: release-train
+    runs-on: cpu
+    permissions:
+      contents: write
+    env:
+      MLFLOW_TRACKING_URI: ${{ secrets.mlflow-tracking-uri }}
+    steps:
+      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2
+        with:
+          persist-credentials: false
+      - uses: ./templates/github/setup
+        with:
+          setup-python: "false"
+          install: "false"
+          requirements: ""
       - uses: ./templates/github/release
         with:
           metric: val_accuracy

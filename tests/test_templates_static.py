@@ -107,10 +107,12 @@ def test_github_workflow_is_least_privilege():
     assert workflow["permissions"] == {}
     for name, job in workflow["jobs"].items():
         assert "permissions" in job, name
-        runs_project_code = any("alops run" in step.get("run", "") for step in job["steps"])
+        # a step that runs the pipeline, or installs the project's requirements (a package's install hooks or a
+        # .pth file run in every later Python process of the job), runs the project's code
+        runs_project_code = any("alops run" in step.get("run", "") or "ALOPS_REQUIREMENTS" in step.get("env", {})
+                                for step in job["steps"])
         writes = {scope for scope, level in job["permissions"].items() if level == "write"}
-        if runs_project_code and name != "release":  # the release job: see test_release_job_token_only_in_its_step
-            assert not writes, f"{name} runs the project's code with a write token: {writes}"
+        assert not (runs_project_code and writes), f"{name} runs the project's code beside a write token: {writes}"
     report = workflow["jobs"]["report"]
     assert report["permissions"] == {"pull-requests": "write"}
     assert not any("checkout" in step.get("uses", "") or "ALOPS_REQUIREMENTS" in step.get("env", {}) for step in report["steps"]), \
@@ -156,15 +158,17 @@ def test_the_script_check_would_flag_an_unquoted_variable(tmp_path):
     assert result.returncode != 0 and "SC2086" in result.stdout
 
 
-def test_release_job_token_only_in_its_step():
-    """The release job must run the pipeline to release it; its contents:write token is only in the release step,
-    and no step that runs the project's pipeline holds a forge token."""
+def test_release_trains_without_the_token_and_publishes_without_the_projects_code():
+    """The release trains in a job of its own (contents: read); the job that gates and publishes holds the
+    contents:write token in one step, checks out alops.yaml and installs alops alone."""
     workflow = yaml.safe_load((KIT / ".github/workflows/alops.yml").read_text())
     for name, job in workflow["jobs"].items():
         for step in job["steps"]:
             if "alops run" in step.get("run", ""):
                 assert "GITHUB_TOKEN" not in step.get("env", {}), f"{name}: {step.get('name')}"
-    release = workflow["jobs"]["release"]
+    train, release = workflow["jobs"]["release-train"], workflow["jobs"]["release"]
+    assert train["permissions"] == {"contents": "read"} and "github.ref_protected" in train["if"]
+    assert release["needs"] == ["context", "release-train"] and release["permissions"] == {"contents": "write"}
     holders = [step["name"] for step in release["steps"] if "GITHUB_TOKEN" in step.get("env", {})]
     assert holders == ["Gate and release"]
 
