@@ -108,6 +108,22 @@ def test_dead_server_on_feature_buffers_and_sync_delivers_once(ml_project, mlflo
     assert git(ml_project, "status", "--porcelain", "--", ".alops") == ""  # the buffer is not committed by accident
 
 
+def test_the_next_run_sends_what_an_outage_buffered_and_keeps_it_while_the_server_is_still_down(ml_project, mlflow_server):
+    git(ml_project, "switch", "-q", "-c", "feature/outage-twice")
+    dead = clean_env(MLFLOW_TRACKING_URI=f"http://127.0.0.1:{free_port()}")
+    assert run_alops("run", "--track", cwd=ml_project, env=dead).returncode == 0
+    still_down = run_alops("run", "--track", "--set", "train.epochs=6", cwd=ml_project, env=dead)
+    assert still_down.returncode == 0, still_down.stderr
+    assert "tracking: buffered runs kept" in still_down.stderr
+    assert len(list((ml_project / ".alops/tracking-buffer").iterdir())) == 2  # the first one, and this one
+    back = run_alops("run", "--track", "--set", "train.epochs=7", cwd=ml_project, env=clean_env(MLFLOW_TRACKING_URI=mlflow_server))
+    assert back.returncode == 0, back.stderr
+    assert "tracking: 2 run(s) buffered by earlier jobs sent" in back.stderr
+    runs = [r for r in runs_of(mlflow_server, f"{ml_project.name}/feature") if r.data.tags["git.branch"] == "feature/outage-twice"]
+    assert sorted(r.data.params["train.epochs"] for r in runs) == ["5", "6", "7"]
+    assert list((ml_project / ".alops/tracking-buffer").iterdir()) == []
+
+
 def test_dead_server_on_release_fails_closed(ml_project):
     git(ml_project, "switch", "-q", "-c", "release/1.0")
     dead = f"http://127.0.0.1:{free_port()}"

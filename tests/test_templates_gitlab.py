@@ -115,6 +115,32 @@ def test_experiment_pipeline_trains_on_full_data_and_tracks(component_project, m
     assert runs[0].data.tags["alops.dataset"] == "full"
 
 
+def test_a_run_buffered_during_an_outage_is_sent_by_the_branchs_next_pipeline(component_project, mlflow_server):
+    """The tracking server is down for one pipeline: the feature job passes and buffers its run; the branch's
+    cache brings the buffer to the next pipeline, whose `alops run` sends it first, then its own run."""
+    from mlflow.tracking import MlflowClient
+
+    from conftest import free_port
+
+    git(component_project, "switch", "-q", "-c", "feature/outage")
+    variables = {"CI_PIPELINE_SOURCE": "push", "CI_PROJECT_NAME": "outage-test"}
+    down = gitlab_ci_local(component_project, "alops-train-dev",
+                           variables={**variables, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"})
+    output = down.stdout + down.stderr
+    assert down.returncode == 0, output[-4000:]
+    assert "tracking: server unreachable; run buffered" in output
+    (component_project / "params.yaml").write_text((component_project / "params.yaml").read_text().replace(
+        "epochs: 5", "epochs: 6"))  # a change, so the next pipeline trains again
+    git(component_project, "commit", "-q", "-am", "one more epoch")
+    up = gitlab_ci_local(component_project, "alops-train-dev", variables={**variables, "MLFLOW_TRACKING_URI": mlflow_server})
+    output = up.stdout + up.stderr
+    assert up.returncode == 0, output[-4000:]
+    assert "tracking: 1 run(s) buffered by earlier jobs sent" in output
+    experiment = MlflowClient(mlflow_server).get_experiment_by_name("outage-test/feature")
+    runs = MlflowClient(mlflow_server).search_runs([experiment.experiment_id])
+    assert sorted(run.data.params["train.epochs"] for run in runs) == ["5", "6"]
+
+
 @pytest.mark.parametrize("branch", ["feature/x;touch${IFS}pwned", "feature/$(touch${IFS}pwned)", "feature/`touch${IFS}pwned`"])
 def test_hostile_branch_names_and_titles_run_nothing(component_project, branch):
     git(component_project, "switch", "-q", "-c", branch)

@@ -329,6 +329,7 @@ def run_pipeline(
     files = pipeline_files(project)
     result.metrics, steps = read_metrics(project, files)
     if track:
+        _send_buffered(root, project.tracking_uri, echo)
         record = tracking.RunRecord(
             experiment=project.experiment(),
             run_name=f"{context.branch or context.tag}@{(context.commit or 'uncommitted')[:8]}",
@@ -346,6 +347,20 @@ def run_pipeline(
         echo("push: outputs and run cache")
         data.push(project, None, run_cache=True)
     return result
+
+
+def _send_buffered(root: str, uri: str, echo) -> None:
+    """Runs that earlier jobs buffered during an outage (a CI cache brings `.alops/tracking-buffer/` back) go to
+    the server before this run; if they cannot, they stay buffered and this run goes on."""
+    from alops import tracking
+
+    try:
+        sent, left = tracking.sync(root, uri)
+    except AlopsError as exc:
+        echo(f"tracking: buffered runs kept ({exc}); `alops track sync` sends them later")
+        return
+    if sent:
+        echo(f"tracking: {sent} run(s) buffered by earlier jobs sent" + (f", {left} left" if left else ""))
 
 
 def lock_digest(root: str) -> str:
