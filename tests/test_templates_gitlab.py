@@ -263,6 +263,50 @@ def test_the_scheduled_query_runs_every_shard_and_merges_the_single_pass_selecti
         sorted(ids[row] for row in expected)
 
 
+def test_the_scheduled_query_scores_the_pool_with_the_registered_model_in_every_shard(ml_project, mlflow_server):
+    """`query-model: models:/<name>@champion`: each shard job downloads the champion and scores its part of the
+    pool's inputs; the merge is the formula's selection over the model's probabilities."""
+    import csv
+
+    import mlflow.sklearn
+    import numpy as np
+    from mlflow.tracking import MlflowClient
+    from sklearn.linear_model import LogisticRegression
+
+    from conftest import dvc
+
+    with open(ml_project / "data/full/manifest.csv", newline="") as handle:
+        ids = [row["id"] for row in csv.DictReader(handle) if not row["label"]]
+    inputs = np.random.default_rng(12).normal(size=(len(ids), 5)).astype(np.float32)
+    np.save(ml_project / "pool_inputs.npy", inputs)
+    (ml_project / "pool_ids.txt").write_text("".join(f"{sample}\n" for sample in ids))
+    dvc(ml_project, "add", "-q", "pool_inputs.npy", "pool_ids.txt")
+    dvc(ml_project, "push", "-q")
+    estimator = LogisticRegression(max_iter=300).fit(inputs[:200], (inputs[:200, 0] > 0).astype(int) + (inputs[:200, 1] > 0))
+    folder = ml_project.parent / "champion"
+    mlflow.sklearn.save_model(estimator, str(folder))
+    client = MlflowClient(mlflow_server)
+    run = client.create_run(client.create_experiment(f"query-model-{ml_project.parent.name}"))
+    client.log_artifacts(run.info.run_id, str(folder), "model")
+    name = f"pool-scorer-{ml_project.parent.name}".replace("_", "-")
+    client.create_registered_model(name)
+    version = client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+    client.set_registered_model_alias(name, "champion", version.version)
+    use_component(ml_project, f"      query-model: models:/{name}@champion\n      query-pool: pool_inputs.npy\n"
+                              "      query-k: 12\n")
+    result = gitlab_ci_local(ml_project, variables={"CI_PIPELINE_SOURCE": "schedule", "ALOPS_SCHEDULE": "query",
+                                                    "MLFLOW_TRACKING_URI": mlflow_server})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    for job in ("alops-query: [1/2]", "alops-query: [2/2]", "alops-query-merge"):
+        assert f"PASS  {job}" in output or f"PASS {job}" in output, output[-3000:]
+    selection = json.loads((ml_project / "selection.json").read_text())
+    top = np.sort(estimator.predict_proba(inputs).astype(np.float32).astype(np.float64), axis=1)
+    expected = np.lexsort((np.arange(len(ids)), top[:, -1] - top[:, -2]))[:12].tolist()
+    assert selection["indices"] == expected and selection["model"] == f"models:/{name}@champion"
+    assert selection["sample_ids"] == [ids[row] for row in expected]
+
+
 @pytest.mark.parametrize("source_project, fork_tests, tests_run", [
     ("42", "", True),  # the project's own merge request
     ("77", "", False),  # a fork's: fork code never runs on the project's runners by default
