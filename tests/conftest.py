@@ -176,7 +176,8 @@ def label_studio(tmp_path_factory):
     folder = tmp_path_factory.mktemp("label-studio")
     port, token = free_port(), "alops-test-token-7f3a"
     log = open(folder / "server.log", "w")
-    env = clean_env(LABEL_STUDIO_BASE_DATA_DIR=str(folder / "data"))
+    # webhooks may go to 127.0.0.1, where the forge stand-in listens (Label Studio refuses local targets by default)
+    env = clean_env(LABEL_STUDIO_BASE_DATA_DIR=str(folder / "data"), SSRF_PROTECTION_ENABLED="false")
     process = subprocess.Popen(
         [str(LABEL_STUDIO), "start", "--host", "127.0.0.1", "--port", str(port), "--no-browser",
          "--username", "labeler@example.com", "--password", "alops-secret", "--user-token", token,

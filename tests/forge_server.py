@@ -34,6 +34,7 @@ class ForgeState:
         self.merge_requests: list[dict] = []
         self.comments: dict[int, list[dict]] = {}
         self.releases: list[dict] = []
+        self.pipelines: list[dict] = []  # pipelines started through the trigger API
         self.uploads: list[str] = []
         self.next_id = 100
         self.lock = threading.Lock()
@@ -96,7 +97,7 @@ class _Handler(BaseHTTPRequestHandler):
             state.requests.append({"method": method, "path": path, "query": query, "headers": dict(self.headers),
                                    "body": raw.decode("utf-8", "replace"), "at": time.monotonic()})
             given = self.headers.get("PRIVATE-TOKEN") or self.headers.get("JOB-TOKEN") or \
-                (self.headers.get("Authorization") or "").split(" ")[-1]
+                (self.headers.get("Authorization") or "").split(" ")[-1] or query.get("token")  # a trigger token
             if given != state.token:
                 return self._reply(401, {"message": "401 Unauthorized"})
             fault = next((f for f in state.faults if f.method == method and re.search(f.pattern, path) and f.times > 0), None)
@@ -329,6 +330,15 @@ def gh_update_release(handler, query, body, owner, repo, release_id):
     return 200, _gh_release(handler, owner, repo, release)
 
 
+def gl_trigger_pipeline(handler, query, body, project, ref):
+    """The webhook form of GitLab's pipeline trigger API (token in the query string, any JSON body kept as the
+    pipeline's TRIGGER_PAYLOAD)."""
+    pipeline = {"id": handler.state.new_id(), "project_id": project, "ref": ref, "status": "created", "source": "trigger",
+                "web_url": f"{handler.base}/group/project/-/pipelines/{handler.state.next_id}"}
+    handler.state.pipelines.append({**pipeline, "payload": body})
+    return 201, pipeline
+
+
 GL = r"/api/v4/projects/([^/]+)"
 GH = r"/repos/([^/]+)/([^/]+)"
 ROUTES = [
@@ -342,6 +352,7 @@ ROUTES = [
     (GL + r"/releases/([^/]+)", "GET", gl_get_release),
     (GL + r"/releases", "POST", gl_create_release),
     (GL + r"/releases/([^/]+)", "PUT", gl_update_release),
+    (GL + r"/ref/([^/]+)/trigger/pipeline", "POST", gl_trigger_pipeline),
     (GH + r"/pulls", "GET", gh_list_pulls),
     (GH + r"/pulls", "POST", gh_create_pull),
     (GH + r"/pulls/(\d+)", "PATCH", gh_update_pull),

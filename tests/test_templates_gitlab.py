@@ -386,6 +386,50 @@ def test_a_triggered_label_import_job_takes_the_labels_from_label_studio_and_pus
     assert sorted(labels[t["data"]["sample_id"]] for t in tasks) == ["7"] * 5
 
 
+def test_label_studios_webhook_starts_the_import_pipeline_through_gitlabs_trigger_endpoint(ml_project, label_studio,
+                                                                                           tmp_path):
+    """docs/al.md's webhook, set up in a real Label Studio: each annotation POSTs Label Studio's own payload to
+    GitLab's pipeline-trigger URL for the al/ branch (the token in the query string), which GitLab takes as it is
+    (a pipeline whose source is `trigger`: the import job's rule)."""
+    import csv
+    import time
+
+    import numpy as np
+    import requests
+
+    from conftest import annotate, run_alops
+    from forge_server import ForgeServer
+
+    url, token = label_studio
+    title = f"webhook {tmp_path.name}"
+    with open(ml_project / "data/full/manifest.csv", newline="") as handle:
+        ids = [row["id"] for row in csv.DictReader(handle) if not row["label"]]
+    np.save(ml_project / "pool.npy", np.random.default_rng(3).dirichlet(np.ones(10), size=len(ids)).astype(np.float32))
+    (ml_project / "pool_ids.txt").write_text("".join(f"{sample}\n" for sample in ids))
+    assert run_alops("query", "select", "pool.npy", "--ids", "pool_ids.txt", "-k", "3", cwd=ml_project).returncode == 0
+    env = clean_env(LABEL_STUDIO_URL=url, LABEL_STUDIO_API_KEY=token, LABEL_STUDIO_PROJECT=title)
+    assert run_alops("labels", "export", "selection.json", cwd=ml_project, env=env).returncode == 0
+    headers = {"Authorization": f"Token {token}"}
+    studio = next(p for p in requests.get(f"{url}/api/projects", headers=headers, timeout=30).json()["results"]
+                  if p["title"] == title)
+    with ForgeServer("trigger-token-77") as gitlab:
+        hook = {"project": studio["id"], "send_payload": True, "send_for_all_actions": False,
+                "actions": ["ANNOTATION_CREATED"],
+                "url": f"{gitlab.url}/api/v4/projects/42/ref/al%2Fround-1/trigger/pipeline?token=trigger-token-77"}
+        created = requests.post(f"{url}/api/webhooks/", json=hook, headers=headers, timeout=30)
+        assert created.status_code == 201, created.text
+        tasks = annotate(label_studio, title, "4")
+        deadline = time.monotonic() + 30
+        while len(gitlab.state.pipelines) < len(tasks) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        pipelines = list(gitlab.state.pipelines)
+    assert len(pipelines) == len(tasks) == 3
+    assert {p["ref"] for p in pipelines} == {"al/round-1"} and {p["source"] for p in pipelines} == {"trigger"}
+    assert {p["payload"]["action"] for p in pipelines} == {"ANNOTATION_CREATED"}
+    assert sorted(p["payload"]["task"]["data"]["sample_id"] for p in pipelines) == \
+        sorted(t["data"]["sample_id"] for t in tasks)
+
+
 def test_the_dev_check_schedule_and_the_tests_job_run(component_project):
     """The scheduled representativeness check, and the project's own tests on a feature branch."""
     (component_project / "tests").mkdir(exist_ok=True)
