@@ -333,6 +333,11 @@ def test_rows_that_cancel_out_within_a_block_are_still_caught(tmp_path):
     for strategy in ("least-confidence", "margin", "entropy"):
         result = run_alops("query", "select", "pool.npy", "-k", "5", "--strategy", strategy, cwd=tmp_path)
         assert result.returncode == 2 and "row 10: not a probability distribution" in result.stderr, strategy
+    passes = np.stack([np.full((1000, 4), 0.25, np.float32)] * 3)
+    passes[2, 10:12] = probs[10:12]  # one pass of BALD's MC-dropout file: the same two rows
+    np.save(tmp_path / "mc.npy", passes)
+    result = run_alops("query", "select", "mc.npy", "-k", "5", "--strategy", "bald", cwd=tmp_path)
+    assert result.returncode == 2 and "row 10: not a probability distribution" in result.stderr
 
 
 def test_in_memory_strategies_write_their_scores(tmp_path):

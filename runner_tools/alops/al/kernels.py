@@ -2,12 +2,15 @@
 
 Reductions over the short class axis are slow in NumPy (`probs.max(axis=1)` costs ~23x one read of the
 array). Least confidence and margin are compiled row loops (numba) that also sum each row in the same pass;
-entropy takes NumPy's vectorised logarithm over cache-sized blocks, then a compiled row sum.
+entropy takes NumPy's vectorised logarithm over cache-sized blocks, then a compiled row sum; BALD is one
+compiled sweep over the (passes, rows, classes) block in float64.
 Every row is checked (finite, summing to 1) in the compiled loops' own pass; an exact per-row search then
 names the first bad row.
 """
 
 from __future__ import annotations
+
+import math
 
 import numba
 import numpy as np
@@ -127,6 +130,54 @@ def entropy(block: np.ndarray, offset: int = 0) -> np.ndarray:
     row = _negative_row_sums(terms, block, out)
     if row >= 0:
         bad_row(block, offset, row)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _bald_rows(passes, out, mean, entropies):  # pragma: no cover - compiled
+    """out = entropy of the mean prediction - mean entropy of the passes, per sample of (T, rows, C), in float64
+    with p clipped to [1e-12, 1]; every pass's rows checked in the same sweep. The first bad sample (lowest row,
+    then lowest pass) as row * T + pass, or -1."""
+    count, rows, classes = passes.shape
+    mean[:rows] = 0.0
+    entropies[:rows] = 0.0
+    bad = -1
+    for t in range(count):
+        for i in range(rows):
+            total = 0.0
+            low = 0.0
+            terms = 0.0
+            for c in range(classes):
+                value = np.float64(passes[t, i, c])
+                total += value
+                low = min(low, value)
+                p = min(max(value, 1e-12), 1.0)
+                mean[i, c] += p
+                terms += p * math.log(p)
+            entropies[i] += terms
+            if not (abs(total - 1.0) <= SUM_TOLERANCE and low >= 0) and (bad < 0 or i * count + t < bad):
+                bad = i * count + t
+    for i in range(rows):
+        spread = 0.0
+        for c in range(classes):
+            m = mean[i, c] / count
+            spread -= m * math.log(m)
+        out[i] = spread + entropies[i] / count
+    return bad
+
+
+def bald(passes: np.ndarray, offset: int = 0) -> np.ndarray:
+    """BALD of each sample of MC-dropout passes (T, rows, C), float64, over cache-sized blocks of samples; a bad
+    row (of any pass) stops with its global row number and values."""
+    count, rows, classes = passes.shape
+    out = np.empty(rows, dtype=np.float64)
+    mean, entropies = np.empty((BLOCK_ROWS, classes)), np.empty(BLOCK_ROWS)
+    for start in range(0, rows, BLOCK_ROWS):
+        block = passes[:, start:start + BLOCK_ROWS]
+        bad = _bald_rows(block, out[start:start + block.shape[1]], mean, entropies)
+        if bad >= 0:
+            row, one = divmod(bad, count)
+            bad_row(passes[one, start:start + block.shape[1]], offset + start, row)
     return out
 
 

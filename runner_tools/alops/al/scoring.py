@@ -86,7 +86,7 @@ class NpySource:
 
 class PassesSource:
     """MC-dropout passes (T, N, C) of a `.npy` file, read by samples: a chunk of rows is T reads (one per pass)
-    into a reused buffer of about CHUNK_BYTES, so memory does not grow with N or the file."""
+    into one of two reused buffers of about CHUNK_BYTES each, so memory does not grow with N or the file."""
 
     CHUNK_BYTES = 64 * 2**20
 
@@ -101,21 +101,32 @@ class PassesSource:
         self.work = None if dtype.isnative and dtype in (np.float32, np.float64) else np.dtype(np.float64)
 
     def chunks(self, start: int, stop: int, rows: int) -> Iterator[tuple[int, np.ndarray]]:
-        total, width, size = self.shape[0], self.shape[1], self.dtype.itemsize
+        """Chunks of samples; the next one is read (on a thread of its own) while the caller scores this one."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        width, size = self.shape[1], self.dtype.itemsize
         rows = max(1, min(rows, self.CHUNK_BYTES // (self.passes * width * size), max(stop - start, 1)))
-        buffer = np.empty((self.passes, rows, width), dtype=self.dtype)
-        with open(self.path, "rb", buffering=0) as handle:
-            position = start
-            while position < stop:
-                count = min(rows, stop - position)
-                for one in range(self.passes):
-                    handle.seek(self.offset + ((one * total) + position) * width * size)
-                    view = buffer[one, :count]
-                    if handle.readinto(memoryview(view).cast("B")) != view.nbytes:
-                        raise ConfigError(f"{self.path}: the file is shorter than its header says; it is truncated")
-                block = buffer[:, :count]
+        buffers = [np.empty((self.passes, rows, width), dtype=self.dtype) for _ in range(2)]
+        positions = list(range(start, stop, rows))
+        with open(self.path, "rb", buffering=0) as handle, ThreadPoolExecutor(1) as reader:
+            read = lambda index: reader.submit(self._read, handle, buffers[index % 2], positions[index],  # noqa: E731
+                                               min(rows, stop - positions[index]))
+            pending = read(0) if positions else None
+            for index, position in enumerate(positions):
+                block = pending.result()
+                if index + 1 < len(positions):
+                    pending = read(index + 1)  # into the other buffer, which the caller is done with
                 yield position, block if self.work is None else block.astype(self.work)
-                position += count
+
+    def _read(self, handle, buffer: np.ndarray, position: int, count: int) -> np.ndarray:
+        """Samples position..position+count of every pass into `buffer`: one read per pass."""
+        total, width, size = self.shape[0], self.shape[1], self.dtype.itemsize
+        for one in range(self.passes):
+            handle.seek(self.offset + ((one * total) + position) * width * size)
+            view = buffer[one, :count]
+            if handle.readinto(memoryview(view).cast("B")) != view.nbytes:
+                raise ConfigError(f"{self.path}: the file is shorter than its header says; it is truncated")
+        return buffer[:, :count]
 
 
 class ParquetSource:
@@ -410,9 +421,7 @@ def select_in_memory(path: str, strategy: str, k: int, seed: int, balanced: bool
         raise ConfigError(f"{path}: no such pool file")
     pool = Pool(embeddings=_load(embeddings, "embeddings", 2), labeled_embeddings=_load(labeled_embeddings, "labeled embeddings", 2))
     if strategy == "bald":
-        pool.mc_probs = _load(path, "MC-dropout probabilities (passes, N, C)", 3)
-        for passes in pool.mc_probs:
-            check_rows(passes, 0)
+        pool.mc_probs = _load(path, "MC-dropout probabilities (passes, N, C)", 3)  # BALD checks while it scores
     elif chosen.name != "core-set":  # core-set needs distances only: POOL may be the embeddings file itself
         source = open_pool(path)
         pool.probs = np.concatenate([block.copy() for _, block in source.chunks(0, source.shape[0], CHUNK_ROWS)]) \

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from alops.al.kernels import bald
 from alops.al.kernels import scores as block_scores
 from alops.al.topk import RunningTopK, add_scored, top_k
 from alops.errors import ConfigError
 from alops.extras import require
 
 
-BLOCK_BYTES = 64 * 2**20  # the float64 work memory of BALD's and core-set's blocks
+BLOCK_BYTES = 64 * 2**20  # the float64 work memory of core-set's blocks
 
 
 class EmptyPoolError(ConfigError):
@@ -127,18 +128,6 @@ class Entropy(UncertaintyStrategy):
     name = "entropy"
 
 
-def bald_scores(passes: np.ndarray) -> np.ndarray:
-    """BALD of each sample of `passes` (T, rows, C): entropy of the mean prediction minus the mean entropy of the
-    passes, in float64 over blocks of samples that fit BLOCK_BYTES."""
-    scores = np.empty(passes.shape[1], dtype=np.float64)
-    chunk = max(1, BLOCK_BYTES // (8 * passes.shape[0] * max(passes.shape[2], 1)))
-    for start in range(0, passes.shape[1], chunk):
-        block = np.clip(passes[:, start:start + chunk].astype(np.float64), 1e-12, 1.0)
-        mean = block.mean(axis=0)
-        scores[start:start + chunk] = -(mean * np.log(mean)).sum(axis=1) + (block * np.log(block)).sum(axis=2).mean(axis=0)
-    return scores
-
-
 class BALD(UncertaintyStrategy):
     """Mutual information between prediction and model weights, from MC-dropout passes (`mc_dropout_probs`).
     Streams over samples: blocks of (T, rows, C) from a `.npy` file, scored on every core."""
@@ -147,20 +136,17 @@ class BALD(UncertaintyStrategy):
     needs = "mc_probs"
 
     def score(self, pool):
-        return bald_scores(pool.mc_probs)
+        return bald(pool.mc_probs)
 
     def stream(self, blocks, k: int, seed: int, progress=None) -> RunningTopK:
-        """The running top k over ((global row offset, (T, rows, C) passes) pairs); each pass of each block is
-        checked as a probability distribution first."""
-        from alops.al.kernels import check_rows
+        """The running top k over ((global row offset, (T, rows, C) passes) pairs), the samples of each block
+        scored (and checked) on every core; a bad row is the first one, as in one pass."""
         from alops.al.topk import on_every_core
 
         best = RunningTopK(k)
         for offset, passes in blocks:
-            for one in passes:
-                check_rows(one, offset)
             bounds = np.linspace(0, passes.shape[1], (os.cpu_count() or 1) + 1).astype(int)
-            parts = on_every_core(lambda part: bald_scores(passes[:, bounds[part]:bounds[part + 1]]),
+            parts = on_every_core(lambda part: bald(passes[:, bounds[part]:bounds[part + 1]], offset + bounds[part]),
                                   range(len(bounds) - 1))
             best.add(np.concatenate(list(parts)), offset)
             if progress:
