@@ -187,6 +187,22 @@ def test_a_release_without_a_tracking_server_stops_before_training(workflow_proj
     assert "repro:" not in output and not ran(output, "release")
 
 
+@pytest.mark.parametrize("inputs, message", [
+    ('      dispatch: "query; touch pwned"\n', "input dispatch must be labels-import or query"),
+    ('      query-strategy: "$(touch pwned)"\n', "input query-strategy must be margin, least-confidence, entropy or random"),
+    ("      query-shards: 0\n", "input query-shards must be 1 to 200"),
+])
+def test_bad_labelling_inputs_stop_the_context_job_in_one_line(workflow_project, inputs, message):
+    caller = workflow_project / ".github/workflows/ci.yml"
+    caller.write_text(caller.read_text() + inputs)
+    git(workflow_project, "commit", "-q", "-am", "a bad input")
+    result = act(workflow_project, "push", {"ref": "refs/heads/main"})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and message in output
+    assert not ran(output, "context") and not ran(output, "train-dev")
+    assert not (workflow_project / "pwned").exists()
+
+
 @pytest.mark.parametrize("head_repository,from_fork", [("someone/fork", "true"), ("team/project", "false")])
 def test_pull_requests_from_a_fork_or_the_repository_only_run_the_checks(workflow_project, head_repository, from_fork):
     """A pull request runs `context` (and its params check), never training: the branch pipeline of the same
