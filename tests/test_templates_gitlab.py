@@ -59,11 +59,12 @@ def component_project(ml_project: Path) -> Path:
 
 
 @pytest.mark.parametrize("branch, source, protected, expected", [
-    ("feature/faster", "push", "false", {"alops-params-check", "alops-train-dev"}),
+    ("feature/faster", "push", "false", {"alops-params-check", "alops-train-dev", "alops-report"}),
     ("main", "push", "false", {"alops-params-check", "alops-train-dev"}),
-    ("experiment/lr", "push", "false", {"alops-params-check", "alops-train-full", "alops-promote"}),
-    ("al/round-1", "push", "false", {"alops-params-check", "alops-train-al", "alops-promote", "alops-labels-import"}),
-    ("release/1.0", "push", "true", {"alops-params-check", "alops-release"}),
+    ("experiment/lr", "push", "false", {"alops-params-check", "alops-train-full", "alops-report", "alops-promote"}),
+    ("al/round-1", "push", "false", {"alops-params-check", "alops-train-al", "alops-report", "alops-promote",
+                                     "alops-labels-import"}),
+    ("release/1.0", "push", "true", {"alops-params-check", "alops-release-train", "alops-release"}),
     ("release/1.0", "push", "false", {"alops-params-check"}),  # never from an unprotected ref
     ("main", "schedule", "false", set()),
 ])
@@ -188,7 +189,7 @@ def test_small_components_with_non_default_inputs(ml_project):
     (ml_project / ".gitlab-ci.yml").write_text(SMALL_COMPONENTS)
     git(ml_project, "commit", "-q", "-am", "compose two components")
     git(ml_project, "switch", "-q", "-c", "exp/wide")
-    assert planned_jobs(ml_project) == {"alops-params-check", "alops-train-full"}
+    assert planned_jobs(ml_project) == {"alops-params-check", "alops-train-full", "alops-report"}
     expanded = ml_project / ".gitlab-ci-local" / "expanded-gitlab-ci.yml"
     pipeline = yaml.safe_load(expanded.read_text())
     assert pipeline["alops-train-full"]["tags"] == ["gpu", "cuda"]
@@ -198,13 +199,14 @@ def test_small_components_with_non_default_inputs(ml_project):
                              str(expanded)], capture_output=True, text=True)
     assert schema.returncode == 0, schema.stdout + schema.stderr
     git(ml_project, "switch", "-q", "-c", "release/2.0")
-    assert planned_jobs(ml_project, {"CI_COMMIT_REF_PROTECTED": "true"}) == {"alops-params-check", "alops-release"}
+    assert planned_jobs(ml_project, {"CI_COMMIT_REF_PROTECTED": "true"}) == \
+        {"alops-params-check", "alops-release-train", "alops-release"}
 
 
 @pytest.mark.parametrize("source_branch, source_project, expected", [
-    ("experiment/lr", "42", {"alops-params-check", "alops-train-full"}),
-    ("feature/x", "42", {"alops-params-check", "alops-train-dev"}),
-    ("al/round-2", "42", {"alops-params-check", "alops-train-al"}),
+    ("experiment/lr", "42", {"alops-params-check", "alops-train-full", "alops-report"}),
+    ("feature/x", "42", {"alops-params-check", "alops-train-dev", "alops-report"}),
+    ("al/round-2", "42", {"alops-params-check", "alops-train-al", "alops-report"}),
     ("experiment/lr", "777", {"alops-params-check"}),  # a fork's merge request never trains
 ])
 def test_mr_pipelines_input_trains_same_project_merge_requests(ml_project, source_branch, source_project, expected):
@@ -468,7 +470,7 @@ def test_a_protected_release_branch_trains_gates_registers_and_publishes(ml_proj
     use_component(ml_project, "      release-metric: val_accuracy\n")
     git(ml_project, "switch", "-q", "-c", "release/1.0")
     with ForgeServer(CANARY) as server:
-        result = gitlab_ci_local(ml_project, "alops-release", variables={
+        result = gitlab_ci_local(ml_project, "alops-release-train", "alops-release", variables={
             "CI_PIPELINE_SOURCE": "push", "CI_COMMIT_REF_PROTECTED": "true", "MLFLOW_TRACKING_URI": mlflow_server,
             "CI_SERVER_URL": server.url, "CI_PROJECT_ID": "42", "GITLAB_TOKEN": CANARY}, own="CI_SERVER_URL")
         releases = list(server.state.releases)

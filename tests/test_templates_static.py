@@ -53,7 +53,7 @@ def test_components_follow_the_catalog_rules(name):
             assert re.search(rules["regex"], str(rules["default"])), f"{name}: default of {key} fails its regex"
     assert not GLOBAL_KEYWORDS & set(jobs), f"{name}: global keywords in a component"
     visible = [job for job in jobs if not job.startswith(".")]
-    assert visible and all(jobs[job]["extends"] == ".alops-base" for job in visible)
+    assert visible and all(jobs[job]["extends"] in (".alops-base", [".alops-base", ".alops-forge-job"]) for job in visible)
     used = set(re.findall(r"\$\[\[ inputs\.([a-z-]+) \]\]", (KIT / "templates" / f"{name}.yml").read_text()))
     assert used <= set(inputs), f"{name}: uses undeclared inputs {used - set(inputs)}"
 
@@ -156,6 +156,29 @@ def test_the_script_check_would_flag_an_unquoted_variable(tmp_path):
     script.write_text('#!/bin/sh\nalops query select $ALOPS_QUERY_POOL\n')
     result = subprocess.run([str(BIN / "shellcheck"), "--shell=sh", str(script)], capture_output=True, text=True)
     assert result.returncode != 0 and "SC2086" in result.stdout
+
+
+def test_gitlab_jobs_that_call_the_forge_run_alops_alone():
+    """The GitLab jobs that use GITLAB_TOKEN (report comment, merge request, release) extend .alops-forge-job:
+    an environment GITLAB_TOKEN can be scoped to, and a before_script that installs alops only; no job that runs
+    the pipeline calls the forge."""
+    sys.path.insert(0, str(KIT / "templates"))
+    from compose import GitLabLoader
+
+    jobs = list(yaml.load_all((KIT / "templates/alops.yml").read_text(), Loader=GitLabLoader))[1]
+    forge = jobs[".alops-forge-job"]
+    assert forge["environment"] == {"name": "alops-forge", "action": "prepare"}
+    assert not any("REQUIREMENTS" in line for line in forge["before_script"])
+    calls = ("--post", "alops promote", "alops release --publish")
+    for name, job in jobs.items():
+        if name.startswith(".") or not isinstance(job, dict):
+            continue
+        script = "\n".join(job.get("script", []))
+        extends = job.get("extends", [])
+        if any(call in script for call in calls):
+            assert ".alops-forge-job" in extends, f"{name} calls the forge without .alops-forge-job"
+        if ".alops-forge-job" in extends:
+            assert "alops run" not in script, f"{name} runs the pipeline beside the forge token"
 
 
 def test_release_trains_without_the_token_and_publishes_without_the_projects_code():
