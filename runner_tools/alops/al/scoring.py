@@ -479,19 +479,25 @@ def read_selection(path: str) -> dict:
     return data
 
 
-def sample_ids(ids_path: str, rows: list[int], pool_rows: int) -> list[str]:
-    """The ids of pool `rows` from a text file with one id per pool row, streamed (memory: the chosen ids)."""
-    wanted = {row: None for row in rows}
-    count = 0
+def _pool_ids(ids_path: str) -> Iterator[tuple[int, str]]:
+    """(pool row, sample id) for each line of a text file with one id per pool row, streamed."""
     try:
         with open(ids_path, encoding="utf-8") as handle:
-            for count, line in enumerate(handle, start=1):
-                if count - 1 in wanted:
-                    wanted[count - 1] = line.rstrip("\r\n")
+            for row, line in enumerate(handle):
+                yield row, line.rstrip("\r\n")
     except OSError as exc:
         raise ConfigError(f"{ids_path}: cannot read the pool's ids ({exc.strerror})") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{ids_path}: not a text file of sample ids (one per pool row)") from None
+
+
+def sample_ids(ids_path: str, rows: list[int], pool_rows: int) -> list[str]:
+    """The ids of pool `rows` from a text file with one id per pool row, streamed (memory: the chosen ids)."""
+    wanted = {row: None for row in rows}
+    count = 0
+    for count, (row, sample) in enumerate(_pool_ids(ids_path), start=1):
+        if row in wanted:
+            wanted[row] = sample
     if count != pool_rows:
         raise ConfigError(f"{ids_path}: {count} ids for a pool of {pool_rows} rows; write one id per pool row, "
                           "in the pool's order")
@@ -504,16 +510,10 @@ def sample_ids(ids_path: str, rows: list[int], pool_rows: int) -> list[str]:
 def rows_of_ids(ids_path: str, wanted: set[str]) -> tuple[list[int], int]:
     """The pool rows whose id (one per line of `ids_path`) is in `wanted`, and the number of rows; streamed."""
     rows, count = [], 0
-    try:
-        with open(ids_path, encoding="utf-8") as handle:
-            for count, line in enumerate(handle, start=1):
-                if line.rstrip("\r\n") in wanted:
-                    rows.append(count - 1)
-        return rows, count
-    except OSError as exc:
-        raise ConfigError(f"{ids_path}: cannot read the pool's ids ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{ids_path}: not a text file of sample ids (one per pool row)") from None
+    for count, (row, sample) in enumerate(_pool_ids(ids_path), start=1):
+        if sample in wanted:
+            rows.append(row)
+    return rows, count
 
 
 def select(pool: str, strategy: str, k: int, seed: int = 0, shard: str | None = None, balanced: bool = False,
