@@ -12,15 +12,15 @@ from forge_server import ForgeServer
 CANARY = "glpat-CANARY-9f8e7d6c5b4a"
 DVC_YAML = """stages:
   train:
-    cmd: python -c "open('model.pt', 'w').write('weights')"
+    cmd: python -c "import os; os.makedirs('model', exist_ok=True); open('model/MLmodel', 'w').write('flavors' + chr(58) + ' {}')"
     params:
       - train
     outs:
-      - model.pt
+      - model
   evaluate:
     cmd: python -c "print('evaluated')"
     deps:
-      - model.pt
+      - model
     metrics:
       - metrics.json:
           cache: false

@@ -23,8 +23,9 @@ def release_project(repo: Path) -> Path:
     return repo
 
 
-def tracked_candidate(project: Path, server: str, metrics: dict, tmp_path: Path) -> str:
-    """A new commit on the release branch and its finished run (as `alops run` leaves it), with model.pt."""
+def tracked_candidate(project: Path, server: str, metrics: dict, tmp_path: Path, bare: bool = False) -> str:
+    """A new commit on the release branch and its finished run (as `alops run` leaves it), with a model folder
+    (`bare=True`: a bare weights file, which no runtime can serve)."""
     from mlflow.tracking import MlflowClient
 
     (project / "params.yaml").write_text(f"dataset: full\ntrain:\n  lr: {uuid.uuid4().int % 1000 / 1e4}\n")
@@ -37,10 +38,15 @@ def tracked_candidate(project: Path, server: str, metrics: dict, tmp_path: Path)
                                                  "alops.kind": "release", "alops.data_version": "dv-0123456789abcdef"})
     for name, value in metrics.items():
         client.log_metric(run.info.run_id, name, value)
-    model = tmp_path / f"model-{uuid.uuid4().hex}" / "model.pt"
-    model.parent.mkdir()
-    model.write_text("weights")
-    client.log_artifact(run.info.run_id, str(model))
+    folder = tmp_path / f"model-{uuid.uuid4().hex}" / "model"
+    folder.mkdir(parents=True)
+    if bare:
+        (folder / "model.pt").write_text("weights")
+        client.log_artifact(run.info.run_id, str(folder / "model.pt"))
+    else:
+        (folder / "MLmodel").write_text("flavors: {}\n")
+        (folder / "weights.bin").write_text("weights")
+        client.log_artifacts(run.info.run_id, str(folder), artifact_path="model")
     client.set_terminated(run.info.run_id)
     return run.info.run_id
 
@@ -205,7 +211,7 @@ def test_direction_min_run_id_and_artifact_and_the_rollback_tag(release_project,
 
     model = f"loss-{uuid.uuid4().hex[:8]}"
     env = clean_env(MLFLOW_TRACKING_URI=mlflow_server)
-    loss = ("--metric", "loss", "--direction", "min", "--model", model, "--artifact", "model.pt")
+    loss = ("--metric", "loss", "--direction", "min", "--model", model, "--artifact", "model")
     first = tracked_candidate(release_project, mlflow_server, {"loss": 0.50}, tmp_path)
     assert run_alops("release", *loss, "--run-id", first, cwd=release_project, env=env).returncode == 0
     worse = tracked_candidate(release_project, mlflow_server, {"loss": 0.60}, tmp_path)
@@ -224,3 +230,26 @@ def test_direction_min_run_id_and_artifact_and_the_rollback_tag(release_project,
     assert back.returncode == 0, back.stderr
     left = MlflowClient(mlflow_server).get_model_version(model, "2")
     assert "alops.rolled_back" in left.tags
+
+
+def test_a_bare_weights_file_is_refused_in_one_line_naming_the_fix(release_project, mlflow_server, tmp_path):
+    model = f"bare-{uuid.uuid4().hex[:8]}"
+    tracked_candidate(release_project, mlflow_server, {"accuracy": 0.80}, tmp_path, bare=True)
+    refused = release(release_project, mlflow_server, model, "--artifact", "model.pt")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "not an MLflow model" in refused.stderr and "mlflow.pytorch.save_model" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_a_rolled_back_version_is_never_promoted_again_by_a_release_re_run(release_project, mlflow_server, tmp_path):
+    model = f"again-{uuid.uuid4().hex[:8]}"
+    tracked_candidate(release_project, mlflow_server, {"accuracy": 0.80}, tmp_path)
+    assert release(release_project, mlflow_server, model).returncode == 0
+    tracked_candidate(release_project, mlflow_server, {"accuracy": 0.90}, tmp_path)
+    assert release(release_project, mlflow_server, model).returncode == 0
+    assert champion(mlflow_server, model) == "2"
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server)
+    assert run_alops("rollback", "--model", model, cwd=release_project, env=env).returncode == 0
+    rerun = release(release_project, mlflow_server, model)  # the same commit's job, re-run
+    assert rerun.returncode == 1 and "was rolled back" in rerun.stderr
+    assert champion(mlflow_server, model) == "1"

@@ -73,18 +73,18 @@ def test_experiment_run_on_full_data_is_tracked_with_every_tag(ml_project, mlflo
     history = mlflow_client(mlflow_server).get_metric_history(run.info.run_id, "loss")
     assert [m.step for m in history] == [1, 2, 3, 4, 5]
     artifacts = {a.path for a in mlflow_client(mlflow_server).list_artifacts(run.info.run_id)}
-    assert {"model.pt", "dvc.lock", "train.json"} <= artifacts
+    assert {"model", "dvc.lock", "train.json"} <= artifacts
 
 
 def test_second_identical_run_is_a_no_op(ml_project, mlflow_server):
     git(ml_project, "switch", "-q", "-c", "experiment/again")
     env = clean_env(MLFLOW_TRACKING_URI=mlflow_server)
     assert run_alops("run", "--allow-cpu", cwd=ml_project, env=env).returncode == 0
-    model = (ml_project / "model.pt").stat().st_mtime_ns
+    model = (ml_project / "model" / "MLmodel").stat().st_mtime_ns
     again = run_alops("run", "--allow-cpu", cwd=ml_project, env=env)
     assert again.returncode == 0, again.stderr
     assert "nothing ran, nothing tracked" in again.stderr
-    assert (ml_project / "model.pt").stat().st_mtime_ns == model
+    assert (ml_project / "model" / "MLmodel").stat().st_mtime_ns == model
     assert len([r for r in runs_of(mlflow_server, f"{ml_project.name}/experiment") if r.data.tags["git.branch"] == "experiment/again"]) == 1
 
 
@@ -104,7 +104,7 @@ def test_dead_server_on_feature_buffers_and_sync_delivers_once(ml_project, mlflo
     assert "0 buffered run(s) sent" in again.stdout
     runs = [r for r in runs_of(mlflow_server, f"{ml_project.name}/feature") if r.data.tags["git.branch"] == "feature/outage"]
     assert len(runs) == 1
-    assert "model.pt" in {a.path for a in mlflow_client(mlflow_server).list_artifacts(runs[0].info.run_id)}
+    assert "model" in {a.path for a in mlflow_client(mlflow_server).list_artifacts(runs[0].info.run_id)}
     assert git(ml_project, "status", "--porcelain", "--", ".alops") == ""  # the buffer is not committed by accident
 
 
@@ -219,7 +219,7 @@ def test_fresh_runner_on_an_unchanged_commit_is_a_no_op(ml_project, tmp_path):
     result = run_alops("run", cwd=runner)
     assert result.returncode == 0, result.stderr
     assert "nothing ran, nothing tracked" in result.stderr
-    assert (runner / "model.pt").read_bytes() == (ml_project / "model.pt").read_bytes()
+    assert (runner / "model/MLmodel").read_bytes() == (ml_project / "model/MLmodel").read_bytes()
 
 
 def test_a_dev_run_whose_stages_ignore_the_dataset_choice_is_refused(repo):
@@ -272,7 +272,7 @@ def test_a_run_leaves_the_tree_as_it_was_but_for_what_dvc_writes(ml_project, bra
     result = run_alops("run", "--allow-cpu", "--no-track", "--set", "train.epochs=2", cwd=ml_project)
     assert result.returncode == 0, result.stderr
     assert (ml_project / "params.yaml").read_bytes() == before
-    # DVC's lock, its outputs and the .gitignore line it adds for model.pt
+    # DVC's lock, its outputs and the .gitignore line it adds for model/
     assert changed_files(ml_project) <= {"dvc.lock", "metrics.json", "plots/train.json", ".gitignore"}
     lock = yaml.safe_load((ml_project / "dvc.lock").read_text())["stages"]["train"]["params"]["params.yaml"]
     dataset = "dev" if branch.startswith("feature/") else "full"

@@ -22,6 +22,7 @@ from alops.secrets import redact_url
 from alops.tracking import mlflow_client
 
 ALIAS = "champion"
+CHALLENGER = "challenger"  # a gated version awaiting its deploy step (alops.deploy)
 PREVIOUS_TAG = TAG_PREVIOUS_CHAMPION
 DIRECTIONS = ("max", "min")
 
@@ -134,14 +135,27 @@ def _registered_version(client, model: str, run, artifact: str) -> str:
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     if artifact not in names:
         raise AlopsError(f"run {run.info.run_id} has no artifact {artifact!r} (it has: {', '.join(sorted(names)) or 'none'}); "
-                         "pass --artifact with the model file the run logged")
+                         "pass --artifact with the model folder the run logged")
+    if f"{artifact}/MLmodel" not in {a.path for a in client.list_artifacts(run.info.run_id, artifact)}:
+        raise ConfigError(f"run {run.info.run_id}'s artifact {artifact!r} is not an MLflow model (no MLmodel file), so no "
+                          "serving runtime can load it: save the model with mlflow.pytorch.save_model(net, 'model') "
+                          "(or mlflow.sklearn.save_model) as the dvc.yaml output (docs/deploy.md)")
     made = client.create_model_version(model, f"{run.info.artifact_uri.rstrip('/')}/{artifact}", run_id=run.info.run_id)
     return str(made.version)
 
 
+def _refuse_rolled_back(client, model: str, run) -> None:
+    """A version `alops rollback` took back is never promoted again, whichever job re-runs."""
+    for version in client.search_model_versions(f"name = '{model}' and run_id = '{run.info.run_id}'"):
+        if version.tags.get(TAG_ROLLED_BACK) == "true":
+            raise AlopsError(f"version {version.version} of {model} (run {run.info.run_id}) was rolled back; the release "
+                             "does not promote it again: push a new candidate commit")
+
+
 def release(uri: str, root: str, project: str, context, gate: Gate, model: str, artifact: str,
-            run_id: str | None = None, echo=print) -> Provenance:
-    """Gate the candidate run, register it and move the champion alias; the provenance of what was released."""
+            run_id: str | None = None, echo=print, alias: str = ALIAS) -> Provenance:
+    """Gate the candidate run, register it and move `alias` (the champion, or the challenger a deploy step
+    promotes); the provenance of what was released."""
     from mlflow.exceptions import MlflowException
 
     if gate.direction not in DIRECTIONS:
@@ -153,6 +167,7 @@ def release(uri: str, root: str, project: str, context, gate: Gate, model: str, 
     try:
         client = mlflow_client(uri)
         run = _candidate_run(client, uri, root, project, context.commit, run_id)
+        _refuse_rolled_back(client, model, run)
         champion = _champion(client, model)
         champion_value = None
         if champion is not None:
@@ -186,7 +201,7 @@ def release(uri: str, root: str, project: str, context, gate: Gate, model: str, 
             client.set_model_version_tag(model, version, PREVIOUS_TAG, str(previous))
         for key in ("git_commit", "data_version", "git_tag"):
             client.set_model_version_tag(model, version, f"alops.{key}", str(getattr(record, key)))
-        client.set_registered_model_alias(model, ALIAS, version)
+        client.set_registered_model_alias(model, alias, version)
     except MlflowException as exc:
         raise AlopsError(f"model registry at {uri}: {str(exc).splitlines()[0]}") from None
     return record
@@ -229,7 +244,7 @@ def project_gate(project, metric: str | None, direction: str | None, min_delta: 
 
 
 def release_project(project, gate: Gate, model: str | None, artifact: str | None, run_id: str | None,
-                    record_path: str, publish: bool, echo=print):
+                    record_path: str, publish: bool, echo=print, alias: str = ALIAS):
     """Release the project's candidate: gate, register, alias, provenance record, and (with `publish`) the
     forge release. Returns the provenance and the forge's outcome (None without `publish`)."""
     from alops import forge
@@ -242,7 +257,7 @@ def release_project(project, gate: Gate, model: str | None, artifact: str | None
         artifact = os.path.basename(models[0])
     target_forge = forge.connect(project.context) if publish else None  # a missing token fails before anything moves
     provenance = release(project.tracking_uri, project.root, project.name, project.context, gate, model or project.name,
-                         artifact, run_id, echo=echo)
+                         artifact, run_id, echo=echo, alias=alias)
     write_record(provenance, record_path)
     published = None
     if target_forge is not None:
@@ -250,15 +265,18 @@ def release_project(project, gate: Gate, model: str | None, artifact: str | None
             published = target_forge.publish_release(provenance.git_tag, f"{provenance.model} v{provenance.version}",
                                                      provenance.markdown(), provenance.git_commit)
         except AlopsError as exc:
-            restored = _restore_champion(project.tracking_uri, provenance)
-            raise AlopsError(f"{exc}; the forge release failed, so the {ALIAS} alias went back to {restored} "
+            restored = _restore_alias(project.tracking_uri, provenance, alias)
+            raise AlopsError(f"{exc}; the forge release failed, so the {alias} alias went back to {restored} "
                              "(re-run the release job once the forge answers)") from None
     return provenance, published
 
 
-def _restore_champion(uri: str, provenance: Provenance) -> str:
+def _restore_alias(uri: str, provenance: Provenance, alias: str) -> str:
     """Undo the alias move of a release whose publication failed; what the alias points at now."""
     client = mlflow_client(uri)
+    if alias == CHALLENGER:
+        client.delete_registered_model_alias(provenance.model, CHALLENGER)
+        return "no version"
     if provenance.previous_version:
         client.set_registered_model_alias(provenance.model, ALIAS, provenance.previous_version)
         return f"version {provenance.previous_version}"

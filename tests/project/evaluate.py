@@ -2,12 +2,11 @@
 
 import json
 
-import torch
+import mlflow.pytorch
 
-from common import load, model, params
+from common import load
 
-net = model(params()["train"]["hidden"])
-net.load_state_dict(torch.load("model.pt"))
+net = mlflow.pytorch.load_model("model")
 x, y = load("val")
 accuracy = float((net(x).argmax(1) == y).float().mean()) if len(y) else 0.0
 json.dump({"val_accuracy": accuracy, "val_samples": len(y)}, open("metrics.json", "w"))

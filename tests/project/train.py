@@ -2,7 +2,9 @@
 
 import json
 import os
+import shutil
 
+import mlflow.pytorch
 import torch
 
 from common import device, load, model, params
@@ -19,6 +21,7 @@ for epoch in range(1, config["epochs"] + 1):
     loss.backward()
     optimiser.step()
     history.append({"epoch": epoch, "loss": float(loss)})
-torch.save(net.state_dict(), "model.pt")
+shutil.rmtree("model", ignore_errors=True)
+mlflow.pytorch.save_model(net.cpu(), "model", pip_requirements=["torch"], serialization_format="pickle")  # an MLflow model: servable
 os.makedirs("plots", exist_ok=True)
 json.dump({"train": history}, open("plots/train.json", "w"))

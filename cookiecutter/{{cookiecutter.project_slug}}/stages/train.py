@@ -1,9 +1,12 @@
-"""Train: the CNN on the labeled training samples; per-epoch loss for the tracking server."""
+"""Train: the CNN on the labeled training samples, saved as an MLflow model folder (`model/`: the pytorch
+flavour with a signature and an input example, which `mlflow models serve` and `alops serve` load); per-epoch
+loss for the tracking server."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 import torch
@@ -33,6 +36,19 @@ def train(x: np.ndarray, y: np.ndarray, classes: int, channels: int, epochs: int
     return net.cpu(), history
 
 
+def save(net: torch.nn.Module, example: np.ndarray, folder: str = "model") -> None:
+    """The model as an MLflow model folder: outputs are logits, one row per input image (N, 1, size, size)."""
+    import mlflow.pytorch
+    from mlflow.models import infer_signature
+
+    net.eval()
+    with torch.no_grad():
+        outputs = net(torch.tensor(example)).numpy()
+    shutil.rmtree(folder, ignore_errors=True)
+    mlflow.pytorch.save_model(net, folder, signature=infer_signature(example, outputs), input_example=example,
+                              pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"], serialization_format="pickle")
+
+
 def main() -> None:
     settings = params()
     data = np.load("work/processed.npz")
@@ -40,7 +56,7 @@ def main() -> None:
     config = settings["train"]
     net, history = train(data["x"][chosen], data["y"][chosen], len(settings["classes"]), config["channels"],
                          config["epochs"], config["lr"], config["batch"], config["seed"], device())
-    torch.save(net.state_dict(), "model.pt")
+    save(net, data["x"][chosen][:5])
     os.makedirs("plots", exist_ok=True)
     with open("plots/train.json", "w", encoding="utf-8") as handle:
         json.dump({"train": history}, handle)

@@ -1,4 +1,5 @@
-"""Evaluate: accuracy on the validation split (metrics.json, which dvc.yaml declares)."""
+"""Evaluate: accuracy on the validation split (metrics.json, which dvc.yaml declares), and that split as the
+smoke set `alops deploy` scores at the deployed endpoint (smoke.json: inputs and class indices)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import numpy as np
 import torch
 
 from stages.common import params
-from stages.model import cnn
 
 
 def predict(net: torch.nn.Module, x: np.ndarray) -> np.ndarray:
@@ -18,21 +18,24 @@ def predict(net: torch.nn.Module, x: np.ndarray) -> np.ndarray:
         return torch.softmax(net(torch.tensor(x)), dim=1).numpy()
 
 
-def load_model(settings: dict, size: int) -> torch.nn.Module:
-    net = cnn(len(settings["classes"]), settings["train"]["channels"], size)
-    net.load_state_dict(torch.load("model.pt"))
-    return net
+def load_model(folder: str = "model") -> torch.nn.Module:
+    """The MLflow model folder the train stage saved."""
+    import mlflow.pytorch
+
+    return mlflow.pytorch.load_model(folder, map_location="cpu")
 
 
 def main() -> None:
     settings = params()
     data = np.load("work/processed.npz")
     chosen = (data["split"] == "val") & (data["y"] >= 0) & data["readable"]
-    probs = predict(load_model(settings, data["x"].shape[-1]), data["x"][chosen])
+    probs = predict(load_model(), data["x"][chosen])
     accuracy = float((probs.argmax(1) == data["y"][chosen]).mean()) if chosen.any() else 0.0
     labeled = int((data["y"] >= 0).sum())  # grows with every active-learning round
     with open("metrics.json", "w", encoding="utf-8") as handle:
         json.dump({"val_accuracy": accuracy, "val_samples": int(chosen.sum()), "labeled": labeled}, handle)
+    with open("smoke.json", "w", encoding="utf-8") as handle:
+        json.dump({"inputs": data["x"][chosen].tolist(), "labels": data["y"][chosen].tolist()}, handle)
 
 
 if __name__ == "__main__":

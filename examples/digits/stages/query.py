@@ -12,7 +12,7 @@ def main() -> None:
     settings = params()
     data = np.load("work/processed.npz")
     pool = data["y"] < 0
-    probs = predict(load_model(settings, data["x"].shape[-1]), data["x"][pool]) if pool.any() else \
+    probs = predict(load_model(), data["x"][pool]) if pool.any() else \
         np.zeros((0, len(settings["classes"])), dtype=np.float32)
     np.save("pool_probs.npy", probs.astype(np.float32))
     with open("pool_ids.txt", "w", encoding="utf-8") as handle:  # row i of the pool is this sample

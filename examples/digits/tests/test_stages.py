@@ -6,7 +6,7 @@ from PIL import Image
 from stages.evaluate import predict
 from stages.process import process
 from stages.query import main as query_main  # noqa: F401  (the module imports cleanly)
-from stages.train import train
+from stages.train import save, train
 
 
 def write_images(folder, rows):
@@ -37,3 +37,14 @@ def test_train_then_predict_gives_probabilities(tmp_path):
     probs = predict(net, arrays["x"][:3])
     assert probs.shape == (3, 2)
     assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+
+
+def test_the_saved_model_is_an_mlflow_model_that_gives_the_same_outputs(tmp_path):
+    import mlflow.pyfunc
+
+    write_images(tmp_path, [(str(i % 2), "train") for i in range(20)])
+    arrays = process(str(tmp_path), 8, ["0", "1"])
+    net, _ = train(arrays["x"][:20], arrays["y"][:20], 2, 4, 1, 0.01, 8, seed=0)
+    save(net, arrays["x"][:2], str(tmp_path / "model"))
+    served = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(arrays["x"][:3])
+    assert np.allclose(np.exp(served) / np.exp(served).sum(1, keepdims=True), predict(net, arrays["x"][:3]), atol=1e-5)
