@@ -15,6 +15,7 @@ from alops.commands import (
     adopt,
     context,
     data,
+    deploy,
     labels,
     params,
     pool,
@@ -41,7 +42,7 @@ def cli() -> None:
     """
 
 
-for area in (context, adopt, data, run, params, track, query, pool, labels, simulate, report, release, scaffold):
+for area in (context, adopt, data, run, params, track, query, pool, labels, simulate, report, release, deploy, scaffold):
     for command in area.commands:
         cli.add_command(command)
 

@@ -71,6 +71,11 @@ def copy_file(source: str, target: str) -> None:
     shutil.copy2(source, target)
 
 
+def rename(source: str, target: str) -> None:
+    """Give a finished file its final name in the same folder, at once (a rotated log, for instance)."""
+    os.replace(source, target)
+
+
 def write_json(path: str, data, indent: int | None = None) -> None:
     """Write `data` as JSON (sorted keys when indented), whole or not at all."""
     import json

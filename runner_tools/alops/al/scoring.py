@@ -275,7 +275,7 @@ def score_with_model(model_path: str, inputs_path: str, out_path: str, device: s
 MODEL_URI_PREFIXES = ("models:/", "runs:/")
 
 
-def _is_mlflow_model(path: str) -> bool:
+def is_mlflow_model(path: str) -> bool:
     """A folder MLflow wrote with `log_model` / `save_model` (it holds an `MLmodel` file)."""
     return os.path.isdir(path) and os.path.isfile(os.path.join(path, "MLmodel"))
 
@@ -284,7 +284,7 @@ def model_file(model: str, folder: str) -> str:
     """The local model of `model`: a file or an MLflow model folder, or an MLflow URI (`models:/name@champion`,
     `models:/name/3`, `runs:/<run id>/model.pt`) downloaded into `folder` from $MLFLOW_TRACKING_URI's server."""
     if not model.startswith(MODEL_URI_PREFIXES):
-        if not (os.path.isfile(model) or _is_mlflow_model(model)):
+        if not (os.path.isfile(model) or is_mlflow_model(model)):
             raise ConfigError(f"{model}: no such model file or MLflow model folder")
         return model
     mlflow = require("mlflow", "track", "a model from the MLflow registry")
@@ -299,7 +299,7 @@ def model_file(model: str, folder: str) -> str:
         detail = redact_url(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
         raise ConfigError(f"{model}: cannot download the model ({detail}); check the name, version or alias and "
                           "MLFLOW_TRACKING_URI") from None
-    if os.path.isdir(local) and not _is_mlflow_model(local):
+    if os.path.isdir(local) and not is_mlflow_model(local):
         files = [os.path.join(d, n) for d, _, names in os.walk(local) for n in names]
         if len(files) != 1:
             raise ConfigError(f"{model}: the model version holds {len(files)} files and no MLmodel; register the model "
@@ -354,7 +354,7 @@ def _version_source(uri: str) -> str:
 def _predictor(model_path: str, device: str):
     """A function from an input block to class probabilities, for a TorchScript (`.pt`), torch.export
     (`.pt2`) or pickled scikit-learn (`.joblib`/`.pkl`, `predict_proba`) model file, or an MLflow model folder."""
-    if _is_mlflow_model(model_path):
+    if is_mlflow_model(model_path):
         return _mlflow_predictor(model_path, device)
     if model_path.endswith((".joblib", ".pkl")):
         joblib = require("joblib", "sim", "a scikit-learn model")

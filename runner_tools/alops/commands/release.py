@@ -20,7 +20,10 @@ from alops.project import Project
 @click.option("--run-id", metavar="ID", help="Candidate run; default: the latest tracked run of this commit.")
 @click.option("--record", default="release.json", show_default=True, help="Where to write the provenance record.")
 @click.option("--publish", is_flag=True, help="Publish the record as a GitLab / GitHub release.")
-def release_command(metric, direction, min_delta, min_relative, model, artifact, run_id, record, publish) -> None:
+@click.option("--challenger", is_flag=True, help="Move the `challenger` alias instead: `alops deploy` smoke-tests it, "
+              "then makes it the champion.")
+def release_command(metric, direction, min_delta, min_relative, model, artifact, run_id, record, publish,
+                    challenger) -> None:
     """Gate the candidate against the champion, register it, move the `champion` alias (release branches).
 
     A missing or NaN metric fails closed; the first release (no champion yet) passes and says so.
@@ -29,14 +32,16 @@ def release_command(metric, direction, min_delta, min_relative, model, artifact,
     Examples:
       alops release --publish                   # the gate of alops.yaml's metric:
       alops release --metric accuracy --min-delta 0.005 --publish
+      alops release --challenger && alops deploy --target serve --endpoint http://host:8080
     """
     from alops import release as release_mod
 
     project = Project.open()
     gate = release_mod.project_gate(project, metric, direction, min_delta, min_relative)
+    alias = release_mod.CHALLENGER if challenger else release_mod.ALIAS
     provenance, published = release_mod.release_project(project, gate, model, artifact, run_id, record, publish,
-                                                         echo=click.echo)
-    click.echo(f"release: {provenance.model} version {provenance.version} is the champion "
+                                                         echo=click.echo, alias=alias)
+    click.echo(f"release: {provenance.model} version {provenance.version} is the {alias} "
                f"(previous: {provenance.previous_version or 'none'}); record {record}")
     if published is not None:
         click.echo(f"release: {published.action} {published.url}")
@@ -44,19 +49,33 @@ def release_command(metric, direction, min_delta, min_relative, model, artifact,
 
 @click.command()
 @click.option("--model", metavar="NAME", help="Registered model name; default: the project name.")
-def rollback(model: str | None) -> None:
-    """Move the `champion` alias back to the version the current champion replaced.
+@click.option("--endpoint", metavar="URL", envvar="ALOPS_DEPLOY_ENDPOINT",
+              help="An `alops serve` address to redeploy the earlier version on (needs ALOPS_SERVE_TOKEN).")
+def rollback(model: str | None, endpoint: str | None) -> None:
+    """Move the `champion` alias back to the version the current champion replaced, and mark that one rolled
+    back (no release re-run promotes it again); with --endpoint, serve the earlier version there.
 
     \b
     Examples:
       alops rollback --model digits
+      ALOPS_SERVE_TOKEN=... alops rollback --endpoint http://10.0.0.5:8080
     """
+    import os
+
     from alops import release as release_mod
 
-    project = Project.open()
-    name = model or project.name
-    moved_from, moved_to = release_mod.rollback(project.tracking_uri, name)
+    with Project.open() as project:
+        name, uri = model or project.name, project.tracking_uri
+    if endpoint:
+        from alops.deploy import ServeTarget
+        from alops.secrets import redact_url
+
+        ServeTarget(endpoint, os.environ.get("ALOPS_SERVE_TOKEN"))  # a missing token fails before the alias moves
+    moved_from, moved_to = release_mod.rollback(uri, name)
     click.echo(f"rollback: {name} champion moved from version {moved_from} back to {moved_to}")
+    if endpoint:
+        ServeTarget(endpoint, os.environ.get("ALOPS_SERVE_TOKEN")).deploy(f"models:/{name}/{moved_to}", None, None, 0.0)
+        click.echo(f"rollback: version {moved_to} serves at {redact_url(endpoint)}")
 
 
 commands = [release_command, rollback]

@@ -1,0 +1,85 @@
+"""`alops serve` and `alops deploy`: the champion answers requests, and release branches deploy it."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from alops.project import Project
+
+
+@click.command()
+@click.argument("model")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for every interface).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port to listen on.")
+@click.option("--log-dir", default="predictions", show_default=True,
+              help="Where the prediction log goes (the input of `alops pool add`); '' for no capture.")
+@click.option("--rotate-mb", type=click.FloatRange(min=0.001), default=64.0, show_default=True,
+              help="Start a new log file past this size.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Scoring-server worker processes.")
+def serve(model, host, port, log_dir, rotate_mb, workers) -> None:
+    """Serve an MLflow model (MLflow's scoring server) with prediction capture, until interrupted.
+
+    MODEL is a local MLflow model folder or a registry URI (models:/name@champion, models:/name/3; from
+    $MLFLOW_TRACKING_URI). POST /invocations takes MLflow's scoring requests; each scored sample is logged in
+    LOG_DIR/predictions.jsonl. With ALOPS_SERVE_TOKEN set, `alops deploy --target serve` can stage, test and
+    swap in a new version here (blue/green).
+
+    \b
+    Examples:
+      alops serve models:/digits@champion --host 0.0.0.0 --port 8080
+      curl -d @model/serving_input_example.json -H 'Content-Type: application/json' localhost:8080/invocations
+    """
+    from alops.serving import serve as serve_model
+
+    serve_model(model, host, port, log_dir or None, int(rotate_mb * (1 << 20)), workers,
+                ready=lambda address: click.echo(f"serve: {model} at {address}"
+                                                 + (f", logging to {log_dir}/" if log_dir else "")))
+
+
+@click.command()
+@click.option("--target", type=click.Choice(["serve", "kserve", "command"]), default="serve", show_default=True,
+              envvar="ALOPS_DEPLOY_TARGET", help="Where the model goes.")
+@click.option("--model", metavar="NAME", help="Registered model name; default: the project name.")
+@click.option("--version", "version", metavar="N", help="Version to deploy; default: the `challenger` alias.")
+@click.option("--environment", default="production", show_default=True, envvar="ALOPS_ENVIRONMENT",
+              help="Environment name (recorded on the version, given to the command target).")
+@click.option("--endpoint", metavar="URL", envvar="ALOPS_DEPLOY_ENDPOINT",
+              help="serve: the `alops serve` address; kserve/command: where to smoke-test after the deploy.")
+@click.option("--smoke", metavar="FILE", envvar="ALOPS_DEPLOY_SMOKE",
+              help='Smoke set, JSON {"inputs": [...], "labels": [...]}; default: smoke.json when it exists.')
+@click.option("--tolerance", type=click.FloatRange(min=0), default=0.01, show_default=True,
+              help="How far the smoke accuracy may fall below the run's metric.")
+@click.option("--metric", metavar="NAME", help="The run's metric the smoke accuracy is held to; default: alops.yaml's.")
+@click.option("--command", "command", metavar="SHELL", envvar="ALOPS_DEPLOY_COMMAND",
+              help="command target: the team's deploy command (gets ALOPS_MODEL_URI/_NAME/_VERSION, ALOPS_ENVIRONMENT).")
+@click.option("--manifest", default="inferenceservice.yaml", show_default=True, help="kserve: where the manifest is written.")
+def deploy(target, model, version, environment, endpoint, smoke, tolerance, metric, command, manifest) -> None:
+    """Deploy the challenger, smoke-test it at the endpoint, then move the `champion` alias to it.
+
+    A failed smoke test leaves the champion serving (serve target) and the alias where it was.
+
+    \b
+    Examples:
+      alops release --challenger
+      ALOPS_SERVE_TOKEN=... alops deploy --target serve --endpoint http://10.0.0.5:8080
+      alops deploy --target kserve                  # inferenceservice.yaml; kubectl apply with a cluster context
+      alops deploy --target command --command './deploy.sh'
+    """
+    from alops.deploy import deploy as deploy_model
+
+    with Project.open() as project:
+        name, uri, primary = model or project.name, project.tracking_uri, project.config.metric
+    if smoke is None and os.path.isfile("smoke.json"):
+        smoke = "smoke.json"
+    done = deploy_model(uri, name, target, environment, metric or (primary.name if primary else None), version,
+                        endpoint, os.environ.get("ALOPS_SERVE_TOKEN"), smoke, tolerance, command, manifest,
+                        echo=click.echo)
+    tested = (f"smoke accuracy {done.smoke_accuracy:.4f}" + (f" (run: {done.expected:.4f})" if done.expected is not None else "")
+              if done.smoke_accuracy is not None else "no smoke test")
+    click.echo(f"deploy: {done.model} version {done.version} is the champion in {done.environment} via {done.target} "
+               f"({tested}; previous: {done.previous or 'none'})")
+
+
+commands = [serve, deploy]

@@ -1,0 +1,196 @@
+"""Release branches deploy: the digits example's model served by MLflow's scoring server behind `alops serve`,
+blue/green through `alops deploy`, prediction capture into `alops pool add`, rollback; the command target."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import clean_env, dvc, free_port, git, run_alops
+from test_release import champion, release_project, tracked_candidate  # noqa: F401 - fixture
+
+TOKEN = "serve-token-0123456789"
+
+
+@pytest.fixture
+def digits_release(tmp_path: Path) -> Path:
+    """The digits example with its data, on a release branch (as examples/README.md sets it up)."""
+    project = tmp_path / "digits"
+    made = run_alops("new", str(project), "--forge", "gitlab", "--example", "digits", "--name", "digits", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    git(project, "config", "user.email", "dev@example.com")
+    git(project, "config", "user.name", "Dev")
+    subprocess.run([sys.executable, "scripts/prepare_digits.py", "data/full", "--unlabeled", "0.6", "--oracle",
+                    str(tmp_path / "oracle.csv")], cwd=project, check=True, capture_output=True)
+    dvc(project, "add", "-q", "data/full")
+    assert run_alops("data", "make-dev", "--fraction", "0.1", cwd=project).returncode == 0
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "data")
+    git(project, "switch", "-q", "-c", "release/1.0")
+    return project
+
+
+def start_serve(project: Path, model_uri: str, env: dict, port: int) -> subprocess.Popen:
+    log = open(project.parent / "serve.log", "w")
+    process = subprocess.Popen([str(Path(sys.executable).parent / "alops"), "serve", model_uri, "--port", str(port),
+                                "--log-dir", "predictions", "--rotate-mb", "0.05"],
+                               cwd=project, env={**env, "ALOPS_SERVE_TOKEN": TOKEN}, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        assert process.poll() is None, (project.parent / "serve.log").read_text()
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok:
+                return process
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    process.kill()
+    raise AssertionError("alops serve did not come up")
+
+
+def serving_version(port: int) -> str:
+    return requests.get(f"http://127.0.0.1:{port}/alops/status", timeout=10).json()["model_version"]
+
+
+def logged_rows(folder: Path) -> list[dict]:
+    return [json.loads(line) for log in sorted(folder.glob("predictions*.jsonl")) for line in log.read_text().splitlines()]
+
+
+def test_release_deploys_blue_green_captures_feeds_the_pool_and_rolls_back(digits_release, mlflow_server):
+    from mlflow.tracking import MlflowClient
+
+    project, model = digits_release, f"digits-{uuid.uuid4().hex[:8]}"
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server)
+    serve_env = {**env, "ALOPS_SERVE_TOKEN": TOKEN}
+    trained = run_alops("run", "--allow-cpu", "--set", "train.epochs=4", cwd=project, env=env)
+    assert trained.returncode == 0, trained.stderr
+    staged = run_alops("release", "--challenger", "--model", model, cwd=project, env=env)
+    assert staged.returncode == 0, staged.stderr
+    assert "is the challenger" in staged.stdout
+    client = MlflowClient(mlflow_server)
+    with pytest.raises(Exception):
+        client.get_model_version_by_alias(model, "champion")  # nothing is champion before its deploy
+
+    # `mlflow models serve` loads the registered version as it is (the scaffold's MLflow model folder)
+    port = free_port()
+    server = start_serve(project, f"models:/{model}@challenger", env, port)
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        first = run_alops("deploy", "--target", "serve", "--endpoint", endpoint, "--model", model, cwd=project, env=serve_env)
+        assert first.returncode == 0, first.stderr
+        assert "version 1 is the champion" in first.stdout and "smoke accuracy" in first.stdout
+        assert champion(mlflow_server, model) == "1" and serving_version(port) == "1"
+
+        # a burst of 1,000 requests: every one answered, every one in the log (which rotated)
+        smoke = json.loads((project / "smoke.json").read_text())
+        answers = []
+
+        def client_thread(rows):
+            with requests.Session() as session:
+                for row in rows:
+                    answers.append(session.post(f"{endpoint}/invocations", json={"inputs": [row]}, timeout=60).status_code)
+
+        inputs = [smoke["inputs"][i % len(smoke["inputs"])] for i in range(1000)]
+        threads = [threading.Thread(target=client_thread, args=(inputs[i::16],)) for i in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert answers.count(200) == 1000
+        rows = logged_rows(project / "predictions")
+        assert len(rows) == 1000 and len({r["id"] for r in rows}) == 1000
+        assert {r["model_version"] for r in rows} == {"1"}
+        assert len(list((project / "predictions").glob("predictions-*.jsonl"))) >= 1  # rotated by size
+        assert all(abs(sum(r["probabilities"]) - 1) < 1e-4 and r["prediction"] in range(10) for r in rows)
+
+        # a candidate whose registry metric its model cannot reach at the endpoint: the smoke test fails,
+        # the first model keeps serving and stays champion
+        (project / "params.yaml").write_text((project / "params.yaml").read_text() + "\n")
+        git(project, "commit", "-q", "-am", "claimed")
+        run = client.create_run(client.get_experiment_by_name("digits/release").experiment_id,
+                                tags={"git.commit": git(project, "rev-parse", "HEAD"), "git.branch": "release/1.0"})
+        client.log_metric(run.info.run_id, "val_accuracy", 0.9999)
+        client.log_artifacts(run.info.run_id, str(project / "model"), artifact_path="model")
+        client.set_terminated(run.info.run_id)
+        assert run_alops("release", "--challenger", "--model", model, cwd=project, env=env).returncode == 0
+        failed = run_alops("deploy", "--target", "serve", "--endpoint", endpoint, "--model", model, cwd=project,
+                           env=serve_env)
+        assert failed.returncode == 1 and "smoke test failed" in failed.stderr
+        assert len(failed.stderr.strip().splitlines()) == 1 and "Traceback" not in failed.stderr
+        assert champion(mlflow_server, model) == "1" and serving_version(port) == "1"
+        assert requests.post(f"{endpoint}/invocations", json={"inputs": smoke["inputs"][:2]}, timeout=60).ok
+
+        # a better model deploys, then the rollback serves the first one again
+        (project / "params.yaml").write_text((project / "params.yaml").read_text() + "\n")
+        git(project, "commit", "-q", "-am", "retrained")
+        assert run_alops("run", "--allow-cpu", "--set", "train.epochs=12", cwd=project, env=env).returncode == 0
+        third = run_alops("release", "--challenger", "--model", model, cwd=project, env=env)
+        assert third.returncode == 0, third.stdout + third.stderr
+        deployed = run_alops("deploy", "--target", "serve", "--endpoint", endpoint, "--model", model, cwd=project,
+                             env=serve_env)
+        assert deployed.returncode == 0, deployed.stderr
+        assert champion(mlflow_server, model) == "3" and serving_version(port) == "3"
+        back = run_alops("rollback", "--model", model, "--endpoint", endpoint, cwd=project, env=serve_env)
+        assert back.returncode == 0, back.stderr
+        assert champion(mlflow_server, model) == "1" and serving_version(port) == "1"
+        rerun = run_alops("release", "--challenger", "--model", model, cwd=project, env=env)
+        assert rerun.returncode == 1 and "was rolled back" in rerun.stderr
+        assert TOKEN not in first.stdout + first.stderr + back.stdout + back.stderr
+
+        # the captured log joins the pool of an al/ branch
+        git(project, "switch", "-q", "-c", "al/production")
+        before = len((project / "data/full/manifest.csv").read_text().splitlines())
+        rotated = sorted((project / "predictions").glob("predictions-*.jsonl"))[0]
+        added = run_alops("pool", "add", str(rotated), "--no-commit", cwd=project, env=env)
+        assert added.returncode == 0, added.stderr
+        count = len(rotated.read_text().splitlines())
+        assert f"{count} samples added as unlabeled" in added.stdout
+        assert len((project / "data/full/manifest.csv").read_text().splitlines()) == before + count
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def test_serve_refuses_deploy_calls_without_the_token(digits_release, mlflow_server):
+    project = digits_release
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server)
+    assert run_alops("run", "--allow-cpu", "--set", "train.epochs=1", cwd=project, env=env).returncode == 0
+    port = free_port()
+    server = start_serve(project, str(project / "model"), env, port)
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        assert requests.put(f"{endpoint}/alops/challenger", json={"model_uri": "x"}, timeout=10).status_code == 403
+        wrong = {"Authorization": "Bearer nope"}
+        assert requests.post(f"{endpoint}/alops/promote", headers=wrong, timeout=10).status_code == 403
+        assert requests.get(f"{endpoint}/nothing", timeout=10).status_code == 404
+        answer = requests.post(f"{endpoint}/invocations", json={"inputs": "not a tensor"}, timeout=30)
+        assert answer.status_code == 400  # the runtime's own refusal, passed on; nothing logged
+        assert logged_rows(project / "predictions") == []
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def test_the_command_target_gets_the_model_through_the_environment_only(release_project, mlflow_server, tmp_path):
+    model = f"cmd-{uuid.uuid4().hex[:8]}"
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server)
+    tracked_candidate(release_project, mlflow_server, {"accuracy": 0.8}, tmp_path)
+    assert run_alops("release", "--challenger", "--metric", "accuracy", "--model", model, cwd=release_project,
+                     env=env).returncode == 0
+    command = 'printf "%s|%s|%s" "$ALOPS_MODEL_URI" "$ALOPS_MODEL_VERSION" "$ALOPS_ENVIRONMENT" > deployed.txt'
+    done = run_alops("deploy", "--target", "command", "--command", command, "--model", model, "--environment",
+                     "$(touch pwned);prod", cwd=release_project, env=env)
+    assert done.returncode == 0, done.stderr
+    assert (release_project / "deployed.txt").read_text() == f"models:/{model}/1|1|$(touch pwned);prod"
+    assert not (release_project / "pwned").exists()
+    assert champion(mlflow_server, model) == "1"
+    failing = run_alops("deploy", "--target", "command", "--command", "exit 3", "--model", model, "--version", "1",
+                        cwd=release_project, env=env)
+    assert failing.returncode == 1 and "exited 3" in failing.stderr
