@@ -18,11 +18,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PARTS = os.path.join(HERE, "parts")
 COMPONENTS = {
     "alops": ("The whole alops flow with one include: the branch a developer pushes decides what runs.",
-              ["train", "promote", "release", "query", "labels", "devset"]),
+              ["train", "promote", "release", "deploy", "query", "labels", "devset"]),
     "train": ("Params check, tests and training per branch kind (dev data on CPU, full data on GPU), with the report.",
               ["train"]),
     "promote": ("Open or update the merge request from experiment and al/ branches.", ["promote"]),
-    "release": ("Release branches: train, gate against the champion, move the alias, publish the release.", ["release"]),
+    "release": ("Release branches: train, gate against the champion, move the alias, publish the release, deploy.",
+                ["release", "deploy"]),
     "query": ("Scheduled active-learning selection, sharded over parallel jobs, then the labeling hand-off.", ["query"]),
     "labels": ("Label import on al/ branches, committing the new data version, one import at a time.", ["labels"]),
     "devset": ("Scheduled check that the dev dataset still represents the full data.", ["devset"]),

@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 import requests
 from conftest import clean_env, dvc, free_port, git, run_alops
+from forge_server import ForgeServer
+from test_forge import CANARY
 from test_release import champion, release_project, tracked_candidate  # noqa: F401 - fixture
+from test_templates_github import CALLER, act, ran
+from test_templates_gitlab import gitlab_ci_local, use_component
 
 TOKEN = "serve-token-0123456789"
 
@@ -46,7 +50,7 @@ def start_serve(project: Path, model_uri: str, env: dict, port: int) -> subproce
     while time.monotonic() < deadline:
         assert process.poll() is None, (project.parent / "serve.log").read_text()
         try:
-            if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok:
+            if requests.get(f"http://127.0.0.1:{port}/alops/status", timeout=2).ok:
                 return process
         except requests.RequestException:
             pass
@@ -78,11 +82,12 @@ def test_release_deploys_blue_green_captures_feeds_the_pool_and_rolls_back(digit
     with pytest.raises(Exception):
         client.get_model_version_by_alias(model, "champion")  # nothing is champion before its deploy
 
-    # `mlflow models serve` loads the registered version as it is (the scaffold's MLflow model folder)
+    # started before any champion exists, the server waits for the first deploy
     port = free_port()
-    server = start_serve(project, f"models:/{model}@challenger", env, port)
+    server = start_serve(project, f"models:/{model}@champion", env, port)
     try:
         endpoint = f"http://127.0.0.1:{port}"
+        assert requests.post(f"{endpoint}/invocations", json={"inputs": []}, timeout=10).status_code == 503
         first = run_alops("deploy", "--target", "serve", "--endpoint", endpoint, "--model", model, cwd=project, env=serve_env)
         assert first.returncode == 0, first.stderr
         assert "version 1 is the champion" in first.stdout and "smoke accuracy" in first.stdout
@@ -137,7 +142,8 @@ def test_release_deploys_blue_green_captures_feeds_the_pool_and_rolls_back(digit
                              env=serve_env)
         assert deployed.returncode == 0, deployed.stderr
         assert champion(mlflow_server, model) == "3" and serving_version(port) == "3"
-        back = run_alops("rollback", "--model", model, "--endpoint", endpoint, cwd=project, env=serve_env)
+        back = run_alops("rollback", "--model", model, "--target", "serve", "--endpoint", endpoint, cwd=project,
+                         env=serve_env)
         assert back.returncode == 0, back.stderr
         assert champion(mlflow_server, model) == "1" and serving_version(port) == "1"
         rerun = run_alops("release", "--challenger", "--model", model, cwd=project, env=env)
@@ -176,6 +182,19 @@ def test_serve_refuses_deploy_calls_without_the_token(digits_release, mlflow_ser
     finally:
         server.terminate()
         server.wait(30)
+    assert server.returncode == 0 and not processes_mentioning(str(project / "model"))  # the runtime went with it
+
+
+def processes_mentioning(text: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            line = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in line and "pytest" not in line:
+            found.append(line)
+    return found
 
 
 def test_the_command_target_gets_the_model_through_the_environment_only(release_project, mlflow_server, tmp_path):
@@ -194,3 +213,130 @@ def test_the_command_target_gets_the_model_through_the_environment_only(release_
     failing = run_alops("deploy", "--target", "command", "--command", "exit 3", "--model", model, "--version", "1",
                         cwd=release_project, env=env)
     assert failing.returncode == 1 and "exited 3" in failing.stderr
+
+
+def passed(output: str, job: str) -> bool:
+    return f"PASS  {job}" in output or f"PASS {job}" in output
+
+
+def test_gitlab_release_pipelines_deploy_refuse_a_failed_smoke_test_and_roll_back(ml_project, mlflow_server):
+    """The component's release jobs under gitlab-ci-local with deploy-target serve, against a real `alops serve`."""
+    from mlflow.tracking import MlflowClient
+
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    use_component(ml_project, f"      release-metric: val_accuracy\n      deploy-target: serve\n"
+                              f"      deploy-url: {endpoint}\n")
+    model = f"deploy-{uuid.uuid4().hex[:8]}"  # the project's name (from its remote): what the release registers
+    git(ml_project, "remote", "set-url", "origin", f"https://gitlab.example.com/team/{model}.git")
+    git(ml_project, "switch", "-q", "-c", "release/1.0")
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server)
+    variables = {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_REF_PROTECTED": "true", "MLFLOW_TRACKING_URI": mlflow_server,
+                 "ALOPS_SERVE_TOKEN": TOKEN}
+    forge = ForgeServer(CANARY).__enter__()
+    variables.update(CI_SERVER_URL=forge.url, CI_PROJECT_ID="42", GITLAB_TOKEN=CANARY)
+    server = start_serve(ml_project, f"models:/{model}@champion", env, port)
+    try:
+        first = gitlab_ci_local(ml_project, "alops-release-train", "alops-release", "alops-deploy", variables=variables, own="CI_SERVER_URL")
+        output = first.stdout + first.stderr
+        assert first.returncode == 0, output[-4000:]
+        assert passed(output, "alops-deploy") and "is the challenger" in output and "smoke accuracy" in output, output[-6000:]
+        assert TOKEN not in output and CANARY not in output
+        assert [r["tag_name"] for r in forge.state.releases] == [f"{model}-v1"]
+        assert champion(mlflow_server, model) == "1" and serving_version(port) == "1"
+
+        # train/serve skew: the smoke set reaches the endpoint blank (a broken preprocessing step); the deploy job
+        # fails, v1 keeps serving
+        evaluate = (ml_project / "evaluate.py").read_text()
+        (ml_project / "evaluate.py").write_text(evaluate.replace('"inputs": x.tolist()', '"inputs": (x * 0).tolist()'))
+        git(ml_project, "commit", "-q", "-am", "skewed smoke inputs")
+        skewed = gitlab_ci_local(ml_project, "alops-release-train", "alops-release", "alops-deploy", variables=variables, own="CI_SERVER_URL")
+        output = skewed.stdout + skewed.stderr
+        assert skewed.returncode != 0 and "smoke test failed" in output, output[-4000:]
+        assert champion(mlflow_server, model) == "1" and serving_version(port) == "1"
+
+        (ml_project / "evaluate.py").write_text(evaluate)
+        (ml_project / "params.yaml").write_text((ml_project / "params.yaml").read_text() + "\n")
+        git(ml_project, "commit", "-q", "-am", "fixed")
+        third = gitlab_ci_local(ml_project, "alops-release-train", "alops-release", "alops-deploy", variables=variables, own="CI_SERVER_URL")
+        output = third.stdout + third.stderr
+        assert third.returncode == 0, output[-4000:]
+        assert champion(mlflow_server, model) == "3" and serving_version(port) == "3"
+
+        rollback = gitlab_ci_local(ml_project, "alops-rollback", variables=variables, own="CI_SERVER_URL")
+        output = rollback.stdout + rollback.stderr
+        assert rollback.returncode == 0, output[-4000:]
+        assert "moved from version 3 back to 1" in output
+        assert champion(mlflow_server, model) == "1" and serving_version(port) == "1"
+        assert MlflowClient(mlflow_server).get_model_version(model, "3").tags["alops.rolled_back"] == "true"
+        rerun = gitlab_ci_local(ml_project, "alops-release", variables=variables, own="CI_SERVER_URL")
+        assert rerun.returncode != 0 and "was rolled back" in rerun.stdout + rerun.stderr
+        assert champion(mlflow_server, model) == "1"
+    finally:
+        server.terminate()
+        server.wait(30)
+        forge.__exit__(None, None, None)
+
+
+DEPLOY_CALLER = CALLER.replace("on: [push, pull_request]\n", """on:
+  push:
+  workflow_dispatch:
+    inputs:
+      task:
+        type: choice
+        options: [rollback]
+        default: rollback
+""") + """      release-metric: val_accuracy
+      deploy-target: serve
+      deploy-url: %s
+      dispatch: ${{ inputs.task || 'labels-import' }}
+"""
+
+
+def test_github_release_pushes_deploy_and_a_dispatched_rollback_serves_the_earlier_version(ml_project, mlflow_server):
+    """The reusable workflow under act: release -> deploy (environment, serve target, smoke test) twice, then a
+    workflow_dispatch with dispatch: rollback. As in the release test, `github.ref_protected` reads true (act's
+    github context has none)."""
+    import shutil
+
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    model = f"deploy-{uuid.uuid4().hex[:8]}"
+    (ml_project / ".github/workflows").mkdir(parents=True)
+    text = (Path(__file__).parents[1] / ".github/workflows/alops.yml").read_text()
+    (ml_project / ".github/workflows/alops.yml").write_text(text.replace("&& github.ref_protected", "&& true"))
+    (ml_project / ".github/workflows/ci.yml").write_text(DEPLOY_CALLER % endpoint)
+    git(ml_project, "add", "-A")
+    git(ml_project, "commit", "-q", "-m", "use the alops workflow")
+    git(ml_project, "remote", "add", "origin", f"https://github.com/team/{model}.git")  # the model's name
+    git(ml_project, "switch", "-q", "-c", "release/1.0")
+    secrets = {"GITHUB_TOKEN": "canary-token-7788", "mlflow-tracking-uri": mlflow_server, "serve-token": TOKEN}
+    server = start_serve(ml_project, f"models:/{model}@champion", clean_env(MLFLOW_TRACKING_URI=mlflow_server), port)
+    try:
+        with ForgeServer("canary-token-7788") as forge:
+            first = act(ml_project, "push", {"ref": "refs/heads/release/1.0"}, secrets=secrets,
+                        env={"GITHUB_API_URL": forge.url})
+            output = first.stdout + first.stderr
+            assert first.returncode == 0, output[-4000:]
+            assert ran(output, "release") and ran(output, "deploy") and "smoke accuracy" in output
+            assert TOKEN not in output and "canary-token-7788" not in output
+            assert champion(mlflow_server, model) == "1" and serving_version(port) == "1"
+
+            (ml_project / "params.yaml").write_text((ml_project / "params.yaml").read_text() + "\n")
+            git(ml_project, "commit", "-q", "-am", "a second release")
+            shutil.rmtree(ml_project.parent / "artifacts")  # a new workflow run's artifacts
+            second = act(ml_project, "push", {"ref": "refs/heads/release/1.0"}, secrets=secrets,
+                         env={"GITHUB_API_URL": forge.url})
+            assert second.returncode == 0, (second.stdout + second.stderr)[-4000:]
+            assert champion(mlflow_server, model) == "2" and serving_version(port) == "2"
+
+            back = act(ml_project, "workflow_dispatch", {"ref": "refs/heads/release/1.0", "inputs": {"task": "rollback"}},
+                       secrets=secrets, env={"GITHUB_API_URL": forge.url})
+            output = back.stdout + back.stderr
+            assert back.returncode == 0, output[-4000:]
+            assert ran(output, "rollback") and not ran(output, "release-train")
+            assert "moved from version 2 back to 1" in output
+            assert champion(mlflow_server, model) == "1" and serving_version(port) == "1"
+    finally:
+        server.terminate()
+        server.wait(30)

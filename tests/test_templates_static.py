@@ -53,7 +53,8 @@ def test_components_follow_the_catalog_rules(name):
             assert re.search(rules["regex"], str(rules["default"])), f"{name}: default of {key} fails its regex"
     assert not GLOBAL_KEYWORDS & set(jobs), f"{name}: global keywords in a component"
     visible = [job for job in jobs if not job.startswith(".")]
-    assert visible and all(jobs[job]["extends"] in (".alops-base", [".alops-base", ".alops-forge-job"]) for job in visible)
+    bases = (".alops-base", [".alops-base", ".alops-forge-job"], [".alops-base", ".alops-forge-job", ".alops-deploy-job"])
+    assert visible and all(jobs[job]["extends"] in bases for job in visible)
     used = set(re.findall(r"\$\[\[ inputs\.([a-z-]+) \]\]", (KIT / "templates" / f"{name}.yml").read_text()))
     assert used <= set(inputs), f"{name}: uses undeclared inputs {used - set(inputs)}"
 

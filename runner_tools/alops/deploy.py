@@ -92,9 +92,7 @@ def judge_smoke(accuracy: float, expected: float | None, tolerance: float) -> No
 class ServeTarget:
     """An `alops serve` endpoint's blue/green slot."""
 
-    def __init__(self, endpoint: str, token: str | None):
-        if not token:
-            raise ConfigError("the serve target needs the endpoint's ALOPS_SERVE_TOKEN (a masked CI variable)")
+    def __init__(self, endpoint: str, token: str):
         self.endpoint = endpoint.rstrip("/")
         self.headers = {"Authorization": f"Bearer {token}"}
 
@@ -169,6 +167,32 @@ def deploy_command(command: str, name: str, uri: str, version: str, environment:
         raise AlopsError(f"the deploy command exited {done.returncode}; the {CHAMPION} stays where it was")
 
 
+def check_target(target: str, endpoint: str | None, token: str | None, command: str | None) -> None:
+    """What the target needs is there (before anything moves)."""
+    if target not in TARGETS:
+        raise ConfigError(f"--target {target!r}: expected one of {', '.join(TARGETS)}")
+    if target == "serve" and not endpoint:
+        raise ConfigError("the serve target needs --endpoint (the `alops serve` address; the deploy-url input)")
+    if target == "serve" and not token:
+        raise ConfigError("the serve target needs ALOPS_SERVE_TOKEN, the token `alops serve` was started with "
+                          "(a masked CI variable)")
+    if target == "command" and not command:
+        raise ConfigError("the command target needs --command (or ALOPS_DEPLOY_COMMAND; the deploy-command input)")
+
+
+def recorded_version(path: str) -> tuple[str, str, str]:
+    """(model, version, the gate's metric) of the release record `alops release` wrote."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+        return str(record["model"]), str(record["version"]), str(record["metric"])
+    except OSError as exc:
+        raise ConfigError(f"release record {path}: {exc.strerror}; the deploy job needs the release job's "
+                          "release.json") from None
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(f"release record {path}: not a release record of `alops release`") from None
+
+
 def _version(client, name: str, version: str | None):
     from mlflow.exceptions import MlflowException
 
@@ -188,12 +212,7 @@ def deploy(uri: str, name: str, target: str, environment: str, metric: str | Non
     """Deploy the challenger (or `version`) to `target`, smoke-test it, then move the champion alias to it."""
     from mlflow.exceptions import MlflowException
 
-    if target not in TARGETS:
-        raise ConfigError(f"--target {target!r}: expected one of {', '.join(TARGETS)}")
-    if target == "serve" and not endpoint:
-        raise ConfigError("the serve target needs --endpoint (the `alops serve` address)")
-    if target == "command" and not command:
-        raise ConfigError("the command target needs --command (or ALOPS_DEPLOY_COMMAND)")
+    check_target(target, endpoint, token, command)
     smoke = load_smoke(smoke_path) if smoke_path else None
     try:
         client = mlflow_client(uri)
@@ -203,6 +222,9 @@ def deploy(uri: str, name: str, target: str, environment: str, metric: str | Non
             raise AlopsError(f"version {number} of {name!r} was rolled back; release a new candidate instead")
         run = client.get_run(candidate.run_id) if candidate.run_id else None
         expected = run.data.metrics.get(metric) if run is not None and metric else None
+        if smoke is not None and expected is None:
+            raise ConfigError(f"the smoke test holds the endpoint's accuracy to the run's metric, and version {number} "
+                              f"has no {metric or 'metric'}: declare metric: in alops.yaml or pass --metric")
         try:
             current = str(client.get_model_version_by_alias(name, CHAMPION).version)
         except MlflowException:

@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -77,6 +78,20 @@ def registry_version(uri: str) -> str | None:
     return uri.rstrip("/").rpartition("/")[2]
 
 
+def awaits_first_release(uri: str) -> bool:
+    """Whether `uri` is a registry alias no version carries yet (`models:/digits@champion` before the first
+    release): the server then starts empty and the first deploy stages and promotes its model."""
+    if not (uri.startswith("models:/") and "@" in uri):
+        return False
+    from mlflow.exceptions import MlflowException
+
+    try:
+        registry_version(uri)
+    except MlflowException:
+        return True
+    return False
+
+
 class Runtime:
     """One scoring-server process for one model on a free private port."""
 
@@ -133,7 +148,7 @@ class Serving:
         self.work = tempfile.mkdtemp(prefix="alops-serve-")
         self._lock = threading.Lock()
         self.challenger: Runtime | None = None
-        self.live = Runtime(resolve(uri, self._folder()), workers)
+        self.live: Runtime | None = None if awaits_first_release(uri) else Runtime(resolve(uri, self._folder()), workers)
 
     def _folder(self) -> str:
         return tempfile.mkdtemp(dir=self.work)
@@ -151,7 +166,8 @@ class Serving:
             if self.challenger is None:
                 raise ConfigError("no challenger is staged")
             old, self.live, self.challenger = self.live, self.challenger, None
-        old.stop()
+        if old is not None:
+            old.stop()
         return self.live
 
     def discard(self) -> None:
@@ -161,8 +177,8 @@ class Serving:
             old.stop()
 
     def status(self) -> dict:
-        challenger = self.challenger
-        return {"model_version": self.live.model.version, "model_uri": self.live.model.uri,
+        live, challenger = self.live, self.challenger
+        return {"model_version": live.model.version if live else None, "model_uri": live.model.uri if live else None,
                 "challenger": challenger.model.version if challenger else None}
 
     def close(self) -> None:
@@ -226,14 +242,19 @@ class Handler(BaseHTTPRequestHandler):
         self._route("DELETE")
 
     def health(self, _body: bytes) -> None:
-        status, _ = self.serving.live.call("GET", "/ping")
-        self._reply(status, {"status": "ok" if status == 200 else "down", **self.serving.status()})
+        live = self.serving.live
+        status = live.call("GET", "/ping")[0] if live else 503
+        self._reply(status, {"status": "ok" if status == 200 else "down" if live else "no model yet",
+                             **self.serving.status()})
 
     def status(self, _body: bytes) -> None:
         self._reply(200, self.serving.status())
 
     def invocations(self, body: bytes) -> None:
         runtime = self.serving.live
+        if runtime is None:
+            self._reply(503, {"error": "no model deployed yet"})
+            return
         status, answer = runtime.call("POST", "/invocations", body)
         if status == 200 and self.serving.log is not None:
             try:
@@ -281,9 +302,13 @@ ROUTES = {("GET", "/ping"): "health", ("GET", "/health"): "health", ("GET", "/al
 PUBLIC = {"health", "status", "invocations"}
 
 
+def _stop(_signal, _frame) -> None:
+    raise SystemExit(0)
+
+
 def serve(uri: str, host: str, port: int, log_folder: str | None, rotate_bytes: int, workers: int = 1,
           ready=None) -> None:
-    """Serve `uri` on host:port until interrupted; `ready(address)` is called once it answers."""
+    """Serve `uri` on host:port until interrupted; `ready(address, serving_a_model)` is called once it answers."""
     log = PredictionLog(log_folder, rotate_bytes) if log_folder else None
     serving = Serving(uri, log, workers, os.environ.get(TOKEN_VARIABLE) or None)
     handler = type("ServingHandler", (Handler,), {"serving": serving})
@@ -293,9 +318,10 @@ def serve(uri: str, host: str, port: int, log_folder: str | None, rotate_bytes: 
         serving.close()
         raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from None
     server.daemon_threads = True
+    signal.signal(signal.SIGTERM, _stop)  # a service manager's stop: the runtimes go with the server
     try:
         if ready:
-            ready(f"http://{host}:{server.server_address[1]}")
+            ready(f"http://{host}:{server.server_address[1]}", serving.live is not None)
         server.serve_forever()
     finally:
         server.server_close()

@@ -5,6 +5,7 @@ import os
 import shutil
 
 import mlflow.pytorch
+from mlflow.models import infer_signature
 import torch
 
 from common import device, load, model, params
@@ -22,6 +23,9 @@ for epoch in range(1, config["epochs"] + 1):
     optimiser.step()
     history.append({"epoch": epoch, "loss": float(loss)})
 shutil.rmtree("model", ignore_errors=True)
-mlflow.pytorch.save_model(net.cpu(), "model", pip_requirements=["torch"], serialization_format="pickle")  # an MLflow model: servable
+example = x[:5].numpy()
+signature = infer_signature(example, net.cpu()(x[:5]).detach().numpy())  # float32 in: the server casts requests
+mlflow.pytorch.save_model(net.cpu(), "model", signature=signature, pip_requirements=["torch"],
+                          serialization_format="pickle")  # an MLflow model: servable
 os.makedirs("plots", exist_ok=True)
 json.dump({"train": history}, open("plots/train.json", "w"))

@@ -24,7 +24,8 @@ def serve(model, host, port, log_dir, rotate_mb, workers) -> None:
     MODEL is a local MLflow model folder or a registry URI (models:/name@champion, models:/name/3; from
     $MLFLOW_TRACKING_URI). POST /invocations takes MLflow's scoring requests; each scored sample is logged in
     LOG_DIR/predictions.jsonl. With ALOPS_SERVE_TOKEN set, `alops deploy --target serve` can stage, test and
-    swap in a new version here (blue/green).
+    swap in a new version here (blue/green); an alias no version has yet (before the first release) starts
+    the server empty, for the first deploy.
 
     \b
     Examples:
@@ -34,8 +35,9 @@ def serve(model, host, port, log_dir, rotate_mb, workers) -> None:
     from alops.serving import serve as serve_model
 
     serve_model(model, host, port, log_dir or None, int(rotate_mb * (1 << 20)), workers,
-                ready=lambda address: click.echo(f"serve: {model} at {address}"
-                                                 + (f", logging to {log_dir}/" if log_dir else "")))
+                ready=lambda address, live: click.echo(
+                    f"serve: {model} at {address}" + (f", logging to {log_dir}/" if log_dir else "")
+                    + ("" if live else " (no version has that alias yet: the first `alops deploy` brings one)")))
 
 
 @click.command()
@@ -43,19 +45,21 @@ def serve(model, host, port, log_dir, rotate_mb, workers) -> None:
               envvar="ALOPS_DEPLOY_TARGET", help="Where the model goes.")
 @click.option("--model", metavar="NAME", help="Registered model name; default: the project name.")
 @click.option("--version", "version", metavar="N", help="Version to deploy; default: the `challenger` alias.")
+@click.option("--record", metavar="FILE", help="Deploy the version of this release record (release.json), as CI "
+              "jobs do: a re-run (GitLab's environment rollback) deploys the same version again.")
 @click.option("--environment", default="production", show_default=True, envvar="ALOPS_ENVIRONMENT",
               help="Environment name (recorded on the version, given to the command target).")
 @click.option("--endpoint", metavar="URL", envvar="ALOPS_DEPLOY_ENDPOINT",
               help="serve: the `alops serve` address; kserve/command: where to smoke-test after the deploy.")
 @click.option("--smoke", metavar="FILE", envvar="ALOPS_DEPLOY_SMOKE",
               help='Smoke set, JSON {"inputs": [...], "labels": [...]}; default: smoke.json when it exists.')
-@click.option("--tolerance", type=click.FloatRange(min=0), default=0.01, show_default=True,
+@click.option("--tolerance", type=click.FloatRange(min=0), default=0.01, show_default=True, envvar="ALOPS_DEPLOY_TOLERANCE",
               help="How far the smoke accuracy may fall below the run's metric.")
 @click.option("--metric", metavar="NAME", help="The run's metric the smoke accuracy is held to; default: alops.yaml's.")
 @click.option("--command", "command", metavar="SHELL", envvar="ALOPS_DEPLOY_COMMAND",
               help="command target: the team's deploy command (gets ALOPS_MODEL_URI/_NAME/_VERSION, ALOPS_ENVIRONMENT).")
 @click.option("--manifest", default="inferenceservice.yaml", show_default=True, help="kserve: where the manifest is written.")
-def deploy(target, model, version, environment, endpoint, smoke, tolerance, metric, command, manifest) -> None:
+def deploy(target, model, version, record, environment, endpoint, smoke, tolerance, metric, command, manifest) -> None:
     """Deploy the challenger, smoke-test it at the endpoint, then move the `champion` alias to it.
 
     A failed smoke test leaves the champion serving (serve target) and the alias where it was.
@@ -68,7 +72,11 @@ def deploy(target, model, version, environment, endpoint, smoke, tolerance, metr
       alops deploy --target command --command './deploy.sh'
     """
     from alops.deploy import deploy as deploy_model
+    from alops.deploy import recorded_version
 
+    if record:
+        model, version, recorded_metric = recorded_version(record)
+        metric = metric or recorded_metric
     with Project.open() as project:
         name, uri, primary = model or project.name, project.tracking_uri, project.config.metric
     if smoke is None and os.path.isfile("smoke.json"):

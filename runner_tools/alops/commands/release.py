@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from alops.project import Project
@@ -21,7 +23,7 @@ from alops.project import Project
 @click.option("--record", default="release.json", show_default=True, help="Where to write the provenance record.")
 @click.option("--publish", is_flag=True, help="Publish the record as a GitLab / GitHub release.")
 @click.option("--challenger", is_flag=True, help="Move the `challenger` alias instead: `alops deploy` smoke-tests it, "
-              "then makes it the champion.")
+              "then makes it the champion; default: on when ALOPS_DEPLOY_TARGET is set (the deploy-target input).")
 def release_command(metric, direction, min_delta, min_relative, model, artifact, run_id, record, publish,
                     challenger) -> None:
     """Gate the candidate against the champion, register it, move the `champion` alias (release branches).
@@ -38,7 +40,8 @@ def release_command(metric, direction, min_delta, min_relative, model, artifact,
 
     project = Project.open()
     gate = release_mod.project_gate(project, metric, direction, min_delta, min_relative)
-    alias = release_mod.CHALLENGER if challenger else release_mod.ALIAS
+    deploying = challenger or bool(os.environ.get("ALOPS_DEPLOY_TARGET"))
+    alias = release_mod.CHALLENGER if deploying else release_mod.ALIAS
     provenance, published = release_mod.release_project(project, gate, model, artifact, run_id, record, publish,
                                                          echo=click.echo, alias=alias)
     click.echo(f"release: {provenance.model} version {provenance.version} is the {alias} "
@@ -49,33 +52,36 @@ def release_command(metric, direction, min_delta, min_relative, model, artifact,
 
 @click.command()
 @click.option("--model", metavar="NAME", help="Registered model name; default: the project name.")
-@click.option("--endpoint", metavar="URL", envvar="ALOPS_DEPLOY_ENDPOINT",
-              help="An `alops serve` address to redeploy the earlier version on (needs ALOPS_SERVE_TOKEN).")
-def rollback(model: str | None, endpoint: str | None) -> None:
+@click.option("--target", type=click.Choice(["serve", "kserve", "command"]), envvar="ALOPS_DEPLOY_TARGET",
+              help="Redeploy the earlier version there (as `alops deploy`); default: only the alias moves.")
+@click.option("--endpoint", metavar="URL", envvar="ALOPS_DEPLOY_ENDPOINT", help="serve: the `alops serve` address.")
+@click.option("--environment", default="production", show_default=True, envvar="ALOPS_ENVIRONMENT")
+@click.option("--command", "command", metavar="SHELL", envvar="ALOPS_DEPLOY_COMMAND", help="command: the deploy command.")
+def rollback(model: str | None, target: str | None, endpoint: str | None, environment: str, command: str | None) -> None:
     """Move the `champion` alias back to the version the current champion replaced, and mark that one rolled
-    back (no release re-run promotes it again); with --endpoint, serve the earlier version there.
+    back (no release re-run promotes it again); with --target, deploy the earlier version there.
 
     \b
     Examples:
       alops rollback --model digits
-      ALOPS_SERVE_TOKEN=... alops rollback --endpoint http://10.0.0.5:8080
+      ALOPS_SERVE_TOKEN=... alops rollback --target serve --endpoint http://10.0.0.5:8080
     """
-    import os
-
     from alops import release as release_mod
 
     with Project.open() as project:
         name, uri = model or project.name, project.tracking_uri
-    if endpoint:
-        from alops.deploy import ServeTarget
-        from alops.secrets import redact_url
+    if target:
+        from alops.deploy import check_target
 
-        ServeTarget(endpoint, os.environ.get("ALOPS_SERVE_TOKEN"))  # a missing token fails before the alias moves
+        check_target(target, endpoint, os.environ.get("ALOPS_SERVE_TOKEN"), command)  # before the alias moves
     moved_from, moved_to = release_mod.rollback(uri, name)
     click.echo(f"rollback: {name} champion moved from version {moved_from} back to {moved_to}")
-    if endpoint:
-        ServeTarget(endpoint, os.environ.get("ALOPS_SERVE_TOKEN")).deploy(f"models:/{name}/{moved_to}", None, None, 0.0)
-        click.echo(f"rollback: version {moved_to} serves at {redact_url(endpoint)}")
+    if target:
+        from alops.deploy import deploy
+
+        deploy(uri, name, target, environment, None, moved_to, endpoint, os.environ.get("ALOPS_SERVE_TOKEN"),
+               command=command, echo=click.echo)
+        click.echo(f"rollback: version {moved_to} deployed in {environment} via {target}")
 
 
 commands = [release_command, rollback]
