@@ -124,14 +124,19 @@ class ServeTarget:
         return accuracy
 
 
+def _label(value: str) -> str:
+    """A Kubernetes label value: 63 characters of [A-Za-z0-9._-], alphanumeric at both ends."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", value)[:63].strip("-._")
+
+
 def kserve_manifest(name: str, storage_uri: str, version: str, environment: str) -> dict:
     """A KServe InferenceService for an MLflow model (served by KServe's MLflow runtime, MLServer)."""
-    service = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63] or "model"
+    service = re.sub(r"[^a-z0-9-]+", "-", name.lower())[:63].strip("-") or "model"
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": {"name": service, "labels": {"alops/model-version": re.sub(r"[^A-Za-z0-9._-]", "", version)[:63],
-                                                 "alops/environment": re.sub(r"[^A-Za-z0-9._-]", "-", environment)[:63]}},
+        "metadata": {"name": service, "labels": {"alops/model-version": _label(version),
+                                                 "alops/environment": _label(environment)}},
         "spec": {"predictor": {"model": {"modelFormat": {"name": "mlflow"}, "protocolVersion": "v2",
                                          "storageUri": storage_uri}}},
     }

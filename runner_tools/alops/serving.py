@@ -98,6 +98,7 @@ class Runtime:
     def __init__(self, model: Model, workers: int = 1):
         self.model = model
         self.port = free_port()
+        self._connections = threading.local()
         scripts = os.path.dirname(sys.executable)  # mlflow starts uvicorn by name: it must be on PATH
         env = {**os.environ, "PATH": scripts + os.pathsep + os.environ.get("PATH", "")}
         self.process = subprocess.Popen(
@@ -122,13 +123,24 @@ class Runtime:
         raise AlopsError(f"the scoring server for {self.model.uri} did not answer within {START_TIMEOUT:.0f} s")
 
     def call(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        """One request to the runtime over this thread's kept-alive connection (opened again once if it closed)."""
+        try:
+            return self._send(method, path, body)
+        except (http.client.HTTPException, ConnectionError):
+            return self._send(method, path, body)
+
+    def _send(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
+        connection = getattr(self._connections, "connection", None)
+        if connection is None:
+            connection = self._connections.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         try:
             connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
             response = connection.getresponse()
             return response.status, response.read()
-        finally:
+        except (http.client.HTTPException, ConnectionError):
             connection.close()
+            self._connections.connection = None
+            raise
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -1,0 +1,84 @@
+"""Prediction capture and the deploy step's pure parts: the log rows, the PNG inputs, rotation, the manifest."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from alops.capture import PredictionLog, png_bytes, probabilities
+from alops.deploy import judge_smoke, kserve_manifest, load_smoke
+from alops.errors import AlopsError, ConfigError
+
+
+def test_an_image_round_trips_through_the_png_the_loader_reads(tmp_path):
+    image = np.random.default_rng(0).integers(0, 256, (8, 8)) / 255.0
+    (tmp_path / "x.png").write_bytes(png_bytes(image))
+    with Image.open(tmp_path / "x.png") as loaded:  # as the digits example's load stage reads it
+        assert np.array_equal(np.asarray(loaded.convert("L")) / 255.0, image)
+
+
+def test_image_tensors_are_logged_as_files_with_probabilities_and_the_version(tmp_path):
+    log = PredictionLog(str(tmp_path))
+    images = np.random.default_rng(1).random((3, 1, 8, 8)).tolist()
+    logits = [[0.0, 2.0], [3.0, 0.0], [1.0, 1.0]]
+    assert log.record({"inputs": images}, logits, "7", logits=True) == 3
+    log.close()
+    rows = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    assert [r["prediction"] for r in rows] == [1, 0, 0]
+    assert rows[2]["probabilities"] == [0.5, 0.5] and {r["model_version"] for r in rows} == {"7"}
+    assert len({r["id"] for r in rows}) == 3 and all(isinstance(r["id"], int) for r in rows)
+    assert all((tmp_path / r["path"]).is_file() for r in rows)
+
+
+def test_dataframe_requests_keep_their_columns_and_other_tensors_their_values(tmp_path):
+    log = PredictionLog(str(tmp_path))
+    split = {"dataframe_split": {"columns": ["f0", "f1"], "data": [[1.5, 2.0]]}}
+    assert log.record(split, [[0.2, 0.8]], "1", logits=False) == 1
+    assert log.record({"inputs": [[5.0, -1.0]]}, [[0.9, 0.1]], "1", logits=False) == 1
+    assert log.record({"inputs": [[1.0], [2.0]]}, [[0.9, 0.1]], "1", logits=False) == 0  # rows and answers disagree
+    log.close()
+    first, second = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    assert (first["f0"], first["f1"], first["prediction"]) == (1.5, 2.0, 1)
+    assert second["input"] == [5.0, -1.0] and "path" not in second
+
+
+def test_the_log_rotates_by_size_and_loses_no_row(tmp_path):
+    log = PredictionLog(str(tmp_path), max_bytes=2000)
+    for _ in range(50):
+        log.record({"dataframe_records": [{"f0": 1.0}]}, [[0.1, 0.9]], "2", logits=False)
+    log.close()
+    files = sorted(tmp_path.glob("predictions*.jsonl"))
+    assert len(files) > 2 and all(f.stat().st_size < 2400 for f in files)
+    assert sum(len(f.read_text().splitlines()) for f in files) == 50
+
+
+def test_probabilities_are_a_softmax_of_logits_and_the_rows_otherwise():
+    assert np.allclose(probabilities([[0.0, 0.0]], logits=True), [[0.5, 0.5]])
+    assert probabilities([[0.3, 0.7]], logits=False).tolist() == [[0.3, 0.7]]
+    assert probabilities([1, 0], logits=False) is None  # class labels: no probabilities
+
+
+def test_the_smoke_judgement_fails_below_the_tolerance_only():
+    judge_smoke(0.95, 0.955, 0.01)
+    with pytest.raises(AlopsError, match="smoke test failed: accuracy 0.9000"):
+        judge_smoke(0.90, 0.955, 0.01)
+
+
+@pytest.mark.parametrize("content", ["{", '{"inputs": [1]}', '{"inputs": [1, 2], "labels": [1]}', '{"inputs": [], "labels": []}'])
+def test_a_bad_smoke_set_is_one_line(tmp_path, content):
+    (tmp_path / "smoke.json").write_text(content)
+    with pytest.raises(ConfigError, match="smoke set"):
+        load_smoke(str(tmp_path / "smoke.json"))
+
+
+def test_the_kserve_manifest_names_the_mlflow_format_and_sanitises_names():
+    manifest = kserve_manifest("Digits_Model", "s3://bucket/1/abc/artifacts/model", "3", "prod; rm -rf /")
+    assert manifest["apiVersion"] == "serving.kserve.io/v1beta1" and manifest["kind"] == "InferenceService"
+    assert manifest["metadata"]["name"] == "digits-model"
+    assert manifest["metadata"]["labels"]["alops/environment"] == "prod--rm--rf"
+    model = manifest["spec"]["predictor"]["model"]
+    assert model == {"modelFormat": {"name": "mlflow"}, "protocolVersion": "v2",
+                     "storageUri": "s3://bucket/1/abc/artifacts/model"}
