@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
 import yaml
-
 from conftest import dvc, git, run_alops
+
+from alops import __version__
 
 DVC_YAML = """stages:
   prepare:
@@ -82,16 +84,81 @@ def test_init_detects_and_writes_what_alops_needs(repo):
     assert "  create " not in again.stdout and "  append " not in again.stdout
 
 
-def test_init_keeps_an_existing_file_unless_forced(repo):
+def test_force_refreshes_only_what_alops_wrote_and_nobody_edited(repo):
     project = existing_project(repo)
-    (project / "alops.yaml").write_text("default_branch: trunk\n")
-    kept = run_alops("init", "--forge", "gitlab", cwd=project)
-    assert kept.returncode == 0, kept.stderr
-    assert "kept      alops.yaml" in kept.stdout and (project / "alops.yaml").read_text() == "default_branch: trunk\n"
-    forced = run_alops("init", "--forge", "gitlab", "--force", cwd=project)
-    assert forced.returncode == 0 and "replace   alops.yaml" in forced.stdout
-    assert "data:" in (project / "alops.yaml").read_text()
-    assert (project / ".gitlab-ci.yml").exists() and not (project / ".github").exists()
+    (project / "alops.yaml").write_text("default_branch: trunk\n")  # the team's own
+    first = run_alops("init", "--forge", "gitlab", "--version", "0.1.0", cwd=project)
+    assert first.returncode == 0, first.stderr
+    assert "kept      alops.yaml" in first.stdout and "create    .gitlab-ci.yml" in first.stdout
+    schema = project / "params.schema.yaml"
+    schema.write_text(schema.read_text() + "train.n_est: {type: int, min: 1}\n")  # edited: the team's now
+    forced = run_alops("init", "--forge", "gitlab", "--version", "0.2.0", "--force", cwd=project)
+    assert forced.returncode == 0, forced.stderr
+    assert (project / "alops.yaml").read_text() == "default_branch: trunk\n"  # never replaced, even forced
+    assert "kept      params.schema.yaml" in forced.stdout and "min: 1" in schema.read_text()
+    assert "replace   .gitlab-ci.yml" in forced.stdout and "alops@0.2.0" in (project / ".gitlab-ci.yml").read_text()
+    assert not (project / ".github").exists()
+
+
+TEAM_GITLAB_CI = """# the team's pipeline
+stages: [lint, train, report]
+
+.rules: &on-main
+  - if: $CI_COMMIT_BRANCH == "main"
+
+lint:
+  stage: lint
+  script: [ruff check .]
+
+train:
+  stage: train
+  rules: *on-main
+  script:
+    - dvc repro
+    - !reference [.setup, script]
+
+cml-report:
+  stage: report
+  script: [cml comment create report.md]
+"""
+TEAM_WORKFLOW = """name: team
+on: [push]
+jobs:
+  test:
+    runs-on: ubuntu-latest
+    steps:
+      - run: pytest
+"""
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_init_on_a_repository_with_its_own_ci_loses_none_of_it(repo, force):
+    import yaml as pyyaml
+
+    project = existing_project(repo)
+    (project / ".gitlab-ci.yml").write_text(TEAM_GITLAB_CI)
+    (project / ".github/workflows").mkdir(parents=True)
+    (project / ".github/workflows/team.yml").write_text(TEAM_WORKFLOW)
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "the team's CI")
+    done = run_alops("init", "--forge", "both", *(["--force"] if force else []), cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert "merge     .gitlab-ci.yml" in done.stdout
+    text = (project / ".gitlab-ci.yml").read_text()
+    for line in TEAM_GITLAB_CI.splitlines():  # every line of theirs, comments and anchors included
+        assert line in text, line
+    loader = type("GitLabLoader", (pyyaml.SafeLoader,), {})
+    loader.add_constructor("!reference", lambda loader, node: loader.construct_sequence(node))
+    merged = pyyaml.load(text, Loader=loader)
+    assert merged["stages"] == ["lint", "train", "report"]
+    assert {"lint", "train", "cml-report"} <= set(merged)
+    component = merged["include"][0]
+    assert component["component"].endswith(f"/alops@{__version__}")
+    assert component["inputs"]["stage"] == "report"  # one of their stages: the component's jobs fit in
+    assert (project / ".github/workflows/team.yml").read_text() == TEAM_WORKFLOW
+    assert (project / ".github/workflows/alops.yml").exists()  # beside theirs
+    again = run_alops("init", "--forge", "both", "--force", cwd=project)
+    assert again.returncode == 0 and (project / ".gitlab-ci.yml").read_text() == text  # merged once
 
 
 def test_init_outside_a_git_repository_is_one_line(tmp_path):

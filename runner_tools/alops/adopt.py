@@ -2,14 +2,19 @@
 
 Detects the pipeline (stages, params, metrics, plots), the tracked data and the forge, then plans the files
 alops needs: alops.yaml, a params schema inferred from params.yaml, the CI file of each forge (rendered from
-the scaffold's own templates) and the .gitignore lines. An existing file is never replaced without `force`;
-planning twice on an adopted repository changes nothing. The plan ends with what the team must still do.
+the scaffold's own templates) and the .gitignore lines. Each file alops writes starts with a stamp holding the
+digest of the rest: while it matches, the file is alops' and `force` may refresh it; once the team edits it, or
+for any file alops did not write, it is the team's and is never replaced. A team's own `.gitlab-ci.yml` gets the
+component's include merged in (its jobs, `stages:` and comments kept; the component's stage set to one of its
+stages). Planning twice on an adopted repository changes nothing. The plan ends with what the team must still do.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 
 from alops import __version__
@@ -23,13 +28,33 @@ COMPONENT_PATH = "gitlab.com/alops/alops"
 WORKFLOW_REPO = "alops/alops"
 
 
+STAMP = "# alops init {digest}: written by `alops init`; `alops init --force` refreshes it until you edit it\n"
+_STAMP_LINE = re.compile(r"# alops init ([0-9a-f]{16}): ")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def stamped(content: str) -> str:
+    """A file's content as alops writes it: the ownership stamp, then the content."""
+    return STAMP.format(digest=_digest(content)) + content
+
+
+def alops_owns(text: str) -> bool:
+    """Whether a file is alops' own as written: its stamp's digest matches the rest (the team never edited it)."""
+    first, _, rest = text.partition("\n")
+    found = _STAMP_LINE.match(first)
+    return found is not None and found.group(1) == _digest(rest)
+
+
 @dataclass
 class Change:
     """One file of the plan: what it will contain and what happens to it."""
 
     path: str  # relative to the repository root
     content: str
-    action: str  # create, replace, append, unchanged, kept (exists and differs; --force replaces)
+    action: str  # create, replace (alops' own, with force), merge, append, unchanged, kept
 
 
 @dataclass
@@ -134,16 +159,87 @@ def plan_init(root: str, forge: str | None = None, version: str | None = None, f
         wanted.append((".github/workflows/alops.yml", _render_scaffold_file(".github/workflows/ci.yml", plan.forge, version)))
         wanted.append((".github/zizmor.yml", _render_scaffold_file(".github/zizmor.yml", plan.forge, version)))
     for relative, content in wanted:
-        path = os.path.join(root, relative)
-        if not os.path.exists(path):
-            plan.changes.append(Change(relative, content, "create"))
-        else:
-            with open(path, encoding="utf-8") as handle:
-                same = handle.read() == content
-            plan.changes.append(Change(relative, content, "unchanged" if same else "replace" if force else "kept"))
+        plan.changes.append(_change(root, relative, stamped(content), force, version))
     plan.changes.append(_gitignore_change(root))
     plan.checklist = _checklist(project, plan, pipeline, data, dev, rows)
     return plan
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; alops init leaves it as it is: convert it or move it aside") from None
+
+
+def _change(root: str, relative: str, content: str, force: bool, version: str) -> Change:
+    """What happens to one wanted file: created, left alone, refreshed (alops' own, with force) or merged."""
+    path = os.path.join(root, relative)
+    if not os.path.exists(path):
+        return Change(relative, content, "create")
+    existing = _read(path)
+    if existing == content:
+        return Change(relative, content, "unchanged")
+    if alops_owns(existing):
+        return Change(relative, content, "replace" if force else "kept")
+    if relative == ".gitlab-ci.yml":
+        merged = merge_gitlab_include(existing, version, relative)
+        return Change(relative, existing, "unchanged") if merged is None else Change(relative, merged, "merge")
+    return Change(relative, existing, "kept")  # the team's file: never replaced
+
+
+class _GitLabLoader:
+    """A YAML loader that reads GitLab CI files, their `!reference` and other tags included (as nothing)."""
+
+    @staticmethod
+    def load(text: str):
+        import yaml
+
+        loader = type("GitLabCiLoader", (yaml.SafeLoader,), {})
+        loader.add_multi_constructor("!", lambda _loader, _suffix, _node: None)
+        return yaml.load(text, Loader=loader)
+
+
+def merge_gitlab_include(text: str, version: str, name: str = ".gitlab-ci.yml") -> str | None:
+    """The team's GitLab CI file with the alops component added to its `include:` as text, so every line of
+    theirs stays as it is; None when it already includes the component. The component's stage is one the file
+    defines. An `include:` that is not a block list gets a one-line error naming the entry to add by hand."""
+    import yaml
+
+    try:
+        document = _GitLabLoader.load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{name}: not valid YAML ({str(exc).splitlines()[0]}); fix it, then run alops init again") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"{name}: not a mapping of jobs; add the include from docs/adopt.md by hand")
+    include = document.get("include")
+    entries = [] if include is None else include if isinstance(include, list) else [include]
+    if any(isinstance(e, dict) and "/alops@" in str(e.get("component", "")) for e in entries):
+        return None
+    stages = document.get("stages")
+    stage = str(stages[-1]) if isinstance(stages, list) and stages and "test" not in stages else None
+
+    def entry(indent: str) -> list[str]:
+        lines = [f"{indent}- component: {COMPONENT_PATH}/alops@{version}", f"{indent}  inputs:",
+                 f"{indent}    gpu-tags: [gpu]"]
+        return lines + ([f"{indent}    stage: {json.dumps(stage)}  # one of this file's stages"] if stage else [])
+
+    lines = text.splitlines()
+    if include is None:
+        top = 0
+        while top < len(lines) and (not lines[top].strip() or lines[top].startswith("#")):
+            top += 1
+        added = ["include:  # the alops flow (added by `alops init`; see docs/adopt.md)", *entry("  "), ""]
+        return "\n".join(lines[:top] + added + lines[top:]) + "\n"
+    at = next((i for i, line in enumerate(lines) if re.match(r"include:\s*(#.*)?$", line)), None)
+    following = next((line for line in lines[at + 1:] if line.strip() and not line.lstrip().startswith("#")), "") \
+        if at is not None else ""
+    indent = re.match(r"(\s*)- ", following)
+    if at is None or indent is None:
+        raise ConfigError(f"{name}: its include: is not a block list, so alops init leaves the file as it is; add "
+                          f"`- component: {COMPONENT_PATH}/alops@{version}` to it by hand (docs/adopt.md)")
+    return "\n".join(lines[:at + 1] + entry(indent.group(1)) + lines[at + 1:]) + "\n"
 
 
 def _gitignore_change(root: str) -> Change:
@@ -193,7 +289,7 @@ def apply_plan(plan: Plan) -> list[Change]:
     """Write the plan's create/replace/append changes (each whole or not at all); the changes written."""
     from alops.files import atomic_write
 
-    written = [c for c in plan.changes if c.action in ("create", "replace", "append")]
+    written = [c for c in plan.changes if c.action in ("create", "replace", "merge", "append")]
     for change in written:
         atomic_write(os.path.join(plan.root, change.path), change.content)
     return written

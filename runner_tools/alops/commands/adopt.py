@@ -9,12 +9,13 @@ import click
 @click.option("--forge", type=click.Choice(["gitlab", "github", "both"]), help="Default: from the origin remote's URL.")
 @click.option("--version", "version", metavar="REF", help="alops version the CI file pins; default: this alops.")
 @click.option("--dry-run", is_flag=True, help="Show every change and the checklist; write nothing.")
-@click.option("--force", is_flag=True, help="Replace alops' files that exist and differ (never other files).")
+@click.option("--force", is_flag=True, help="Refresh the files alops wrote and nobody edited since (never a team's file).")
 def init(forge: str | None, version: str | None, dry_run: bool, force: bool) -> None:
     """Wire this existing git (and DVC) repository to alops: alops.yaml, params schema, CI file, .gitignore.
 
-    Nothing is replaced without --force; running it twice changes nothing. Ends with a checklist of what
-    the team must still do.
+    A team's own files are never replaced: an existing .gitlab-ci.yml gets the component's include merged in
+    (its jobs and stages kept); --force refreshes only files alops wrote that nobody edited since. Running it
+    twice changes nothing. Ends with a checklist of what the team must still do.
 
     \b
     Examples:
