@@ -11,6 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 from conftest import clean_env, dvc, free_port, git, run_alops
@@ -93,8 +94,15 @@ def test_release_deploys_blue_green_captures_feeds_the_pool_and_rolls_back(digit
         assert "version 1 is the champion" in first.stdout and "smoke accuracy" in first.stdout
         assert champion(mlflow_server, model) == "1" and serving_version(port) == "1"
 
-        # a burst of 1,000 requests: every one answered, every one in the log (which rotated)
+        # the same registered version scores a pool of the example's inputs in `alops query select`
         smoke = json.loads((project / "smoke.json").read_text())
+        np.save(project / "pool_inputs.npy", np.asarray(smoke["inputs"], dtype=np.float32))
+        picked = run_alops("query", "select", "pool_inputs.npy", "--model", f"models:/{model}@champion", "-k", "5",
+                           "--out", "picked.json", cwd=project, env=env)
+        assert picked.returncode == 0, picked.stderr
+        assert len(json.loads((project / "picked.json").read_text())["indices"]) == 5
+
+        # a burst of 1,000 requests: every one answered, every one in the log (which rotated)
         answers = []
 
         def client_thread(rows):

@@ -55,13 +55,17 @@ def _npy_header(path: str) -> tuple[tuple, bool, np.dtype, int]:
 
 
 class NpySource:
-    """Rows of a 2-D float `.npy` file, read into a reused buffer."""
+    """Rows of a 2-D float `.npy` file, read into a reused buffer; with `samples`, model inputs of any shape
+    per sample (N, ...), e.g. images (N, 1, H, W), yielded in that shape."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, samples: bool = False):
         self.path = path
         shape, fortran, dtype, self.offset = _npy_header(path)
-        if len(shape) != 2 or fortran or dtype.kind not in "fiu":
-            raise ConfigError(f"{path}: expected a 2-D C-ordered numeric array (rows, columns), got {shape} {dtype}")
+        if (len(shape) != 2 and not (samples and len(shape) > 2)) or fortran or dtype.kind not in "fiu":
+            wanted = "(samples, ...) model inputs" if samples else "a 2-D C-ordered numeric array (rows, columns)"
+            raise ConfigError(f"{path}: expected {wanted}, got {shape} {dtype}")
+        self.sample_shape = tuple(shape[1:])
+        shape = (shape[0], int(np.prod(shape[1:])))
         if shape[1] == 0:
             raise ConfigError(f"{path}: the array has no columns (no classes); expected (rows, classes) probabilities")
         self.shape, self.dtype = shape, dtype
@@ -80,7 +84,8 @@ class NpySource:
                 view = buffer[:count]
                 if handle.readinto(memoryview(view).cast("B")) != view.nbytes:
                     raise ConfigError(f"{self.path}: the file is shorter than its header says; it is truncated")
-                yield position, view if self.work is None else view.astype(self.work)
+                block = view if self.work is None else view.astype(self.work)
+                yield position, block.reshape((count, *self.sample_shape))
                 position += count
 
 
@@ -171,20 +176,21 @@ def pool_digest(path: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def open_pool(path: str, passes: bool = False):
-    """The pool file for streaming: probabilities (.npy or Parquet), or with `passes` MC-dropout passes (.npy)."""
+def open_pool(path: str, passes: bool = False, inputs: bool = False):
+    """The pool file for streaming: probabilities (.npy or Parquet), with `passes` MC-dropout passes (.npy), with
+    `inputs` a model's inputs (.npy of any per-sample shape, or Parquet)."""
     if not os.path.isfile(path):
         raise ConfigError(f"{path}: no such pool file (.npy or .parquet of probabilities)")
     if passes:
         if path.endswith((".parquet", ".pq")):
             raise ConfigError(f"{path}: BALD reads MC-dropout passes from a (passes, samples, classes) .npy file")
         return PassesSource(path)
-    return ParquetSource(path) if path.endswith((".parquet", ".pq")) else NpySource(path)
+    return ParquetSource(path) if path.endswith((".parquet", ".pq")) else NpySource(path, samples=inputs)
 
 
-def _sized_pool(path: str, k: int, passes: bool = False):
+def _sized_pool(path: str, k: int, passes: bool = False, inputs: bool = False):
     """The pool file opened for streaming and its row count, once k is known to fit it."""
-    source = open_pool(path, passes)
+    source = open_pool(path, passes, inputs)
     total = source.shape[0]
     if total == 0:
         raise EmptyPoolError(f"{path}: the pool is empty")
@@ -225,7 +231,7 @@ def select_scored_by_model(model_path: str, inputs_path: str, strategy: str, k: 
     if not chosen.streams or chosen.needs != "probs":
         raise ConfigError(f"strategy {strategy!r} does not score one model's probabilities; with --model use one of: "
                           f"{', '.join(s for s in STREAMABLE if s != 'bald')}")
-    source, total = _sized_pool(inputs_path, k)
+    source, total = _sized_pool(inputs_path, k, inputs=True)
     start, stop = shard.rows(total) if shard else (0, total)
     report = (lambda done: progress(done - start, stop - start)) if progress else None
     with tempfile.TemporaryDirectory(prefix="alops-model-") as folder:
@@ -247,13 +253,14 @@ def select_scored_by_model(model_path: str, inputs_path: str, strategy: str, k: 
 
 def score_with_model(model_path: str, inputs_path: str, out_path: str, device: str = "cpu",
                      chunk_rows: int = 65536, progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
-    """Probabilities of a model over an inputs `.npy` (N, features), streamed into an (N, C) float32 `.npy`.
+    """Probabilities of a model over an inputs `.npy` (N, features, or N samples of any shape such as images
+    (N, 1, H, W)), streamed into an (N, C) float32 `.npy`.
 
     The model (a file or an MLflow URI, see `model_file`) is TorchScript (`torch.jit.save`) or a torch.export
     program (`.pt2`; softmax over their outputs) or a pickled scikit-learn estimator with `predict_proba`
     (`.joblib` / `.pkl`: load only models you trust). Returns (N, C).
     """
-    source = open_pool(inputs_path)
+    source = open_pool(inputs_path, inputs=True)
     total = source.shape[0]
     if total == 0:
         raise EmptyPoolError(f"{inputs_path}: no rows to score")
