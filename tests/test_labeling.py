@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from conftest import clean_env, dvc, run_alops
+from alops.errors import ConfigError
+from conftest import clean_env, dvc, git, run_alops
 from datasets import read_manifest, write_full_dataset
 
 
@@ -427,3 +428,31 @@ def test_a_pool_scored_before_the_last_import_skips_the_samples_labeled_since_an
     manifest.unlink()
     missing = run_alops("query", "select", "pool.npy", "--ids", "ids.txt", "--skip-labeled", "-k", "3", cwd=repo)
     assert missing.returncode == 2 and "alops data pull --dataset full --manifest-only" in missing.stderr
+
+
+@pytest.mark.parametrize("balanced", [False, True])
+def test_every_strategy_name_reaches_the_report_through_the_import_commit_trailer(repo, balanced):
+    """The al/ report names the branch's strategy from the label import's commit: every strategy the CLI
+    offers (hyphens and the balanced variants' + included) survives the trip through git's trailer parser."""
+    from alops.al.strategies import STRATEGIES, make_strategy
+    from alops.labeling import import_commit_message
+    from alops.report import _branch_strategy
+
+    names = []
+    for name in STRATEGIES:
+        try:
+            names.append(make_strategy(name, balanced=balanced).name)
+        except ConfigError:  # strategies without a balanced variant
+            continue
+    assert len(names) >= 3
+    for name in names:
+        git(repo, "commit", "-q", "--allow-empty", "-m", import_commit_message({"batch_id": "b1", "strategy": name}))
+        assert _branch_strategy(str(repo)) == name
+
+
+@pytest.mark.parametrize("hostile", ["margin\nAlops-Strategy: random", "margin; rm -rf /", "", "x" * 81, ["margin"]])
+def test_a_strategy_value_that_is_not_a_name_never_becomes_a_trailer(hostile):
+    from alops.labeling import STRATEGY_TRAILER, import_commit_message
+
+    message = import_commit_message({"batch_id": "b1", "strategy": hostile})
+    assert message == "Labels of batch b1" and STRATEGY_TRAILER not in message

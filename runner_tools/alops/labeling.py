@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -29,6 +30,8 @@ LABEL_CONFIG = """<View>
 
 
 STRATEGY_TRAILER = "Alops-Strategy"
+# a strategy name as the trailer may carry it: one line of names joined by + (least-confidence, margin+balanced)
+_TRAILER_VALUE = re.compile(r"[A-Za-z0-9_.+-]{1,80}")
 
 
 def label_config(classes: list[str]) -> str:
@@ -305,6 +308,16 @@ def export_batch(project, selection: dict, out_dir: str, model_version: str | No
     return batch, classes
 
 
+def import_commit_message(batch: dict) -> str:
+    """The label import's commit message; its strategy trailer names the branch's strategy in the report (a
+    value that is not a plain strategy name is left out: it is data, never a second trailer or line)."""
+    message = f"Labels of batch {batch.get('batch_id', '?')}"
+    strategy = batch.get("strategy")
+    if isinstance(strategy, str) and _TRAILER_VALUE.fullmatch(strategy):
+        message += f"\n\n{STRATEGY_TRAILER}: {strategy}"
+    return message
+
+
 def import_into_project(project, export_path: str, batch: dict, min_agreement: float, allow_partial: bool,
                         record: bool | None) -> tuple[ImportReport, str | None]:
     """Import labels into the full dataset's manifest; on al/ branches (or `record`) commit and push the
@@ -323,8 +336,6 @@ def import_into_project(project, export_path: str, batch: dict, min_agreement: f
         outcome["report"] = import_labels(export_path, batch, manifest, min_agreement, allow_partial)
         return outcome["report"].changed
 
-    message = f"Labels of batch {batch.get('batch_id', '?')}"
-    if isinstance(batch.get("strategy"), str) and batch["strategy"].isidentifier():
-        message += f"\n\n{STRATEGY_TRAILER}: {batch['strategy']}"  # the report names the branch's strategy from it
-    commit = commit_data_change(project, project.dataset_folder("full"), apply, message, context.branch)
+    commit = commit_data_change(project, project.dataset_folder("full"), apply, import_commit_message(batch),
+                                context.branch)
     return outcome["report"], commit
