@@ -19,8 +19,17 @@ KIT = Path(__file__).resolve().parents[1]
 SCRIPT_KEYS = ("before_script", "script", "after_script")
 
 
-def _flatten(lines) -> list[str]:
-    return [line for item in lines for line in (_flatten(item) if isinstance(item, list) else [str(item)])]
+def _flatten(lines, jobs: dict) -> list[str]:
+    """Script lines with nested lists and `!reference [job, key]` items resolved, as GitLab runs them."""
+    flat = []
+    for item in lines:
+        if isinstance(item, dict) and "!reference" in item:
+            job, *keys = item["!reference"]
+            item = jobs[job]
+            for key in keys:
+                item = item[key]
+        flat += _flatten(item, jobs) if isinstance(item, list) else [str(item)]
+    return flat
 
 
 def gitlab_scripts() -> dict[str, list[str]]:
@@ -30,7 +39,7 @@ def gitlab_scripts() -> dict[str, list[str]]:
         for name, job in jobs.items():
             for key in SCRIPT_KEYS:
                 if isinstance(job, dict) and isinstance(job.get(key), list):
-                    found[f"{path.name}: {name}.{key}"] = _flatten(job[key])
+                    found[f"{path.name}: {name}.{key}"] = _flatten(job[key], jobs)
     return found
 
 

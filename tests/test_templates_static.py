@@ -53,7 +53,8 @@ def test_components_follow_the_catalog_rules(name):
             assert re.search(rules["regex"], str(rules["default"])), f"{name}: default of {key} fails its regex"
     assert not GLOBAL_KEYWORDS & set(jobs), f"{name}: global keywords in a component"
     visible = [job for job in jobs if not job.startswith(".")]
-    bases = (".alops-base", [".alops-base", ".alops-forge-job"], [".alops-base", ".alops-forge-job", ".alops-deploy-job"])
+    bases = (".alops-base", [".alops-base", ".alops-forge-job"], [".alops-base", ".alops-forge-job", ".alops-deploy-job"],
+             [".alops-base", ".alops-push-job"])
     assert visible and all(jobs[job]["extends"] in bases for job in visible)
     used = set(re.findall(r"\$\[\[ inputs\.([a-z-]+) \]\]", (KIT / "templates" / f"{name}.yml").read_text()))
     assert used <= set(inputs), f"{name}: uses undeclared inputs {used - set(inputs)}"
@@ -180,6 +181,31 @@ def test_gitlab_jobs_that_call_the_forge_run_alops_alone():
             assert ".alops-forge-job" in extends, f"{name} calls the forge without .alops-forge-job"
         if ".alops-forge-job" in extends:
             assert "alops run" not in script, f"{name} runs the pipeline beside the forge token"
+
+
+def test_gitlab_jobs_holding_push_or_forge_rights_install_alops_alone():
+    """A job that pushes a commit or calls the forge runs no project code: its effective before_script (GitLab's
+    extends, later bases win, the job's own last; !reference resolved) installs no requirements. The GitHub side
+    is test_github_workflow_is_least_privilege."""
+    sys.path.insert(0, str(KIT / "templates"))
+    from check_scripts import gitlab_scripts
+
+    jobs = list(yaml.load_all((KIT / "templates/alops.yml").read_text(), Loader=GitLabLoader))[1]
+    scripts = {where.split(": ", 1)[1]: lines for where, lines in gitlab_scripts().items() if where.startswith("alops.yml:")}
+    holders = []
+    for name, job in jobs.items():
+        if name.startswith(".") or not isinstance(job, dict):
+            continue
+        script = "\n".join(scripts.get(f"{name}.script", []))
+        if not any(call in script for call in ("--commit", "--post", "alops promote", "--publish", "alops deploy",
+                                                "alops rollback")):
+            continue
+        holders.append(name)
+        chain = [*([job["extends"]] if isinstance(job["extends"], str) else job["extends"]), name]
+        source = next(base for base in reversed(chain) if f"{base}.before_script" in scripts)
+        before = "\n".join(scripts[f"{source}.before_script"])
+        assert "REQUIREMENTS" not in before and "pip install" in before, f"{name} installs more than alops ({source})"
+    assert {"alops-labels-import", "alops-promote", "alops-deploy"} <= set(holders)
 
 
 def test_release_trains_without_the_token_and_publishes_without_the_projects_code():
