@@ -1,0 +1,50 @@
+"""The release gate (`release.judge`) at its boundaries and in both directions: values chosen to be exact in binary
+floating point, so a boundary is a boundary."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from alops.release import Gate, judge
+
+
+@pytest.mark.parametrize("direction, candidate, champion, min_delta, passed", [
+    ("max", 0.75, 0.5, 0.25, True),    # gain exactly the minimum: passes
+    ("max", 0.625, 0.5, 0.25, False),  # below it
+    ("max", 0.5, 0.5, 0.0, True),      # non-regression: equal passes with no minimum
+    ("max", 0.375, 0.5, 0.0, False),   # a regression
+    ("min", 0.25, 0.5, 0.25, True),    # lower is better: gain exactly the minimum
+    ("min", 0.375, 0.5, 0.25, False),
+    ("min", 0.75, 0.5, 0.0, False),    # a higher loss is a regression
+    ("min", 0.5, 0.5, 0.0, True),
+])
+def test_the_gate_holds_the_minimum_gain_in_the_metrics_direction(direction, candidate, champion, min_delta, passed):
+    decision = judge(Gate("m", direction, min_delta), candidate, champion, first_release=False)
+    assert decision.passed is passed, decision.reason
+    assert (decision.candidate, decision.champion) == (candidate, champion)
+
+
+@pytest.mark.parametrize("min_relative, passed", [(0.25, True), (0.25 + 2 ** -20, False)])
+def test_the_relative_gain_is_a_boundary_too(min_relative, passed):
+    decision = judge(Gate("m", "max", 0.0, min_relative), 0.625, 0.5, first_release=False)  # +25% exactly
+    assert decision.passed is passed
+    assert not passed or "+25.00%" in decision.reason
+
+
+@pytest.mark.parametrize("candidate, champion, first_release, words", [
+    (None, 0.5, False, "is missing"),
+    (math.nan, 0.5, False, "is NaN"),
+    (math.nan, None, True, "is NaN"),  # even the first release needs a number
+    (0.75, None, False, "champion's m is missing"),
+    (0.75, math.nan, False, "champion's m is NaN"),
+])
+def test_missing_or_nan_values_fail_closed(candidate, champion, first_release, words):
+    decision = judge(Gate("m"), candidate, champion, first_release)
+    assert not decision.passed and words in decision.reason and "fails closed" in decision.reason
+
+
+def test_the_first_release_passes_with_nothing_to_compare():
+    decision = judge(Gate("m", "max", 0.5), 0.125, None, first_release=True)
+    assert decision.passed and decision.champion is None and "first release" in decision.reason
