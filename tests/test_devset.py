@@ -243,22 +243,26 @@ def test_streamed_ks_equals_scipy(seed):
 
 
 def test_check_dev_thresholds_decide_what_counts_as_drift(dvc_project, tmp_path):
-    """The same mild shift passes under loose thresholds and fails under tight ones (--max-deviation, --max-ks)."""
+    """The same mild shift passes when the minimum effect is above it and fails when it is below (--min-effect),
+    and a significance level that lets everything through flags the small differences of a label log (--alpha)."""
     run_alops("data", "make-dev", "--fraction", "0.5", "--no-track", cwd=dvc_project)
     rng = np.random.default_rng(4)
     log = [{"x": f"{v:.4f}"} for v in rng.normal(0.3, 1, 600)]
     write_manifest(tmp_path / "live.csv", log)
     against = ["--against", str(tmp_path / "live.csv")]
-    loose = run_alops("data", "check-dev", *against, "--max-ks", "0.9", cwd=dvc_project)
+    loose = run_alops("data", "check-dev", *against, "--min-effect", "0.9", cwd=dvc_project)
     assert loose.returncode == 0, loose.stdout + loose.stderr
-    tight = run_alops("data", "check-dev", *against, "--max-ks", "0.01", cwd=dvc_project)
+    assert "feature x: effect" in loose.stdout and "min effect 0.9" in loose.stdout
+    tight = run_alops("data", "check-dev", *against, "--min-effect", "0.01", cwd=dvc_project)
     assert tight.returncode == 1 and "feature x: KS statistic" in tight.stdout
     labels = [{"prediction": str(int(v))} for v in rng.integers(0, 4, 600)]
     write_manifest(tmp_path / "labels.csv", labels)
     by_label = ["--against", str(tmp_path / "labels.csv"), "--label-column", "prediction"]
-    assert run_alops("data", "check-dev", *by_label, "--max-deviation", "60", cwd=dvc_project).returncode == 0
-    strict = run_alops("data", "check-dev", *by_label, "--max-deviation", "0.01", cwd=dvc_project)
+    assert run_alops("data", "check-dev", *by_label, "--min-effect", "0.9", cwd=dvc_project).returncode == 0
+    strict = run_alops("data", "check-dev", *by_label, "--alpha", "0.99", "--min-effect", "0", cwd=dvc_project)
     assert strict.returncode == 1 and "% in live data" in strict.stdout
+    bad = run_alops("data", "check-dev", *by_label, "--alpha", "0", cwd=dvc_project)
+    assert bad.returncode == 2 and "--alpha" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def _row_project(repo, files: dict, config: str):

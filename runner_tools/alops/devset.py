@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from alops import drift
 from alops.errors import ConfigError
 from alops.files import copy_file, stays_inside, write_json
 from alops.manifest import (
@@ -570,15 +571,16 @@ def check_dev(
     dev: str | list[str],
     against: str | list[str],
     label: str = "label",
-    max_deviation_pp: float = 2.0,
-    max_ks: float = 0.1,
+    alpha: float = drift.ALPHA,
+    min_effect: float = drift.MIN_EFFECT,
     dev_label: str = "label",
 ) -> dict:
     """Compare the dev dataset (a manifest or row files) with the full data or a log of production inputs.
 
-    Returns {"representative": bool, "problems": [...], "labels": {...}, "ks": {...}}; a problem is a label
-    whose share differs by more than `max_deviation_pp` points, or a numeric column with a KS statistic above
-    `max_ks`. `label` names the label column in `against` (e.g. a model's `prediction` in a production log).
+    Returns {"representative": bool, "problems": [...], "labels": {...}, "ks": {...}, "tests": {...}}: the class
+    shares are compared by a chi-square test and each numeric column by a two-sample KS test (alops.drift); a
+    problem is a test below `alpha` whose effect reaches `min_effect`, naming the classes or the column that
+    moved. `label` names the label column in `against` (e.g. a model's `prediction` in a production log).
     """
     dev_files = [dev] if isinstance(dev, str) else dev
     live_files = [against] if isinstance(against, str) else against
@@ -590,27 +592,30 @@ def check_dev(
         raise ConfigError(f"{dev_files[0]}: the dev dataset is empty; run `alops data make-dev`")
     if live_rows == 0:
         raise ConfigError(f"{live_files[0]}: no rows to compare with")
-    problems, labels = [], {}
-    if any(info.label in info.columns for info in live_infos):
-        if not any(v != UNLABELED for v in live_counts):
-            live_counts = {}  # a log without labels: compare the features only
-        else:
-            live_labelled = live_rows if UNLABELED in dev_counts else live_rows - live_counts.get(UNLABELED, 0)
-            dev_labelled = dev_rows if UNLABELED in live_counts else dev_rows - dev_counts.get(UNLABELED, 0)
-            for name in sorted(set(dev_counts) | set(live_counts)):
-                if name == UNLABELED and not (UNLABELED in dev_counts and UNLABELED in live_counts):
-                    continue
-                dev_share = 100 * dev_counts.get(name, 0) / max(dev_labelled, 1)
-                live_share = 100 * live_counts.get(name, 0) / max(live_labelled, 1)
-                labels[name] = {"dev_pct": dev_share, "live_pct": live_share}
-                if abs(dev_share - live_share) > max_deviation_pp:
-                    problems.append(f"label {name}: {dev_share:.1f}% in dev, {live_share:.1f}% in live data")
+    problems, labels, tests = [], {}, {}
+    if any(info.label in info.columns for info in live_infos) and any(v != UNLABELED for v in live_counts):
+        both = UNLABELED in dev_counts and UNLABELED in live_counts  # unlabeled rows compare only with their like
+        dev_classes = {k: v for k, v in dev_counts.items() if k != UNLABELED or both}
+        live_classes = {k: v for k, v in live_counts.items() if k != UNLABELED or both}
+        dev_total, live_total = max(sum(dev_classes.values()), 1), max(sum(live_classes.values()), 1)
+        for name in sorted(set(dev_classes) | set(live_classes)):
+            labels[name] = {"dev_pct": 100 * dev_classes.get(name, 0) / dev_total,
+                            "live_pct": 100 * live_classes.get(name, 0) / live_total}
+        test, moved = drift.class_shares(dev_classes, live_classes, alpha, min_effect)
+        tests["labels"] = test
+        for name in moved:
+            problems.append(f"label {name}: {labels[name]['dev_pct']:.1f}% in dev, {labels[name]['live_pct']:.1f}% "
+                            f"in live data (class shares: {test.summary('Cramér V')})")
     ks = {column: cdf.ks() for column, cdf in cdfs.items()}
     for column, statistic in ks.items():
-        if statistic > max_ks:
-            problems.append(f"feature {column}: KS statistic {statistic:.3f} between dev and live data (limit {max_ks})")
+        test = tests[f"feature {column}"] = drift.numeric_column(statistic, cdfs[column].dev_sorted.size,
+                                                                 cdfs[column].n, alpha, min_effect)
+        if test.drifted:
+            problems.append(f"feature {column}: KS statistic {test.effect:.3f}, p {test.p_value:.2g} between dev "
+                            "and live data")
     return {"representative": not problems, "problems": problems, "labels": labels, "ks": ks,
-            "dev_rows": dev_rows, "live_rows": live_rows}
+            "tests": {name: {"effect": t.effect, "p_value": t.p_value, "drifted": t.drifted} for name, t in tests.items()},
+            "dev_rows": dev_rows, "live_rows": live_rows, "alpha": alpha, "min_effect": min_effect}
 
 
 def dataset_files(project, dataset: str) -> list[str]:

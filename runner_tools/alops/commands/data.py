@@ -138,9 +138,11 @@ def data_make_dev(fraction, count, time_budget, seconds_per_sample, seed, z_outl
 @data.command("check-dev")
 @click.option("--against", type=click.Path(dir_okay=False), help="Manifest or production-input log to compare with; default: the full manifest.")
 @click.option("--label-column", help="Label column of --against (e.g. prediction); default: the dataset's (label).")
-@click.option("--max-deviation", type=float, default=2.0, show_default=True, help="Largest allowed label-share difference, in percentage points.")
-@click.option("--max-ks", type=float, default=0.1, show_default=True, help="Largest allowed KS statistic per numeric column.")
-def data_check_dev(against, label_column, max_deviation, max_ks) -> None:
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01, show_default=True,
+              help="Significance level of each drift test (chi-square on class shares, KS per numeric column).")
+@click.option("--min-effect", type=click.FloatRange(0, 1), default=0.1, show_default=True,
+              help="Smallest effect that counts as drift (Cramér's V for class shares, KS statistic for columns).")
+def data_check_dev(against, label_column, alpha, min_effect) -> None:
     """Check that the dev dataset still represents the full or live data; exit 1 when it does not.
 
     \b
@@ -152,7 +154,7 @@ def data_check_dev(against, label_column, max_deviation, max_ks) -> None:
     project = Project.open()
     label = project.config.data.label
     compared = [against] if against else dataset_files(project, "full")
-    verdict = check_dev(dataset_files(project, "dev"), compared, label_column or label, max_deviation, max_ks,
+    verdict = check_dev(dataset_files(project, "dev"), compared, label_column or label, alpha, min_effect,
                         dev_label=label)
     for problem in verdict["problems"]:
         click.echo(problem)
@@ -160,7 +162,9 @@ def data_check_dev(against, label_column, max_deviation, max_ks) -> None:
         shown = os.path.relpath(against) if against else "the full data"
         raise AlopsError(f"the dev dataset no longer represents {shown}: "
                          f"{verdict['problems'][0]}; run `alops data make-dev`")
-    click.echo(f"dev dataset is representative ({verdict['dev_rows']} dev rows vs {verdict['live_rows']})")
+    tests = "; ".join(f"{name}: effect {test['effect']:.3f}, p {test['p_value']:.2g}" for name, test in verdict["tests"].items())
+    click.echo(f"dev dataset is representative ({verdict['dev_rows']} dev rows vs {verdict['live_rows']}"
+               f"{'; ' + tests if tests else ''}; alpha {alpha}, min effect {min_effect})")
 
 
 commands = [data]
