@@ -275,3 +275,12 @@ def kill_inside(cwd: Path, args: list[str], target: str, when: str = "after", wo
     os.kill(process.pid, signal.SIGKILL)
     process.communicate()
     marker.unlink()
+
+
+def pytest_configure(config):
+    """Hypothesis keeps its database and constants cache in a temporary folder, never in the repository."""
+    import tempfile
+
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    set_hypothesis_home_dir(tempfile.mkdtemp(prefix="alops-hypothesis-"))
