@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Label Studio (for the labeling hand-off tests) pins its own dependencies: it gets a venv of its own
 LS_STAMP := .venv-ls/.installed
 
-.PHONY: test demo bench lint clean
+.PHONY: test check demo bench lint clean
 
 $(STAMP): setup.cfg pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,13 @@ $(LS_STAMP): Makefile
 	.venv-ls/bin/python -m pip install --quiet 'label-studio>=1.20,<2'
 	touch $(LS_STAMP)
 
+# two workers, each test file on one of them (a file's module fixtures and servers stay in one process)
 test: $(STAMP) $(LS_STAMP) $(TOOLS_STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
+
+# the inner loop: the tests that start no servers, CI runners, pip or the demo
+check: $(STAMP)
+	$(PY) -m pytest -m "not slow" -n 2 --dist loadfile
 
 # the whole flow on the digits example in a temporary folder, with its timing
 demo: $(STAMP)
