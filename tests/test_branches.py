@@ -115,6 +115,20 @@ def test_gitlab_tag_pipeline_runs_as_feature_with_notice():
     assert "tag" in context.notice
 
 
+@pytest.mark.parametrize("branch, meant", [("experiments/x", "experiment/*"), ("Experiment/x", "experiment/*"),
+                                           ("releases/1.0", "release/*"), ("features/login", "feature/*")])
+def test_a_misspelled_branch_kind_gets_a_did_you_mean(branch, meant):
+    """`experiments/x` runs as a feature branch on the dev data: the notice says which pattern was meant."""
+    context = resolve_context(env=gitlab_env(CI_PIPELINE_SOURCE="push", CI_COMMIT_BRANCH=branch))
+    assert context.kind == "other" and f"did you mean {meant}?" in context.notice
+
+
+@pytest.mark.parametrize("branch", ["fix-login", "hotfix/x", "experimental"])
+def test_an_unrelated_branch_gets_no_suggestion(branch):
+    context = resolve_context(env=gitlab_env(CI_PIPELINE_SOURCE="push", CI_COMMIT_BRANCH=branch))
+    assert "matches no branch pattern" in context.notice and "did you mean" not in context.notice
+
+
 def github_env(tmp_path, payload: dict, **values: str) -> dict[str, str]:
     event = tmp_path / "event.json"
     event.write_text(json.dumps(payload))

@@ -204,3 +204,14 @@ def test_pull_names_its_dataset_and_its_remote(origin, tmp_path):
     assert "pulling the full dataset (data/full) for feature branch" in result.stderr  # not the branch's dev data
     assert md5_tree(work / "data/full") == md5_tree(origin / "data/full")
     assert not (work / "data/dev").exists()
+
+
+def test_outside_any_project_the_error_says_to_change_folder_not_to_run_dvc_init(tmp_path):
+    """Someone in the wrong folder (no git, no DVC, no alops.yaml above it) is told where to go, not `dvc init`."""
+    elsewhere = tmp_path / "downloads"
+    elsewhere.mkdir()
+    for command in (["data", "pull"], ["run"], ["report"], ["params", "check"]):
+        result = run_alops(*command, cwd=elsewhere)
+        assert result.returncode == 2, (command, result.stderr)
+        assert "not inside a project" in result.stderr and "cd into your project" in result.stderr, command
+        assert "dvc init" not in result.stderr and "Traceback" not in result.stderr

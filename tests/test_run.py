@@ -52,6 +52,21 @@ def test_experiment_branch_without_gpu_fails_unless_allowed(ml_project):
     assert not (ml_project / "metrics.json").exists()
 
 
+@pytest.mark.parametrize("forge, names", [("local", "pass --allow-cpu"),
+                                         ("gitlab", "set the component's input `allow-cpu: true`"),
+                                         ("github", "set the workflow's input `allow-cpu: true`")])
+def test_the_gpu_guard_names_what_allows_the_cpu_where_the_run_is(monkeypatch, forge, names):
+    """In CI the team sets a template input, not a command-line flag: the error names the one they can set."""
+    from alops import pipeline
+    from alops.errors import AlopsError
+
+    monkeypatch.setattr(pipeline, "cuda_device_count", lambda: 0)
+    with pytest.raises(AlopsError, match="no CUDA device is visible") as error:
+        pipeline.resolve_device(None, "gpu", "experiment", allow_cpu=False, forge=forge)
+    assert names in str(error.value) and ("--allow-cpu" in str(error.value)) == (forge == "local")
+    assert pipeline.resolve_device(None, "gpu", "experiment", allow_cpu=True, forge=forge) == "cpu"
+
+
 def test_experiment_run_on_full_data_is_tracked_with_every_tag(ml_project, mlflow_server):
     git(ml_project, "switch", "-q", "-c", "experiment/full")
     env = clean_env(MLFLOW_TRACKING_URI=mlflow_server)

@@ -303,6 +303,16 @@ def _detect_refs(env: Mapping[str, str], cwd: str | None) -> _Refs:
     return _local_refs(cwd)
 
 
+def near_pattern(branch: str, patterns: Mapping[str, tuple[str, ...]]) -> str | None:
+    """A branch pattern whose prefix the branch's first segment nearly spells (`experiments/x`: `experiment/*`)."""
+    import difflib
+
+    head = branch.split("/", 1)[0].lower()
+    prefixes = {p.split("/", 1)[0].lower(): p for kind in patterns for p in patterns[kind] if "/" in p}
+    close = difflib.get_close_matches(head, list(prefixes), n=1, cutoff=0.75)
+    return prefixes[close[0]] if close and "/" in branch else None
+
+
 def resolve_context(
     settings: BranchSettings | None = None,
     env: Mapping[str, str] | None = None,
@@ -320,6 +330,9 @@ def resolve_context(
         kind = kind_of(refs.branch, settings.patterns, default_branch)
         if kind == OTHER:
             notice = f"branch {refs.branch!r} matches no branch pattern; it runs as a feature branch"
+            suggestion = near_pattern(refs.branch, settings.patterns)
+            if suggestion:
+                notice += f" (did you mean {suggestion}? rename it with `git branch -m`)"
     elif refs.tag:
         kind = OTHER
         notice = f"tag {refs.tag!r}: tag pipelines run as a feature branch"

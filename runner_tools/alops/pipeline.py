@@ -33,8 +33,9 @@ class RunResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-def resolve_device(requested: str | None, profile_device: str, kind: str, allow_cpu: bool) -> str:
-    """cpu or cuda: the profile's device unless one is requested; a GPU branch without CUDA fails unless allowed."""
+def resolve_device(requested: str | None, profile_device: str, kind: str, allow_cpu: bool, forge: str = "local") -> str:
+    """cpu or cuda: the profile's device unless one is requested; a GPU branch without CUDA fails unless allowed
+    (the error names what allows it where the run is: the flag locally, the template's input in CI)."""
     choice = requested or {"gpu": "cuda"}.get(profile_device, profile_device)
     if choice not in DEVICE_CHOICES:
         raise ConfigError(f"--device {choice!r}: expected one of {', '.join(DEVICE_CHOICES)}")
@@ -46,10 +47,10 @@ def resolve_device(requested: str | None, profile_device: str, kind: str, allow_
         return "cpu"
     if allow_cpu:
         return "cpu"
-    raise AlopsError(
-        f"the {kind} profile asks for a GPU and no CUDA device is visible: run on a GPU runner, "
-        "or pass --allow-cpu to run on the CPU"
-    )
+    allow = ("pass --allow-cpu" if forge == "local" else
+             f"set the {'component' if forge == 'gitlab' else 'workflow'}'s input `allow-cpu: true`")
+    raise AlopsError(f"the {kind} profile asks for a GPU and no CUDA device is visible: run on a GPU runner, "
+                     f"or {allow} to run on the CPU")
 
 
 def cuda_device_count() -> int:
@@ -311,7 +312,7 @@ def run_pipeline(
             "`dataset` under a stage's params and use it (e.g. deps: data/${dataset}), or set "
             "data.check_dev_use: false in alops.yaml to run anyway")
     validated_params(root, profile.dataset, sets or {})  # refused before any data moves
-    chosen = resolve_device(device, profile.device, context.kind, allow_cpu)
+    chosen = resolve_device(device, profile.device, context.kind, allow_cpu, context.forge)
     if project.has_remote:
         echo(f"pull: {profile.dataset} dataset, the pipeline's last outputs and the run cache")
         folder = project.dataset_folder(profile.dataset)

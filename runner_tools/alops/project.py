@@ -33,13 +33,21 @@ LOCAL_STORE = "mlflow.db"
 def find_dvc_root(start: str | None = None) -> str:
     """The folder holding `.dvc/`, from `start` upwards."""
     folder = os.path.realpath(start or os.getcwd())
+    git_root = None
     while True:
         if os.path.isdir(os.path.join(folder, ".dvc")):
             return folder
+        if git_root is None and os.path.exists(os.path.join(folder, ".git")):
+            git_root = folder
         parent = os.path.dirname(folder)
         if parent == folder:
-            raise ConfigError("not inside a DVC repository (no .dvc folder found): run `dvc init` in the project root")
+            break
         folder = parent
+    if git_root is None:
+        raise ConfigError(f"not inside a project: no alops.yaml, .dvc or .git above {os.getcwd() if start is None else start}; "
+                          "cd into your project's folder (or create one with `alops new NAME`)")
+    raise ConfigError(f"not inside a DVC repository (no .dvc folder in {git_root} or above): run `alops init` "
+                      "there to adopt alops, or `dvc init` in the project root")
 
 
 def project_name(root: str) -> str:
