@@ -215,3 +215,14 @@ def test_outside_any_project_the_error_says_to_change_folder_not_to_run_dvc_init
         assert result.returncode == 2, (command, result.stderr)
         assert "not inside a project" in result.stderr and "cd into your project" in result.stderr, command
         assert "dvc init" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("action", ["pull", "push"])
+def test_a_remote_whose_dvc_extra_is_missing_names_the_pip_command_and_hides_the_url(dvc_project, action):
+    dvc(dvc_project, "remote", "add", "-f", "-d", "cloud", "s3://secret-bucket/store")
+    dvc(dvc_project, "remote", "modify", "cloud", "access_key_id", "AKIAEXAMPLE")
+    result = run_alops("data", action, "--dataset", "full", cwd=dvc_project)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "pip install 'alops[s3]'" in result.stderr and "secret-bucket" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("alops: error:")]
+    assert len(errors) == 1 and "s3://" in errors[0]

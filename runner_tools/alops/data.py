@@ -27,9 +27,27 @@ def dvc_failure(action: str, exc: Exception) -> AlopsError:
     return AlopsError(f"dvc {action} failed: {message}")
 
 
+_REMOTE_EXTRAS = {"s3": "s3", "gs": "gs", "gcs": "gs", "azure": "azure", "ssh": "ssh"}
+
+
+def missing_remote_extra(action: str, exc: Exception) -> Exception:
+    """DVC cannot reach a remote whose filesystem package is not installed: name alops' extra (never the URL).
+    `exc` is DVC's ImportError ("s3 is supported, but requires 'dvc-s3' to be installed") or
+    RemoteMissingDepsError; anything else comes back unchanged."""
+    found = re.match(r"(\w+) is supported, but requires", str(exc))
+    protocol = getattr(exc, "protocol", None) or (found and found.group(1))
+    if not protocol:
+        return exc
+    extra = _REMOTE_EXTRAS.get(protocol)
+    install = f"pip install 'alops[{extra}]'" if extra else f"install DVC's {protocol} support"
+    return AlopsError(f"dvc {action} failed: the remote is {protocol}:// and DVC's support for it is not "
+                      f"installed: {install} (in CI, that requirement as the alops-version input)")
+
+
 def pull(project, targets: list[str], remote: str | None = None, allow_missing: bool = False) -> dict:
     """Fetch and check out `targets` (paths of tracked data) from the remote, verified; one line on failure."""
     from dvc.exceptions import CheckoutError, DvcException
+    from dvc_objects.fs.errors import RemoteMissingDepsError
 
     for target in targets:
         remove_interrupted_checkout(target)
@@ -42,6 +60,8 @@ def pull(project, targets: list[str], remote: str | None = None, allow_missing: 
             f"dvc pull failed: {', '.join(failed[:3])}{' ...' if len(failed) > 3 else ''} could not be checked out: "
             f"the object on remote {name!r} is missing or failed verification (verify = true), so nothing corrupt "
             "was checked out; push it again from a workspace that has the data (`dvc push`)") from None
+    except (ImportError, RemoteMissingDepsError) as exc:
+        raise missing_remote_extra("pull", exc) from None
     except DvcException as exc:
         raise dvc_failure("pull", exc) from None
 
@@ -63,9 +83,12 @@ def remove_interrupted_checkout(target: str) -> int:
 def push(project, targets: list[str] | None, remote: str | None = None, run_cache: bool = False) -> int:
     """Upload `targets` (all tracked data when None; with `run_cache`, DVC's run cache too); files pushed."""
     from dvc.exceptions import DvcException
+    from dvc_objects.fs.errors import RemoteMissingDepsError
 
     try:
         return project.dvc.push(targets=targets, remote=remote, run_cache=run_cache)
+    except (ImportError, RemoteMissingDepsError) as exc:
+        raise missing_remote_extra("push", exc) from None
     except DvcException as exc:
         raise dvc_failure("push", exc) from None
 
