@@ -190,3 +190,18 @@ def test_a_manifest_line_of_several_mb_is_one_line(tmp_path):
     path.write_text("id,label,split\n" + "".join(f"{i},a,train\n" for i in range(10)) + "10," + "x" * (5 << 20) + ",train\n")
     with pytest.raises(ConfigError, match="a line is longer than the 1 MiB"):
         sum(batch.num_rows for batch in iter_batches(inspect_manifest(str(path))))
+
+
+@pytest.mark.parametrize("name, content, words", [
+    ("dvc.yaml", b"- a\n- b\n", ["dvc.yaml", "mapping"]),
+    ("dvc.yaml", b"stages: [train, evaluate]\n", ["dvc.yaml", "`stages:` must map"]),
+    ("dvc.yaml", b"stages:\n  train: python train.py\n", ["dvc.yaml", "`stages:` must map"]),
+    ("dvc.yaml", b"stages: \xff\n", ["dvc.yaml", "UTF-8"]),
+    ("params.yaml", b"lr: \xff\n", ["params.yaml", "UTF-8"]),
+    (".gitignore", b"\xff\xfe/data\n", [".gitignore", "UTF-8"]),
+])
+def test_init_on_a_malformed_or_non_utf8_team_file_is_one_line_and_writes_nothing(repo, name, content, words):
+    (repo / name).write_bytes(content)
+    before = checksums(repo)
+    assert_one_line_refusal(run_alops("init", cwd=repo), 2, *words)
+    assert checksums(repo) == before

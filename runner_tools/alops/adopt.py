@@ -244,10 +244,7 @@ def merge_gitlab_include(text: str, version: str, name: str = ".gitlab-ci.yml") 
 
 def _gitignore_change(root: str) -> Change:
     path = os.path.join(root, ".gitignore")
-    existing = ""
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as handle:
-            existing = handle.read()
+    existing = _read(path) if os.path.exists(path) else ""
     present = {line.strip() for line in existing.splitlines()}
     missing = [line for line in GITIGNORE_LINES if line not in present]
     if not missing:

@@ -31,6 +31,8 @@ def _load_yaml(path: str):
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ConfigError(f"{path}: not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text: save it as UTF-8") from None
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:

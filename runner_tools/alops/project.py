@@ -152,8 +152,14 @@ class Project:
                 document = yaml.safe_load(handle) or {}
             except yaml.YAMLError as exc:
                 raise ConfigError(f"dvc.yaml: not valid YAML ({' '.join(str(exc).split())})") from None
+            except UnicodeDecodeError:
+                raise ConfigError("dvc.yaml: not UTF-8 text: save it as UTF-8") from None
         if not isinstance(document, dict):
             raise ConfigError("dvc.yaml: expected a mapping with `stages:`")
+        stages = document.get("stages") or {}
+        if not isinstance(stages, dict) or not all(isinstance(stage, dict) for stage in stages.values()):
+            raise ConfigError("dvc.yaml: `stages:` must map each stage's name to its definition (cmd, deps, outs), "
+                              "as DVC documents")
         return document
 
     @property
