@@ -456,3 +456,93 @@ def test_a_strategy_value_that_is_not_a_name_never_becomes_a_trailer(hostile):
 
     message = import_commit_message({"batch_id": "b1", "strategy": hostile})
     assert message == "Labels of batch b1" and STRATEGY_TRAILER not in message
+
+
+def _answering(pages: dict[str, tuple[int, str, bytes]]):
+    """An HTTP server on 127.0.0.1 answering each path (query string ignored) with (status, type, body)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Answer(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _answer(self):
+            status, kind, body = pages.get(self.path.split("?")[0], (404, "application/json", b'{"detail": "no"}'))
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+JSON = "application/json"
+
+
+WRONG_ANSWERS = [
+    ({"/api/projects": (200, "text/html", b"<html><body>Sign in</body></html>")}, "not JSON"),
+    ({"/api/projects": (200, JSON, b"42")}, "unexpected shape"),
+    ({"/api/projects": (200, JSON, b'{"results": [{"title": "alops"}]}')}, "without an integer id"),
+    ({"/api/projects": (200, JSON, b'{"results": [{"title": "alops", "id": [1]}]}')}, "without an integer id"),
+    ({"/api/projects": (200, JSON, b'{"results": "none"}')}, "not a list of objects"),
+    ({"/api/projects": (200, JSON, b'[{"title": "alops", "id": 1}]'),
+      "/api/projects/1/export": (200, JSON, b'{"detail": "later"}')}, "unexpected shape"),
+    ({"/api/projects": (200, JSON, b'[{"title": "alops", "id": 1}]'),
+      "/api/projects/1/export": (200, JSON, b'[1, 2]')}, "not a list of objects"),
+    ({"/api/projects": (400, JSON, b'["an error list"]')}, "HTTP 400"),
+]
+
+
+def test_label_studio_answers_of_the_wrong_shape_are_one_line(batch_project):
+    """An HTML login page, a number, projects without ids, pages that are not lists: one line each, no export."""
+    for pages, words in WRONG_ANSWERS:
+        server = _answering(pages)
+        try:
+            result = run_alops("labels", "import", "export.json", "--label-studio-url",
+                               f"http://127.0.0.1:{server.server_address[1]}", "--project", "alops", "--no-commit",
+                               cwd=batch_project, env=clean_env(LABEL_STUDIO_API_KEY="t0ken-secret"))
+        finally:
+            server.shutdown()
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 1 and len(lines) == 1 and words in lines[0], result.stderr
+        assert "Traceback" not in result.stderr and "t0ken-secret" not in result.stderr
+        assert not (batch_project / "export.json").exists()
+
+
+MALFORMED_EXPORTS = [
+    (b"\x89PNG\r\n\x1a\n\x00\xff", "not UTF-8"),
+    (json.dumps([{"id": 1, "data": {"sample_id": "x"}, "annotations": [{"result": [{"value": {"choices": {"a": 1}}}]}]}]),
+     "`choices` must be a list"),
+    (json.dumps([{"id": 1, "data": {"sample_id": "x"}, "annotations": [{"result": [{"value": {"choices": 3}}]}]}]),
+     "`choices` must be a list"),
+    (json.dumps([{"id": [1], "data": {"sample_id": "x"}, "annotations": []}]), "its id must be a string or an integer"),
+    (json.dumps([{"id": 1, "data": {"sample_id": {"a": 1}}, "annotations": []}]), "data.sample_id must be"),
+    (json.dumps([{"detail": "Authentication credentials were not provided."}]), "has no sample_id"),
+]
+
+
+def test_malformed_exports_are_one_line_and_change_nothing(batch_project):
+    before = manifest_hash(batch_project)
+    for content, words in MALFORMED_EXPORTS:
+        (batch_project / "export.json").write_bytes(content if isinstance(content, bytes) else content.encode())
+        result = run_alops("labels", "import", "export.json", "--no-commit", cwd=batch_project)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and words in lines[0], result.stderr
+        assert manifest_hash(batch_project) == before
+
+
+def test_a_batch_record_of_the_wrong_types_is_one_line(batch_project):
+    (batch_project / "export.json").write_text("[]")
+    for batch, words in [({"sample_ids": "abc"}, "no sample_ids list"),
+                         ({"sample_ids": [{"a": 1}]}, "sample_ids must be a list"),
+                         ({"sample_ids": ["1"], "classes": 4}, "classes must be a list")]:
+        (batch_project / "bad-batch.json").write_text(json.dumps({"batch_id": "b", **batch}))
+        result = run_alops("labels", "import", "export.json", "--batch", "bad-batch.json", "--no-commit",
+                           cwd=batch_project)
+        assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr, result.stderr

@@ -131,13 +131,26 @@ class ImportReport:
     changed: int = 0
 
 
-def _choice(result: list) -> str | None:
+def _choice(result, where: str) -> str | None:
+    """The first chosen label of an annotation's result list (None when nothing was chosen)."""
     for item in result or []:
         value = item.get("value") if isinstance(item, dict) else None
         choices = value.get("choices") if isinstance(value, dict) else None
-        if choices:
-            return str(choices[0])
+        if choices is None or choices == []:
+            continue
+        if not isinstance(choices, list) or not isinstance(choices[0], (str, int)):
+            raise ConfigError(f"{where}: `choices` must be a list of labels, got {type(choices).__name__}; export the "
+                              "project again from Label Studio")
+        return str(choices[0])
     return None
+
+
+def _identifier(value, what: str, where: str) -> str | int | None:
+    """A task or sample id as Label Studio writes it: a string or an integer (None when absent)."""
+    if value is None or (isinstance(value, (str, int)) and not isinstance(value, bool)):
+        return value
+    raise ConfigError(f"{where}: {what} must be a string or an integer, got {type(value).__name__}; export the "
+                      "project again from Label Studio")
 
 
 def read_export(path: str) -> list[Vote]:
@@ -147,6 +160,8 @@ def read_export(path: str) -> list[Vote]:
             text = handle.read()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the export ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text, so not a Label Studio export (JSON, JSON-MIN or CSV)") from None
     if path.endswith(".csv"):
         rows = list(csv.DictReader(io.StringIO(text)))
         if rows and not {"sample_id", "label"} <= set(rows[0]):
@@ -159,38 +174,56 @@ def read_export(path: str) -> list[Vote]:
     if not isinstance(tasks, list):
         raise ConfigError(f"{path}: expected a list of tasks (a Label Studio JSON or JSON-MIN export)")
     votes, seen = [], set()
-    for task in tasks:
+    for number, task in enumerate(tasks, 1):
         if not isinstance(task, dict):
             raise ConfigError(f"{path}: every task must be an object")
+        where = f"{path}: task {number}"
+        task_id = _identifier(task.get("id"), "its id", where)
         if "annotations" in task or "data" in task:  # full JSON export
-            if task.get("id") in seen:
-                raise ConfigError(f"{path}: task {task.get('id')} appears twice; export the project again")
-            seen.add(task.get("id"))
+            if task_id in seen:
+                raise ConfigError(f"{path}: task {task_id} appears twice; export the project again")
+            seen.add(task_id)
             data, annotations = task.get("data") or {}, task.get("annotations") or []
             if not isinstance(data, dict) or not isinstance(annotations, list) or \
                     not all(isinstance(a, dict) and isinstance(a.get("result") or [], list) for a in annotations):
-                raise ConfigError(f"{path}: task {task.get('id')}: data must be an object and annotations a list of "
+                raise ConfigError(f"{path}: task {task_id}: data must be an object and annotations a list of "
                                   "objects with a result list; export the project again as JSON")
-            sample = str(data.get("sample_id", ""))
+            sample = str(_identifier(data.get("sample_id", ""), "data.sample_id", where))
             for annotation in annotations:
-                votes.append(Vote(sample, task.get("id"), str(annotation.get("completed_by", "")),
-                                  _choice(annotation.get("result")), bool(annotation.get("was_cancelled"))))
+                votes.append(Vote(sample, task_id, str(annotation.get("completed_by", "")),
+                                  _choice(annotation.get("result"), where), bool(annotation.get("was_cancelled"))))
         else:  # JSON-MIN: one record per annotation
-            key = (task.get("id"), task.get("annotator"))
+            if "sample_id" not in task:
+                raise ConfigError(f"{where} has no sample_id ({', '.join(sorted(map(str, task))) or 'no fields'}): "
+                                  "not a task alops exported, or an error answer instead of an export")
+            key = (task_id, str(task.get("annotator")))
             if key in seen:
-                raise ConfigError(f"{path}: task {task.get('id')} is in the export twice for one annotator")
+                raise ConfigError(f"{path}: task {task_id} is in the export twice for one annotator")
             seen.add(key)
             label = task.get("label")
-            label = label.get("choices", [None])[0] if isinstance(label, dict) else label
-            votes.append(Vote(str(task.get("sample_id", "")), task.get("id"), str(task.get("annotator", "")),
-                              None if label in (None, "") else str(label)))
+            label = _choice([{"value": label}], where) if isinstance(label, dict) else label
+            if isinstance(label, (list, dict)):
+                raise ConfigError(f"{where}: label must be one label, got {type(label).__name__}")
+            votes.append(Vote(str(_identifier(task["sample_id"], "sample_id", where)), task_id,
+                              str(task.get("annotator", "")), None if label in (None, "") else str(label)))
     return votes
+
+
+def check_batch(batch: dict, where: str = "the batch") -> None:
+    """A batch record's shape: sample_ids a list of ids, classes a list of labels (or None: the project's)."""
+    ids, classes = batch.get("sample_ids"), batch.get("classes")
+    if not isinstance(ids, list) or not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in ids):
+        raise ConfigError(f"{where}: sample_ids must be a list of sample ids; export the batch again "
+                          "(`alops labels export`)")
+    if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, (str, int)) for c in classes)):
+        raise ConfigError(f"{where}: classes must be a list of labels; export the batch again (`alops labels export`)")
 
 
 def decide(votes: list[Vote], batch: dict, min_agreement: float, allow_partial: bool) -> ImportReport:
     """Validate votes against the batch and take the majority label where annotators agree enough."""
-    expected = set(batch["sample_ids"])
-    classes = set(batch["classes"])
+    check_batch(batch)
+    expected = {str(i) for i in batch["sample_ids"]}
+    classes = {str(c) for c in batch["classes"]}
     report = ImportReport()
     by_sample: dict[str, dict[str, str]] = {}  # sample -> annotator -> label: one vote per annotator
     for vote in votes:
@@ -260,6 +293,7 @@ def read_batch(batch_path: str) -> dict:
         raise ConfigError(f"{batch_path}: not a batch file written by `alops labels export` ({exc})") from None
     if not isinstance(batch, dict) or not isinstance(batch.get("sample_ids"), list):
         raise ConfigError(f"{batch_path}: not a batch file written by `alops labels export` (no sample_ids list)")
+    check_batch(batch, batch_path)
     return batch
 
 

@@ -29,7 +29,8 @@ class LabelStudio:
         else:
             self.session.headers["Authorization"] = f"Token {token}"
 
-    def _call(self, method: str, path: str, auth: bool = True, **kwargs):
+    def _call(self, method: str, path: str, auth: bool = True, expect: type | tuple = (dict, list), **kwargs):
+        """Label Studio's JSON answer, of the `expect`ed shape; any other answer is one line."""
         import requests
 
         try:
@@ -39,30 +40,57 @@ class LabelStudio:
             raise AlopsError(f"Label Studio at {self.url} is unreachable ({type(exc).__name__})") from None
         if response.status_code >= 400:
             try:
-                detail = response.json().get("detail") or response.json().get("validation_errors")
+                body = response.json()
+                detail = (body.get("detail") or body.get("validation_errors")) if isinstance(body, dict) else body
             except ValueError:
                 detail = response.reason
             raise AlopsError(f"Label Studio {method} {path}: HTTP {response.status_code}: {detail}")
-        return response.json() if response.content else None
+        if not response.content:
+            return None
+        try:
+            answer = response.json()
+        except ValueError:
+            raise AlopsError(f"Label Studio {method} {path}: the answer is not JSON (a login or proxy page?): check "
+                             "that the URL is Label Studio's own") from None
+        if not isinstance(answer, expect):
+            raise AlopsError(f"Label Studio {method} {path}: an answer of an unexpected shape "
+                             f"({type(answer).__name__}): check the URL and that Label Studio is 1.20 or newer")
+        return answer
+
+    def _records(self, answer, key: str, what: str) -> list[dict]:
+        """The objects of a paged (`{key: [...]}`) or plain list answer."""
+        records = answer.get(key, []) if isinstance(answer, dict) else answer
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise AlopsError(f"Label Studio's {what} are not a list of objects: check that Label Studio is 1.20 or newer")
+        return records
+
+    @staticmethod
+    def _project_id(project) -> int:
+        if not isinstance(project, dict) or not isinstance(project.get("id"), int) or isinstance(project["id"], bool):
+            raise AlopsError("Label Studio answered a project without an integer id: check that Label Studio is 1.20 "
+                             "or newer")
+        return project["id"]
 
     def project(self, title: str, label_config: str | None = None) -> int:
         """The id of the project named `title`; created with `label_config` when given and there is none."""
         found = self._call("GET", "/api/projects", params={"title": title, "page_size": 100})
-        for project in found.get("results", []) if isinstance(found, dict) else found:
+        for project in self._records(found, "results", "projects"):
             if project.get("title") == title:
-                return project["id"]
+                return self._project_id(project)
         if label_config is None:
             raise AlopsError(f"Label Studio has no project {title!r}: create it with `alops labels export --label-studio-url`")
-        return self._call("POST", "/api/projects", json={"title": title, "label_config": label_config})["id"]
+        return self._project_id(self._call("POST", "/api/projects", expect=dict,
+                                           json={"title": title, "label_config": label_config}))
 
     def sample_ids(self, project: int) -> set[str]:
         """The `sample_id`s of the project's tasks."""
         ids, page = set(), 1
         while True:
             data = self._call("GET", "/api/tasks", params={"project": project, "page": page, "page_size": 500})
-            tasks = data.get("tasks", []) if isinstance(data, dict) else data
-            ids.update(str((t.get("data") or {}).get("sample_id")) for t in tasks)
-            if not tasks or len(ids) >= (data.get("total", 0) if isinstance(data, dict) else 0):
+            tasks = self._records(data, "tasks", "tasks")
+            ids.update(str((t.get("data") or {}).get("sample_id")) for t in tasks if isinstance(t.get("data") or {}, dict))
+            total = data.get("total", 0) if isinstance(data, dict) else 0
+            if not tasks or not isinstance(total, int) or len(ids) >= total:
                 return ids
             page += 1
 
@@ -76,7 +104,9 @@ class LabelStudio:
 
     def export(self, project: int) -> list[dict]:
         """The project's tasks with their annotations (Label Studio's JSON export)."""
-        return self._call("GET", f"/api/projects/{project}/export", params={"exportType": "JSON", "download_all_tasks": "true"})
+        answer = self._call("GET", f"/api/projects/{project}/export", expect=list,
+                            params={"exportType": "JSON", "download_all_tasks": "true"})
+        return self._records(answer, "tasks", "exported tasks")
 
 
 def fetch_export(url: str, title: str, export_path: str, batch: dict | None) -> int:
@@ -85,7 +115,8 @@ def fetch_export(url: str, title: str, export_path: str, batch: dict | None) -> 
     from alops.files import write_json
 
     studio = LabelStudio(url)
-    tasks = [t for t in studio.export(studio.project(title)) if (t.get("data") or {}).get("sample_id") is not None]
+    tasks = [t for t in studio.export(studio.project(title))
+             if isinstance(t.get("data"), dict) and t["data"].get("sample_id") is not None]
     if batch is not None:
         wanted = {str(s) for s in batch["sample_ids"]}
         tasks = [t for t in tasks if str(t["data"]["sample_id"]) in wanted]
