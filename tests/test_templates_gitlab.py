@@ -181,6 +181,7 @@ include:
       <<: *shared
       release-metric: val_accuracy
       release-direction: max
+      deploy-url: https://models.example.com/digits
 """
 
 

@@ -194,8 +194,8 @@ def read_export(path: str) -> list[Vote]:
                                   _choice(annotation.get("result"), where), bool(annotation.get("was_cancelled"))))
         else:  # JSON-MIN: one record per annotation
             if "sample_id" not in task:
-                raise ConfigError(f"{where} has no sample_id ({', '.join(sorted(map(str, task))) or 'no fields'}): "
-                                  "not a task alops exported, or an error answer instead of an export")
+                raise ConfigError(f"{where} has no sample_id: not a task alops exported, or an error answer "
+                                  "instead of an export; export the project again")
             key = (task_id, str(task.get("annotator")))
             if key in seen:
                 raise ConfigError(f"{path}: task {task_id} is in the export twice for one annotator")
