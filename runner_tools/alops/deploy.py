@@ -129,16 +129,21 @@ def _label(value: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "-", value)[:63].strip("-._")
 
 
-def kserve_manifest(name: str, storage_uri: str, version: str, environment: str) -> dict:
-    """A KServe InferenceService for an MLflow model (served by KServe's MLflow runtime, MLServer)."""
+def kserve_manifest(name: str, storage_uri: str, version: str, environment: str, capture_url: str | None = None) -> dict:
+    """A KServe InferenceService for an MLflow model (served by KServe's MLflow runtime, MLServer); with
+    `capture_url`, its logger sends every request and response there (`alops capture`)."""
     service = re.sub(r"[^a-z0-9-]+", "-", name.lower())[:63].strip("-") or "model"
+    predictor = {"model": {"modelFormat": {"name": "mlflow"}, "protocolVersion": "v2", "storageUri": storage_uri}}
+    if capture_url:
+        if not re.fullmatch(r"https?://[^\s\"'<>]+", capture_url):
+            raise ConfigError("--capture-url: expected an http(s) URL of `alops capture`")
+        predictor["logger"] = {"mode": "all", "url": capture_url}
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
         "metadata": {"name": service, "labels": {"alops/model-version": _label(version),
                                                  "alops/environment": _label(environment)}},
-        "spec": {"predictor": {"model": {"modelFormat": {"name": "mlflow"}, "protocolVersion": "v2",
-                                         "storageUri": storage_uri}}},
+        "spec": {"predictor": predictor},
     }
 
 
@@ -149,10 +154,12 @@ def _kubectl_context() -> bool:
         return False
 
 
-def deploy_kserve(name: str, storage_uri: str, version: str, environment: str, manifest_path: str, echo) -> None:
+def deploy_kserve(name: str, storage_uri: str, version: str, environment: str, manifest_path: str, echo,
+                  capture_url: str | None = None) -> None:
     import yaml
 
-    atomic_write(manifest_path, yaml.safe_dump(kserve_manifest(name, storage_uri, version, environment), sort_keys=False))
+    manifest = kserve_manifest(name, storage_uri, version, environment, capture_url)
+    atomic_write(manifest_path, yaml.safe_dump(manifest, sort_keys=False))
     if not _kubectl_context():
         echo(f"deploy: wrote {manifest_path}; no kubectl cluster context here, so apply it where there is one")
         return
@@ -213,7 +220,7 @@ def _version(client, name: str, version: str | None):
 def deploy(uri: str, name: str, target: str, environment: str, metric: str | None, version: str | None = None,
            endpoint: str | None = None, token: str | None = None, smoke_path: str | None = None,
            tolerance: float = 0.01, command: str | None = None, manifest_path: str = "inferenceservice.yaml",
-           echo=print) -> Deployment:
+           echo=print, capture_url: str | None = None) -> Deployment:
     """Deploy the challenger (or `version`) to `target`, smoke-test it, then move the champion alias to it."""
     from mlflow.exceptions import MlflowException
 
@@ -241,7 +248,7 @@ def deploy(uri: str, name: str, target: str, environment: str, metric: str | Non
         else:
             if target == "kserve":
                 deploy_kserve(name, client.get_model_version_download_uri(name, number), number, environment,
-                              manifest_path, echo)
+                              manifest_path, echo, capture_url)
             else:
                 deploy_command(command, name, model_uri, number, environment)
             if smoke is not None and endpoint:

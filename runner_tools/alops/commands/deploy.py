@@ -59,7 +59,10 @@ def serve(model, host, port, log_dir, rotate_mb, workers) -> None:
 @click.option("--command", "command", metavar="SHELL", envvar="ALOPS_DEPLOY_COMMAND",
               help="command target: the team's deploy command (gets ALOPS_MODEL_URI/_NAME/_VERSION, ALOPS_ENVIRONMENT).")
 @click.option("--manifest", default="inferenceservice.yaml", show_default=True, help="kserve: where the manifest is written.")
-def deploy(target, model, version, record, environment, endpoint, smoke, tolerance, metric, command, manifest) -> None:
+@click.option("--capture-url", metavar="URL", envvar="ALOPS_CAPTURE_URL",
+              help="kserve: where the InferenceService's logger sends its events (an `alops capture` address).")
+def deploy(target, model, version, record, environment, endpoint, smoke, tolerance, metric, command, manifest,
+           capture_url) -> None:
     """Deploy the challenger, smoke-test it at the endpoint, then move the `champion` alias to it.
 
     A failed smoke test leaves the champion serving (serve target) and the alias where it was.
@@ -83,11 +86,34 @@ def deploy(target, model, version, record, environment, endpoint, smoke, toleran
         smoke = "smoke.json"
     done = deploy_model(uri, name, target, environment, metric or (primary.name if primary else None), version,
                         endpoint, os.environ.get("ALOPS_SERVE_TOKEN"), smoke, tolerance, command, manifest,
-                        echo=click.echo)
+                        echo=click.echo, capture_url=capture_url)
     tested = (f"smoke accuracy {done.smoke_accuracy:.4f}" + (f" (run: {done.expected:.4f})" if done.expected is not None else "")
               if done.smoke_accuracy is not None else "no smoke test")
     click.echo(f"deploy: {done.model} version {done.version} is the champion in {done.environment} via {done.target} "
                f"({tested}; previous: {done.previous or 'none'})")
 
 
-commands = [serve, deploy]
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for every interface).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8081, show_default=True, help="Port to listen on.")
+@click.option("--log-dir", default="predictions", show_default=True, help="Where the prediction log goes.")
+@click.option("--rotate-mb", type=click.FloatRange(min=0.001), default=64.0, show_default=True,
+              help="Start a new log file past this size.")
+def capture(host, port, log_dir, rotate_mb) -> None:
+    """Receive a KServe InferenceService's logger events into the prediction log, until interrupted.
+
+    Point the InferenceService's `spec.predictor.logger` (mode: all) at this address (`alops deploy --target
+    kserve --capture-url URL` writes it): each request and response pair becomes the rows `alops serve`
+    writes, in LOG_DIR/predictions.jsonl, for `alops pool add`.
+
+    \b
+    Example:
+      alops capture --host 0.0.0.0 --port 8081 --log-dir predictions
+    """
+    from alops.events import serve_events
+
+    serve_events(log_dir, host, port, int(rotate_mb * (1 << 20)),
+                 ready=lambda address: click.echo(f"capture: KServe logger events at {address}, logging to {log_dir}/"))
+
+
+commands = [serve, deploy, capture]
