@@ -253,3 +253,46 @@ def test_a_rolled_back_version_is_never_promoted_again_by_a_release_re_run(relea
     rerun = release(release_project, mlflow_server, model)  # the same commit's job, re-run
     assert rerun.returncode == 1 and "was rolled back" in rerun.stderr
     assert champion(mlflow_server, model) == "1"
+
+
+@pytest.mark.parametrize("forge_kind", ["gitlab", "github"])
+def test_rollback_with_publish_marks_the_forge_release_of_the_version_that_left(release_project, mlflow_server,
+                                                                                tmp_path, forge_kind):
+    model = f"digits-{uuid.uuid4().hex[:8]}"
+    with ForgeServer(CANARY) as server:
+        def forge_env():  # the pipeline of the branch's current commit
+            if forge_kind == "gitlab":
+                return gitlab_release_env(release_project, mlflow_server, server)
+            return clean_env(MLFLOW_TRACKING_URI=mlflow_server, GITHUB_ACTIONS="true", GITHUB_API_URL=server.url,
+                             GITHUB_REPOSITORY="team/project", GITHUB_EVENT_NAME="push",
+                             GITHUB_REF="refs/heads/release/1.0", GITHUB_SHA=git(release_project, "rev-parse", "HEAD"),
+                             GITHUB_TOKEN=CANARY)
+
+        for accuracy in (0.8, 0.86):
+            tracked_candidate(release_project, mlflow_server, {"accuracy": accuracy}, tmp_path)
+            released = release(release_project, mlflow_server, model, "--publish", env=forge_env())
+            assert released.returncode == 0, released.stderr
+        env = forge_env()
+        back = run_alops("rollback", "--model", model, "--publish", cwd=release_project, env=env)
+        assert back.returncode == 0, back.stderr
+        assert f"release {model}-v2 marked rolled back" in back.stdout and CANARY not in back.stdout + back.stderr
+        releases = {r["tag_name"]: r for r in server.state.releases}
+        body = "description" if forge_kind == "gitlab" else "body"
+        v2, v1 = releases[f"{model}-v2"], releases[f"{model}-v1"]
+        assert v2["name"].startswith("[rolled back] ") and "version 2 left champion, version 1 serves" in v2[body]
+        assert "dv-0123456789abcdef" in v2[body]  # the provenance stays below the note
+        assert not v1["name"].startswith("[rolled back]")
+    assert champion(mlflow_server, model) == "1"
+
+
+def test_rollback_with_publish_and_no_token_moves_nothing(release_project, mlflow_server, tmp_path):
+    model = f"digits-{uuid.uuid4().hex[:8]}"
+    for accuracy in (0.8, 0.86):
+        tracked_candidate(release_project, mlflow_server, {"accuracy": accuracy}, tmp_path)
+        assert release(release_project, mlflow_server, model).returncode == 0
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server, GITLAB_CI="true", CI_SERVER_URL="http://127.0.0.1:9",
+                    CI_PROJECT_ID="42", CI_PIPELINE_SOURCE="web", CI_COMMIT_BRANCH="release/1.0",
+                    CI_COMMIT_SHA=git(release_project, "rev-parse", "HEAD"))
+    result = run_alops("rollback", "--model", model, "--publish", cwd=release_project, env=env)
+    assert result.returncode == 2 and "GITLAB_TOKEN" in result.stderr, result.stderr
+    assert champion(mlflow_server, model) == "2"

@@ -49,10 +49,10 @@ class ForgeError(AlopsError):
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a write did: `created` or `updated`, and where."""
+    """What a write did: `created`, `updated` (or `missing`: nothing to update), and where."""
 
     action: str
-    url: str
+    url: str | None
     number: str | None = None
 
 
@@ -174,6 +174,22 @@ class GitLabForge:
 
         return idempotent_write(find, update, create)
 
+    def mark_release(self, tag: str, note: str) -> Outcome:
+        """Prefix the release of `tag` with `note` (once); "missing" when the forge has no such release."""
+        import gitlab
+
+        try:
+            release = self._project.releases.get(tag)
+        except gitlab.exceptions.GitlabGetError as exc:
+            if exc.response_code == 404:
+                return Outcome("missing", None)
+            raise _http_error(self.name, "release", exc.response_code, str(exc.error_message), self._secrets) from None
+        name, description = marked(release.name or tag, release.description or "", note)
+        if (name, description) != (release.name, release.description):
+            release.name, release.description = name, description
+            self._call("release", release.save)
+        return Outcome("updated", f"{self.web_url}/-/releases/{tag}")
+
 
 class GitHubForge:
     """A GitHub repository through PyGithub (REST v3)."""
@@ -271,6 +287,29 @@ class GitHubForge:
             return Outcome("created", made.html_url)
 
         return idempotent_write(find, update, create)
+
+    def mark_release(self, tag: str, note: str) -> Outcome:
+        """Prefix the release of `tag` with `note` (once); "missing" when the forge has no such release."""
+        try:
+            release = self._call("release", self._repo.get_release, tag)
+        except ForgeError as exc:
+            if exc.status == 404:
+                return Outcome("missing", None)
+            raise
+        name, description = marked(release.title or tag, release.body or "", note)
+        if (name, description) != (release.title, release.body):
+            release = self._call("release", release.update_release, name=name, message=description)
+        return Outcome("updated", release.html_url)
+
+
+ROLLED_BACK = "[rolled back] "
+
+
+def marked(name: str, description: str, note: str) -> tuple[str, str]:
+    """A release's name and notes marked rolled back: the name prefixed, the note above the notes; once."""
+    if name.startswith(ROLLED_BACK):
+        return name, description
+    return ROLLED_BACK + name, f"**{note}**\n\n{description}".rstrip() + "\n"
 
 
 def _http_error(forge: str, what: str, status: int | None, message: str, secrets: tuple[str, ...],

@@ -207,8 +207,9 @@ def release(uri: str, root: str, project: str, context, gate: Gate, model: str, 
     return record
 
 
-def rollback(uri: str, model: str) -> tuple[str, str]:
-    """Move the champion alias back to the version the current champion replaced; (from, to)."""
+def rollback(uri: str, model: str) -> tuple[str, str, str | None]:
+    """Move the champion alias back to the version the current champion replaced; (from, to, the git tag of
+    the release that left, when alops released it)."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -223,7 +224,23 @@ def rollback(uri: str, model: str) -> tuple[str, str]:
         client.set_model_version_tag(model, champion.version, TAG_ROLLED_BACK, "true")
     except MlflowException as exc:
         raise AlopsError(f"model registry at {uri}: {str(exc).splitlines()[0]}") from None
-    return str(champion.version), str(previous)
+    return str(champion.version), str(previous), champion.tags.get("alops.git_tag")
+
+
+def mark_rolled_back(target_forge, tag: str | None, moved_from: str, moved_to: str):
+    """Mark the forge release (`tag`) of the version that left the champion alias; None when alops did not
+    release that version. The alias has moved already: a failure says so."""
+    import datetime
+
+    if not tag:
+        return None
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    try:
+        return target_forge.mark_release(tag, f"Rolled back on {stamp} UTC: version {moved_from} left {ALIAS}, "
+                                              f"version {moved_to} serves again.")
+    except AlopsError as exc:
+        raise AlopsError(f"{exc}; the {ALIAS} is back on version {moved_to} already: mark release {tag} on the "
+                         "forge by hand (a second rollback would go back further)") from None
 
 
 def write_record(record: Provenance, path: str) -> None:

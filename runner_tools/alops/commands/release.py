@@ -57,7 +57,10 @@ def release_command(metric, direction, min_delta, min_relative, model, artifact,
 @click.option("--endpoint", metavar="URL", envvar="ALOPS_DEPLOY_ENDPOINT", help="serve: the `alops serve` address.")
 @click.option("--environment", default="production", show_default=True, envvar="ALOPS_ENVIRONMENT")
 @click.option("--command", "command", metavar="SHELL", envvar="ALOPS_DEPLOY_COMMAND", help="command: the deploy command.")
-def rollback(model: str | None, target: str | None, endpoint: str | None, environment: str, command: str | None) -> None:
+@click.option("--publish", is_flag=True,
+              help="Mark the forge release of the version that leaves as rolled back (GITLAB_TOKEN / GITHUB_TOKEN).")
+def rollback(model: str | None, target: str | None, endpoint: str | None, environment: str, command: str | None,
+             publish: bool) -> None:
     """Move the `champion` alias back to the version the current champion replaced, and mark that one rolled
     back (no release re-run promotes it again); with --target, deploy the earlier version there.
 
@@ -65,17 +68,24 @@ def rollback(model: str | None, target: str | None, endpoint: str | None, enviro
     Examples:
       alops rollback --model digits
       ALOPS_SERVE_TOKEN=... alops rollback --target serve --endpoint http://10.0.0.5:8080
+      alops rollback --publish                 # in CI: the forge release of that version says so too
     """
+    from alops import forge
     from alops import release as release_mod
 
     with Project.open() as project:
         name, uri = model or project.name, project.tracking_uri
+        target_forge = forge.connect(project.context) if publish else None  # a missing token fails before anything moves
     if target:
         from alops.deploy import check_target
 
         check_target(target, endpoint, os.environ.get("ALOPS_SERVE_TOKEN"), command)  # before the alias moves
-    moved_from, moved_to = release_mod.rollback(uri, name)
+    moved_from, moved_to, tag = release_mod.rollback(uri, name)
     click.echo(f"rollback: {name} champion moved from version {moved_from} back to {moved_to}")
+    if target_forge is not None:
+        marked = release_mod.mark_rolled_back(target_forge, tag, moved_from, moved_to)
+        click.echo(f"rollback: release {tag} marked rolled back ({marked.url})" if marked and marked.url else
+                   f"rollback: no forge release of version {moved_from} to mark")
     if target:
         from alops.deploy import deploy
 
