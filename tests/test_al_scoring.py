@@ -100,7 +100,9 @@ def test_cli_shards_and_merge(pool_file, tmp_path):
         assert result.returncode == 0, result.stderr
     merged = run_alops("query", "merge", *[str(tmp_path / f"s{i}.json") for i in range(4)], "--out", str(tmp_path / "m.json"), cwd=tmp_path)
     assert merged.returncode == 0, merged.stderr
-    run_alops("query", "select", str(path), "-k", "50", "--strategy", "entropy", "--out", str(tmp_path / "one.json"), cwd=tmp_path)
+    one = run_alops("query", "select", str(path), "-k", "50", "--strategy", "entropy", "--out", str(tmp_path / "one.json"),
+                    cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
     assert json.loads((tmp_path / "m.json").read_text())["indices"] == json.loads((tmp_path / "one.json").read_text())["indices"]
 
 

@@ -116,11 +116,11 @@ def test_pull_killed_mid_transfer_then_rerun_completes(dvc_project, tmp_path, ph
         else:
             dvc(work, "fetch", "-q", "data/full.dvc")
             watched = work / "data/full"
-        if _kill_when([ALOPS, "data", "pull"], work, lambda: 0 < _file_count(watched) < total):
+        killed = _kill_when([ALOPS, "data", "pull"], work, lambda: 0 < _file_count(watched) < total)
+        if killed and 0 < _file_count(watched) < total:  # the kill landed mid-transfer: some files there, not all
             break
     else:
         pytest.fail(f"the pull ended three times before it could be killed during the {phase}")
-    assert _file_count(work / "data/full") < total  # the kill landed before the workspace was complete
     result = run_alops("data", "pull", cwd=work)
     assert result.returncode == 0, result.stderr
     assert md5_tree(work / "data/full") == md5_tree(dvc_project / "data/full")

@@ -98,10 +98,13 @@ def test_json_min_and_csv_exports(batch_project):
     ids = batch_ids(batch_project)
     minimal = [{"id": n, "sample_id": s, "label": "2", "annotator": "a@x"} for n, s in enumerate(ids)]
     (batch_project / "min.json").write_text(json.dumps(minimal))
-    assert "6 labels accepted" in run_alops("labels", "import", "min.json", cwd=batch_project).stdout
+    first = run_alops("labels", "import", "min.json", cwd=batch_project)
+    assert first.returncode == 0 and "6 labels accepted" in first.stdout, first.stderr
     (batch_project / "export.csv").write_text("sample_id,label,annotator\n" + "".join(f"{s},1,b\n" for s in ids))
     result = run_alops("labels", "import", "export.csv", cwd=batch_project)
-    assert "6 samples changed" in result.stdout
+    assert result.returncode == 0 and "6 samples changed" in result.stdout, result.stderr
+    assert {r["id"]: r["label"] for r in read_manifest(batch_project / "data/full/manifest.csv") if r["id"] in ids} == \
+        dict.fromkeys(ids, "1")
 
 
 def test_disagreement_and_cancelled_go_back_to_the_queue(batch_project):
