@@ -3,6 +3,8 @@ subprocess adds nothing. The end-to-end behaviour of each command is tested thro
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 import pytest
 from click.testing import CliRunner
@@ -42,7 +44,7 @@ def test_release_gate_options_from_flags_and_the_templates_variables(monkeypatch
         raise Stop
 
     monkeypatch.setattr("alops.release.project_gate", capture)
-    monkeypatch.setattr("alops.project.Project.open", classmethod(lambda cls, *a, **k: object()))
+    monkeypatch.setattr("alops.project.Project.open", classmethod(lambda cls, *a, **k: contextlib.nullcontext(object())))
     result = CliRunner().invoke(cli, ["release", *args], env=env)
     assert isinstance(result.exception, Stop), result.output
     assert seen["gate"] == expected

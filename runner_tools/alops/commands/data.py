@@ -151,20 +151,20 @@ def data_check_dev(against, label_column, alpha, min_effect) -> None:
     """
     from alops.devset import check_dev, dataset_files
 
-    project = Project.open()
-    label = project.config.data.label
-    compared = [against] if against else dataset_files(project, "full")
-    verdict = check_dev(dataset_files(project, "dev"), compared, label_column or label, alpha, min_effect,
-                        dev_label=label)
-    for problem in verdict["problems"]:
-        click.echo(problem)
-    if not verdict["representative"]:
-        shown = os.path.relpath(against) if against else "the full data"
-        raise AlopsError(f"the dev dataset no longer represents {shown}: "
-                         f"{verdict['problems'][0]}; run `alops data make-dev`")
-    tests = "; ".join(f"{name}: effect {test['effect']:.3f}, p {test['p_value']:.2g}" for name, test in verdict["tests"].items())
-    click.echo(f"dev dataset is representative ({verdict['dev_rows']} dev rows vs {verdict['live_rows']}"
-               f"{'; ' + tests if tests else ''}; alpha {alpha}, min effect {min_effect})")
+    with Project.open() as project:
+        label = project.config.data.label
+        compared = [against] if against else dataset_files(project, "full")
+        verdict = check_dev(dataset_files(project, "dev"), compared, label_column or label, alpha, min_effect,
+                            dev_label=label)
+        for problem in verdict["problems"]:
+            click.echo(problem)
+        if not verdict["representative"]:
+            shown = os.path.relpath(against) if against else "the full data"
+            raise AlopsError(f"the dev dataset no longer represents {shown}: "
+                             f"{verdict['problems'][0]}; run `alops data make-dev`")
+        tests = "; ".join(f"{name}: effect {test['effect']:.3f}, p {test['p_value']:.2g}" for name, test in verdict["tests"].items())
+        click.echo(f"dev dataset is representative ({verdict['dev_rows']} dev rows vs {verdict['live_rows']}"
+                   f"{'; ' + tests if tests else ''}; alpha {alpha}, min effect {min_effect})")
 
 
 commands = [data]

@@ -31,17 +31,17 @@ def labels_export(selection, out, model_version, image_prefix, label_studio_url,
     from alops.al.scoring import read_selection
     from alops.labeling import export_batch, label_config
 
-    project = Project.open()
-    batch, classes = export_batch(project, read_selection(selection), out, model_version, image_prefix)
-    click.echo(f"{out}: {len(batch['sample_ids'])} tasks in batch {batch['batch_id']} (tasks.json, tasks.csv, label_config.xml)"
-               + (f"; {batch['labeled_since']} selected samples are labeled already and were left out"
-                  if batch["labeled_since"] else ""))
-    if label_studio_url:
-        from alops.labelstudio import send_tasks
+    with Project.open() as project:
+        batch, classes = export_batch(project, read_selection(selection), out, model_version, image_prefix)
+        click.echo(f"{out}: {len(batch['sample_ids'])} tasks in batch {batch['batch_id']} (tasks.json, tasks.csv, label_config.xml)"
+                   + (f"; {batch['labeled_since']} selected samples are labeled already and were left out"
+                      if batch["labeled_since"] else ""))
+        if label_studio_url:
+            from alops.labelstudio import send_tasks
 
-        project_id, added = send_tasks(label_studio_url, studio_project, label_config(classes),
-                                       os.path.join(out, "tasks.json"))
-        click.echo(f"Label Studio project {studio_project!r} (id {project_id}): {added} tasks added")
+            project_id, added = send_tasks(label_studio_url, studio_project, label_config(classes),
+                                           os.path.join(out, "tasks.json"))
+            click.echo(f"Label Studio project {studio_project!r} (id {project_id}): {added} tasks added")
 
 
 @labels_group.command("import")

@@ -87,9 +87,9 @@ def _provenance() -> dict:
 
     found = {"commit": None, "data_version": None}
     try:
-        project = Project.open()
-        found["commit"] = project.context.commit
-        found["data_version"] = data.data_version(project.root)["version"]
+        with Project.open() as project:
+            found["commit"] = project.context.commit
+            found["data_version"] = data.data_version(project.root)["version"]
     except AlopsError:
         pass  # a pool file outside a project, or no data tracked: nothing to record
     return found

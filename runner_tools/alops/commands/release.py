@@ -38,16 +38,16 @@ def release_command(metric, direction, min_delta, min_relative, model, artifact,
     """
     from alops import release as release_mod
 
-    project = Project.open()
-    gate = release_mod.project_gate(project, metric, direction, min_delta, min_relative)
-    deploying = challenger or bool(os.environ.get("ALOPS_DEPLOY_TARGET"))
-    alias = release_mod.CHALLENGER if deploying else release_mod.ALIAS
-    provenance, published = release_mod.release_project(project, gate, model, artifact, run_id, record, publish,
-                                                         echo=click.echo, alias=alias)
-    click.echo(f"release: {provenance.model} version {provenance.version} is the {alias} "
-               f"(previous: {provenance.previous_version or 'none'}); record {record}")
-    if published is not None:
-        click.echo(f"release: {published.action} {published.url}")
+    with Project.open() as project:
+        gate = release_mod.project_gate(project, metric, direction, min_delta, min_relative)
+        deploying = challenger or bool(os.environ.get("ALOPS_DEPLOY_TARGET"))
+        alias = release_mod.CHALLENGER if deploying else release_mod.ALIAS
+        provenance, published = release_mod.release_project(project, gate, model, artifact, run_id, record, publish,
+                                                             echo=click.echo, alias=alias)
+        click.echo(f"release: {provenance.model} version {provenance.version} is the {alias} "
+                   f"(previous: {provenance.previous_version or 'none'}); record {record}")
+        if published is not None:
+            click.echo(f"release: {published.action} {published.url}")
 
 
 @click.command()

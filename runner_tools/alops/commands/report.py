@@ -42,21 +42,21 @@ def report(target: str | None, out: str, post: bool, post_if_open: bool, curve_m
     from alops.config import load_config
     from alops.files import atomic_write
 
-    if from_path:  # the posting job: the CI context is all it needs, not the project's code or data
-        built, pngs = report_mod.load(from_path)
-        project = Project(os.getcwd(), load_config())
-    else:
-        project = Project.open()
-        built, pngs = report_mod.build(project, project.target_branch(target), curve_metric, simulation, out)
-        if json_path:
-            report_mod.save(built, pngs, json_path)
-    atomic_write(out, report_mod.render(built))
-    click.echo(f"report: {out}" + (f", images {', '.join(os.path.basename(p) for p in pngs)}" if pngs else ""))
-    if post or post_if_open:
-        posted = report_mod.post(project, built, pngs, out, post_if_open, notice)
-        if posted:
-            number, outcome = posted
-            click.echo(f"report: comment {outcome.action} on #{number}: {outcome.url}")
+    # the posting job (--from): the CI context is all it needs, not the project's code or data
+    with Project(os.getcwd(), load_config()) if from_path else Project.open() as project:
+        if from_path:
+            built, pngs = report_mod.load(from_path)
+        else:
+            built, pngs = report_mod.build(project, project.target_branch(target), curve_metric, simulation, out)
+            if json_path:
+                report_mod.save(built, pngs, json_path)
+        atomic_write(out, report_mod.render(built))
+        click.echo(f"report: {out}" + (f", images {', '.join(os.path.basename(p) for p in pngs)}" if pngs else ""))
+        if post or post_if_open:
+            posted = report_mod.post(project, built, pngs, out, post_if_open, notice)
+            if posted:
+                number, outcome = posted
+                click.echo(f"report: comment {outcome.action} on #{number}: {outcome.url}")
 
 
 @click.command()
@@ -75,19 +75,19 @@ def promote(target: str | None, title: str | None, labels: tuple[str, ...], draf
     """
     from alops import forge, report as report_mod
 
-    project = Project.open()
-    context = project.context
-    if context.kind not in ("experiment", "active-learning"):
-        raise ConfigError(f"alops promote opens MRs from experiment and al/ branches; {context.branch!r} is {context.kind}")
-    target = project.target_branch(target)
-    if os.path.exists(report_path):
-        with open(report_path, encoding="utf-8") as handle:
-            description = handle.read()
-    else:
-        description = report_mod.render(report_mod.collect(project, target))
-    title = title or f"{context.kind}: {context.branch}"
-    outcome = forge.connect(context).upsert_merge_request(context.branch, target, title, description, labels, draft)
-    click.echo(f"promote: merge request {outcome.action}: {outcome.url}")
+    with Project.open() as project:
+        context = project.context
+        if context.kind not in ("experiment", "active-learning"):
+            raise ConfigError(f"alops promote opens MRs from experiment and al/ branches; {context.branch!r} is {context.kind}")
+        target = project.target_branch(target)
+        if os.path.exists(report_path):
+            with open(report_path, encoding="utf-8") as handle:
+                description = handle.read()
+        else:
+            description = report_mod.render(report_mod.collect(project, target))
+        title = title or f"{context.kind}: {context.branch}"
+        outcome = forge.connect(context).upsert_merge_request(context.branch, target, title, description, labels, draft)
+        click.echo(f"promote: merge request {outcome.action}: {outcome.url}")
 
 
 commands = [report, promote]

@@ -17,9 +17,9 @@ def track_sync() -> None:
     """Send runs buffered while the tracking server was unreachable; each is recorded once."""
     from alops import tracking
 
-    project = Project.open()
-    sent, left = tracking.sync(project.root, project.tracking_uri)
-    click.echo(f"{sent} buffered run(s) sent" + (f", {left} left" if left else ""))
+    with Project.open() as project:
+        sent, left = tracking.sync(project.root, project.tracking_uri)
+        click.echo(f"{sent} buffered run(s) sent" + (f", {left} left" if left else ""))
 
 
 @click.command("select-best")
@@ -33,10 +33,10 @@ def select_best(metric, mode, kind, commit) -> None:
 
     from alops import tracking
 
-    project = Project.open()
-    best = tracking.best_run(project.tracking_uri, project.experiment(kind), metric, mode,
-                             commit or project.context.commit)
-    click.echo(json.dumps(best, indent=2, sort_keys=True))
+    with Project.open() as project:
+        best = tracking.best_run(project.tracking_uri, project.experiment(kind), metric, mode,
+                                 commit or project.context.commit)
+        click.echo(json.dumps(best, indent=2, sort_keys=True))
 
 
 commands = [track_group, select_best]
