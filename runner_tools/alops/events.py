@@ -63,18 +63,18 @@ class EventIntake:
 
     def __init__(self, log: PredictionLog):
         self.log = log
-        self._pending: OrderedDict[tuple[str, str], tuple[str, dict]] = OrderedDict()
+        self._pending: OrderedDict[str, tuple[str, dict]] = OrderedDict()
         self._lock = threading.Lock()
 
     def receive(self, headers: dict[str, str], body: bytes) -> int:
         """Take one event (header names lower-case); how many samples its pair logged (0 while it waits)."""
-        kind, event_id, source, payload = _event(headers, body)
+        kind, event_id, payload = _event(headers, body)
         if kind not in (REQUEST, RESPONSE):
             raise ConfigError(f"not an inference event (ce-type {kind!r}): point the InferenceService's logger here")
         with self._lock:
-            other = self._pending.pop((source, event_id), None)
+            other = self._pending.pop(event_id, None)  # KServe gives both halves one id (their sources may differ)
             if other is None or other[0] == kind:
-                self._pending[(source, event_id)] = (kind, payload)
+                self._pending[event_id] = (kind, payload)
                 while len(self._pending) > MAX_PENDING:
                     self._pending.popitem(last=False)
                 return 0
@@ -85,21 +85,19 @@ class EventIntake:
         return self.log.record(scoring_request(request), rows, version, rows is not None and are_logits(rows))
 
 
-def _event(headers: dict[str, str], body: bytes) -> tuple[str, str, str, dict]:
-    """(type, id, source, payload) of a binary- or structured-mode CloudEvent."""
+def _event(headers: dict[str, str], body: bytes) -> tuple[str, str, dict]:
+    """(type, id, payload) of a binary- or structured-mode CloudEvent."""
     try:
         document = json.loads(body or b"null")
     except ValueError:
         raise ConfigError("the event's data is not JSON") from None
     if headers.get("content-type", "").startswith("application/cloudevents+json") and isinstance(document, dict):
-        kind, event_id, source, payload = (document.get("type"), document.get("id"), document.get("source", ""),
-                                           document.get("data"))
+        kind, event_id, payload = document.get("type"), document.get("id"), document.get("data")
     else:
-        kind, event_id, source, payload = (headers.get("ce-type"), headers.get("ce-id"), headers.get("ce-source", ""),
-                                           document)
+        kind, event_id, payload = headers.get("ce-type"), headers.get("ce-id"), document
     if not isinstance(event_id, str) or not event_id or not isinstance(payload, dict):
         raise ConfigError("a CloudEvent needs an id and a JSON object as its data")
-    return str(kind), event_id, str(source), payload
+    return str(kind), event_id, payload
 
 
 def serve_events(log_folder: str, host: str, port: int, rotate_bytes: int, ready=None) -> None:
