@@ -102,28 +102,18 @@ def _event(headers: dict[str, str], body: bytes) -> tuple[str, str, dict]:
 
 def serve_events(log_folder: str, host: str, port: int, rotate_bytes: int, ready=None) -> None:
     """Receive KServe's logger events on host:port (any path) into the prediction log until interrupted."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import ThreadingHTTPServer
+
+    from alops.serving import JsonHandler
 
     log = PredictionLog(log_folder, rotate_bytes)
     intake = EventIntake(log)
 
-    class Receiver(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
-            pass
-
-        def _reply(self, status: int, payload: dict) -> None:
-            body = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
+    class Receiver(JsonHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's names
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length)
+            body = self._body()
+            if body is None:
+                return
             try:
                 logged = intake.receive({k.lower(): v for k, v in self.headers.items()}, body)
             except (ConfigError, ValueError, TypeError) as exc:

@@ -202,9 +202,10 @@ class Serving:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-class Handler(BaseHTTPRequestHandler):
+class JsonHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with JSON answers, quiet, request bodies up to MAX_BODY (alops serve, alops capture)."""
+
     protocol_version = "HTTP/1.1"
-    serving: Serving
 
     def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
         pass
@@ -223,6 +224,10 @@ class Handler(BaseHTTPRequestHandler):
             self._reply(413, {"error": f"request body over {MAX_BODY} bytes"})
             return None
         return self.rfile.read(length)
+
+
+class Handler(JsonHandler):
+    serving: Serving
 
     def _admin(self) -> bool:
         token = self.serving.token
