@@ -82,3 +82,18 @@ def test_the_kserve_manifest_names_the_mlflow_format_and_sanitises_names():
     model = manifest["spec"]["predictor"]["model"]
     assert model == {"modelFormat": {"name": "mlflow"}, "protocolVersion": "v2",
                      "storageUri": "s3://bucket/1/abc/artifacts/model"}
+
+
+def test_the_kserve_manifest_passes_kserves_schema_which_refuses_a_broken_one():
+    from kserve_schema import validate_inference_service
+
+    for capture in (None, "http://alops-capture.ml:8081"):
+        validate_inference_service(kserve_manifest("Digits", "s3://bucket/1/abc/artifacts/model", "3", "prod", capture))
+    broken = kserve_manifest("digits", "s3://b/m", "3", "prod")
+    del broken["spec"]["predictor"]["model"]["modelFormat"]
+    with pytest.raises(ValueError, match="model_format"):
+        validate_inference_service(broken)
+    misspelt = kserve_manifest("digits", "s3://b/m", "3", "prod")
+    misspelt["spec"]["predictor"]["model"]["storageURI"] = misspelt["spec"]["predictor"]["model"].pop("storageUri")
+    with pytest.raises(AssertionError, match="no field 'storageURI'"):
+        validate_inference_service(misspelt)

@@ -227,6 +227,50 @@ def passed(output: str, job: str) -> bool:
     return f"PASS  {job}" in output or f"PASS {job}" in output
 
 
+def test_the_kserve_target_writes_a_manifest_kserve_accepts_and_applies_it_with_a_cluster_context(
+        release_project, mlflow_server, tmp_path):
+    """Without a cluster context the manifest is the artifact; with one, `kubectl apply` gets it (Kubernetes cannot
+    run here: a stand-in kubectl records what it was given)."""
+    import yaml
+    from kserve_schema import validate_inference_service
+    from mlflow.tracking import MlflowClient
+
+    model = f"digits-{uuid.uuid4().hex[:8]}"
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server)
+    tracked_candidate(release_project, mlflow_server, {"accuracy": 0.9}, tmp_path)
+    assert run_alops("release", "--metric", "accuracy", "--challenger", "--model", model, cwd=release_project,
+                     env=env).returncode == 0
+    deployed = run_alops("deploy", "--target", "kserve", "--model", model, "--capture-url", "http://capture.ml:8081",
+                         cwd=release_project, env=env)
+    assert deployed.returncode == 0, deployed.stderr
+    assert "no kubectl cluster context here" in deployed.stdout
+    manifest = yaml.safe_load((release_project / "inferenceservice.yaml").read_text())
+    validate_inference_service(manifest)
+    predictor = manifest["spec"]["predictor"]
+    assert predictor["model"]["storageUri"] == MlflowClient(mlflow_server).get_model_version_download_uri(model, "1")
+    assert predictor["logger"] == {"mode": "all", "url": "http://capture.ml:8081"}
+    assert champion(mlflow_server, model) == "1"
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "kubectl").write_text(f"""#!/bin/sh
+[ "$1" = config ] && {{ echo team-cluster; exit 0; }}
+echo "$@" > {tmp_path}/kubectl-args && cat "$3" > {tmp_path}/applied.yaml
+""")
+    (bin_dir / "kubectl").chmod(0o755)
+    tracked_candidate(release_project, mlflow_server, {"accuracy": 0.92}, tmp_path)
+    assert run_alops("release", "--metric", "accuracy", "--challenger", "--model", model, cwd=release_project,
+                     env=env).returncode == 0
+    applied = run_alops("deploy", "--target", "kserve", "--model", model, cwd=release_project,
+                        env={**env, "PATH": f"{bin_dir}:{env['PATH']}"})
+    assert applied.returncode == 0, applied.stderr
+    assert "kubectl applied inferenceservice.yaml" in applied.stdout
+    assert (tmp_path / "kubectl-args").read_text().split() == ["apply", "-f", "inferenceservice.yaml"]
+    sent = yaml.safe_load((tmp_path / "applied.yaml").read_text())
+    validate_inference_service(sent)
+    assert sent["metadata"]["labels"]["alops/model-version"] == "2" and champion(mlflow_server, model) == "2"
+
+
 def test_gitlab_release_pipelines_deploy_refuse_a_failed_smoke_test_and_roll_back(ml_project, mlflow_server):
     """The component's release jobs under gitlab-ci-local with deploy-target serve, against a real `alops serve`."""
     from mlflow.tracking import MlflowClient
@@ -274,8 +318,10 @@ def test_gitlab_release_pipelines_deploy_refuse_a_failed_smoke_test_and_roll_bac
         rollback = gitlab_ci_local(ml_project, "alops-rollback", variables=variables, own="CI_SERVER_URL")
         output = rollback.stdout + rollback.stderr
         assert rollback.returncode == 0, output[-4000:]
-        assert "moved from version 3 back to 1" in output
+        assert "moved from version 3 back to 1" in output and f"release {model}-v3 marked rolled back" in output
         assert champion(mlflow_server, model) == "1" and serving_version(port) == "1"
+        marked = {r["tag_name"]: r["name"] for r in forge.state.releases}
+        assert marked[f"{model}-v3"].startswith("[rolled back] ") and not marked[f"{model}-v1"].startswith("[rolled")
         assert MlflowClient(mlflow_server).get_model_version(model, "3").tags["alops.rolled_back"] == "true"
         rerun = gitlab_ci_local(ml_project, "alops-release", variables=variables, own="CI_SERVER_URL")
         assert rerun.returncode != 0 and "was rolled back" in rerun.stdout + rerun.stderr
@@ -343,8 +389,11 @@ def test_github_release_pushes_deploy_and_a_dispatched_rollback_serves_the_earli
             output = back.stdout + back.stderr
             assert back.returncode == 0, output[-4000:]
             assert ran(output, "rollback") and not ran(output, "release-train")
-            assert "moved from version 2 back to 1" in output
+            assert "moved from version 2 back to 1" in output and f"release {model}-v2 marked rolled back" in output
+            assert "canary-token-7788" not in output
             assert champion(mlflow_server, model) == "1" and serving_version(port) == "1"
+            marked = {r["tag_name"]: r["name"] for r in forge.state.releases}
+            assert marked[f"{model}-v2"].startswith("[rolled back] ") and not marked[f"{model}-v1"].startswith("[rolled")
     finally:
         server.terminate()
         server.wait(30)
