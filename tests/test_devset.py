@@ -431,3 +431,52 @@ def test_a_dev_dataset_pinned_to_another_revision_with_dvc_import_is_pulled_and_
     refused = run_alops("data", "make-dev", "--fraction", "0.1", cwd=clone)
     assert refused.returncode == 2 and "dvc update --rev REV data/dev.dvc" in refused.stderr
     assert pcsv.read_csv(clone / "data" / "dev" / "reviews.csv").num_rows == 200
+
+
+def _png(path: Path, rng) -> None:
+    from PIL import Image
+
+    Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(path)
+
+
+def test_truncated_and_undecodable_images_are_found_named_and_kept(repo):
+    """Four PNGs cut short and a JPEG cut short are found in every row by their missing end marker and forced
+    into the dev set; a PNG whose pixel data is garbled (its end intact) is found by the full decode of the rows
+    a dev set takes."""
+    from PIL import Image
+
+    dvc(repo, "init", "-q")
+    folder = repo / "data/full"
+    rows = write_full_dataset(folder, n=600)
+    rng = np.random.default_rng(0)
+    for row in rows:
+        row["path"] = row["path"].replace(".bin", ".png")
+        _png(folder / row["path"], rng)
+    for i in (11, 22, 33, 44):  # truncated mid-data, as an interrupted copy leaves them
+        data = (folder / rows[i]["path"]).read_bytes()
+        (folder / rows[i]["path"]).write_bytes(data[: len(data) // 2])
+    rows[55]["path"] = "images/00055.jpg"
+    Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(folder / rows[55]["path"], quality=90)
+    jpeg = (folder / rows[55]["path"]).read_bytes()
+    (folder / rows[55]["path"]).write_bytes(jpeg[:-40])
+    garbled = bytearray((folder / rows[66]["path"]).read_bytes())
+    garbled[45:60] = b"\x00" * 15  # inside the IDAT chunk: the zlib stream breaks
+    (folder / rows[66]["path"]).write_bytes(bytes(garbled))
+    write_manifest(folder / "manifest.csv", rows)
+
+    result = run_alops("data", "make-dev", "--fraction", "0.05", "--outlier-share", "0.2", "--no-track", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    dev_ids = {r["id"] for r in read_manifest(repo / "data/dev/manifest.csv")}
+    assert {"11", "22", "33", "44", "55"} <= dev_ids
+    found = 5 + ("66" in dev_ids)  # the garbled one is found where it is sampled
+    assert f"{found} damaged file(s) in the data, e.g. images/00011.png: truncated (no end marker)" in result.stdout
+    report = json.loads((repo / "metrics/dev_fidelity.json").read_text())
+    listed = {f["path"]: f["problem"] for f in report["damaged_files"]["listed"]}
+    assert {listed[rows[i]["path"]] for i in (11, 22, 33, 44, 55)} == {"truncated (no end marker)"}
+    assert (repo / "data/dev" / rows[11]["path"]).read_bytes() == (folder / rows[11]["path"]).read_bytes()  # kept as is
+
+    everything = run_alops("data", "make-dev", "--fraction", "1.0", "--no-track", cwd=repo)
+    assert everything.returncode == 0, everything.stderr
+    report = json.loads((repo / "metrics/dev_fidelity.json").read_text())
+    listed = {f["path"]: f["problem"] for f in report["damaged_files"]["listed"]}
+    assert report["damaged_files"]["found"] == 6 and listed[rows[66]["path"]].startswith("does not decode")

@@ -1,9 +1,11 @@
 """Dev datasets: stratified, deterministic sampling of the full data, fidelity report, representativeness check.
 
 The sample keeps the share of every stratum (label x split; unlabeled samples are their own label) and always
-takes outliers and corrupt samples (missing fields, unreadable files, numeric values beyond `z_outlier`
-standard deviations), up to `outlier_share` of the dev dataset. It streams: one pass parses the manifest (counting strata and spooling an Arrow copy next to
-the dev folder), two more read the copy (select, write), with memory bounded by the sample.
+takes outliers and corrupt samples (missing fields, missing, empty or truncated files (alops.integrity), numeric
+values beyond `z_outlier` standard deviations), up to `outlier_share` of the dev dataset; the images it takes are
+decoded in full, and every damaged file is named in the report. It streams: one pass parses the manifest
+(counting strata and spooling an Arrow copy next to the dev folder), two more read the copy (select, write), with
+memory bounded by the sample.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from alops import drift
+from alops import drift, integrity
 from alops.errors import ConfigError
 from alops.files import copy_file, stays_inside, write_json
 from alops.manifest import (
@@ -33,6 +35,7 @@ from alops.manifest import (
 UNLABELED = "<unlabeled>"
 _SPLITS = 1 << 12  # stratum code = label code * _SPLITS + split code
 _STRATUM = "__alops_stratum"  # the spooled copy's column of stratum codes
+LISTED = 100  # damaged files named in the report (all are counted)
 
 
 @dataclass(frozen=True)
@@ -193,14 +196,14 @@ def _quotas(strata: dict[int, int], total: int, wanted: int) -> dict[int, int]:
     return quota
 
 
-def _unreadable(root: str, paths: list) -> np.ndarray:
+def _damaged(root: str, paths: list, found: list[tuple[str, str]]) -> np.ndarray:
+    """Per row, whether its file is missing, empty or cut short (appended to `found` as (path, problem))."""
     bad = np.zeros(len(paths), dtype=bool)
     for i, rel in enumerate(paths):
-        try:
-            with open(os.path.join(root, rel), "rb") as handle:
-                bad[i] = not handle.read(1)
-        except (OSError, TypeError):
+        problem = integrity.file_problem(os.path.join(root, rel)) if rel else "missing"
+        if problem:
             bad[i] = True
+            found.append((rel or "", problem))
     return bad
 
 
@@ -211,6 +214,7 @@ class _Selection:
     special: np.ndarray  # per selected row: outlier or corrupt
     special_found: int
     features: dict[str, np.ndarray]  # numeric columns of the selected rows
+    damaged: list[tuple[str, str]]  # (path, problem) of every damaged file in the full data
 
 
 def _select(info, census, labels, splits, wanted, seed, z_outlier, outlier_share) -> _Selection:
@@ -223,6 +227,7 @@ def _select(info, census, labels, splits, wanted, seed, z_outlier, outlier_share
     normal_pool, special_pool = empty, empty
     limits = _KeyLimits()
     found = 0
+    damaged: list[tuple[str, str]] = []
     offset = 0
     feature_columns = [c for c in info.columns if c not in ("id", info.label)]
     for batch in iter_batches(info):
@@ -238,7 +243,7 @@ def _select(info, census, labels, splits, wanted, seed, z_outlier, outlier_share
                 with np.errstate(invalid="ignore"):
                     special |= ~(np.abs(values - census.mean[column]) <= z_outlier * census.std[column])
         if info.has_path:
-            special |= _unreadable(info.root, batch.column("path").to_pylist())
+            special |= _damaged(info.root, batch.column("path").to_pylist(), damaged)
         found += int(special.sum())
         columns = (np.arange(offset, offset + n), keys, code, *features)
         special_pool = _bottom_k(_join(special_pool, columns, special), special_cap, by_stratum=False)
@@ -252,7 +257,7 @@ def _select(info, census, labels, splits, wanted, seed, z_outlier, outlier_share
     flags = np.concatenate([np.zeros(normal_pool[0].size, bool), np.ones(special_pool[0].size, bool)])
     order = np.argsort(merged[0], kind="stable")
     rows, _, strata, *features = (column[order] for column in merged)
-    return _Selection(rows, strata, flags[order], found, dict(zip(info.numeric, features)))
+    return _Selection(rows, strata, flags[order], found, dict(zip(info.numeric, features)), damaged)
 
 
 class _KeyLimits:
@@ -334,7 +339,9 @@ def _take(batch: pa.RecordBatch, rows: np.ndarray, offset: int) -> pa.RecordBatc
 
 
 def _write(info: ManifestInfo, selection: _Selection, target: str, name: str) -> dict[str, float]:
-    """Write the dev manifest and copy its files into `target`; returns the KS statistic per numeric column."""
+    """Write the dev manifest and copy its files into `target`, decoding each image (a damaged one is kept and
+    added to `selection.damaged`); returns the KS statistic per numeric column."""
+    known = {path for path, _ in selection.damaged}
     cdfs = {}
     for column, values in selection.features.items():
         cdfs[column] = _FullCdf(np.sort(values[np.isfinite(values)]))
@@ -356,6 +363,9 @@ def _write(info: ManifestInfo, selection: _Selection, target: str, name: str) ->
                                       "keep every sample's file inside the dataset")
                 if rel and os.path.isfile(source):
                     copy_file(source, os.path.join(target, rel))
+                    problem = None if rel in known else integrity.decode_problem(source)
+                    if problem:
+                        selection.damaged.append((rel, problem))
     writer.close()
     return {column: cdf.ks() for column, cdf in cdfs.items()}
 
@@ -404,6 +414,8 @@ def _fidelity(census: _Census, selection: _Selection, labels: _Codes, splits: _C
         "labels_chi2": chi2,
         "ks": ks,
         "outliers_and_corrupt": {"found": selection.special_found, "included": int(selection.special.sum())},
+        "damaged_files": {"found": len(selection.damaged),
+                          "listed": [{"path": path, "problem": problem} for path, problem in selection.damaged[:LISTED]]},
         "strata": strata,
     }
 
@@ -470,6 +482,8 @@ def _combined(reports: dict[str, dict], seed: int) -> dict:
         "max_abs_deviation_pp": max(r["max_abs_deviation_pp"] for r in reports.values()),
         "outliers_and_corrupt": {key: sum(r["outliers_and_corrupt"][key] for r in reports.values())
                                  for key in ("found", "included")},
+        "damaged_files": {"found": sum(r["damaged_files"]["found"] for r in reports.values()),
+                          "listed": [f for r in reports.values() for f in r["damaged_files"]["listed"]][:LISTED]},
         "files": reports,
     }
 

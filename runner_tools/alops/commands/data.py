@@ -133,6 +133,11 @@ def data_make_dev(fraction, count, time_budget, seconds_per_sample, seed, z_outl
         + (f", {special['included']} of {special['found']} outliers/corrupt included" if special else "")
         + f"; report {report_path}"
     )
+    damaged = report.get("damaged_files", {})
+    if damaged.get("found"):
+        first = damaged["listed"][0]
+        click.echo(f"{dev}: {damaged['found']} damaged file(s) in the data, e.g. {first['path']}: {first['problem']} "
+                   f"(all in {report_path}; those sampled are kept in the dev dataset)")
 
 
 @data.command("check-dev")
