@@ -15,7 +15,7 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[test]'
 	# KServe's SDK models (the InferenceService schema) for the manifest tests, without its model server's dependencies
-	$(PY) -m pip install --quiet --no-deps --target $(VENV)/kserve-sdk kserve==0.21.0 kubernetes==37.0.2
+	$(PY) -m pip install --quiet --no-deps --upgrade --target $(VENV)/kserve-sdk kserve==0.21.0 kubernetes==37.0.2
 	touch $(STAMP)
 
 # gitlab-ci-local runs the GitLab component's pipelines in the tests (4.64.1 is the last release for Node 20);

@@ -18,7 +18,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PARTS = os.path.join(HERE, "parts")
 COMPONENTS = {
     "alops": ("The whole alops flow with one include: the branch a developer pushes decides what runs.",
-              ["train", "promote", "release", "deploy", "query", "labels", "devset"]),
+              ["train", "promote", "release", "deploy", "query", "labels", "devset", "intake"]),
     "train": ("Params check, tests and training per branch kind (dev data on CPU, full data on GPU), with the report.",
               ["train"]),
     "promote": ("Open or update the merge request from experiment and al/ branches.", ["promote"]),
@@ -27,6 +27,8 @@ COMPONENTS = {
     "query": ("Scheduled active-learning selection, sharded over parallel jobs, then the labeling hand-off.", ["query"]),
     "labels": ("Label import on al/ branches, committing the new data version, one import at a time.", ["labels"]),
     "devset": ("Scheduled check that the dev dataset still represents the full data.", ["devset"]),
+    "intake": ("Scheduled intake of finished prediction logs into an al/ branch's pool, then the drift check.",
+               ["intake"]),
 }
 class GitLabLoader(yaml.SafeLoader):
     """YAML with GitLab's `!reference [job, key]` tag."""

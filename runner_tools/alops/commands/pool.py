@@ -40,4 +40,36 @@ def pool_add(log, split, record) -> None:
         click.echo(f"pool: recorded the new data version in {commit[:12]} and pushed it")
 
 
+@pool_group.command("intake")
+@click.argument("source")
+@click.option("--pattern", default="predictions-*.jsonl", show_default=True,
+              help="Finished logs in SOURCE (the live predictions.jsonl is not one).")
+@click.option("--split", default="train", show_default=True, help="Split of the new samples.")
+@click.option("--new-samples", default="intake/new-samples.jsonl", show_default=True, type=click.Path(dir_okay=False),
+              help="Where the new samples go as logged (predictions included), for `alops data check-dev --against`.")
+@click.option("--commit/--no-commit", "record", default=None,
+              help="Record the new data version (dvc add, dvc push, git commit, git push); default: on al/ branches.")
+def pool_intake(source, pattern, split, new_samples, record) -> None:
+    """Add the finished prediction logs at SOURCE to the pool, each log once (a scheduled CI job).
+
+    SOURCE is a folder or an fsspec URL (s3://bucket/logs/ needs alops[s3]) where the serving host's finished
+    logs are copied, each with the files its rows name. The logs taken are named in the dataset's ledger
+    (.alops-intake.json), which is part of the new data version: a second run takes nothing twice.
+
+    \b
+    Examples:
+      alops pool intake s3://team-logs/digits/       # on an al/ branch: one data version, pushed
+      alops pool intake /mnt/serving/predictions --no-commit
+    """
+    from alops.intake import take_into_project
+
+    with Project.open() as project:
+        intake, commit = take_into_project(project, source, split, new_samples, record, pattern)
+    click.echo(f"pool intake: {len(intake.taken)} new log(s), {intake.known} taken before; {intake.added} samples "
+               f"added as unlabeled ({split}), {intake.skipped} already in the pool; {intake.new_samples} new samples "
+               f"in {new_samples}")
+    if commit:
+        click.echo(f"pool intake: recorded the new data version in {commit[:12]} and pushed it")
+
+
 commands = [pool_group]

@@ -1,0 +1,79 @@
+"""`alops pool intake`: the finished prediction logs at a source join the pool once each, as one data version."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import git, run_alops
+from datasets import read_manifest
+from test_hostile import checksums
+from test_labels_record import al_remote, checkout  # noqa: F401 (the fixture)
+
+
+def finished_log(source, name, ids, prediction="1"):
+    """A log as `alops serve` leaves it once rotated: one JSON object a line, each sample's file beside it."""
+    (source / "inputs").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i in ids:
+        (source / "inputs" / f"{i}.bin").write_bytes(f"sample {i}".encode())
+        lines.append(json.dumps({"id": i, "path": f"inputs/{i}.bin", "x": 0.25, "prediction": prediction,
+                                 "probabilities": [0.1, 0.7, 0.1, 0.1], "model_version": "3",
+                                 "time": "2026-12-03T10:00:00Z"}))
+    (source / name).write_text("\n".join(lines) + "\n")
+
+
+def test_each_finished_log_joins_the_pool_once_in_one_pushed_data_version(al_remote, tmp_path):  # noqa: F811
+    work = checkout(al_remote, tmp_path, "runner")
+    before = read_manifest(work / "data/full/manifest.csv")
+    source = tmp_path / "served"
+    finished_log(source, "predictions-20261203T0900-1-1.jsonl", [90001, 90002, 90003])
+    finished_log(source, "predictions-20261203T1000-1-2.jsonl", [90004, 90005])
+    finished_log(source, "predictions.jsonl", [90099])  # still being written: not taken
+    result = run_alops("pool", "intake", str(source), cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert "2 new log(s), 0 taken before; 5 samples added as unlabeled (train)" in result.stdout
+    assert "5 new samples in intake/new-samples.jsonl" in result.stdout
+    assert "recorded the new data version" in result.stdout
+    fresh = [json.loads(line) for line in (work / "intake/new-samples.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in fresh] == [90001, 90002, 90003, 90004, 90005]
+    assert {row["prediction"] for row in fresh} == {"1"}  # as logged, for the drift check
+
+    reader = checkout(al_remote, tmp_path, "reader")  # the next scheduled job: a fresh clone of the branch
+    assert git(reader, "log", "-1", "--format=%s") == "Pool: intake of prediction logs"
+    after = read_manifest(reader / "data/full/manifest.csv")
+    assert after[: len(before)] == before
+    assert [(r["id"], r["label"], r["split"]) for r in after[len(before):]] == \
+        [(str(90000 + i), "", "train") for i in range(1, 6)]
+    assert (reader / "data/full/inputs/90004.bin").read_bytes() == b"sample 90004"
+    ledger = json.loads((reader / "data/full/.alops-intake.json").read_text())
+    assert ledger == {"predictions-20261203T0900-1-1.jsonl": {"added": 3, "samples": 3},
+                      "predictions-20261203T1000-1-2.jsonl": {"added": 2, "samples": 2}}
+
+    head = git(reader, "rev-parse", "HEAD")
+    again = run_alops("pool", "intake", str(source), cwd=reader)
+    assert again.returncode == 0, again.stderr
+    assert "0 new log(s), 2 taken before; 0 samples added" in again.stdout and "recorded" not in again.stdout
+    assert git(reader, "rev-parse", "HEAD") == head and (reader / "intake/new-samples.jsonl").read_text() == ""
+
+    finished_log(source, "predictions-20261203T1100-1-3.jsonl", [90005, 90006])  # 90005 was served twice
+    third = run_alops("pool", "intake", str(source), cwd=reader)
+    assert third.returncode == 0, third.stderr
+    assert "1 new log(s), 2 taken before; 1 samples added as unlabeled (train), 1 already in the pool" in third.stdout
+    assert [r["id"] for r in read_manifest(reader / "data/full/manifest.csv")[len(before):]] == \
+        [str(90000 + i) for i in range(1, 7)]
+
+
+def test_a_bad_log_stops_the_intake_before_the_pool_changes(al_remote, tmp_path):  # noqa: F811
+    work = checkout(al_remote, tmp_path, "runner")
+    source = tmp_path / "served"
+    finished_log(source, "predictions-1.jsonl", [90001])
+    (source / "predictions-2.jsonl").write_text('{"id": 90002, "path": "../../etc/passwd", "x": 0.1}\n')
+    before, head = checksums(work / "data"), git(work, "rev-parse", "HEAD")
+    result = run_alops("pool", "intake", str(source), cwd=work)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "predictions-2.jsonl: path '../../etc/passwd' must be relative" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert checksums(work / "data") == before and git(work, "rev-parse", "HEAD") == head
+
+    missing = run_alops("pool", "intake", str(tmp_path / "nowhere"), cwd=work)
+    assert missing.returncode != 0 and "is not a folder" in missing.stderr and "Traceback" not in missing.stderr

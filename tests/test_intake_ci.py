@@ -1,0 +1,97 @@
+"""The scheduled intake as the forges run it: finished prediction logs -> pool on the al/ branch (pushed, each
+log once) -> drift check of the new samples -> the query round, under gitlab-ci-local and act."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from conftest import dvc, git
+from test_templates_gitlab import gitlab_ci_local, use_component
+
+
+def write_log(project: Path, source: Path, name: str, first_id: int, count: int, only: str | None = None) -> None:
+    """A finished log in `alops serve`'s format (dataframe rows: the features by name, the prediction, the
+    probabilities, the model version): digits the model saw again, predicted as their labels."""
+    with open(project / "data/full/manifest.csv", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["label"] and (only is None or r["label"] == only)]
+    picked = np.random.default_rng(first_id).choice(len(rows), count, replace=count > len(rows))
+    source.mkdir(parents=True, exist_ok=True)
+    with open(source / name, "w") as out:
+        for offset, index in enumerate(picked):
+            row, label = rows[index], int(rows[index]["label"])
+            probabilities = [0.9 if k == label else 0.1 / 9 for k in range(10)]
+            out.write(json.dumps({"id": first_id + offset, "time": "2026-12-03T09:00:00.000+00:00", "model_version": "1",
+                                  "prediction": label, "probabilities": probabilities,
+                                  **{f"f{i}": int(row[f"f{i}"]) for i in range(64)}}) + "\n")
+
+
+def scored_pool(project: Path) -> None:
+    """The pool probabilities the al/ branch's last training left (pipeline outputs, tracked and pushed)."""
+    with open(project / "data/full/manifest.csv", newline="") as handle:
+        ids = [row["id"] for row in csv.DictReader(handle) if not row["label"]]
+    np.save(project / "pool_probs.npy", np.random.default_rng(3).dirichlet(np.ones(10), size=len(ids)).astype(np.float32))
+    (project / "pool_ids.txt").write_text("".join(f"{sample}\n" for sample in ids))
+    dvc(project, "add", "-q", "pool_probs.npy", "pool_ids.txt")
+    dvc(project, "push", "-q")
+
+
+def manifest_ids(clone: Path) -> list[str]:
+    dvc(clone, "pull", "-q", "data/full")
+    with open(clone / "data/full/manifest.csv", newline="") as handle:
+        return [row["id"] for row in csv.DictReader(handle)]
+
+
+def passed(output: str, job: str) -> bool:
+    return f"PASS  {job}" in output or f"PASS {job}" in output
+
+
+def test_gitlab_intake_schedule_adds_each_log_once_checks_drift_and_queries(ml_project, tmp_path):
+    project, source = ml_project, tmp_path / "served"
+    scored_pool(project)
+    use_component(project, f"      intake-source: {source}\n      query-k: 6\n")
+    git(project, "switch", "-q", "-c", "al/production")
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(project, "remote", "set-url", "--push", "origin", str(origin))
+    git(project, "push", "-q", "origin", "al/production")
+    before = manifest_ids(project)
+    write_log(project, source, "predictions-20261203T0900-7-1.jsonl", 500000, 150)
+    write_log(project, source, "predictions-20261203T1000-7-2.jsonl", 600000, 150)
+    schedule = {"CI_PIPELINE_SOURCE": "schedule", "ALOPS_SCHEDULE": "intake"}
+
+    first = gitlab_ci_local(project, variables=schedule)
+    output = first.stdout + first.stderr
+    assert first.returncode == 0, output[-4000:]
+    for job in ("alops-intake", "alops-intake-drift", "alops-query: [1/2]", "alops-query: [2/2]", "alops-query-merge"):
+        assert passed(output, job), (job, output[-3000:])
+    assert "2 new log(s), 0 taken before; 300 samples added as unlabeled (train)" in output
+    assert "dev dataset is representative" in output
+    assert len(json.loads((project / "selection.json").read_text())["sample_ids"]) == 6
+    assert not any(f"PASS  {job}" in output for job in ("alops-train-al", "alops-labels-import", "alops-dev-check"))
+
+    reader = tmp_path / "reader"
+    git(tmp_path, "clone", "-q", "-b", "al/production", str(origin), str(reader))
+    assert git(reader, "log", "-1", "--format=%s") == "Pool: intake of prediction logs"
+    added = manifest_ids(reader)[len(before):]
+    assert sorted(map(int, added)) == list(range(500000, 500150)) + list(range(600000, 600150))
+
+    # the next schedule runs on the branch's new tip: the same logs are taken before, nothing is added
+    git(project, "pull", "-q", str(origin), "al/production")
+    again = gitlab_ci_local(project, variables=schedule)
+    output = again.stdout + again.stderr
+    assert again.returncode == 0, output[-4000:]
+    assert "0 new log(s), 2 taken before; 0 samples added" in output and "nothing to check" in output
+    assert git(tmp_path, "--git-dir", str(origin), "rev-parse", "al/production") == git(project, "rev-parse", "HEAD")
+
+    # a log of sevens only: the drift job fails naming the class, the selection still runs
+    write_log(project, source, "predictions-20261203T1100-7-3.jsonl", 700000, 150, only="7")
+    shifted = gitlab_ci_local(project, variables=schedule)
+    output = shifted.stdout + shifted.stderr
+    assert shifted.returncode != 0 and passed(output, "alops-intake") and passed(output, "alops-query-merge")
+    assert "FAIL  alops-intake-drift" in output or "FAIL alops-intake-drift" in output
+    assert "the dev dataset no longer represents intake/new-samples.jsonl: label 7:" in output
+
