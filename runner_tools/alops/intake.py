@@ -112,7 +112,7 @@ def _fetch(fs, remote: str, staging: str) -> str:
 def take(manifest: str, source: str, split: str, new_samples: str, pattern: str = PATTERN) -> Intake:
     """Add the source's logs that the ledger does not name to the pool, then name them there (the change to
     record); write the new samples as logged to `new_samples`. Validates every log before the pool changes."""
-    from alops.pool import _manifest_ids, add_to_pool, check_log
+    from alops.pool import manifest_ids, add_to_pool, check_log
     from alops.manifest import inspect_manifest
 
     folder = os.path.dirname(manifest)
@@ -120,7 +120,7 @@ def take(manifest: str, source: str, split: str, new_samples: str, pattern: str 
     fs, _, logs = list_logs(source, pattern)
     outcome = Intake(known=sum(1 for log in logs if posixpath.basename(log) in ledger))
     waiting = [log for log in logs if posixpath.basename(log) not in ledger]
-    known_ids = _manifest_ids(inspect_manifest(manifest))
+    known_ids = manifest_ids(inspect_manifest(manifest))
     fresh: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="alops-intake-") as staging:
         staged = []

@@ -34,7 +34,8 @@ class PoolAddition:
     model_versions: list[str] = field(default_factory=list)
 
 
-def _manifest_ids(info) -> set[str]:
+def manifest_ids(info) -> set[str]:
+    """Every sample id of the manifest, as text."""
     ids: set[str] = set()
     for batch in iter_batches(info):
         ids.update(pc.cast(batch.column("id"), pa.string()).to_pylist())
@@ -100,7 +101,7 @@ def check_log(manifest: str, log: str, split: str):
     if not split or not split.strip():
         raise ConfigError("--split must name a split, e.g. train")
     manifest_info = inspect_manifest(manifest)
-    batches, outcome = _read_log(log, manifest_info, _manifest_ids(manifest_info))
+    batches, outcome = _read_log(log, manifest_info, manifest_ids(manifest_info))
     if manifest_info.has_path:
         _check_files(log, os.path.dirname(manifest), batches)
     return manifest_info, [_as_manifest_rows(batch, manifest_info, split, log) for batch in batches], outcome
