@@ -77,3 +77,12 @@ def test_a_bad_log_stops_the_intake_before_the_pool_changes(al_remote, tmp_path)
 
     missing = run_alops("pool", "intake", str(tmp_path / "nowhere"), cwd=work)
     assert missing.returncode != 0 and "is not a folder" in missing.stderr and "Traceback" not in missing.stderr
+
+    # recording on a branch that is not an al/ branch (a GitHub schedule runs on main): one line, nothing changed
+    git(work, "switch", "-q", "-c", "main")
+    wrong = run_alops("pool", "intake", str(tmp_path / "served"), "--commit", cwd=work)
+    assert wrong.returncode != 0 and "Traceback" not in wrong.stderr and len(wrong.stderr.strip().splitlines()) == 1
+    assert "'main' is a main branch: check an al/ branch out (and name it with --branch in CI)" in wrong.stderr
+    named = run_alops("pool", "intake", str(tmp_path / "served"), "--commit", "--branch", "release/1", cwd=work)
+    assert named.returncode != 0 and "'release/1' is a release branch" in named.stderr
+    assert checksums(work / "data") == before and git(work, "rev-parse", "HEAD") == head

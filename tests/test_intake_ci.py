@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 
 from conftest import dvc, git
+from test_templates_github import act, ran, workflow_project  # noqa: F401 (a fixture)
 from test_templates_gitlab import gitlab_ci_local, use_component
 
 
@@ -95,3 +97,81 @@ def test_gitlab_intake_schedule_adds_each_log_once_checks_drift_and_queries(ml_p
     assert "FAIL  alops-intake-drift" in output or "FAIL alops-intake-drift" in output
     assert "the dev dataset no longer represents intake/new-samples.jsonl: label 7:" in output
 
+
+
+INTAKE_CALLER = """name: ci
+on:
+  schedule:
+    - cron: "0 4 * * *"
+  workflow_dispatch:
+permissions: {}
+jobs:
+  alops:
+    uses: ./.github/workflows/alops.yml
+    permissions:
+      contents: write
+    secrets: inherit
+    with:
+      cpu-runs-on: '"cpu"'
+      setup-python: false
+      install: false
+      intake-source: %s
+      intake-branch: al/production
+      query-k: 6
+"""
+
+
+def test_github_intake_schedule_adds_each_log_once_on_the_named_al_branch_checks_drift_and_queries(
+        workflow_project, tmp_path):
+    """GitHub runs schedules on the default branch: the intake job checks intake-branch out, takes the logs into
+    its pool and pushes; the drift check and the query round run on that branch too."""
+    project, source = workflow_project, tmp_path / "served"
+    (project / ".github/workflows/ci.yml").write_text(INTAKE_CALLER % source)
+    git(project, "commit", "-q", "-am", "the intake schedule")
+    git(project, "switch", "-q", "-c", "al/production")
+    scored_pool(project)  # on the al/ branch only: jobs that stayed on main would find no pool
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "the pool scored by the current model")
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(project, "config", f"url.{origin}.insteadOf", "https://github.com/team/project.git")  # the jobs' fetches
+    git(project, "push", "-q", "origin", "main", "al/production")
+    before = manifest_ids(project)
+    git(project, "switch", "-q", "main")
+    write_log(project, source, "predictions-20261203T0900-7-1.jsonl", 500000, 150)
+    write_log(project, source, "predictions-20261203T1000-7-2.jsonl", 600000, 150)
+    schedule = {"ref": "refs/heads/main", "schedule": "0 4 * * *"}
+
+    first = act(project, "schedule", schedule, secrets={"GITHUB_TOKEN": "canary-token-5150"})
+    output = first.stdout + first.stderr
+    assert first.returncode == 0, output[-4000:]
+    assert ran(output, "intake") and ran(output, "intake-drift") and ran(output, "query-merge")
+    assert len(re.findall(r"/query-\d+\s*\] 🏁  Job succeeded", output)) == 2
+    assert "2 new log(s), 0 taken before; 300 samples added as unlabeled (train)" in output
+    assert "dev dataset is representative" in output and "canary-token-5150" not in output
+    assert len(json.loads((tmp_path / "artifacts/alops-query/selection.json").read_text())["sample_ids"]) == 6
+    assert git(project, "rev-parse", "--abbrev-ref", "HEAD") == "main"  # the team's checkout is as it was
+
+    reader = tmp_path / "reader"
+    git(tmp_path, "clone", "-q", "-b", "al/production", str(origin), str(reader))
+    assert git(reader, "log", "-1", "--format=%s") == "Pool: intake of prediction logs"
+    assert sorted(map(int, manifest_ids(reader)[len(before):])) == list(range(500000, 500150)) + list(range(600000, 600150))
+    assert git(tmp_path, "--git-dir", str(origin), "rev-parse", "main") == git(project, "rev-parse", "main")
+
+    # the next schedule: the logs are in the branch's ledger, nothing is added, nothing is pushed
+    tip = git(tmp_path, "--git-dir", str(origin), "rev-parse", "al/production")
+    again = act(project, "schedule", schedule)
+    output = again.stdout + again.stderr
+    assert again.returncode == 0, output[-4000:]
+    assert "0 new log(s), 2 taken before; 0 samples added" in output and "nothing to check" in output
+    assert git(tmp_path, "--git-dir", str(origin), "rev-parse", "al/production") == tip
+
+
+def test_github_intake_into_a_branch_that_is_not_an_al_branch_stops_the_context_job(workflow_project, tmp_path):
+    caller = INTAKE_CALLER.replace("intake-branch: al/production", 'intake-branch: "main; touch pwned"')
+    (workflow_project / ".github/workflows/ci.yml").write_text(caller % (tmp_path / "served"))
+    git(workflow_project, "commit", "-q", "-am", "an intake into main")
+    result = act(workflow_project, "schedule", {"ref": "refs/heads/main", "schedule": "0 4 * * *"})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "input intake-branch must name an al/ branch" in output
+    assert not ran(output, "context") and not ran(output, "intake") and not (workflow_project / "pwned").exists()

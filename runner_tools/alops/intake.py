@@ -17,6 +17,7 @@ import posixpath
 import tempfile
 from dataclasses import dataclass, field
 
+from alops.branches import ACTIVE_LEARNING
 from alops.errors import ConfigError
 from alops.files import atomic_write
 
@@ -154,6 +155,9 @@ def take_into_project(project, source: str, split: str, new_samples: str, record
     manifest = project.manifest("full")
     if not (record if record is not None else project.context.profile.data_commits):
         return take(manifest, source, split, new_samples, pattern), None
+    if project.context.kind != ACTIVE_LEARNING:
+        raise ConfigError(f"the intake records data versions on al/ branches, and {project.context.branch!r} is a "
+                          f"{project.context.kind} branch: check an al/ branch out (and name it with --branch in CI)")
     from alops.record import commit_data_change
 
     outcome = {}

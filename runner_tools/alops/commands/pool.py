@@ -49,7 +49,10 @@ def pool_add(log, split, record) -> None:
               help="Where the new samples go as logged (predictions included), for `alops data check-dev --against`.")
 @click.option("--commit/--no-commit", "record", default=None,
               help="Record the new data version (dvc add, dvc push, git commit, git push); default: on al/ branches.")
-def pool_intake(source, pattern, split, new_samples, record) -> None:
+@click.option("--branch", metavar="NAME",
+              help="The al/ branch checked out here, when the CI variables name another (a GitHub schedule runs on "
+                   "the default branch): the new data version is pushed to it.")
+def pool_intake(source, pattern, split, new_samples, record, branch) -> None:
     """Add the finished prediction logs at SOURCE to the pool, each log once (a scheduled CI job).
 
     SOURCE is a folder or an fsspec URL (s3://bucket/logs/ needs alops[s3]) where the serving host's finished
@@ -60,10 +63,11 @@ def pool_intake(source, pattern, split, new_samples, record) -> None:
     Examples:
       alops pool intake s3://team-logs/digits/       # on an al/ branch: one data version, pushed
       alops pool intake /mnt/serving/predictions --no-commit
+      git switch al/production && alops pool intake s3://team-logs/digits/ --branch al/production
     """
     from alops.intake import take_into_project
 
-    with Project.open() as project:
+    with Project.open(branch=branch) as project:
         intake, commit = take_into_project(project, source, split, new_samples, record, pattern)
     click.echo(f"pool intake: {len(intake.taken)} new log(s), {intake.known} taken before; {intake.added} samples "
                f"added as unlabeled ({split}), {intake.skipped} already in the pool; {intake.new_samples} new samples "
