@@ -215,7 +215,51 @@ def test_check_dev_flags_shifted_live_data(dvc_project, tmp_path):
     result = run_alops("data", "check-dev", "--against", str(tmp_path / "live.csv"), "--label-column", "prediction", cwd=dvc_project)
     assert result.returncode == 1
     assert "label 3:" in result.stdout and "% in live data" in result.stdout
-    assert "run `alops data make-dev`" in result.stderr
+    assert "run `alops data make-dev --count 200 --like " in result.stderr
+
+
+def test_after_a_class_shift_the_named_remedy_makes_check_dev_pass(dvc_project, tmp_path):
+    """The failure names the command; run as printed, it maps the log's class shares into the dev dataset (the
+    labeled samples), and the same check passes. Unlabeled samples keep their share."""
+    import shlex
+
+    run_alops("data", "make-dev", "--fraction", "0.5", "--no-track", cwd=dvc_project)
+    rng = np.random.default_rng(5)
+    shares = [0.4, 0.2, 0.2, 0.2]  # the full data's labeled samples: about a quarter each
+    log = [{"prediction": str(rng.choice(4, p=shares[::-1])), "x": f"{rng.normal():.4f}"} for _ in range(500)]
+    write_manifest(tmp_path / "live.csv", log)
+    check = ["data", "check-dev", "--against", str(tmp_path / "live.csv"), "--label-column", "prediction"]
+    failed = run_alops(*check, cwd=dvc_project)
+    assert failed.returncode == 1 and "label 3:" in failed.stdout
+    remedy = failed.stderr.split("run `", 1)[1].split("`", 1)[0]
+    assert remedy == "alops data make-dev --count 200 --like ../live.csv --label-column prediction"  # from the cwd
+    made = run_alops(*shlex.split(remedy)[1:], cwd=dvc_project)
+    assert made.returncode == 0, made.stderr
+    assert "sampled with the class shares of ../live.csv, 200 of 400 samples" in made.stdout
+    dev = read_manifest(dvc_project / "data/dev/manifest.csv")
+    labeled = Counter(r["label"] for r in dev if r["label"])
+    full = read_manifest(dvc_project / "data/full/manifest.csv")
+    unlabeled = 200 * sum(1 for r in full if not r["label"]) / 400  # their share kept, up to rounding per split
+    assert abs(sum(1 for r in dev if not r["label"]) - unlabeled) < 3
+    live = Counter(row["prediction"] for row in log)
+    for name in "0123":  # the log's shares, up to one sample per split
+        assert abs(labeled[name] - sum(labeled.values()) * live[name] / len(log)) < 3, (labeled, live)
+    report = json.loads((dvc_project / "metrics/dev_fidelity.json").read_text())
+    assert report["mapped_to"]["file"] == "../live.csv" and report["max_abs_deviation_pp"] < 1.5
+    passed = run_alops(*check, cwd=dvc_project)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "dev dataset is representative" in passed.stdout
+
+
+def test_a_class_the_full_data_has_no_label_for_cannot_be_mapped(dvc_project, tmp_path):
+    run_alops("data", "make-dev", "--fraction", "0.5", "--no-track", cwd=dvc_project)
+    write_manifest(tmp_path / "live.csv", [{"prediction": str(k % 5)} for k in range(100)])
+    before = read_manifest(dvc_project / "data/dev/manifest.csv")
+    result = run_alops("data", "make-dev", "--count", "200", "--like", str(tmp_path / "live.csv"),
+                       "--label-column", "prediction", cwd=dvc_project)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "no labeled sample of class '4' (20.0% of the live data) to map: label some of the pool first" in result.stderr
+    assert read_manifest(dvc_project / "data/dev/manifest.csv") == before
 
 
 def test_check_dev_flags_a_shifted_feature(dvc_project, tmp_path):

@@ -184,8 +184,28 @@ def _check_unique_ids(info: ManifestInfo, hashes: np.ndarray) -> None:
             seen.add(value)
 
 
-def _quotas(strata: dict[int, int], total: int, wanted: int) -> dict[int, int]:
-    """Per-stratum sample sizes proportional to the full data (largest remainder), at least one per stratum."""
+def _mapped(census: _Census, labels: _Codes, like: dict[str, float], path: str) -> dict[int, float]:
+    """Stratum weights whose labeled part has the class shares `like` (each class spread over its splits as in
+    the full data); unlabeled strata keep their size. A class `like` has and no labeled sample carries stops."""
+    per_label: dict[str, int] = {}
+    for code, count in census.strata.items():
+        name = labels.values[code // _SPLITS]
+        per_label[name] = per_label.get(name, 0) + count
+    labeled = sum(count for name, count in per_label.items() if name != UNLABELED)
+    missing = sorted((name for name, share in like.items() if share > 0 and name not in per_label), key=lambda n: -like[n])
+    if missing:
+        raise ConfigError(f"{path}: no labeled sample of class {missing[0]!r} ({100 * like[missing[0]]:.1f}% of the "
+                          "live data) to map: label some of the pool first (the query round), then make the dev "
+                          "dataset again")
+    weights = {}
+    for code, count in census.strata.items():
+        name = labels.values[code // _SPLITS]
+        weights[code] = count if name == UNLABELED else like.get(name, 0.0) * labeled * count / per_label[name]
+    return weights
+
+
+def _quotas(strata: dict[int, float], total: float, wanted: int) -> dict[int, int]:
+    """Per-stratum sample sizes proportional to the strata's sizes (largest remainder), at least one per stratum."""
     exact = {s: wanted * n / total for s, n in strata.items()}
     quota = {s: int(v) for s, v in exact.items()}
     for s in sorted(exact, key=lambda s: (quota[s] - exact[s], s))[: wanted - sum(quota.values())]:
@@ -217,9 +237,9 @@ class _Selection:
     damaged: list[tuple[str, str]]  # (path, problem) of every damaged file in the full data
 
 
-def _select(info, census, labels, splits, wanted, seed, z_outlier, outlier_share) -> _Selection:
+def _select(info, census, labels, splits, wanted, seed, z_outlier, outlier_share, weights) -> _Selection:
     rng = np.random.default_rng(seed)
-    quota = _quotas(census.strata, census.rows, wanted)
+    quota = _quotas(weights, sum(weights.values()), wanted)
     special_cap = {0: int(np.ceil(outlier_share * wanted))}
     empty = (np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.int64)) + tuple(
         np.empty(0, np.float64) for _ in info.numeric
@@ -386,24 +406,29 @@ def _chi_square(observed: np.ndarray, expected: np.ndarray) -> dict[str, float]:
     return {"statistic": statistic, "p_value": float(chdtrc(observed.size - 1, statistic))}
 
 
-def _fidelity(census: _Census, selection: _Selection, labels: _Codes, splits: _Codes, ks: dict, seed: int) -> dict:
+def _fidelity(census: _Census, selection: _Selection, labels: _Codes, splits: _Codes, ks: dict, seed: int,
+              weights: dict[int, float]) -> dict:
+    """The dev dataset against its target: the full data's strata, or (make-dev --like) the mapped ones."""
     dev_total = selection.rows.size
     dev_strata = _count(selection.strata)
+    weight_total = sum(weights.values())
     strata, deviations = [], []
     for code, count in sorted(census.strata.items()):
         full_share, dev_share = count / census.rows, dev_strata.get(code, 0) / dev_total
-        deviations.append(abs(full_share - dev_share))
+        target = weights[code] / weight_total
+        deviations.append(abs(target - dev_share))
         strata.append({
             "label": labels.values[code // _SPLITS], "split": splits.values[code % _SPLITS],
             "full": count, "dev": dev_strata.get(code, 0), "full_share": full_share, "dev_share": dev_share,
+            **({"target_share": target} if target != full_share else {}),
         })
-    full_labels: dict[int, int] = {}
-    for code, count in census.strata.items():
-        full_labels[code // _SPLITS] = full_labels.get(code // _SPLITS, 0) + count
+    target_labels: dict[int, float] = {}
+    for code, weight in weights.items():
+        target_labels[code // _SPLITS] = target_labels.get(code // _SPLITS, 0) + weight
     dev_labels = _count(selection.strata // _SPLITS)
-    keys = sorted(full_labels)
+    keys = sorted(k for k, weight in target_labels.items() if weight > 0)
     observed = np.array([dev_labels.get(k, 0) for k in keys], float)
-    expected = np.array([full_labels[k] for k in keys], float) / census.rows * dev_total
+    expected = np.array([target_labels[k] for k in keys], float) / weight_total * dev_total
     chi2 = _chi_square(observed, expected * observed.sum() / expected.sum()) if len(keys) > 1 else None
     return {
         "seed": seed,
@@ -499,8 +524,12 @@ def make_dev(
     outlier_share: float = 0.02,
     rows: tuple[str, ...] | None = None,
     label: str = "label",
+    like: dict | None = None,
 ) -> dict:
     """Sample the dev dataset into `dev_dir`; write and return the fidelity report.
+
+    With `like` ({"file": a log, "shares": {class: share}}), the labeled samples take the log's class shares
+    instead of the full data's (a shifted live distribution mapped into the dev dataset).
 
     `full` is the full manifest; with `rows` (glob patterns) it is the folder of row files, each sampled into
     the same name in `dev_dir` (label column `label`, when the file has it), other files copied unchanged.
@@ -538,13 +567,16 @@ def make_dev(
         os.mkdir(staging)
         reports = {}
         for number, (name, (spooled, census, codes)) in enumerate(zip(files, censuses)):
-            selection = _select(spooled, census, *codes, max(wanted[number], 1), seed, z_outlier, outlier_share)
+            weights = _mapped(census, codes[0], like["shares"], like["file"]) if like else census.strata
+            selection = _select(spooled, census, *codes, max(wanted[number], 1), seed, z_outlier, outlier_share, weights)
             os.makedirs(os.path.dirname(os.path.join(staging, name)), exist_ok=True)
             ks = _write(spooled, selection, os.path.join(staging, os.path.dirname(name)), os.path.basename(name))
-            reports[name] = _fidelity(census, selection, *codes, ks, seed)
+            reports[name] = _fidelity(census, selection, *codes, ks, seed, weights)
+            if like:
+                reports[name]["mapped_to"] = like
         if rows is not None:
             _copy_other_files(folder, files, staging)
-        report = reports[files[0]] if rows is None else _combined(reports, seed)
+        report = reports[files[0]] if rows is None else {**_combined(reports, seed), **({"mapped_to": like} if like else {})}
         _replace_folder(staging, os.path.abspath(dev_dir))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -575,6 +607,17 @@ def _label_and_feature_profile(infos: list[ManifestInfo], dev_values: dict | Non
                     values[column].append(data)
     collected = {c: np.concatenate(v) if v else np.empty(0) for c, v in values.items()}
     return rows, counts, collected, cdfs
+
+
+def class_shares(path: str, label: str) -> dict:
+    """The class shares of a log's labeled rows (e.g. a model's predictions), for make-dev --like."""
+    _, counts, _, _ = _label_and_feature_profile(_inspect_all([path], label), None)
+    counts.pop(UNLABELED, None)
+    if not counts:
+        raise ConfigError(f"{path}: no {label!r} values to map the dev dataset to; name the log's class column "
+                          "with --label-column (e.g. prediction)")
+    total = sum(counts.values())
+    return {"file": path, "label_column": label, "shares": {name: count / total for name, count in sorted(counts.items())}}
 
 
 def _inspect_all(paths: list[str], label: str) -> list[ManifestInfo]:
@@ -676,7 +719,7 @@ def _refuse_imported(root: str, dev: str) -> None:
 
 
 def make_project_dev(project, report_path: str, size: DevSize | None, seed: int = 0, z_outlier: float = 4.0,
-                     outlier_share: float = 0.02, track: bool = True) -> dict:
+                     outlier_share: float = 0.02, track: bool = True, like: dict | None = None) -> dict:
     """The project's dev dataset, sampled by `make_dev` (manifest or row files) or made by its own stage
     (data.dev_stage, run by `dvc repro`); writes the fidelity report. With `track`, a sampled dev folder is
     `dvc add`ed (a stage's output is DVC's already) and the report registered as a metrics file."""
@@ -696,7 +739,7 @@ def make_project_dev(project, report_path: str, size: DevSize | None, seed: int 
     else:
         source = full if settings.rows is not None else os.path.join(full, settings.manifest)
         report = make_dev(source, dev, report_file, size, seed=seed, classes=settings.classes, z_outlier=z_outlier,
-                          outlier_share=outlier_share, rows=settings.rows, label=settings.label)
+                          outlier_share=outlier_share, rows=settings.rows, label=settings.label, like=like)
         if track:
             data.track(project, dev)
     if track:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 
 import click
 
@@ -95,7 +96,11 @@ def data_version(fmt: str) -> None:
 @click.option("--outlier-share", type=float, default=0.02, show_default=True, help="At most this share of the dev dataset is outliers and corrupt samples.")
 @click.option("--report", "report_path", default="metrics/dev_fidelity.json", show_default=True, help="Fidelity report (a DVC metrics file).")
 @click.option("--no-track", is_flag=True, help="Write the dev dataset without `dvc add`.")
-def data_make_dev(fraction, count, time_budget, seconds_per_sample, seed, z_outlier, outlier_share, report_path, no_track) -> None:
+@click.option("--like", "like_log", type=click.Path(dir_okay=False, exists=True),
+              help="A live log whose class shares the labeled dev samples take (a detected shift mapped in).")
+@click.option("--label-column", help="Class column of --like (e.g. prediction); default: the dataset's (label).")
+def data_make_dev(fraction, count, time_budget, seconds_per_sample, seed, z_outlier, outlier_share, report_path, no_track,
+                  like_log, label_column) -> None:
     """Sample the dev dataset from the full data, keep its strata, track it with DVC.
 
     Samples the manifest, or the row files data.rows names (CSV, Parquet, JSON Lines); keeps the shares of
@@ -107,8 +112,9 @@ def data_make_dev(fraction, count, time_budget, seconds_per_sample, seed, z_outl
     Examples:
       alops data make-dev --fraction 0.05
       alops data make-dev --time-budget 300 --seconds-per-sample 0.02
+      alops data make-dev --count 359 --like intake/new-samples.jsonl --label-column prediction
     """
-    from alops.devset import DevSize, check_size, make_project_dev
+    from alops.devset import DevSize, check_size, class_shares, make_project_dev
 
     size = DevSize(fraction, count, time_budget, seconds_per_sample)
     with Project.open() as project:
@@ -118,14 +124,22 @@ def data_make_dev(fraction, count, time_budget, seconds_per_sample, seed, z_outl
         elif size != DevSize():
             raise ConfigError(f"data.dev_stage: the stage {stage!r} sizes the dev dataset; drop --fraction, --count "
                               "and --time-budget (or remove data.dev_stage from alops.yaml to let alops sample)")
+        if like_log and stage is not None:
+            raise ConfigError(f"--like maps a sampled dev dataset, and the stage {stage!r} makes this one: map the "
+                              "class shares in that stage (or remove data.dev_stage from alops.yaml)")
+        if label_column and not like_log:
+            raise ConfigError("--label-column names the class column of --like: give --like LOG too")
+        like = class_shares(like_log, label_column or project.config.data.label) if like_log else None
         report = make_project_dev(project, report_path, size, seed=seed, z_outlier=z_outlier,
-                                  outlier_share=outlier_share, track=not no_track)
+                                  outlier_share=outlier_share, track=not no_track, like=like)
         dev = os.path.relpath(project.dataset_folder("dev"), project.root)
     if "dev_rows" not in report:
         click.echo(f"{dev}: made by stage {stage}: {report['dev_files']} files, {report['dev_bytes']:,} of "
                    f"{report['full_bytes']:,} bytes; report {report_path}")
         return
     made = f"made by stage {stage}" if stage else "sampled"
+    if like_log:
+        made += f" with the class shares of {like_log}"
     special = report.get("outliers_and_corrupt")
     click.echo(
         f"{dev}: {made}, {report['dev_rows']} of {report['full_rows']} samples "
@@ -165,11 +179,24 @@ def data_check_dev(against, label_column, alpha, min_effect) -> None:
             click.echo(problem)
         if not verdict["representative"]:
             shown = os.path.relpath(against) if against else "the full data"
-            raise AlopsError(f"the dev dataset no longer represents {shown}: "
-                             f"{verdict['problems'][0]}; run `alops data make-dev`")
+            raise AlopsError(f"the dev dataset no longer represents {shown}: {verdict['problems'][0]}; "
+                             + _remedy(verdict, against, label_column))
         tests = "; ".join(f"{name}: effect {test['effect']:.3f}, p {test['p_value']:.2g}" for name, test in verdict["tests"].items())
         click.echo(f"dev dataset is representative ({verdict['dev_rows']} dev rows vs {verdict['live_rows']}"
                    f"{'; ' + tests if tests else ''}; alpha {alpha}, min effect {min_effect})")
+
+
+def _remedy(verdict: dict, against: str | None, label_column: str | None) -> str:
+    """The command that makes the dev dataset represent what it was compared with again."""
+    size = f"alops data make-dev --count {verdict['dev_rows']}"
+    if against is None:
+        return f"run `{size}` (a new sample of the full data)"
+    log = shlex.quote(os.path.relpath(against))
+    if verdict["tests"].get("labels", {}).get("drifted"):
+        column = f" --label-column {shlex.quote(label_column)}" if label_column else ""
+        return f"run `{size} --like {log}{column}` (the labeled samples take its class shares)"
+    return (f"its features moved: add its samples to the full data (`alops pool add {log}`, or the intake) "
+            f"and run `{size}`")
 
 
 commands = [data]
