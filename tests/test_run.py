@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -88,7 +89,7 @@ def test_experiment_run_on_full_data_is_tracked_with_every_tag(ml_project, mlflo
     history = mlflow_client(mlflow_server).get_metric_history(run.info.run_id, "loss")
     assert [m.step for m in history] == [1, 2, 3, 4, 5]
     artifacts = {a.path for a in mlflow_client(mlflow_server).list_artifacts(run.info.run_id)}
-    assert {"model", "dvc.lock", "train.json"} <= artifacts
+    assert {"model", "dvc.lock", "plots"} <= artifacts  # plots/train.json, at its project path
 
 
 def test_second_identical_run_is_a_no_op(ml_project, mlflow_server):
@@ -395,9 +396,67 @@ def test_plots_defined_by_name_are_resolved_to_their_files_and_tracked(repo):
     client = mlflow_client(f"sqlite:///{repo / 'mlflow.db'}")
     run = client.search_runs([e.experiment_id for e in client.search_experiments()])[0]
     logged = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"roc.json", "confusion.json", "metrics"} <= logged, logged
-    assert "ROC" not in logged and "Confusion-Matrix" not in logged  # names are not files
+    assert logged == {"eval", "live", "dvc.lock"}, logged  # under their project paths; plot names are not files
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "eval")} == {"eval/roc.json", "eval/confusion.json"}
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "live/plots/metrics")} == {"live/plots/metrics/acc.tsv"}
     assert run.data.metrics["acc"] == 0.7
+    assert not {"fpr", "tpr", "roc.fpr", "roc.tpr"} & set(run.data.metrics)  # plot points are not metrics
+
+
+COLLIDING = """stages:
+  evaluate:
+    cmd: python evaluate.py
+    params: [dataset]
+    metrics:
+      - metrics.json:
+          cache: false
+    plots:
+      - roc/train.json:
+          cache: false
+      - prc/train.json:
+          cache: false
+      - cm/train.json:
+          cache: false
+      - curve.json:
+          cache: false
+"""
+WRITE_COLLIDING = """import json, os
+for folder in ('roc', 'prc', 'cm'):
+    os.makedirs(folder, exist_ok=True)
+json.dump({'roc': [{'fpr': i / 200, 'tpr': (i / 200) ** 0.5, 'threshold': 1 - i / 200} for i in range(201)]}, open('roc/train.json', 'w'))
+json.dump({'prc': [{'precision': 1 - i / 100, 'recall': i / 100} for i in range(101)]}, open('prc/train.json', 'w'))
+json.dump([{'actual': 'a', 'predicted': 'b'}], open('cm/train.json', 'w'))
+json.dump([{'epoch': e, 'loss': 1 / (e + 1)} for e in range(3)], open('curve.json', 'w'))
+json.dump({'acc': 0.8}, open('metrics.json', 'w'))
+"""
+
+
+def test_plot_files_of_one_basename_all_reach_tracking_and_plot_points_are_not_metrics(repo, tmp_path):
+    """roc/train.json, prc/train.json and cm/train.json (DVC's own example layout) each stay an artifact at its
+    path, also through an outage buffer; ROC and PR points stay data, an epoch curve becomes a metric's steps."""
+    from conftest import dvc
+
+    dvc(repo, "init", "-q")
+    (repo / "dvc.yaml").write_text(COLLIDING)
+    (repo / "params.yaml").write_text("dataset: full\n")
+    (repo / "evaluate.py").write_text(WRITE_COLLIDING)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "three plots named train.json")
+    git(repo, "switch", "-q", "-c", "feature/plots")
+    dead = f"http://127.0.0.1:{free_port()}"
+    result = run_alops("run", "--track", cwd=repo, env=clean_env(MLFLOW_TRACKING_URI=dead))
+    assert result.returncode == 0 and "run buffered" in result.stderr, result.stderr
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    synced = run_alops("track", "sync", cwd=repo, env=clean_env(MLFLOW_TRACKING_URI=store))
+    assert synced.returncode == 0 and "1 buffered run(s) sent" in synced.stdout, synced.stderr
+    client = mlflow_client(store)
+    run = client.search_runs([e.experiment_id for e in client.search_experiments()])[0]
+    for folder in ("roc", "prc", "cm"):
+        assert [a.path for a in client.list_artifacts(run.info.run_id, folder)] == [f"{folder}/train.json"]
+    downloaded = client.download_artifacts(run.info.run_id, "prc/train.json", str(tmp_path))
+    assert json.loads(Path(downloaded).read_text()) == json.loads((repo / "prc/train.json").read_text())
+    assert set(run.data.metrics) == {"acc", "loss"}, run.data.metrics
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [0, 1, 2]
 
 
 def test_release_and_report_read_the_run_alops_run_tracked_with_one_data_version(ml_project, mlflow_server):

@@ -199,7 +199,8 @@ def _read_json(root: str, relative: str):
 
 
 def read_metrics(project, files: dict[str, list[str]]) -> tuple[dict[str, float], dict[str, list]]:
-    """Final metrics through DVC (JSON, YAML, TOML); step series from JSON plots of {"step"|"epoch": n, ...} rows."""
+    """Final metrics through DVC (JSON, YAML, TOML); step series from JSON plots whose rows carry a "step" or
+    "epoch" (a training curve). Other plot data (ROC points, confusion pairs) are artifacts, not metrics."""
     from alops.metrics import flat_numbers, metric_name, workspace_metrics
 
     root = project.root
@@ -212,10 +213,10 @@ def read_metrics(project, files: dict[str, list[str]]) -> tuple[dict[str, float]
         rows = next(iter(data.values()), []) if isinstance(data, dict) and len(data) == 1 else data
         if not isinstance(rows, list):
             continue
-        for index, row in enumerate(rows):
-            if not isinstance(row, dict):
+        for row in rows:
+            if not isinstance(row, dict) or ("step" not in row and "epoch" not in row):
                 continue
-            step = int(row.get("step", row.get("epoch", index)))
+            step = int(row.get("step", row.get("epoch")))
             for name, value in flat_numbers(row).items():
                 if name not in ("step", "epoch"):
                     steps.setdefault(metric_name(name), []).append((step, value))
@@ -338,7 +339,7 @@ def run_pipeline(
             metrics=result.metrics,
             steps=steps,
             tags=_tags(project, chosen),
-            artifacts=[os.path.join(root, p) for p in files["models"] + files["plots"] + ["dvc.lock"]],
+            artifacts=files["models"] + files["plots"] + ["dvc.lock"], artifact_root=root,
         )
         result.tracking = tracking.track(record, root, context.kind, project.tracking_uri)
         state, where = result.tracking

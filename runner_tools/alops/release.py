@@ -271,7 +271,7 @@ def release_project(project, gate: Gate, model: str | None, artifact: str | None
         models = pipeline_files(project)["models"]
         if not models:
             raise ConfigError("dvc.yaml declares no model output: pass --artifact with the model file the run logged")
-        artifact = os.path.basename(models[0])
+        artifact = models[0]  # tracked under its project path
     target_forge = forge.connect(project.context) if publish else None  # a missing token fails before anything moves
     provenance = release(project.tracking_uri, project.root, project.name, project.context, gate, model or project.name,
                          artifact, run_id, echo=echo, alias=alias)

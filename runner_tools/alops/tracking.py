@@ -45,7 +45,8 @@ class RunRecord:
     metrics: dict[str, float]
     steps: dict[str, list[tuple[int, float]]]
     tags: dict[str, str]
-    artifacts: list[str] = field(default_factory=list)  # absolute paths
+    artifacts: list[str] = field(default_factory=list)  # paths relative to artifact_root, logged under those paths
+    artifact_root: str = ""
     run_key: str = field(default_factory=lambda: uuid.uuid4().hex)
     timestamp_ms: int = field(default_factory=lambda: int(time.time() * 1000))
 
@@ -120,11 +121,12 @@ def send(record: RunRecord, uri: str) -> str:
         for part in _chunks(metrics, 1000):
             client.log_batch(run_id, metrics=part)
         client.log_batch(run_id, tags=tags)
-        for path in record.artifacts:
+        for relative in record.artifacts:  # under their project paths: eval/roc.json and prc/roc.json both stay
+            path, under = os.path.join(record.artifact_root, relative), os.path.dirname(relative) or None
             if os.path.isdir(path):
-                client.log_artifacts(run_id, path, artifact_path=os.path.basename(path))
+                client.log_artifacts(run_id, path, artifact_path=relative)
             elif os.path.exists(path):
-                client.log_artifact(run_id, path)
+                client.log_artifact(run_id, path, artifact_path=under)
         client.set_terminated(run_id)
         return run_id
     except (MlflowException, OSError) as exc:
@@ -145,14 +147,15 @@ def buffer(record: RunRecord, root: str) -> str:
             handle.write("*\n")
     staging = tempfile.mkdtemp(dir=base, prefix=".incoming-")
     copies = []
-    for path in record.artifacts:
+    for relative in record.artifacts:
+        path = os.path.join(record.artifact_root, relative)
         if os.path.exists(path):
-            target = os.path.join(staging, "artifacts", os.path.basename(path))
+            target = os.path.join(staging, "artifacts", relative)
             os.makedirs(os.path.dirname(target), exist_ok=True)
             (shutil.copytree if os.path.isdir(path) else shutil.copy2)(path, target)
-            copies.append(os.path.join("artifacts", os.path.basename(path)))
+            copies.append(relative)
     data = asdict(record)
-    data["artifacts"] = copies
+    data["artifacts"], data["artifact_root"] = copies, "artifacts"  # relative to the buffered run's folder
     write_json(os.path.join(staging, "run.json"), data, indent=1)
     final = os.path.join(base, record.run_key)
     os.rename(staging, final)
@@ -175,7 +178,7 @@ def sync(root: str, uri: str) -> tuple[int, int]:
         except (OSError, ValueError, TypeError) as exc:
             raise ConfigError(f"{os.path.relpath(folder, root)}/run.json is not a complete buffered run ({exc}); move "
                               "that folder out of the buffer and run `alops track sync` again") from None
-        data["artifacts"] = [os.path.join(folder, a) for a in data["artifacts"]]
+        data["artifact_root"] = os.path.join(folder, data.get("artifact_root", ""))
         data["steps"] = {k: [tuple(p) for p in v] for k, v in data["steps"].items()}
         send(RunRecord(**data), uri)
         shutil.rmtree(folder)
