@@ -1,8 +1,9 @@
 """The pipeline's plots as PNGs for the report: DVC plot definitions (dvc.yaml's top-level `plots:`, by name or
 by file, as dvclive writes them) resolved to their data files and drawn with matplotlib.
 
-Linear templates (linear, simple, scatter, smooth, the default) draw y over x; confusion templates draw the
-matrix of (actual, predicted) counts. Data files are JSON (a list of rows, or one key holding it), CSV or TSV.
+Linear templates (linear, simple, scatter, smooth, the default) draw y over x (x: the definition's, else a row's
+step or epoch), the target's curves dashed beside the branch's when the report has the target's files;
+confusion templates draw one matrix of (actual, predicted) counts per data file. Data files are JSON (a list of rows, or one key holding it), CSV or TSV.
 A definition whose data is missing or unreadable is skipped: plots never fail a report.
 """
 
@@ -83,45 +84,65 @@ def _files(root: str, path: str) -> list[str]:
     return [full] if os.path.isfile(full) else []
 
 
-def _draw_linear(axes, spec: PlotSpec, root: str) -> bool:
-    drawn = False
+X_FIELDS = ("step", "epoch")  # what a training curve's rows count by, when the definition names no x
+
+
+def _draw_linear(axes, spec: PlotSpec, root: str, baseline_root: str | None, names: tuple[str, str]) -> bool:
+    """y over x for each series; with `baseline_root`, the target's same files dashed beside the branch's."""
+    drawn, x_label, columns = False, None, set()
+    sides = [(root, names[0], "-")] + ([(baseline_root, names[1], "--")] if baseline_root else [])
     for path, name in spec.series:
-        for file in _files(root, path):
-            rows = _rows(file)
-            if not rows:
-                continue
-            x_field = spec.x if spec.x and spec.x in rows[0] else "step" if "step" in rows[0] else None
-            fields = [name] if name else [k for k in rows[0] if k != x_field and _number(rows[0][k]) is not None]
-            for column in fields:
-                points = [(_number(row.get(x_field)) if x_field else index, _number(row.get(column)))
-                          for index, row in enumerate(rows)]
-                points = [(x, y) for x, y in points if x is not None and y is not None]
-                if points:
-                    axes.plot(*zip(*points), label=column if len(spec.series) == 1 else f"{os.path.basename(file)}: {column}")
-                    drawn = True
-            axes.set_xlabel(x_field or "row")
+        for side_root, side_name, style in sides:
+            for file in _files(side_root, path):
+                rows = _rows(file)
+                if not rows:
+                    continue
+                x_field = spec.x if spec.x and spec.x in rows[0] else next((f for f in X_FIELDS if f in rows[0]), None)
+                x_label = x_label or x_field or "row"
+                fields = [name] if name else [k for k in rows[0] if k != x_field and k not in X_FIELDS
+                                              and _number(rows[0][k]) is not None]
+                for column in fields:
+                    points = [(_number(row.get(x_field)) if x_field else index, _number(row.get(column)))
+                              for index, row in enumerate(rows)]
+                    points = [(x, y) for x, y in points if x is not None and y is not None]
+                    if points:
+                        where = os.path.relpath(file, side_root)
+                        label = column if len(spec.series) == 1 and where == path else f"{where}: {column}"
+                        axes.plot(*zip(*points), style, label=f"{label} ({side_name})" if baseline_root else label)
+                        drawn = True
+                        columns.add(column)
     if drawn:
+        if x_label in X_FIELDS + ("row",):
+            from matplotlib.ticker import MaxNLocator
+
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.25
+        axes.set_xlabel(x_label)
+        axes.set_ylabel(next(iter(columns)) if len(columns) == 1 else "value")
         axes.legend(fontsize="small")
     return drawn
 
 
-def _draw_confusion(axes, spec: PlotSpec, root: str) -> bool:
+def _confusion_files(spec: PlotSpec, root: str) -> list[tuple[str, str]]:
+    """(file, predicted field) of each confusion data file: one matrix per file (train and test apart)."""
+    return [(file, name) for path, name in spec.series for file in _files(root, path)]
+
+
+def _draw_confusion(axes, spec: PlotSpec, file: str, name: str) -> bool:
     counts: dict[tuple[str, str], int] = {}
-    for path, name in spec.series:
-        for file in _files(root, path):
-            for row in _rows(file):
-                if spec.x in row and name in row:
-                    key = (str(row[spec.x]), str(row[name]))
-                    counts[key] = counts.get(key, 0) + 1
+    for row in _rows(file):
+        if spec.x in row and name in row:
+            key = (str(row[spec.x]), str(row[name]))
+            counts[key] = counts.get(key, 0) + 1
     if not counts:
         return False
     labels = sorted({a for a, _ in counts} | {p for _, p in counts}, key=lambda v: (len(v), v))
     matrix = [[counts.get((actual, predicted), 0) for predicted in labels] for actual in labels]
-    axes.imshow(matrix, cmap="Blues")
+    image = axes.imshow(matrix, cmap="Blues")
+    axes.figure.colorbar(image, ax=axes, label="samples")
     axes.set_xticks(range(len(labels)), labels)
     axes.set_yticks(range(len(labels)), labels)
-    axes.set_xlabel(f"predicted ({name})")
-    axes.set_ylabel(f"actual ({spec.x})")
+    axes.set_xlabel("predicted" if name == "predicted" else f"predicted ({name})")
+    axes.set_ylabel("actual" if spec.x == "actual" else f"actual ({spec.x})")
     top = max(max(row) for row in matrix)
     for i, row in enumerate(matrix):
         for j, value in enumerate(row):
@@ -130,21 +151,43 @@ def _draw_confusion(axes, spec: PlotSpec, root: str) -> bool:
     return True
 
 
-def render(document: dict, root: str, folder: str) -> list[str]:
-    """PNGs of the pipeline's plots (at most MAX_PLOTS) in `folder`; the paths written."""
+def figures(document: dict, root: str, baseline_root: str | None = None,
+            names: tuple[str, str] = ("this branch", "target")) -> list[tuple[str, object]]:
+    """(title, matplotlib figure) of each plot the pipeline defines, at most MAX_PLOTS; line plots carry the
+    target's curves from `baseline_root` (the same files as the target has them) where it has them."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    written = []
-    for spec in specs(document)[:MAX_PLOTS]:
-        figure, axes = plt.subplots(figsize=(6, 4))
-        drawn = (_draw_confusion if spec.template in CONFUSION else _draw_linear)(axes, spec, root)
-        if not drawn:
-            plt.close(figure)
+    drawn = []
+    for spec in specs(document):
+        if spec.template in CONFUSION:
+            files = _confusion_files(spec, root)
+            for file, name in files:
+                figure, axes = plt.subplots(figsize=(6, 4.5))
+                if _draw_confusion(axes, spec, file, name):
+                    where = os.path.relpath(file, root)
+                    title = spec.title if len(files) == 1 and where == spec.series[0][0] else f"{spec.title}: {where}"
+                    axes.set_title(f"{title} ({names[0]})")
+                    drawn.append((title, figure))
+                else:
+                    plt.close(figure)
             continue
-        axes.set_title(spec.title)
-        name = "plot-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", spec.title).strip("-.") + ".png"
-        written.append(save_png(figure, os.path.join(folder, name)))
-    return written
+        figure, axes = plt.subplots(figsize=(6, 4))
+        if _draw_linear(axes, spec, root, baseline_root, names):
+            axes.set_title(f"{spec.title}: {names[0]} vs {names[1]}" if baseline_root else spec.title)
+            axes.grid(alpha=0.3)
+            drawn.append((spec.title, figure))
+        else:
+            plt.close(figure)
+    for _, figure in drawn[MAX_PLOTS:]:
+        plt.close(figure)
+    return drawn[:MAX_PLOTS]
+
+
+def render(document: dict, root: str, folder: str, baseline_root: str | None = None,
+           names: tuple[str, str] = ("this branch", "target")) -> list[str]:
+    """PNGs of the pipeline's plots (`figures`) in `folder`; the paths written."""
+    return [save_png(figure, os.path.join(folder, "plot-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", title).strip("-.") + ".png"))
+            for title, figure in figures(document, root, baseline_root, names)]

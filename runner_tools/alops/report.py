@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import tempfile
 from dataclasses import asdict, dataclass, field
 
 from alops.errors import AlopsError, ConfigError
@@ -34,6 +35,7 @@ class Side:
     url: str | None = None
     dataset: str | None = None  # dev or full: only like is compared with like
     commit: str | None = None
+    run_id: str | None = None  # the tracked run, when the side is one
 
 
 @dataclass
@@ -96,7 +98,7 @@ def _run_side(run, uri: str, description: str) -> Side:
     labeled = run.data.tags.get(TAG_LABELED)
     return Side(description, dict(run.data.metrics), dict(run.data.params), run.data.tags.get(TAG_DATA_VERSION),
                 int(labeled) if labeled and labeled.isdigit() else None, run_url(uri, run), run.data.tags.get(TAG_DATASET),
-                run.data.tags.get(TAG_COMMIT))
+                run.data.tags.get(TAG_COMMIT), run.info.run_id)
 
 
 def _tracked_sides(project, uri: str, target: str, dataset: str, current: Side, reasons: list[str]):
@@ -382,6 +384,34 @@ def render(report: Report, images: dict[str, str] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _target_plot_files(project, baseline: Side | None, folder: str) -> int:
+    """The plot files dvc.yaml declares, as the baseline has them, into `folder`: its tracked run's artifacts,
+    else its commit's files (plots are committed with cache: false). Best effort: the count found."""
+    from alops.git import git
+    from alops.pipeline import pipeline_files
+
+    if baseline is None:
+        return 0
+    paths = pipeline_files(project)["plots"]
+    if baseline.run_id and project.tracking_store_exists:
+        from alops.tracking import download_files
+
+        return download_files(project.tracking_uri, baseline.run_id, paths, folder)
+    if not baseline.commit:
+        return 0
+    found = 0
+    for path in paths:
+        listed = git(project.root, "ls-tree", "-r", "--name-only", baseline.commit, "--", path, check=False)
+        for relative in listed.stdout.splitlines() if listed.returncode == 0 else []:
+            content = git(project.root, "show", f"{baseline.commit}:{relative}", check=False)
+            if content.returncode == 0:
+                os.makedirs(os.path.dirname(os.path.join(folder, relative)) or folder, exist_ok=True)
+                with open(os.path.join(folder, relative), "w", encoding="utf-8") as handle:
+                    handle.write(content.stdout)
+                found += 1
+    return found
+
+
 def build(project, target: str, curve_metric: str | None, simulation: str | None, out: str) -> tuple[Report, list[str]]:
     """The report of the project's workspace against `target`, and its PNGs beside `out`: the learning curve
     (al/ branches) and the pipeline's plots."""
@@ -389,7 +419,9 @@ def build(project, target: str, curve_metric: str | None, simulation: str | None
 
     built = collect(project, target, curve_metric, simulation)
     folder = os.path.dirname(os.path.abspath(out))
-    pngs = plots.render(project.pipeline, project.root, folder)
+    with tempfile.TemporaryDirectory(prefix="alops-target-plots-") as staging:
+        baseline_root = staging if _target_plot_files(project, built.baseline, staging) else None
+        pngs = plots.render(project.pipeline, project.root, folder, baseline_root, (built.branch, built.target))
     built.plots = [os.path.basename(png) for png in pngs]
     if built.kind == "active-learning" and built.curve:
         pngs.insert(0, learning_curve_png(built, os.path.join(folder, LEARNING_CURVE)))
@@ -431,8 +463,8 @@ def _uploaded(target_forge, pngs: list[str], job_url: str | None) -> dict[str, s
     images = {}
     for png in pngs:
         markdown = target_forge.upload_image(png)
-        if markdown is None and job_url:
-            markdown = f"[{os.path.basename(png)} and the other images (job artifacts)]({job_url})"
+        if markdown is None and job_url:  # one link for all: they are on one page
+            markdown = f"[The report's images (the job's artifacts)]({job_url})"
         if markdown:
             images[os.path.basename(png)] = markdown
     return images

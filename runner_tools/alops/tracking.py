@@ -247,6 +247,20 @@ def find_runs(uri: str, project: str, branch: str | None = None, commit: str | N
         raise TrackingUnavailable(f"tracking server {uri}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
+def download_files(uri: str, run_id: str, paths: list[str], folder: str) -> int:
+    """The run's artifacts at `paths` (project paths) into `folder`; best effort: how many were there."""
+    from mlflow.exceptions import MlflowException
+
+    client, found = mlflow_client(uri), 0
+    for path in paths:
+        try:
+            client.download_artifacts(run_id, path, folder)
+            found += 1
+        except (MlflowException, OSError):
+            continue  # a run tracked before plots kept their paths, or a plot the run did not write
+    return found
+
+
 def run_url(uri: str, run) -> str:
     """A link to the run in the MLflow UI, or where it is stored."""
     if uri.startswith(("http://", "https://")):

@@ -1,0 +1,90 @@
+"""The report's pictures, read from the figure objects: what is on each axis, what the legend names, and the
+target's curve beside the branch's."""
+
+from __future__ import annotations
+
+import json
+
+from alops import plots
+from conftest import git, run_alops
+
+TRAINING = {"stages": {"train": {"cmd": "python train.py", "plots": [{"plots/train.json": {"cache": False}}]}}}
+
+
+def write_curve(root, losses):
+    (root / "plots").mkdir(parents=True, exist_ok=True)
+    rows = [{"epoch": epoch, "loss": loss} for epoch, loss in enumerate(losses, start=1)]
+    (root / "plots/train.json").write_text(json.dumps({"train": rows}))
+
+
+def test_a_training_curve_is_drawn_over_its_epochs_beside_the_targets(tmp_path):
+    branch, target = tmp_path / "branch", tmp_path / "target"
+    write_curve(branch, [0.9, 0.5, 0.3, 0.2])
+    write_curve(target, [1.0, 0.7, 0.5, 0.4])
+    [(title, figure)] = plots.figures(TRAINING, str(branch), str(target), ("experiment/wide", "main"))
+    axes = figure.axes[0]
+    assert axes.get_xlabel() == "epoch" and axes.get_ylabel() == "loss"  # epoch is the x axis, not a series
+    assert axes.get_title() == "plots/train.json: experiment/wide vs main"
+    assert [text.get_text() for text in axes.get_legend().get_texts()] == ["loss (experiment/wide)", "loss (main)"]
+    mine, theirs = axes.get_lines()
+    assert list(mine.get_xdata()) == [1, 2, 3, 4] and list(mine.get_ydata()) == [0.9, 0.5, 0.3, 0.2]
+    assert list(theirs.get_ydata()) == [1.0, 0.7, 0.5, 0.4] and theirs.get_linestyle() == "--"
+
+    [(_, alone)] = plots.figures(TRAINING, str(branch))  # no target files: the branch alone, named by its field
+    assert [text.get_text() for text in alone.axes[0].get_legend().get_texts()] == ["loss"]
+    assert alone.axes[0].get_title() == "plots/train.json"
+
+
+def test_confusion_matrices_stay_one_per_file_with_plain_axis_names(tmp_path):
+    (tmp_path / "cm").mkdir()
+    pairs = {"train": [("a", "a")] * 5 + [("a", "b")], "test": [("b", "b"), ("b", "a"), ("a", "a")]}
+    for name, rows in pairs.items():
+        (tmp_path / f"cm/{name}.json").write_text(json.dumps([{"actual": a, "predicted": p} for a, p in rows]))
+    document = {"plots": [{"Confusion": {"template": "confusion", "x": "actual",
+                                         "y": {"cm/train.json": "predicted", "cm/test.json": "predicted"}}}]}
+    drawn = plots.figures(document, str(tmp_path), names=("experiment/x", "main"))
+    assert [title for title, _ in drawn] == ["Confusion: cm/train.json", "Confusion: cm/test.json"]
+    for (_, figure), rows in zip(drawn, pairs.values()):
+        axes = figure.axes[0]
+        assert axes.get_xlabel() == "predicted" and axes.get_ylabel() == "actual"
+        assert sum(int(text.get_text()) for text in axes.texts) == len(rows)  # not summed over the files
+        assert figure.axes[1].get_ylabel() == "samples"  # the colour bar says what the colour counts
+
+
+def test_the_report_draws_the_targets_committed_curve_beside_the_branchs(repo):
+    """Without tracking, the target's curve comes from its commit (plots are committed with cache: false)."""
+    from conftest import dvc
+
+    dvc(repo, "init", "-q")
+    (repo / "dvc.yaml").write_text("stages:\n  train:\n    cmd: python train.py\n    params: [dataset]\n"
+                                   "    metrics:\n      - metrics.json:\n          cache: false\n"
+                                   "    plots:\n      - plots/train.json:\n          cache: false\n")
+    (repo / "params.yaml").write_text("dataset: dev\n")
+    (repo / "metrics.json").write_text('{"accuracy": 0.90}')
+    write_curve(repo, [1.0, 0.7, 0.5])
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "main's run")
+    git(repo, "switch", "-q", "-c", "feature/lr")
+    (repo / "metrics.json").write_text('{"accuracy": 0.93}')
+    write_curve(repo, [0.8, 0.4, 0.2])
+    result = run_alops("report", "--target", "main", "--out", "report/report.md", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    picture = repo / "report/plot-plots-train.json.png"
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![plot-plots-train.json.png](plot-plots-train.json.png)" in (repo / "report/report.md").read_text()
+
+
+def test_on_github_the_plots_are_one_link_to_the_jobs_artifacts(tmp_path):
+    """GitHub takes no image uploads: one link to the job's artifacts, not one per picture to the same page."""
+    from alops import report
+
+    class NoUploads:
+        def upload_image(self, path):
+            return None
+
+    names = ["plot-ROC.png", "plot-Confusion-cm-train.json.png", "plot-plots-train.json.png"]
+    images = report._uploaded(NoUploads(), [str(tmp_path / name) for name in names], "https://github.com/t/p/actions/runs/1")
+    built = report.Report("experiment/x", "main", "experiment", report.Side("workspace", {"acc": 0.9}), None, plots=names)
+    body = report.render(built, images)
+    assert body.count("](https://github.com/t/p/actions/runs/1)") == 1
+    assert "<details><summary>Plots (3)</summary>" in body
