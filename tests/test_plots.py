@@ -88,3 +88,33 @@ def test_on_github_the_plots_are_one_link_to_the_jobs_artifacts(tmp_path):
     body = report.render(built, images)
     assert body.count("](https://github.com/t/p/actions/runs/1)") == 1
     assert "<details><summary>Plots (3)</summary>" in body
+
+
+def test_the_learning_curve_keeps_the_simulation_off_the_branchs_axes(tmp_path):
+    """The simulation trains its own model over its own range of labels: its strategies get a panel of their own,
+    the branch's strategy beside random with their spread over the seeds, never on the branch's axes."""
+    from alops import report
+
+    simulation = tmp_path / "simulation.csv"
+    rows = ["strategy,seed,round,labels,accuracy"]
+    for seed, shift in ((0, 0.0), (1, 0.02), (2, -0.02)):
+        for number, labels in enumerate((20, 120, 220)):
+            rows += [f"random,{seed},{number},{labels},{0.5 + 0.1 * number + shift}",
+                     f"margin,{seed},{number},{labels},{0.5 + 0.15 * number + shift}",
+                     f"entropy,{seed},{number},{labels},{0.5 + 0.12 * number}"]
+    simulation.write_text("\n".join(rows) + "\n")
+    curves, seeds = report.simulation_curves(str(simulation), "margin")
+    assert seeds == 3 and sorted(curves) == ["margin", "random"]  # the branch's strategy and random, not entropy
+    built = report.Report("al/round-3", "main", "active-learning", report.Side("workspace", {"val_accuracy": 0.95}),
+                          None, curve=[(1163, 0.93), (1243, 0.94), (1343, 0.95)], curve_metric="val_accuracy",
+                          simulation=curves, simulation_seeds=seeds, strategy="margin")
+    figure = report.learning_curve_figure(built)
+    branch, simulated = figure.axes
+    assert [line.get_label() for line in branch.get_lines()] == ["al/round-3 (margin)"]
+    assert min(branch.get_lines()[0].get_xdata()) == 1163  # the branch's range alone on its axes
+    assert branch.get_xlabel() == "labeled samples" and branch.get_ylabel() == "val_accuracy"
+    assert [text.get_text() for text in simulated.get_legend().get_texts()] == ["margin", "random"]
+    assert simulated.get_title() == "alops simulate: mean of 3 seed(s), ± 1 sd shaded"
+    assert len(simulated.collections) == 2  # a spread band per strategy
+    assert simulated.get_ylabel() == "accuracy"
+    report.learning_curve_png(built, str(tmp_path / "learning_curve.png"))

@@ -49,9 +49,8 @@ class Report:
     primary: object = None  # alops.config.PrimaryMetric: the first row, with a verdict
     curve: list[tuple[int, float]] = field(default_factory=list)  # (labels, metric) over the branch's runs
     curve_metric: str | None = None
-    random_curve: list[tuple[int, float]] = field(default_factory=list)  # mean over the simulation's seeds
-    random_spread: list[tuple[int, float]] = field(default_factory=list)  # their standard deviation
-    random_seeds: int = 0
+    simulation: dict[str, list[tuple[int, float, float]]] = field(default_factory=dict)  # strategy: (labels, mean, sd)
+    simulation_seeds: int = 0
     fidelity: dict[str, float] = field(default_factory=dict)  # the dev dataset's fidelity report, not model metrics
     strategy: str | None = None  # the query strategy of the branch's label imports (al/ branches)
     plots: list[str] = field(default_factory=list)  # PNG file names of the pipeline's plots, beside the report
@@ -199,7 +198,7 @@ def collect(project, target: str, curve_metric: str | None = None, simulation_cs
             points[labeled] = metrics[report.curve_metric]
         report.curve = sorted(points.items())
         if simulation_csv:
-            report.random_curve, report.random_spread, report.random_seeds = random_baseline(simulation_csv)
+            report.simulation, report.simulation_seeds = simulation_curves(simulation_csv, report.strategy)
     return report
 
 
@@ -210,50 +209,65 @@ def _first_metric(metrics: dict[str, float]) -> str:
     return sorted(metrics)[0]
 
 
-def random_baseline(path: str) -> tuple[list[tuple[int, float]], list[tuple[int, float]], int]:
-    """The random strategy's mean accuracy per labels count from `alops simulate`'s simulation.csv, its standard
-    deviation over the seeds, and the number of seeds."""
-    values: dict[int, list[float]] = {}
+def simulation_curves(path: str, strategy: str | None) -> tuple[dict[str, list[tuple[int, float, float]]], int]:
+    """From `alops simulate`'s simulation.csv: per labels count, the mean accuracy and its standard deviation over
+    the seeds, of random and of the branch's strategy (when simulated); and the number of seeds."""
+    wanted = {"random", strategy} - {None}
+    values: dict[str, dict[int, list[float]]] = {}
     seeds = set()
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle):
-                if row.get("strategy") == "random":
-                    values.setdefault(int(row["labels"]), []).append(float(row["accuracy"]))
+                if row.get("strategy") in wanted:
+                    values.setdefault(row["strategy"], {}).setdefault(int(row["labels"]), []).append(float(row["accuracy"]))
                     seeds.add(row.get("seed"))
     except (OSError, KeyError, ValueError) as exc:
         raise ConfigError(f"{path}: not a simulation.csv from `alops simulate` ({exc})") from None
-    if not values:
+    if "random" not in values:
         raise ConfigError(f"{path}: has no rows of the random strategy; run `alops simulate` with random among the strategies")
-    means = sorted((n, sum(v) / len(v)) for n, v in values.items())
-    spread = sorted((n, math.sqrt(sum((x - sum(v) / len(v)) ** 2 for x in v) / len(v))) for n, v in values.items())
-    return means, spread, len(seeds)
+    curves = {name: [(n, sum(v) / len(v), math.sqrt(sum((x - sum(v) / len(v)) ** 2 for x in v) / len(v)))
+                     for n, v in sorted(by_labels.items())] for name, by_labels in values.items()}
+    return curves, len(seeds)
 
 
 def learning_curve_png(report: Report, path: str) -> str:
-    """The branch's learning curve (metric per labels count) against the random baseline, as a PNG."""
+    """`learning_curve_figure` as a PNG."""
+    return save_png(learning_curve_figure(report), path)
+
+
+def learning_curve_figure(report: Report):
+    """The branch's learning curve (metric per labels count over its tracked runs), as a PNG; with a simulation,
+    a panel of its own for the strategies `alops simulate` ran with one model and protocol (never on the
+    branch's axes: another model, another range of labels)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(6, 4))
-    if report.curve:
-        axes.plot(*zip(*report.curve), marker="o", label=f"{report.branch}")
-    if report.random_curve:
-        axes.plot(*zip(*report.random_curve), linestyle="--", color="grey",
-                  label=f"random (simulation, mean of {report.random_seeds} seeds)")
-        if report.random_spread and report.random_seeds > 1:
-            labels, means = zip(*report.random_curve)
-            spread = dict(report.random_spread)
-            axes.fill_between(labels, [m - spread[n] for n, m in report.random_curve],
-                              [m + spread[n] for n, m in report.random_curve], color="grey", alpha=0.2,
-                              label="random ± 1 sd over seeds")
-    axes.set_xlabel("labeled samples")
-    axes.set_ylabel(report.curve_metric or "metric")
-    axes.set_title("Active-learning progress")
-    axes.legend()
-    return save_png(figure, path)
+    panels = 2 if report.simulation else 1
+    figure, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), squeeze=False)
+    branch = axes[0][0]
+    branch.plot(*zip(*report.curve), marker="o", label=f"{report.branch} ({report.strategy or 'strategy unknown'})")
+    branch.set_xlabel("labeled samples")
+    branch.set_ylabel(report.curve_metric or "metric")
+    branch.set_title(f"{report.branch}: {report.curve_metric or 'metric'} per labelling round")
+    branch.legend(fontsize="small")
+    if report.simulation:
+        simulated = axes[0][1]
+        for number, (name, rows) in enumerate(sorted(report.simulation.items(), key=lambda item: item[0] == "random")):
+            labels, means, spread = zip(*rows)
+            color = "grey" if name == "random" else f"C{number}"
+            simulated.plot(labels, means, "--" if name == "random" else "-", color=color, label=name)
+            if report.simulation_seeds > 1:
+                simulated.fill_between(labels, [m - s for m, s in zip(means, spread)],
+                                       [m + s for m, s in zip(means, spread)], color=color, alpha=0.2)
+        simulated.set_xlabel("labeled samples")
+        simulated.set_ylabel("accuracy")
+        simulated.set_title(f"alops simulate: mean of {report.simulation_seeds} seed(s)"
+                            + (", ± 1 sd shaded" if report.simulation_seeds > 1 else ""))
+        simulated.legend(fontsize="small")
+    figure.tight_layout()
+    return figure
 
 
 def _number(value: float | None) -> str:
@@ -334,9 +348,11 @@ def _active_learning(report: Report, image: str | None) -> list[str]:
                   for i, (labeled, value) in enumerate(report.curve)]
     if image:
         lines += ["", image]
-    if report.random_curve:
-        lines += ["", f"Random baseline: `alops simulate`, mean of {report.random_seeds} seed(s)"
-                      + (" with ± one standard deviation shaded." if report.random_seeds > 1 else ".")]
+    if report.simulation:
+        lines += ["", f"Simulated ({', '.join(code(name) for name in sorted(report.simulation))}): `alops simulate`, "
+                      f"its own model and protocol, mean of {report.simulation_seeds} seed(s)"
+                      + (" with ± one standard deviation shaded" if report.simulation_seeds > 1 else "")
+                      + ", drawn in a panel of its own."]
     else:
         lines += ["", "No random baseline: pass `--simulation simulation/simulation.csv` from `alops simulate`."]
     return lines
@@ -430,7 +446,7 @@ def build(project, target: str, curve_metric: str | None, simulation: str | None
 
 def save(report: Report, pngs: list[str], path: str) -> None:
     """Keep `report` as data (and the names of its PNGs, kept beside it) for `load` in another job."""
-    write_json(path, {"alops_report": 2, "report": asdict(report), "images": [os.path.basename(p) for p in pngs]},
+    write_json(path, {"alops_report": 3, "report": asdict(report), "images": [os.path.basename(p) for p in pngs]},
                indent=1)
 
 
@@ -446,8 +462,9 @@ def load(path: str) -> tuple[Report, list[str]]:
         fields["current"] = Side(**fields["current"])
         fields["baseline"] = Side(**fields["baseline"]) if fields.get("baseline") else None
         fields["primary"] = PrimaryMetric(**fields["primary"]) if fields.get("primary") else None
-        for curve in ("curve", "random_curve", "random_spread"):
-            fields[curve] = [(int(x), float(y)) for x, y in fields.get(curve) or []]
+        fields["curve"] = [(int(x), float(y)) for x, y in fields.get("curve") or []]
+        fields["simulation"] = {str(name): [(int(n), float(mean), float(sd)) for n, mean, sd in rows]
+                                for name, rows in (fields.get("simulation") or {}).items()}
         report = Report(**fields)
         names = [str(name) for name in document.get("images") or []]
     except OSError as exc:

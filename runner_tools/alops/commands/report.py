@@ -19,7 +19,7 @@ from alops.project import Project
               help="As --post, but only a notice when no MR/PR is open for the branch or no forge token is set.")
 @click.option("--metric", "curve_metric", metavar="NAME", help="Metric of the learning curve (default: accuracy).")
 @click.option("--simulation", type=click.Path(dir_okay=False, exists=True),
-              help="simulation.csv from `alops simulate`: its random strategy is the curve's baseline.")
+              help="simulation.csv from `alops simulate`: random and the branch's strategy, in a panel of their own.")
 @click.option("--json", "json_path", metavar="PATH", help="Also keep the report as data, for `--from` in another job.")
 @click.option("--from", "from_path", metavar="PATH",
               help="Post a report kept with --json instead of building one: needs no checkout, data or tracking.")
