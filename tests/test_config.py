@@ -41,7 +41,7 @@ def test_config_is_found_from_a_subfolder(repo):
 @pytest.mark.parametrize(
     "text,expected",
     [
-        ("brnches:\n  feature: f/*\n", "unknown key 'brnches' (expected one of: default_branch, branches, profiles, data, metric)"),
+        ("brnches:\n  feature: f/*\n", "unknown key 'brnches' (expected one of: project, default_branch, branches, profiles, data, metric)"),
         ("branches:\n  feature: 'feat ure/*'\n", "branches.feature: 'feat ure/*' is not a branch pattern"),
         ("branches:\n  feature: '*'\n", "branches.feature: '*' is not a branch pattern"),
         ("branches:\n  bugfix: fix/*\n", "branches: unknown key 'bugfix'"),
@@ -52,7 +52,7 @@ def test_config_is_found_from_a_subfolder(repo):
         ("profiles:\n  feature: {tracking: 'yes please'}\n", "profiles.feature.tracking: 'yes please' is not allowed (expected one of: true, false)"),
         ("profiles:\n  feature: {gpus: 2}\n", "profiles.feature: unknown key 'gpus'"),
         ("default_branch: [main]\n", "default_branch: ['main'] is not a branch name"),
-        ("- just\n- a list\n", "expected a mapping with keys default_branch, branches, profiles, data, metric, got a list"),
+        ("- just\n- a list\n", "expected a mapping with keys project, default_branch, branches, profiles, data, metric, got a list"),
         ("branches:\n  feature: [unclosed\n", "not valid YAML at line"),
     ],
 )
@@ -100,3 +100,27 @@ def test_a_bad_primary_metric_is_one_line(tmp_path, text, message):
     (tmp_path / "alops.yaml").write_text(text)
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config(str(tmp_path))
+
+
+def test_the_experiment_name_does_not_depend_on_the_clones_folder(tmp_path, monkeypatch):
+    """alops.yaml's project first; without it the origin remote's repository name (a URL, not a local path);
+    the folder's name only when there is neither."""
+    from alops.project import Project
+
+    for name in ("CI_PROJECT_NAME", "GITHUB_REPOSITORY"):
+        monkeypatch.delenv(name, raising=False)
+    clone = tmp_path / "digits-copy-2"
+    clone.mkdir()
+    git(clone, "init", "-q")
+    (clone / "alops.yaml").write_text("default_branch: main\n")
+    git(clone, "remote", "add", "origin", "git@gitlab.example.com:team/digits.git")
+    assert Project.open(str(clone)).name == "digits"
+    git(clone, "remote", "set-url", "origin", "https://github.com/team/digits")
+    assert Project.open(str(clone)).name == "digits"
+    git(clone, "remote", "set-url", "origin", str(tmp_path / "bare.git"))
+    assert Project.open(str(clone)).name == "digits-copy-2"
+    (clone / "alops.yaml").write_text("project: digits-classifier\n")
+    assert Project.open(str(clone)).name == "digits-classifier"
+    (clone / "alops.yaml").write_text("project: ../escape\n")
+    with pytest.raises(ConfigError, match=r"project: '\.\./escape' is not a project name"):
+        Project.open(str(clone))

@@ -105,8 +105,9 @@ def _render_scaffold_file(relative: str, forge: str, version: str) -> str:
                                          "github_workflow_repo": WORKFLOW_REPO, "forge": forge})
 
 
-def _alops_yaml(full: str, dev: str, rows: list[str]) -> str:
+def _alops_yaml(name: str, full: str, dev: str, rows: list[str]) -> str:
     text = ("# alops for this repository (written by `alops init`); see docs/adopt.md\n"
+            f"project: {name}  # tracking experiments are <project>/<branch kind>, whatever a clone's folder\n"
             "default_branch: main\n"
             "data:\n"
             f"  full: {full}\n"
@@ -149,7 +150,8 @@ def plan_init(root: str, forge: str | None = None, version: str | None = None, f
         dev = full_folder.rstrip("/") + "-dev"
     rows = _row_files(os.path.join(root, full_folder))
     plan.found["row files"] = rows
-    wanted = [(CONFIG_NAME, _alops_yaml(full_folder, dev, rows))]
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", project.name).strip("-._") or "project"
+    wanted = [(CONFIG_NAME, _alops_yaml(name, full_folder, dev, rows))]
     if os.path.isfile(os.path.join(root, PARAMS_FILE)):
         wanted.append((SCHEMA_FILE, infer_schema(load_params(root))))
     version = version or __version__

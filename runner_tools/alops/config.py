@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 
 from alops.branches import (
@@ -39,7 +40,8 @@ from alops.errors import ConfigError
 
 CONFIG_NAME = "alops.yaml"
 CONFIG_ENV = "ALOPS_CONFIG"
-TOP_LEVEL_KEYS = ("default_branch", "branches", "profiles", "data", "metric")
+TOP_LEVEL_KEYS = ("project", "default_branch", "branches", "profiles", "data", "metric")
+PROJECT_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
 METRIC_KEYS = ("name", "direction", "min_gain")
 DATA_KEYS = ("full", "dev", "manifest", "rows", "label", "dev_stage", "classes", "check_dev_use")
 
@@ -75,6 +77,7 @@ class ProjectConfig:
     data: DataSettings = field(default_factory=DataSettings)
     root: str | None = None
     metric: PrimaryMetric | None = None
+    project: str | None = None  # the name tracking experiments carry (`<project>/<kind>`), whatever the clone's folder
 
 
 def find_config(start: str | None = None) -> str | None:
@@ -227,9 +230,12 @@ def parse_settings(path: str, raw: object) -> ProjectConfig:
         profiles=_parse_profiles(path, raw["profiles"]) if "profiles" in raw else dict(DEFAULT_PROFILES),
         default_branch=default_branch,
     )
+    project = raw.get("project")
+    if project is not None and not (isinstance(project, str) and re.fullmatch(PROJECT_NAME, project)):
+        raise ConfigError(f"{path}: project: {project!r} is not a project name (letters, digits, _ . -; e.g. digits)")
     data = _parse_data(path, raw["data"]) if "data" in raw else DataSettings()
     metric = _parse_metric(path, raw["metric"]) if "metric" in raw else None
-    return ProjectConfig(branches=branches, data=data, root=root, metric=metric)
+    return ProjectConfig(branches=branches, data=data, root=root, metric=metric, project=project)
 
 
 def load_config(start: str | None = None) -> ProjectConfig:

@@ -7,9 +7,10 @@ the branch or re-opens DVC's repository. The names of the tags alops writes on t
 from __future__ import annotations
 
 import os
+import re
 from functools import cached_property
 
-from alops.config import ProjectConfig, load_config
+from alops.config import PROJECT_NAME, ProjectConfig, load_config
 from alops.errors import ConfigError
 
 # Tags on tracked runs (MLflow): written by `alops run`, read by report, release and select-best.
@@ -50,10 +51,24 @@ def find_dvc_root(start: str | None = None) -> str:
                       "there to adopt alops, or `dvc init` in the project root")
 
 
-def project_name(root: str) -> str:
-    """CI's project name, else the project folder's name."""
+def project_name(root: str, configured: str | None = None) -> str:
+    """alops.yaml's `project`, else CI's project name, else the origin remote's repository name, else the
+    folder's name: a clone in another folder tracks into the same experiments as CI."""
     repository = os.environ.get("GITHUB_REPOSITORY", "")
-    return os.environ.get("CI_PROJECT_NAME") or repository.rpartition("/")[2] or os.path.basename(os.path.abspath(root))
+    return (configured or os.environ.get("CI_PROJECT_NAME") or repository.rpartition("/")[2] or _remote_name(root)
+            or os.path.basename(os.path.abspath(root)))
+
+
+def _remote_name(root: str) -> str | None:
+    """The repository name in the origin remote's URL (https://host/team/digits.git, git@host:team/digits)."""
+    from alops.git import git
+
+    found = git(root, "remote", "get-url", "origin", check=False)
+    url = found.stdout.strip() if found.returncode == 0 else ""
+    if not re.match(r"^([a-z][a-z0-9+.-]*://|[^/@:]+@[^/:]+:)", url):  # a URL, not a local path
+        return None
+    name = url.rstrip("/").rpartition("/")[2].rpartition(":")[2].removesuffix(".git")
+    return name if re.fullmatch(PROJECT_NAME, name) else None
 
 
 def experiment_name(project: str, kind: str) -> str:
@@ -97,7 +112,7 @@ class Project:
 
     @cached_property
     def name(self) -> str:
-        return project_name(self.root)
+        return project_name(self.root, self.config.project)
 
     def experiment(self, kind: str | None = None) -> str:
         return experiment_name(self.name, kind or self.context.kind)
