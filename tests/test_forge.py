@@ -328,6 +328,32 @@ def test_post_if_open_with_only_the_job_token_is_a_notice_not_a_failed_job(repor
     assert_no_canary(strict)
 
 
+def test_a_full_data_experiment_without_a_full_data_run_of_main_is_compared_with_the_champion(report_project):
+    """main trains on the dev dataset; the release that is in production trained on the full data: its tracked
+    run is the baseline, named as such, with its params and data version."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{report_project / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment(f"{report_project.name}/release")
+    run = client.create_run(experiment, tags={"git.branch": "release/1.0", "alops.dataset": "full",
+                                              "alops.data_version": "dv-0000000000000001"})
+    client.log_metric(run.info.run_id, "accuracy", 0.82)
+    client.log_param(run.info.run_id, "train.lr", "0.01")
+    client.set_terminated(run.info.run_id)
+    client.create_registered_model(report_project.name)
+    version = client.create_model_version(report_project.name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+    client.set_registered_model_alias(report_project.name, "champion", version.version)
+    (report_project / "params.yaml").write_text("dataset: full\ntrain:\n  lr: 0.02\n  epochs: 5\n")
+    result = run_alops("report", "--target", "main", cwd=report_project)
+    assert result.returncode == 0, result.stderr
+    text = (report_project / "report.md").read_text()
+    assert f"Compared with: the champion (model `{report_project.name}` version 1, its tracked run on the full " \
+        "dataset; `main` has none)." in text
+    assert "| `accuracy` | 0.85 | 0.82 | +0.03 (+3.7%) |" in text
+    assert "| `train.lr` | `0.02` | `0.01` |" in text and "dv-0000000000000001" in text
+
+
 def test_a_full_data_experiment_is_never_compared_with_dev_data_runs(report_project):
     """main trains on the dev dataset: its runs and committed metrics are not a baseline for a full-data run."""
     from mlflow.tracking import MlflowClient
@@ -347,6 +373,7 @@ def test_a_full_data_experiment_is_never_compared_with_dev_data_runs(report_proj
     assert result.returncode == 0, result.stderr
     text = (report_project / "report.md").read_text()
     assert "No baseline on the full dataset" in text and "on the dev dataset (none on the full dataset)" in text
+    assert f"no champion model `{report_project.name}` trained on the full dataset" in text
     assert "committed on `main` come from the dev dataset" in text
     assert "0.99" not in text and "| `accuracy` | 0.85 | – | – |" in text
 

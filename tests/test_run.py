@@ -288,6 +288,8 @@ def test_a_run_leaves_the_tree_as_it_was_but_for_what_dvc_writes(ml_project, bra
     result = run_alops("run", "--allow-cpu", "--no-track", "--set", "train.epochs=2", cwd=ml_project)
     assert result.returncode == 0, result.stderr
     assert (ml_project / "params.yaml").read_bytes() == before
+    assert "train.epochs=2 held for this run only: params.yaml (what CI runs) is as it was; to keep them, run " \
+        "again with --keep-sets and commit params.yaml" in result.stderr  # a pushed branch would train otherwise
     # DVC's lock, its outputs and the .gitignore line it adds for model/
     assert changed_files(ml_project) <= {"dvc.lock", "metrics.json", "plots/train.json", ".gitignore"}
     lock = yaml.safe_load((ml_project / "dvc.lock").read_text())["stages"]["train"]["params"]["params.yaml"]
@@ -301,6 +303,7 @@ def test_keep_sets_writes_the_values_into_params_yaml(ml_project):
     git(ml_project, "switch", "-q", "-c", "feature/keep")
     result = run_alops("run", "--set", "train.epochs=2", "--keep-sets", cwd=ml_project)
     assert result.returncode == 0, result.stderr
+    assert "held for this run only" not in result.stderr
     params = yaml.safe_load((ml_project / "params.yaml").read_text())
     assert params["train"]["epochs"] == 2 and params["dataset"] == "dev"
     assert "# which dataset" in (ml_project / "params.yaml").read_text()  # comments kept

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from alops.errors import AlopsError, ConfigError
 from alops.files import save_png, write_json
 from alops.forge import REPORT_MARKER
+from alops.release import ALIAS as CHAMPION
 from alops.manifest import labeled_count
 from alops.project import TAG_COMMIT, TAG_DATA_VERSION, TAG_DATASET, TAG_LABELED
 
@@ -110,13 +111,20 @@ def _tracked_sides(project, uri: str, target: str, dataset: str, current: Side, 
     if found:
         current.url = tracking.run_url(uri, found[0])
     target_runs = tracking.find_runs(uri, project.name, branch=target, limit=1, tags={TAG_DATASET: dataset})
+    champion = tracking.aliased_run(uri, project.name, CHAMPION) if not target_runs else None
     if target_runs:
         baseline = _run_side(target_runs[0], uri, f"latest tracked run of {code(target)} on the {dataset} dataset")
+    elif champion and champion[0].data.tags.get(TAG_DATASET) == dataset:  # main trains on dev data: production
+        run, version = champion                                           # is the full-data baseline
+        baseline = _run_side(run, uri, f"the {CHAMPION} (model {code(project.name)} version {version}, its "
+                                       f"tracked run on the {dataset} dataset; {code(target)} has none)")
     else:
         other = tracking.find_runs(uri, project.name, branch=target, limit=100)
         kinds = sorted({run.data.tags.get(TAG_DATASET, "unknown") for run in other})
         reasons.append(f"{len(other)} tracked run(s) of {code(target)}, on the {' and '.join(kinds)} dataset"
                        f" (none on the {dataset} dataset)" if other else f"no tracked run of {code(target)}")
+        if dataset == "full":
+            reasons.append(f"no {CHAMPION} model {code(project.name)} trained on the full dataset")
     if context.kind == "active-learning" and context.branch:
         branch_runs = tracking.find_runs(uri, project.name, branch=context.branch, limit=200)
     return baseline, branch_runs

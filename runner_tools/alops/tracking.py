@@ -247,6 +247,21 @@ def find_runs(uri: str, project: str, branch: str | None = None, commit: str | N
         raise TrackingUnavailable(f"tracking server {uri}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
+def aliased_run(uri: str, model: str, alias: str):
+    """(run, version) of the registered model version `alias` points to; None when the model or alias is not
+    there."""
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow_client(uri)
+    try:
+        version = client.get_model_version_by_alias(model, alias)
+        return client.get_run(version.run_id), str(version.version)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise TrackingUnavailable(f"tracking server {redact_url(uri)}: {str(exc).splitlines()[0]}") from None
+
+
 def download_files(uri: str, run_id: str, paths: list[str], folder: str) -> int:
     """The run's artifacts at `paths` (project paths) into `folder`; best effort: how many were there."""
     from mlflow.exceptions import MlflowException

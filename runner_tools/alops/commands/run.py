@@ -39,6 +39,9 @@ def run_command(stages, device, allow_cpu, assignments, keep_sets, track, dry_ru
                               echo=lambda line: click.echo(f"alops: {line}", err=True), keep_sets=keep_sets)
     for name, value in sorted(result.metrics.items()):
         click.echo(f"{name}: {value:g}")
+    if sets and not keep_sets and not dry_run and result.ran:
+        notice(f"{', '.join(f'{k}={v}' for k, v in sets.items())} held for this run only: params.yaml (what CI "
+               "runs) is as it was; to keep them, run again with --keep-sets and commit params.yaml")
 
 
 commands = [run_command]
