@@ -214,7 +214,7 @@ def annotate(studio: tuple[str, str], title: str, label: str, skip: set[str] = f
 
 SLOW_FIXTURES = {"mlflow_server", "label_studio"}
 SLOW_MODULES = {"test_templates_gitlab", "test_templates_github", "test_intake_ci", "test_demo", "test_scaffold", "test_install", "test_docs",
-                "test_kit_release"}
+                "test_kit_release", "test_tutorial"}
 
 
 def pytest_collection_modifyitems(items):

@@ -1,0 +1,54 @@
+"""docs/tutorial.md runs as written: every `sh` block in order, in one shell per block, from an empty folder;
+the labelers' export of section 5 is the one step a person does, answered here from the example's oracle."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+from conftest import ALOPS, clean_env, git
+
+TUTORIAL = Path(__file__).parents[1] / "docs/tutorial.md"
+
+
+def blocks() -> list[str]:
+    return re.findall(r"```sh\n(.*?)```", TUTORIAL.read_text(), re.DOTALL)
+
+
+def labelers_export(project: Path, oracle: Path) -> None:
+    """What Label Studio exports once the batch is annotated: the oracle's label of each selected sample."""
+    with open(oracle, newline="") as handle:
+        truth = {row["sample_id"]: row["label"] for row in csv.DictReader(handle)}
+    selected = json.loads((project / "labeling/batch.json").read_text())["sample_ids"]  # the batch handed out
+    export = [{"id": number, "data": {"sample_id": sample}, "annotations": [{"completed_by": 1, "result": [
+        {"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [truth[str(sample)]]}}]}]}
+        for number, sample in enumerate(selected)]
+    (project / "export.json").write_text(json.dumps(export))
+
+
+def test_the_tutorial_runs_as_written(tmp_path):
+    import subprocess
+
+    env = clean_env(PATH=f"{Path(ALOPS).parent}:{clean_env()['PATH']}", GIT_AUTHOR_NAME="tutorial",
+                    GIT_AUTHOR_EMAIL="tutorial@example.com", GIT_COMMITTER_NAME="tutorial",
+                    GIT_COMMITTER_EMAIL="tutorial@example.com")
+    project, outputs = tmp_path / "digits_al", {}
+    for number, block in enumerate(blocks()):
+        where = tmp_path if number == 0 else project
+        script = block.replace("cd digits_al\n", "cd digits_al || exit 1\n")
+        result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=where, env=env, capture_output=True,
+                                text=True, timeout=900)
+        outputs[number] = result.stdout + result.stderr
+        assert result.returncode == 0, f"tutorial block {number + 1}:\n{block}\n{outputs[number][-3000:]}"
+        if "alops labels export" in block:
+            labelers_export(project, tmp_path / "oracle.csv")
+
+    experiment = outputs[3]
+    assert "held for this run only" not in experiment
+    assert git(project, "show", "experiment/more-epochs:params.yaml").count("epochs: 25") == 1  # what CI trains
+    report = (project / "report.md").read_text()
+    assert re.search(r"\| 1 \| \d+ \| 60 \| 0\.\d+ \|", report)  # section 5's report: the round's 60 labels
+    assert (project / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((project / "release.json").read_text())["version"] == "1"
