@@ -29,9 +29,9 @@ def test_each_finished_log_joins_the_pool_once_in_one_pushed_data_version(al_rem
     finished_log(source, "predictions-20261203T0900-1-1.jsonl", [90001, 90002, 90003])
     finished_log(source, "predictions-20261203T1000-1-2.jsonl", [90004, 90005])
     finished_log(source, "predictions.jsonl", [90099])  # still being written: not taken
-    result = run_alops("pool", "intake", str(source), cwd=work)
+    result = run_alops("pool", "intake", str(source), "--split", "train", cwd=work)
     assert result.returncode == 0, result.stderr
-    assert "2 new log(s), 0 taken before; 5 samples added as unlabeled (train)" in result.stdout
+    assert "2 new log(s), 0 taken before; 5 samples added as unlabeled (train 5)" in result.stdout
     assert "5 new samples in intake/new-samples.jsonl" in result.stdout
     assert "recorded the new data version" in result.stdout
     fresh = [json.loads(line) for line in (work / "intake/new-samples.jsonl").read_text().splitlines()]
@@ -56,9 +56,9 @@ def test_each_finished_log_joins_the_pool_once_in_one_pushed_data_version(al_rem
     assert git(reader, "rev-parse", "HEAD") == head and (reader / "intake/new-samples.jsonl").read_text() == ""
 
     finished_log(source, "predictions-20261203T1100-1-3.jsonl", [90005, 90006])  # 90005 was served twice
-    third = run_alops("pool", "intake", str(source), cwd=reader)
+    third = run_alops("pool", "intake", str(source), "--split", "train", cwd=reader)
     assert third.returncode == 0, third.stderr
-    assert "1 new log(s), 2 taken before; 1 samples added as unlabeled (train), 1 already in the pool" in third.stdout
+    assert "1 new log(s), 2 taken before; 1 samples added as unlabeled (train 1), 1 already in the pool" in third.stdout
     assert [r["id"] for r in read_manifest(reader / "data/full/manifest.csv")[len(before):]] == \
         [str(90000 + i) for i in range(1, 7)]
 

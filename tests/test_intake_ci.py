@@ -70,7 +70,7 @@ def test_gitlab_intake_schedule_adds_each_log_once_checks_drift_and_queries(ml_p
     assert first.returncode == 0, output[-4000:]
     for job in ("alops-intake", "alops-intake-drift", "alops-query: [1/2]", "alops-query: [2/2]", "alops-query-merge"):
         assert passed(output, job), (job, output[-3000:])
-    assert "2 new log(s), 0 taken before; 300 samples added as unlabeled (train)" in output
+    assert re.search(r"2 new log\(s\), 0 taken before; 300 samples added as unlabeled \(test \d+, train \d+, val \d+\)", output)
     assert "dev dataset is representative" in output
     assert len(json.loads((project / "selection.json").read_text())["sample_ids"]) == 6
     assert not any(f"PASS  {job}" in output for job in ("alops-train-al", "alops-labels-import", "alops-dev-check"))
@@ -147,7 +147,7 @@ def test_github_intake_schedule_adds_each_log_once_on_the_named_al_branch_checks
     assert first.returncode == 0, output[-4000:]
     assert ran(output, "intake") and ran(output, "intake-drift") and ran(output, "query-merge")
     assert len(re.findall(r"/query-\d+\s*\] 🏁  Job succeeded", output)) == 2
-    assert "2 new log(s), 0 taken before; 300 samples added as unlabeled (train)" in output
+    assert re.search(r"2 new log\(s\), 0 taken before; 300 samples added as unlabeled \(test \d+, train \d+, val \d+\)", output)
     assert "dev dataset is representative" in output and "canary-token-5150" not in output
     assert len(json.loads((tmp_path / "artifacts/alops-query/selection.json").read_text())["sample_ids"]) == 6
     assert git(project, "rev-parse", "--abbrev-ref", "HEAD") == "main"  # the team's checkout is as it was

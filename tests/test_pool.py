@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 
 import pytest
 
@@ -32,7 +34,7 @@ def test_a_log_on_an_al_branch_becomes_unlabeled_samples_and_a_pushed_data_versi
     log = write_log(tmp_path / "logs", [str(90000 + i) for i in range(5)])
     result = run_alops("pool", "add", str(log), cwd=work)
     assert result.returncode == 0, result.stderr
-    assert "5 samples added as unlabeled (train)" in result.stdout
+    summary = re.search(r"5 samples added as unlabeled \(([^)]*)\)", result.stdout).group(1)
     assert "not data: p0, p1, p2, p3, model_version" in result.stdout and "scored by model v7" in result.stdout
     reader = checkout(al_remote, tmp_path, "reader")  # the next job: a fresh clone of the pushed branch
     assert git(reader, "log", "-1", "--format=%s") == "Pool: samples from predictions.csv"
@@ -40,7 +42,10 @@ def test_a_log_on_an_al_branch_becomes_unlabeled_samples_and_a_pushed_data_versi
     assert after[: len(before)] == before  # existing rows untouched, in order
     added = after[len(before):]
     assert [r["id"] for r in added] == [str(90000 + i) for i in range(5)]
-    assert all(r["label"] == "" and r["split"] == "train" for r in added)
+    assert all(r["label"] == "" for r in added)
+    splits = Counter(r["split"] for r in added)  # drawn from each id in the manifest's shares, as reported
+    assert summary == ", ".join(f"{name} {count}" for name, count in sorted(splits.items()))
+    assert set(splits) <= {r["split"] for r in before}
     assert (reader / "data/full/served/90003.bin").read_bytes() == b"sample 90003"
     again = run_alops("pool", "add", str(log), cwd=work)  # a re-run (or the same log twice) adds nothing
     assert again.returncode == 0 and "0 samples added" in again.stdout and "5 already in the manifest" in again.stdout
@@ -83,3 +88,17 @@ def test_a_bad_log_is_one_line_and_changes_nothing(al_remote, tmp_path, extra, c
     assert len(result.stderr.strip().splitlines()) == 1
     assert checksums(work / "data") == before
     assert git(work, "status", "--porcelain") == ""
+
+
+def test_new_samples_take_the_manifests_split_shares_by_id_the_same_on_every_run():
+    """by-id: a sample's split depends on its id alone (a re-run, another runner: the same split), and over many
+    samples the shares are the manifest's (3,000 ids: within 3 standard deviations of each share)."""
+    from alops.pool import splits_by_id
+
+    shares = [("test", 0.2), ("train", 0.6), ("val", 0.2)]
+    ids = [f"live-{number}" for number in range(3000)]
+    first = splits_by_id(ids, shares)
+    assert first == splits_by_id(list(ids), shares) and first[:5] == splits_by_id(ids[:5], shares)
+    counts = Counter(first)
+    for name, share in shares:
+        assert abs(counts[name] - 3000 * share) < 3 * (3000 * share * (1 - share)) ** 0.5, counts

@@ -34,6 +34,7 @@ class Intake:
     added: int = 0
     skipped: int = 0  # samples whose id the pool had
     new_samples: int = 0  # rows written to the new-samples file
+    splits: dict[str, int] = field(default_factory=dict)  # new samples per split
 
 
 def _source(source: str):
@@ -134,6 +135,8 @@ def take(manifest: str, source: str, split: str, new_samples: str, pattern: str 
             addition = add_to_pool(manifest, local, split)
             outcome.added += addition.added
             outcome.skipped += addition.skipped
+            for name, count in addition.splits.items():
+                outcome.splits[name] = outcome.splits.get(name, 0) + count
             for row in _rows(local):
                 if str(row.get("id")) not in known_ids:
                     known_ids.add(str(row.get("id")))

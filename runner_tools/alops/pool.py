@@ -1,6 +1,8 @@
 """Scored data from production joins the pool: `alops pool add LOG` appends the samples of a
 prediction log to the full dataset's manifest as unlabeled rows, a new data version on an al/ branch.
 
+Each new sample's split is drawn from its id in the manifest's split shares (`--split by-id`, the default), so
+labeled live samples reach validation and test as well as training, and the gate measures production data.
 A log is CSV, Parquet or JSON Lines with an `id` per sample and, like the manifest, either a `path` (the
 sample's file, relative to the log's folder; copied into the dataset) or the manifest's numeric features.
 Other columns (probabilities, the model version) are not data: they are named in the outcome, with the
@@ -10,6 +12,7 @@ twice.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -22,6 +25,7 @@ from alops.files import atomic_path, copy_file, stays_inside
 from alops.manifest import ManifestWriter, appendable, inspect_manifest, iter_batches, restore_types
 
 MODEL_VERSION = "model_version"
+BY_ID = "by-id"  # the split of each new sample drawn from its id, in the manifest's split shares
 
 
 @dataclass
@@ -32,6 +36,12 @@ class PoolAddition:
     skipped: int = 0  # ids the manifest already had
     ignored_columns: list[str] = field(default_factory=list)
     model_versions: list[str] = field(default_factory=list)
+    splits: dict[str, int] = field(default_factory=dict)  # new samples per split
+
+
+def split_summary(splits: dict[str, int]) -> str:
+    """`train 180, test 60, val 60`: where the new samples went."""
+    return ", ".join(f"{name} {count}" for name, count in sorted(splits.items())) or "none"
 
 
 def manifest_ids(info) -> set[str]:
@@ -40,6 +50,30 @@ def manifest_ids(info) -> set[str]:
     for batch in iter_batches(info):
         ids.update(pc.cast(batch.column("id"), pa.string()).to_pylist())
     return ids
+
+
+def split_shares(info) -> list[tuple[str, float]]:
+    """Each split's share of the manifest's rows, by split name."""
+    counts: dict[str, int] = {}
+    for batch in iter_batches(info):
+        for item in pc.value_counts(pc.drop_null(batch.column("split"))).to_pylist():
+            counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
+    total = sum(counts.values())
+    return [(name, count / total) for name, count in sorted(counts.items()) if name]
+
+
+def splits_by_id(ids: list[str], shares: list[tuple[str, float]]) -> list[str]:
+    """A split per id, the same on every machine and run: the id's SHA-256 as a number in [0, 1) against the
+    shares' running sum (so labeled live samples land in train, validation and test like the rest)."""
+    edges, running = [], 0.0
+    for name, share in shares:
+        running += share
+        edges.append((running, name))
+    chosen = []
+    for sample in ids:
+        point = int(hashlib.sha256(sample.encode()).hexdigest()[:15], 16) / 16 ** 15
+        chosen.append(next((name for edge, name in edges if point < edge), edges[-1][1]))
+    return chosen
 
 
 def _read_log(log: str, manifest_info, known: set[str]) -> tuple[list[pa.RecordBatch], PoolAddition]:
@@ -99,8 +133,13 @@ def check_log(manifest: str, log: str, split: str):
     """Everything `add_to_pool` checks, without writing: the manifest as read, the new samples as manifest
     rows, and the outcome."""
     if not split or not split.strip():
-        raise ConfigError("--split must name a split, e.g. train")
+        raise ConfigError(f"--split must name a split, e.g. train, or be {BY_ID}")
     manifest_info = inspect_manifest(manifest)
+    if split == BY_ID:
+        shares = split_shares(manifest_info)
+        if not shares:
+            raise ConfigError(f"{manifest}: no split in any row to share new samples by; name one with --split train")
+        split = shares
     batches, outcome = _read_log(log, manifest_info, manifest_ids(manifest_info))
     if manifest_info.has_path:
         _check_files(log, os.path.dirname(manifest), batches)
@@ -126,19 +165,24 @@ def add_to_pool(manifest: str, log: str, split: str) -> PoolAddition:
         for batch in rows:
             writer.write(batch)
             outcome.added += batch.num_rows
+            for item in pc.value_counts(batch.column("split")).to_pylist():
+                outcome.splits[item["values"]] = outcome.splits.get(item["values"], 0) + item["counts"]
         writer.close()
     return outcome
 
 
-def _as_manifest_rows(batch: pa.RecordBatch, manifest_info, split: str, log: str) -> pa.RecordBatch:
-    """The log's rows with the manifest's columns: unlabeled, in `split`, ids and features in its types."""
+def _as_manifest_rows(batch: pa.RecordBatch, manifest_info, split, log: str) -> pa.RecordBatch:
+    """The log's rows with the manifest's columns: unlabeled, in `split` (a name, or shares to draw each row's
+    split from its id), ids and features in its types."""
     rows = batch.num_rows
     columns = {}
     for name in manifest_info.columns:
         if name == "label":
             columns[name] = pa.nulls(rows, pa.string())
         elif name == "split":
-            columns[name] = pa.array([split] * rows, pa.string())
+            named = [split] * rows if isinstance(split, str) else \
+                splits_by_id(pc.cast(batch.column("id"), pa.string()).to_pylist(), split)
+            columns[name] = pa.array(named, pa.string())
         else:
             try:
                 columns[name] = pc.cast(batch.column(name), manifest_info.schema.field(name).type)

@@ -14,7 +14,9 @@ def pool_group() -> None:
 
 @pool_group.command("add")
 @click.argument("log", type=click.Path(dir_okay=False, exists=True))
-@click.option("--split", default="train", show_default=True, help="Split of the new samples.")
+@click.option("--split", default="by-id", show_default=True,
+              help="Split of the new samples: by-id draws each one's split from its id in the manifest's split "
+                   "shares (live samples reach validation and test too); or a split name, e.g. train.")
 @click.option("--commit/--no-commit", "record", default=None,
               help="Record the new data version (dvc add, dvc push, git commit, git push); default: on al/ branches.")
 def pool_add(log, split, record) -> None:
@@ -29,11 +31,12 @@ def pool_add(log, split, record) -> None:
       alops pool add logs/2026-11-23.csv            # on an al/ branch: a new data version, pushed
       alops pool add predictions.parquet --no-commit
     """
-    from alops.pool import add_to_project
+    from alops.pool import add_to_project, split_summary
 
     with Project.open() as project:
         addition, commit = add_to_project(project, log, split, record)
-    click.echo(f"pool: {addition.added} samples added as unlabeled ({split}), {addition.skipped} already in the "
+    click.echo(f"pool: {addition.added} samples added as unlabeled ({split_summary(addition.splits)}), "
+               f"{addition.skipped} already in the "
                "manifest" + (f"; not data: {', '.join(addition.ignored_columns)}" if addition.ignored_columns else "")
                + (f"; scored by model {', '.join(addition.model_versions)}" if addition.model_versions else ""))
     if commit:
@@ -44,7 +47,9 @@ def pool_add(log, split, record) -> None:
 @click.argument("source")
 @click.option("--pattern", default="predictions-*.jsonl", show_default=True,
               help="Finished logs in SOURCE (the live predictions.jsonl is not one).")
-@click.option("--split", default="train", show_default=True, help="Split of the new samples.")
+@click.option("--split", default="by-id", show_default=True,
+              help="Split of the new samples: by-id draws each one's split from its id in the manifest's split "
+                   "shares (live samples reach validation and test too); or a split name, e.g. train.")
 @click.option("--new-samples", default="intake/new-samples.jsonl", show_default=True, type=click.Path(dir_okay=False),
               help="Where the new samples go as logged (predictions included), for `alops data check-dev --against`.")
 @click.option("--commit/--no-commit", "record", default=None,
@@ -66,11 +71,12 @@ def pool_intake(source, pattern, split, new_samples, record, branch) -> None:
       git switch al/production && alops pool intake s3://team-logs/digits/ --branch al/production
     """
     from alops.intake import take_into_project
+    from alops.pool import split_summary
 
     with Project.open(branch=branch) as project:
         intake, commit = take_into_project(project, source, split, new_samples, record, pattern)
     click.echo(f"pool intake: {len(intake.taken)} new log(s), {intake.known} taken before; {intake.added} samples "
-               f"added as unlabeled ({split}), {intake.skipped} already in the pool; {intake.new_samples} new samples "
+               f"added as unlabeled ({split_summary(intake.splits)}), {intake.skipped} already in the pool; {intake.new_samples} new samples "
                f"in {new_samples}")
     if commit:
         click.echo(f"pool intake: recorded the new data version in {commit[:12]} and pushed it")
