@@ -188,7 +188,7 @@ def test_a_release_without_a_tracking_server_stops_before_training(workflow_proj
 
 
 @pytest.mark.parametrize("inputs, message", [
-    ('      dispatch: "query; touch pwned"\n', "input dispatch must be labels-import, query, intake or rollback"),
+    ('      dispatch: "query; touch pwned"\n', "input dispatch must be labels-import, query, intake, dev-check or rollback"),
     ('      query-strategy: "$(touch pwned)"\n', "input query-strategy must be margin, least-confidence, entropy or random"),
     ("      query-shards: 0\n", "input query-shards must be 1 to 200"),
 ])
@@ -201,6 +201,17 @@ def test_bad_labelling_inputs_stop_the_context_job_in_one_line(workflow_project,
     assert result.returncode != 0 and message in output
     assert not ran(output, "context") and not ran(output, "train-dev")
     assert not (workflow_project / "pwned").exists()
+
+
+def test_a_dispatched_dev_check_compares_the_dev_dataset_with_the_full_data(workflow_project):
+    caller = workflow_project / ".github/workflows/ci.yml"
+    caller.write_text(CALLER.replace("on: [push, pull_request]", "on: workflow_dispatch") + "      dispatch: dev-check\n")
+    git(workflow_project, "commit", "-q", "-am", "a manual dev check")
+    result = act(workflow_project, "workflow_dispatch", {"ref": "refs/heads/main"})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert ran(output, "dev-check") and "dev dataset is representative" in output
+    assert not ran(output, "train-dev") and not ran(output, "labels-import") and not ran(output, "query-merge")
 
 
 @pytest.mark.parametrize("head_repository,from_fork", [("someone/fork", "true"), ("team/project", "false")])
