@@ -26,7 +26,8 @@ COMPONENTS = {
                 ["release", "deploy"]),
     "query": ("Scheduled active-learning selection, sharded over parallel jobs, then the labeling hand-off.", ["query"]),
     "labels": ("Label import on al/ branches, committing the new data version, one import at a time.", ["labels"]),
-    "devset": ("Scheduled check that the dev dataset still represents the full data.", ["devset"]),
+    "devset": ("The dev dataset in CI: a scheduled check that it still represents the full data, a job that samples it again.",
+               ["devset"]),
     "intake": ("Scheduled intake of finished prediction logs into an al/ branch's pool, then the drift check.",
                ["intake"]),
 }

@@ -151,7 +151,7 @@ def test_bad_manifest_exits_2_and_writes_nothing(dvc_project, name, mutate, mess
 @pytest.mark.parametrize("args,message", [
     (["--fraction", "0"], "outside (0, 1]"),
     (["--fraction", "1.5"], "outside (0, 1]"),
-    ([], "give exactly one of"),
+    ([], "no dev dataset yet to keep the size of: give --fraction, --count or --time-budget"),
     (["--fraction", "0.1", "--count", "5"], "give exactly one of"),
     (["--time-budget", "60"], "--seconds-per-sample"),
 ])
@@ -524,3 +524,33 @@ def test_truncated_and_undecodable_images_are_found_named_and_kept(repo):
     report = json.loads((repo / "metrics/dev_fidelity.json").read_text())
     listed = {f["path"]: f["problem"] for f in report["damaged_files"]["listed"]}
     assert report["damaged_files"]["found"] == 6 and listed[rows[66]["path"]].startswith("does not decode")
+
+
+def test_make_dev_commit_keeps_the_size_and_pushes_one_dev_data_version(dvc_project, tmp_path):
+    """What the CI job runs: no size given (the dev dataset keeps its number of samples), the dev folder, its
+    .dvc file and the fidelity report in one commit, pushed; the same sample again records nothing."""
+    from conftest import git
+
+    dvc(dvc_project, "remote", "add", "-f", "-d", "store", str(tmp_path / "store"))
+    assert run_alops("data", "make-dev", "--fraction", "0.25", cwd=dvc_project).returncode == 0
+    git(dvc_project, "add", "-A")
+    git(dvc_project, "commit", "-q", "-m", "a dev dataset")
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(dvc_project, "remote", "add", "origin", str(origin))
+    git(dvc_project, "push", "-q", "origin", "HEAD:refs/heads/main")
+    before = read_manifest(dvc_project / "data/dev/manifest.csv")
+
+    again = run_alops("data", "make-dev", "--seed", "7", "--commit", cwd=dvc_project)
+    assert again.returncode == 0, again.stderr
+    assert f"sampled, {len(before)} of 400 samples" in again.stdout and "recorded the new dev dataset in" in again.stdout
+    reader = tmp_path / "reader"
+    git(tmp_path, "clone", "-q", "-b", "main", str(origin), str(reader))
+    assert git(reader, "log", "-1", "--format=%s") == "Dev dataset: sampled again"
+    assert set(git(reader, "show", "--name-only", "--format=", "HEAD").split()) <= {"data/dev.dvc", "metrics/dev_fidelity.json", "dvc.yaml", "data/.gitignore"}
+    dvc(reader, "remote", "add", "-f", "-d", "store", str(tmp_path / "store"))
+    dvc(reader, "pull", "-q", "data/dev")
+    after = read_manifest(reader / "data/dev/manifest.csv")
+    assert len(after) == len(before) and after != before  # the same size, another sample, pushed
+    same = run_alops("data", "make-dev", "--seed", "7", "--commit", cwd=dvc_project)
+    assert same.returncode == 0 and "the same sample as committed: nothing to record" in same.stdout

@@ -175,3 +175,37 @@ def test_github_intake_into_a_branch_that_is_not_an_al_branch_stops_the_context_
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "input intake-branch must name an al/ branch" in output
     assert not ran(output, "context") and not ran(output, "intake") and not (workflow_project / "pwned").exists()
+
+
+def test_gitlab_make_dev_schedule_samples_the_grown_full_data_again_and_pushes_it(ml_project, tmp_path):
+    """After the full data grew (an intake), the make-dev schedule samples the dev dataset again at its size,
+    alops alone beside the push rights, and pushes the new dev data version."""
+    from conftest import run_alops
+
+    project = ml_project
+    use_component(project)
+    before = (project / "data/dev/manifest.csv").read_text().splitlines()
+    write_log(project, tmp_path / "served", "predictions-1.jsonl", 800000, 400)
+    grown = run_alops("pool", "intake", str(tmp_path / "served"), "--no-commit", cwd=project)
+    assert grown.returncode == 0, grown.stderr
+    dvc(project, "add", "-q", "data/full")
+    dvc(project, "push", "-q")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "the full data grew")
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(project, "remote", "set-url", "--push", "origin", str(origin))
+    git(project, "push", "-q", "origin", "main")
+
+    result = gitlab_ci_local(project, variables={"CI_PIPELINE_SOURCE": "schedule", "ALOPS_SCHEDULE": "make-dev"})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert passed(output, "alops-make-dev") and not passed(output, "alops-dev-check")
+    assert f"sampled, {len(before) - 1} of " in output and "recorded the new dev dataset in" in output
+    reader = tmp_path / "reader"
+    git(tmp_path, "clone", "-q", "-b", "main", str(origin), str(reader))
+    assert git(reader, "log", "-1", "--format=%s") == "Dev dataset: sampled again"
+    dvc(reader, "pull", "-q", "data/dev")
+    after = (reader / "data/dev/manifest.csv").read_text().splitlines()
+    assert len(after) == len(before) and any(line.startswith("8") and line.split(",")[0].isdigit()
+                                             and int(line.split(",")[0]) >= 800000 for line in after)

@@ -718,6 +718,36 @@ def _refuse_imported(root: str, dev: str) -> None:
                               f"change it with `dvc update --rev REV {rel}`, or `dvc remove {rel}` to sample one")
 
 
+def current_dev_rows(project) -> int | None:
+    """How many samples the project's dev dataset has now (None when there is none): make-dev's default size."""
+    files = [path for path in dataset_files(project, "dev") if os.path.isfile(path)]
+    if not files:
+        return None
+    return sum(batch.num_rows for info in _inspect_all(files, project.config.data.label) for batch in iter_batches(info))
+
+
+def commit_project_dev(project, report_path: str, make) -> tuple[dict, str | None]:
+    """`make()` (a make-dev) recorded as one data version of the dev dataset with its fidelity report, committed
+    and pushed to the branch: the report, and the new commit (None when the sample came out the same)."""
+    from alops.git import git
+    from alops.record import commit_data_change
+
+    if project.config.data.dev_stage is not None:
+        raise ConfigError(f"make-dev --commit samples with alops alone (it holds the push rights), and the stage "
+                          f"{project.config.data.dev_stage!r} would run the project's code: run it in a training "
+                          "job and commit its output there")
+    before = git(project.root, "rev-parse", "HEAD").stdout.strip()
+    outcome = {}
+
+    def apply() -> int:
+        outcome["report"] = make()
+        return 1
+
+    commit = commit_data_change(project, project.dataset_folder("dev"), apply, "Dev dataset: sampled again",
+                                project.context.branch, also=(report_path, "dvc.yaml"))
+    return outcome["report"], commit if commit != before else None
+
+
 def make_project_dev(project, report_path: str, size: DevSize | None, seed: int = 0, z_outlier: float = 4.0,
                      outlier_share: float = 0.02, track: bool = True, like: dict | None = None) -> dict:
     """The project's dev dataset, sampled by `make_dev` (manifest or row files) or made by its own stage

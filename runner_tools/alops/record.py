@@ -43,15 +43,16 @@ def _changed_paths(root: str, *paths: str) -> list[str]:
 
 
 def commit_data_change(project, folder: str, apply: Callable[[], int], message: str, branch: str,
-                       remote: str = "origin", attempts: int = 5) -> str | None:
-    """Apply the change, record it, push; on a rejected push start again from the remote's tip.
+                       remote: str = "origin", attempts: int = 5, also: tuple[str, ...] = ()) -> str | None:
+    """Apply the change, record it, push; on a rejected push start again from the remote's tip. `also`: more
+    files the change writes (relative to the root), committed with it.
 
     Returns the pushed commit, or None when the change left the data as it was and nothing was pending.
     """
     root = project.root
     relative = os.path.relpath(os.path.abspath(folder), root)
     ignore = os.path.join(os.path.dirname(relative), ".gitignore")
-    owned = [relative + ".dvc", ignore]
+    owned = [relative + ".dvc", ignore, *also]
     pending = _pending(root)
     if pending and pending.get("branch") != branch:
         raise ConfigError(f"an interrupted label recording for branch {pending.get('branch')!r} is pending in this "

@@ -99,10 +99,13 @@ def data_version(fmt: str) -> None:
 @click.option("--like", "like_log", type=click.Path(dir_okay=False, exists=True),
               help="A live log whose class shares the labeled dev samples take (a detected shift mapped in).")
 @click.option("--label-column", help="Class column of --like (e.g. prediction); default: the dataset's (label).")
+@click.option("--commit", "record", is_flag=True,
+              help="Record the new dev dataset as a data version (dvc push, git commit, git push): the CI job.")
 def data_make_dev(fraction, count, time_budget, seconds_per_sample, seed, z_outlier, outlier_share, report_path, no_track,
-                  like_log, label_column) -> None:
+                  like_log, label_column, record) -> None:
     """Sample the dev dataset from the full data, keep its strata, track it with DVC.
 
+    Without a size option, a dev dataset that exists keeps its number of samples.
     Samples the manifest, or the row files data.rows names (CSV, Parquet, JSON Lines); keeps the shares of
     label x split (unlabeled samples included), always takes outliers and corrupt samples (up to
     --outlier-share), and writes a fidelity report. With data.dev_stage, runs that stage instead (no size
@@ -114,11 +117,15 @@ def data_make_dev(fraction, count, time_budget, seconds_per_sample, seed, z_outl
       alops data make-dev --time-budget 300 --seconds-per-sample 0.02
       alops data make-dev --count 359 --like intake/new-samples.jsonl --label-column prediction
     """
-    from alops.devset import DevSize, check_size, class_shares, make_project_dev
+    from alops.devset import DevSize, check_size, class_shares, commit_project_dev, current_dev_rows, make_project_dev
 
     size = DevSize(fraction, count, time_budget, seconds_per_sample)
     with Project.open() as project:
         stage = project.config.data.dev_stage
+        if stage is None and size == DevSize():
+            size = DevSize(count=current_dev_rows(project))  # the same size again
+            if size.count is None:
+                raise ConfigError("no dev dataset yet to keep the size of: give --fraction, --count or --time-budget")
         if stage is None:
             check_size(size)
         elif size != DevSize():
@@ -129,9 +136,15 @@ def data_make_dev(fraction, count, time_budget, seconds_per_sample, seed, z_outl
                               "class shares in that stage (or remove data.dev_stage from alops.yaml)")
         if label_column and not like_log:
             raise ConfigError("--label-column names the class column of --like: give --like LOG too")
+        if record and no_track:
+            raise ConfigError("--commit records the dev dataset with DVC: drop --no-track")
         like = class_shares(like_log, label_column or project.config.data.label) if like_log else None
-        report = make_project_dev(project, report_path, size, seed=seed, z_outlier=z_outlier,
-                                  outlier_share=outlier_share, track=not no_track, like=like)
+
+        def make() -> dict:
+            return make_project_dev(project, report_path, size, seed=seed, z_outlier=z_outlier,
+                                    outlier_share=outlier_share, track=not no_track, like=like)
+
+        report, commit = commit_project_dev(project, report_path, make) if record else (make(), None)
         dev = os.path.relpath(project.dataset_folder("dev"), project.root)
     if "dev_rows" not in report:
         click.echo(f"{dev}: made by stage {stage}: {report['dev_files']} files, {report['dev_bytes']:,} of "
@@ -152,6 +165,9 @@ def data_make_dev(fraction, count, time_budget, seconds_per_sample, seed, z_outl
         first = damaged["listed"][0]
         click.echo(f"{dev}: {damaged['found']} damaged file(s) in the data, e.g. {first['path']}: {first['problem']} "
                    f"(all in {report_path}; those sampled are kept in the dev dataset)")
+    if record:
+        click.echo(f"{dev}: recorded the new dev dataset in {commit[:12]} and pushed it" if commit else
+                   f"{dev}: the same sample as committed: nothing to record")
 
 
 @data.command("check-dev")
