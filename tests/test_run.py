@@ -171,7 +171,9 @@ def test_params_check_lists_each_problem(ml_project):
 
 
 def test_params_matrix_for_gitlab_and_github(ml_project):
-    gitlab = json.loads(run_alops("params", "matrix", "--format", "gitlab", cwd=ml_project).stdout)
+    printed = run_alops("params", "matrix", "--format", "gitlab", cwd=ml_project).stdout
+    assert printed.startswith("parallel:\n  matrix:\n")  # a block to paste into a job
+    gitlab = yaml.safe_load(printed)["parallel"]["matrix"]
     assert len(gitlab) == 4 and {"PARAM_TRAIN_LR": ["0.05"], "PARAM_TRAIN_HIDDEN": ["16"]} in gitlab
     github = json.loads(run_alops("params", "matrix", "--format", "github", cwd=ml_project).stdout)
     assert {"train.lr": 0.01, "train.hidden": 32} in github["include"]

@@ -33,6 +33,9 @@ def params_check() -> None:
     click.echo(f"{params.PARAMS_FILE}: {len(schema)} parameters allowed")
 
 
+GITLAB_MATRIX_LIMIT = 200  # GitLab's most jobs per parallel:matrix
+
+
 @params_group.command("matrix")
 @click.option("--format", "fmt", type=click.Choice(["gitlab", "github", "json"]), default="json", show_default=True)
 @click.option("--sample", type=int, help="Pick this many combinations at random (with --seed).")
@@ -41,7 +44,8 @@ def params_matrix(fmt, sample, seed) -> None:
     """Print the allowed parameter combinations for CI to test on the dev dataset.
 
     \b
-    gitlab: parallel:matrix entries (PARAM_TRAIN_LR=...); github: {"include": [...]} for fromJSON().
+    gitlab: a `parallel: matrix:` block to paste into a job (PARAM_TRAIN_LR: [...]); github: {"include": [...]}
+    for fromJSON(); json: the combinations.
     Each combination runs as: alops run --set train.lr="$PARAM_TRAIN_LR" ...
     """
     import json
@@ -54,8 +58,16 @@ def params_matrix(fmt, sample, seed) -> None:
     if sample is not None and sample < 1:
         raise ConfigError("--sample must be at least 1")
     combos = params.matrix(schema, sample, seed)
-    output = {"gitlab": params.gitlab_matrix, "github": params.github_matrix, "json": lambda c: c}[fmt](combos)
-    click.echo(json.dumps(output))
+    if fmt == "gitlab":
+        import yaml
+
+        if len(combos) > GITLAB_MATRIX_LIMIT:
+            raise ConfigError(f"{len(combos)} combinations: GitLab runs at most {GITLAB_MATRIX_LIMIT} jobs of one "
+                              "parallel:matrix; pick some with --sample N")
+        click.echo(yaml.safe_dump({"parallel": {"matrix": params.gitlab_matrix(combos)}}, sort_keys=False,
+                                  default_flow_style=None), nl=False)
+        return
+    click.echo(json.dumps(params.github_matrix(combos) if fmt == "github" else combos))
 
 
 commands = [params_group]
