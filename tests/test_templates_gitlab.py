@@ -60,10 +60,10 @@ def component_project(ml_project: Path) -> Path:
 
 @pytest.mark.parametrize("branch, source, protected, expected", [
     ("feature/faster", "push", "false", {"alops-params-check", "alops-train-dev", "alops-report"}),
-    ("main", "push", "false", {"alops-params-check", "alops-train-dev"}),
+    ("main", "push", "false", {"alops-params-check", "alops-train-dev", "alops-make-dev"}),  # make-dev: manual
     ("experiment/lr", "push", "false", {"alops-params-check", "alops-train-full", "alops-report", "alops-promote"}),
     ("al/round-1", "push", "false", {"alops-params-check", "alops-train-al", "alops-report", "alops-promote",
-                                     "alops-labels-import"}),
+                                     "alops-labels-import", "alops-make-dev"}),
     ("release/1.0", "push", "true", {"alops-params-check", "alops-release-train", "alops-release"}),
     ("release/1.0", "push", "false", {"alops-params-check"}),  # never from an unprotected ref
     ("main", "schedule", "false", set()),
@@ -85,6 +85,7 @@ def test_schedules_select_with_shards_and_check_the_dev_dataset(component_projec
     query = planned_jobs(component_project, {"CI_PIPELINE_SOURCE": "schedule", "ALOPS_SCHEDULE": "query"})
     assert query == {"alops-query: [1/2]", "alops-query: [2/2]", "alops-query-merge"}
     assert planned_jobs(component_project, {"CI_PIPELINE_SOURCE": "schedule", "ALOPS_SCHEDULE": "dev-check"}) == {"alops-dev-check"}
+    assert planned_jobs(component_project, {"CI_PIPELINE_SOURCE": "schedule", "ALOPS_SCHEDULE": "make-dev"}) == {"alops-make-dev"}
 
 
 def test_feature_pipeline_trains_on_the_dev_dataset(component_project):
