@@ -47,6 +47,15 @@ def manifest_ids(clone: Path) -> list[str]:
         return [row["id"] for row in csv.DictReader(handle)]
 
 
+def pushed_to_a_bare_origin(project: Path, tmp_path: Path, *branches: str) -> Path:
+    """A bare repository standing in for the forge: the project pushes there (its fetch URL stays the forge's)."""
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(project, "remote", "set-url", "--push", "origin", str(origin))
+    git(project, "push", "-q", "origin", *branches)
+    return origin
+
+
 def passed(output: str, job: str) -> bool:
     return f"PASS  {job}" in output or f"PASS {job}" in output
 
@@ -56,10 +65,7 @@ def test_gitlab_intake_schedule_adds_each_log_once_checks_drift_and_queries(ml_p
     scored_pool(project)
     use_component(project, f"      intake-source: {source}\n      query-k: 6\n")
     git(project, "switch", "-q", "-c", "al/production")
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "init", "-q", "--bare", str(origin))
-    git(project, "remote", "set-url", "--push", "origin", str(origin))
-    git(project, "push", "-q", "origin", "al/production")
+    origin = pushed_to_a_bare_origin(project, tmp_path, "al/production")
     before = manifest_ids(project)
     write_log(project, source, "predictions-20261203T0900-7-1.jsonl", 500000, 150)
     write_log(project, source, "predictions-20261203T1000-7-2.jsonl", 600000, 150)
@@ -192,10 +198,7 @@ def test_gitlab_make_dev_schedule_samples_the_grown_full_data_again_and_pushes_i
     dvc(project, "push", "-q")
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "the full data grew")
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "init", "-q", "--bare", str(origin))
-    git(project, "remote", "set-url", "--push", "origin", str(origin))
-    git(project, "push", "-q", "origin", "main")
+    origin = pushed_to_a_bare_origin(project, tmp_path, "main")
 
     result = gitlab_ci_local(project, variables={"CI_PIPELINE_SOURCE": "schedule", "ALOPS_SCHEDULE": "make-dev"})
     output = result.stdout + result.stderr

@@ -19,7 +19,7 @@ from alops.files import atomic_write
 from alops.project import (TAG_BRANCH, TAG_COMMIT, TAG_DATA_VERSION, TAG_LOCK, TAG_PREVIOUS_CHAMPION,
                            TAG_ROLLED_BACK)
 from alops.secrets import redact_url
-from alops.tracking import mlflow_client
+from alops.tracking import mlflow_client, version_by_alias
 
 ALIAS = "champion"
 CHALLENGER = "challenger"  # a gated version awaiting its deploy step (alops.deploy)
@@ -90,17 +90,6 @@ class Provenance:
         return "\n".join(["| | |", "|---|---|"] + [f"| {k} | `{v}` |" for k, v in rows]) + "\n"
 
 
-def _champion(client, model: str):
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(model, ALIAS)
-    except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
-            return None
-        raise
-
-
 def _candidate_run(client, uri: str, root: str, project: str, commit: str | None, run_id: str | None):
     """--run-id; else the latest tracked run of this commit; else of the same pipeline state (dvc.lock), which
     is what a release branch cut from an already-trained commit has (its `alops run` was a no-op)."""
@@ -168,7 +157,7 @@ def release(uri: str, root: str, project: str, context, gate: Gate, model: str, 
         client = mlflow_client(uri)
         run = _candidate_run(client, uri, root, project, context.commit, run_id)
         _refuse_rolled_back(client, model, run)
-        champion = _champion(client, model)
+        champion = version_by_alias(client, model, ALIAS)
         champion_value = None
         if champion is not None:
             champion_value = client.get_run(champion.run_id).data.metrics.get(gate.metric) if champion.run_id else None
@@ -214,7 +203,7 @@ def rollback(uri: str, model: str) -> tuple[str, str, str | None]:
 
     try:
         client = mlflow_client(uri)
-        champion = _champion(client, model)
+        champion = version_by_alias(client, model, ALIAS)
         if champion is None:
             raise AlopsError(f"model {model!r} has no {ALIAS}: nothing to roll back")
         previous = champion.tags.get(PREVIOUS_TAG)

@@ -247,18 +247,27 @@ def find_runs(uri: str, project: str, branch: str | None = None, commit: str | N
         raise TrackingUnavailable(f"tracking server {uri}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
+def version_by_alias(client, model: str, alias: str):
+    """The registered model version `alias` points to; None when the model or the alias is not there."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(model, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+
+
 def aliased_run(uri: str, model: str, alias: str):
-    """(run, version) of the registered model version `alias` points to; None when the model or alias is not
-    there."""
+    """(run, version) of the registered model version `alias` points to; None when there is none."""
     from mlflow.exceptions import MlflowException
 
     client = mlflow_client(uri)
     try:
-        version = client.get_model_version_by_alias(model, alias)
-        return client.get_run(version.run_id), str(version.version)
+        version = version_by_alias(client, model, alias)
+        return (client.get_run(version.run_id), str(version.version)) if version else None
     except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
-            return None
         raise TrackingUnavailable(f"tracking server {redact_url(uri)}: {str(exc).splitlines()[0]}") from None
 
 
