@@ -226,3 +226,30 @@ def test_a_remote_whose_dvc_extra_is_missing_names_the_pip_command_and_hides_the
     assert "pip install 'alops[s3]'" in result.stderr and "secret-bucket" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("alops: error:")]
     assert len(errors) == 1 and "s3://" in errors[0]
+
+
+def test_a_branch_without_its_dataset_is_told_the_command_that_makes_it(ml_project):
+    """No data/dev.dvc on the branch: pull and run name make-dev (not DVC's 'not an output or stage name' or a
+    raw [Errno 2] from the stage)."""
+    git(ml_project, "rm", "-q", "-r", "--cached", "data/dev.dvc")
+    (ml_project / "data/dev.dvc").unlink()
+    shutil.rmtree(ml_project / "data/dev")
+    git(ml_project, "commit", "-q", "-m", "no dev dataset")
+    for command in (["data", "pull"], ["run"]):
+        result = run_alops(*command, cwd=ml_project)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("alops: error:")]
+        assert result.returncode == 2 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+        assert "the dev dataset (data/dev) is not on this branch" in errors[0], command
+        assert "alops data make-dev" in errors[0] and "data.dev in alops.yaml" in errors[0]
+    untracked = run_alops("data", "pull", "models/nothing.pt", cwd=ml_project)
+    assert untracked.returncode == 1 and "models/nothing.pt is not tracked on this branch" in untracked.stderr
+
+
+def test_a_local_remote_this_machine_lacks_is_named_as_such(origin, tmp_path):
+    """The scaffold's default remote is a folder beside the project; a runner elsewhere does not have it."""
+    work = clone(origin, tmp_path, "feature/elsewhere")
+    dvc(work, "remote", "modify", "store", "url", str(tmp_path / "on-the-laptop"))
+    result = run_alops("data", "pull", cwd=work)
+    assert result.returncode == 1, result.stderr
+    assert "DVC remote 'store' is a local folder this machine does not have" in result.stderr
+    assert "docs/data.md#remotes" in result.stderr and not (work / "data/dev").exists()

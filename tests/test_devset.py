@@ -532,7 +532,8 @@ def test_make_dev_commit_keeps_the_size_and_pushes_one_dev_data_version(dvc_proj
     from conftest import git
 
     dvc(dvc_project, "remote", "add", "-f", "-d", "store", str(tmp_path / "store"))
-    assert run_alops("data", "make-dev", "--fraction", "0.25", cwd=dvc_project).returncode == 0
+    first = run_alops("data", "make-dev", "--fraction", "0.25", cwd=dvc_project)
+    assert first.returncode == 0 and "To track the changes with git" in first.stdout + first.stderr  # DVC's hint
     git(dvc_project, "add", "-A")
     git(dvc_project, "commit", "-q", "-m", "a dev dataset")
     origin = tmp_path / "origin.git"
@@ -544,6 +545,7 @@ def test_make_dev_commit_keeps_the_size_and_pushes_one_dev_data_version(dvc_proj
     again = run_alops("data", "make-dev", "--seed", "7", "--commit", cwd=dvc_project)
     assert again.returncode == 0, again.stderr
     assert f"sampled, {len(before)} of 400 samples" in again.stdout and "recorded the new dev dataset in" in again.stdout
+    assert "To track the changes with git" not in again.stdout + again.stderr  # alops committed it
     reader = tmp_path / "reader"
     git(tmp_path, "clone", "-q", "-b", "main", str(origin), str(reader))
     assert git(reader, "log", "-1", "--format=%s") == "Dev dataset: sampled again"

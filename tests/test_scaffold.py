@@ -163,3 +163,14 @@ def test_a_hyphenated_repository_in_an_existing_empty_git_repository(tmp_path):
     assert (tmp_path / "text-classifier-dvc-storage").name in (target / ".dvc/config").read_text()
     again = run_alops("new", str(target), cwd=tmp_path)
     assert again.returncode == 2 and "not empty" in again.stderr
+
+
+def test_new_says_the_default_remote_is_this_machines_and_shows_no_dvc_hints(tmp_path):
+    """alops commits the project: DVC's "You can now commit the changes to git" would be stale advice."""
+    made = run_alops("new", str(tmp_path / "proj"), cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    output = made.stdout + made.stderr
+    assert "commit the changes" not in output and "Initialized DVC repository" not in output
+    assert f"DVC remote 'storage' is {tmp_path / 'proj-dvc-storage'}, a folder on this machine only" in made.stdout
+    named = run_alops("new", str(tmp_path / "other"), "--remote", "s3://bucket/store", cwd=tmp_path)
+    assert named.returncode == 0 and "a folder on this machine only" not in named.stdout

@@ -44,11 +44,34 @@ def missing_remote_extra(action: str, exc: Exception) -> Exception:
                       f"installed: {install} (in CI, that requirement as the alops-version input)")
 
 
+def untracked_dataset(project, dataset: str) -> str | None:
+    """Why the branch cannot get the `dev` or `full` dataset (one line with the fix), or None: its folder is
+    neither in the workspace, nor tracked by a `.dvc` file, nor an output of a dvc.yaml stage."""
+    folder = project.dataset_folder(dataset)
+    if os.path.isdir(folder) or os.path.exists(folder + ".dvc") or _stage_output(project, folder):
+        return None
+    relative = os.path.relpath(folder, project.root)
+    make = ("make it with `alops data make-dev` and commit " + relative + ".dvc" if dataset == "dev" else
+            f"track it with `dvc add {relative}` and commit {relative}.dvc")
+    return (f"the {dataset} dataset ({relative}) is not on this branch (no {relative}.dvc, no stage makes it): {make}, "
+            f"or set data.{dataset} in alops.yaml to the folder your data is in")
+
+
+def _stage_output(project, folder: str) -> bool:
+    from dvc.exceptions import DvcException
+
+    try:
+        return any(out.fs_path == folder for stage in project.dvc.index.stages for out in stage.outs)
+    except DvcException:
+        return False  # an invalid dvc.yaml is reported by the command that reads it
+
+
 def pull(project, targets: list[str], remote: str | None = None, allow_missing: bool = False) -> dict:
     """Fetch and check out `targets` (paths of tracked data) from the remote, verified; one line on failure."""
-    from dvc.exceptions import CheckoutError, DvcException
+    from dvc.exceptions import CheckoutError, DvcException, NoOutputOrStageError
     from dvc_objects.fs.errors import RemoteMissingDepsError
 
+    _check_local_remote(project, remote)
     for target in targets:
         remove_interrupted_checkout(target)
     try:
@@ -62,8 +85,23 @@ def pull(project, targets: list[str], remote: str | None = None, allow_missing: 
             "was checked out; push it again from a workspace that has the data (`dvc push`)") from None
     except (ImportError, RemoteMissingDepsError) as exc:
         raise missing_remote_extra("pull", exc) from None
+    except NoOutputOrStageError as exc:
+        untracked = exc.args[0].split("'")[1] if "'" in exc.args[0] else "a target"
+        raise AlopsError(f"dvc pull failed: {os.path.relpath(untracked, project.root)} is not tracked on this branch "
+                         "(no .dvc file, no stage output): check the path, or `dvc add` it and commit the .dvc file") from None
     except DvcException as exc:
         raise dvc_failure("pull", exc) from None
+
+
+def _check_local_remote(project, remote: str | None) -> None:
+    """A remote that is a folder this machine lacks (the scaffold's default, `<project>-dvc-storage` beside the
+    project, seen from a CI runner) stops in one line: DVC would report every object as missing."""
+    name = remote or project.dvc.config["core"].get("remote")
+    url = str(project.dvc.config["remote"].get(name, {}).get("url", "")) if name else ""
+    if url and "://" not in url and not os.path.isdir(url):
+        raise AlopsError(f"dvc pull failed: DVC remote {name!r} is a local folder this machine does not have ({url}): "
+                         "give the project a remote its runners reach (`dvc remote add -d -f storage s3://bucket/path`, "
+                         "see docs/data.md#remotes) and push the data there")
 
 
 def remove_interrupted_checkout(target: str) -> int:
@@ -93,10 +131,13 @@ def push(project, targets: list[str] | None, remote: str | None = None, run_cach
         raise dvc_failure("push", exc) from None
 
 
-def track(project, path: str) -> str:
-    """`dvc add` a folder or file; returns the path of its `.dvc` file."""
+def track(project, path: str, committed: bool = False) -> str:
+    """`dvc add` a folder or file; returns the path of its `.dvc` file. `committed`: alops commits the change
+    itself, so DVC's "To track the changes with git, run: git add ..." hint stays unsaid."""
     from dvc.exceptions import DvcException
 
+    if committed:
+        project.dvc.scm_context.quiet = True
     try:
         project.dvc.add(os.path.relpath(os.path.abspath(path), project.root))
     except DvcException as exc:

@@ -740,6 +740,7 @@ def commit_project_dev(project, report_path: str, make) -> tuple[dict, str | Non
     outcome = {}
 
     def apply() -> int:
+        project.dvc.scm_context.quiet = True  # alops commits the dev dataset: no "git add" hint from DVC
         outcome["report"] = make()
         return 1
 

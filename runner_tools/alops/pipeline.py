@@ -314,6 +314,9 @@ def run_pipeline(
             "data.check_dev_use: false in alops.yaml to run anyway")
     validated_params(root, profile.dataset, sets or {})  # refused before any data moves
     chosen = resolve_device(device, profile.device, context.kind, allow_cpu, context.forge)
+    missing = data.untracked_dataset(project, profile.dataset)
+    if missing:
+        raise ConfigError(missing)
     if project.has_remote:
         echo(f"pull: {profile.dataset} dataset, the pipeline's last outputs and the run cache")
         folder = project.dataset_folder(profile.dataset)

@@ -72,7 +72,7 @@ def commit_data_change(project, folder: str, apply: Callable[[], int], message: 
         if not apply() and not pending:
             os.remove(note)
             return None
-        data.track(project, folder)
+        data.track(project, folder, committed=True)
         data.push(project, [folder])
         if _changed_paths(root, *owned):
             git(root, "add", *(path for path in owned if os.path.exists(os.path.join(root, path))))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import re
 import shutil
@@ -68,14 +69,24 @@ def finish_project(folder: str, forge: str, example: str, dvc_remote: str) -> No
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
+    dvc_logger = logging.getLogger("dvc")
+    level = dvc_logger.level
+    dvc_logger.setLevel(logging.WARNING)  # DVC's "Initialized ... You can now commit": alops commits next
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # DVC's own "Initialized ..." banner
+        with contextlib.redirect_stdout(io.StringIO()):
             Repo.init(folder)
         with Repo(folder) as repo, repo.config.edit() as config:
             config["remote"]["storage"] = {"url": dvc_remote}
             config["core"]["remote"] = "storage"
     except DvcException as exc:
         raise AlopsError(f"dvc init failed: {exc}") from None
+    finally:
+        dvc_logger.setLevel(level)
+
+
+def default_remote(target: str) -> str:
+    """The DVC remote a project gets without --remote: a folder beside it, on this machine only."""
+    return os.path.join(os.path.dirname(target), f"{os.path.basename(target)}-dvc-storage")
 
 
 def new_project(path: str, name: str | None = None, forge: str = "gitlab", version: str | None = None,
@@ -106,7 +117,7 @@ def new_project(path: str, name: str | None = None, forge: str = "gitlab", versi
     if not os.path.isdir(parent):
         raise ConfigError(f"{parent} does not exist: create it first")
     context = {"project_name": name or repository, "project_slug": slug, "forge": forge, "classes": classes,
-               "example": example, "dvc_remote": remote or os.path.join(parent, f"{repository}-dvc-storage"),
+               "example": example, "dvc_remote": remote or default_remote(target),
                "alops_version": version or __version__}
     staging = tempfile.mkdtemp(dir=parent, prefix=f".{slug}-")
     try:

@@ -51,6 +51,9 @@ def data_pull(paths: tuple[str, ...], dataset: str | None, remote: str | None, a
         dataset = dataset or project.dataset
         if allow_missing and context.kind in ("experiment", "release"):
             raise ConfigError(f"--allow-missing is refused on {context.kind} branches: their runs need every file")
+        missing = dvc_data.untracked_dataset(project, dataset)
+        if missing:
+            raise ConfigError(missing)
         folder = project.manifest(dataset) if manifest_only else project.dataset_folder(dataset)
         relative = os.path.relpath(folder, project.root)
         click.echo(f"alops: pulling the {dataset} dataset ({relative}) for {context.kind} branch {context.branch!r}", err=True)

@@ -48,10 +48,13 @@ def new(path: str, name, forge, version, remote, classes, example) -> None:
     Examples:
       alops new digits_al --forge both --example digits
     """
-    from alops.scaffold import new_project
+    from alops.scaffold import default_remote, new_project
 
     made = new_project(path, name, forge, version, remote, classes, example)
     click.echo(f"new: project in {made}; next: cd {path} && alops context")
+    if remote is None:
+        click.echo(f"new: DVC remote 'storage' is {default_remote(made)}, a folder on this machine only; CI runners "
+                   "need one they reach: `dvc remote modify storage url s3://bucket/path` (docs/data.md#remotes)")
 
 
 commands = [new, demo]
