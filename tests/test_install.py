@@ -27,11 +27,27 @@ def run(command: list[str], cwd: Path, env: dict | None = None, timeout: int = 9
     return result
 
 
+def readme_install() -> tuple[str, str]:
+    """The README's two install commands (build the wheel in the kit's clone, install it)."""
+    section = (KIT / "README.md").read_text().split("## Install\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    build, install = (line.split("#", 1)[0].strip() for line in block.splitlines() if line.strip())
+    return build, install
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    dist = tmp_path_factory.mktemp("dist")
-    run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(KIT)], cwd=KIT)
-    (built,) = dist.glob("alops-*.whl")
+    """The wheel as the README builds it, in a copy of this checkout (what a clone of the kit holds)."""
+    clone = tmp_path_factory.mktemp("kit") / "alops"
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=KIT,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, listed):
+        if (KIT / name).is_file():
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(KIT / name, clone / name)
+    build, _ = readme_install()
+    run(["sh", "-c", build], cwd=clone, env=clean_env(PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"))
+    (built,) = (clone / "dist").glob("alops-*.whl")
     return built
 
 
@@ -54,7 +70,9 @@ def runner_project(wheel: Path, tmp_path: Path, forge: str) -> tuple[Path, Path,
     python = str(venv / "bin" / "python")
     # a CPU runner: torch from the CPU build first (docs/install.md), then the core wheel
     run([python, "-m", "pip", "install", "--quiet", "torch==2.13.0"], cwd=tmp_path)
-    run([python, "-m", "pip", "install", "--quiet", str(wheel)], cwd=tmp_path)
+    _, install = readme_install()  # the README's command, in the kit's clone, with the runner's pip
+    run(["sh", "-c", install.replace("pip install", "pip install --quiet")], cwd=wheel.parents[1],
+        env=clean_env(PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"))
     installed = run([python, "-m", "pip", "list", "--format=freeze"], cwd=tmp_path).stdout.lower()
     assert f"alops=={__version__}" in installed
 
@@ -195,7 +213,9 @@ def test_an_existing_project_follows_docs_adopt_to_green_pipelines_on_both_forge
     venv = tmp_path / "runner"
     run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
     python, bin_ = str(venv / "bin" / "python"), venv / "bin"
-    run([python, "-m", "pip", "install", "--quiet", str(wheel)], cwd=tmp_path)
+    _, install = readme_install()  # the README's command, in the kit's clone, with the runner's pip
+    run(["sh", "-c", install.replace("pip install", "pip install --quiet")], cwd=wheel.parents[1],
+        env=clean_env(PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"))
     env = clean_env()
     env["PATH"] = f"{bin_}{os.pathsep}{env['PATH'].split(os.pathsep, 1)[1]}"
 
