@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Label Studio (for the labeling hand-off tests) pins its own dependencies: it gets a venv of its own
 LS_STAMP := .venv-ls/.installed
 
-.PHONY: test check demo bench lint clean
+.PHONY: test check demo bench lint mutate clean
 
 $(STAMP): setup.cfg pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ lint: $(STAMP)
 	$(VENV)/bin/zizmor --offline --no-progress .github templates/github
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/actionlint .github/workflows/*.yml
 	$(PY) templates/check_scripts.py
+
+# seeded mutations of the gate, merge, strategies, import validation, scrubber and writers against the fast
+# tests (not part of `make test`); prints the mutation score
+mutate: $(STAMP)
+	$(PY) tests/mutate.py
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,bench]'

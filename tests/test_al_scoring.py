@@ -437,3 +437,18 @@ def test_scoring_on_every_core_gives_the_formulas_selection_and_the_first_bad_ro
     np.save(tmp_path / "broken.npy", broken)
     result = run_alops("query", "select", "broken.npy", "-k", "5", "--strategy", "margin", cwd=tmp_path)
     assert result.returncode == 2 and f"row {SCORE_ROWS + 3}:" in result.stderr
+
+
+def test_running_top_k_is_the_exact_top_k_whatever_order_the_blocks_arrive_in():
+    """Ties at the worst kept score go to the lowest row, also when a lower row's block comes last."""
+    from alops.al.topk import RunningTopK, top_k
+
+    scores = np.array([0.5, 0.9, 0.5, 0.5, 0.9, 0.1, 0.5, 0.7])
+    expected = top_k(np.arange(scores.size), scores, 4)
+    blocks = [(0, scores[:3]), (3, scores[3:6]), (6, scores[6:])]
+    for order in (blocks, blocks[::-1], [blocks[1], blocks[2], blocks[0]]):
+        best = RunningTopK(4)
+        for offset, block in order:
+            best.add(block, offset)
+        assert best.rows.tolist() == expected[0].tolist() == [1, 4, 7, 0]
+        assert best.scores.tolist() == expected[1].tolist()

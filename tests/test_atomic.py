@@ -77,3 +77,16 @@ def test_a_buffered_run_appears_whole_or_not_at_all(tmp_path, crash):
     assert result.returncode == 0, result.stderr
     assert json.loads((final / "run.json").read_text())["metrics"] == {"m": 0.5}
     assert json.loads(result.stdout) == []  # the run's folder is filled under another name, then renamed
+
+
+def test_a_writer_that_fails_leaves_the_old_file_and_no_temporary(tmp_path):
+    """An exception while writing (a full disk, a bad value) keeps the target as it was and the folder clean."""
+    from alops.files import atomic_path, atomic_write
+
+    target = tmp_path / "metrics.json"
+    atomic_write(str(target), '{"accuracy": 0.9}')
+    with pytest.raises(ValueError), atomic_path(str(target)) as staged:
+        Path(staged.path).write_text('{"accuracy": ')
+        raise ValueError("the writer failed half way")
+    assert target.read_text() == '{"accuracy": 0.9}'
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]

@@ -549,3 +549,16 @@ def test_a_batch_record_of_the_wrong_types_is_one_line(batch_project):
         result = run_alops("labels", "import", "export.json", "--batch", "bad-batch.json", "--no-commit",
                            cwd=batch_project)
         assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("min_agreement", [0.0, 0.5])
+def test_a_tie_between_annotators_is_requeued_however_low_the_agreement_bar(min_agreement):
+    """Two labels with the same count have no majority: neither wins, even when the bar would let a half pass."""
+    from alops.labeling import Vote, decide
+
+    batch = {"batch_id": "b1", "sample_ids": ["s1", "s2"], "classes": ["cat", "dog"]}
+    votes = [Vote("s1", 1, "ann", "cat"), Vote("s1", 1, "bob", "dog"),
+             Vote("s2", 2, "ann", "dog"), Vote("s2", 2, "bob", "dog"), Vote("s2", 2, "cy", "cat")]
+    report = decide(votes, batch, min_agreement, allow_partial=False)
+    assert report.accepted == {"s2": "dog"}
+    assert report.requeued == {"s1": "annotators disagree ({'cat': 1, 'dog': 1})"}
