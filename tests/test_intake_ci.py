@@ -212,3 +212,43 @@ def test_gitlab_make_dev_schedule_samples_the_grown_full_data_again_and_pushes_i
     after = (reader / "data/dev/manifest.csv").read_text().splitlines()
     assert len(after) == len(before) and any(line.startswith("8") and line.split(",")[0].isdigit()
                                              and int(line.split(",")[0]) >= 800000 for line in after)
+
+
+def test_github_make_dev_dispatch_samples_the_grown_full_data_again_and_is_refused_on_a_feature_branch(
+        workflow_project, tmp_path):
+    """dispatch: make-dev on the default branch, after the full data grew: the dev dataset sampled again at its
+    size and pushed as one commit; on a feature branch the context job stops in one line."""
+    from conftest import run_alops
+
+    project = workflow_project
+    caller = project / ".github/workflows/ci.yml"
+    caller.write_text(caller.read_text().replace("on: [push, pull_request]", "on: workflow_dispatch") +
+                      "      dispatch: make-dev\n")
+    before = (project / "data/dev/manifest.csv").read_text().splitlines()
+    write_log(project, tmp_path / "served", "predictions-1.jsonl", 800000, 400)
+    grown = run_alops("pool", "intake", str(tmp_path / "served"), "--no-commit", cwd=project)
+    assert grown.returncode == 0, grown.stderr
+    dvc(project, "add", "-q", "data/full")
+    dvc(project, "push", "-q")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "the full data grew, make-dev by hand")
+    origin = pushed_to_a_bare_origin(project, tmp_path, "main")
+
+    result = act(project, "workflow_dispatch", {"ref": "refs/heads/main"}, secrets={"labels-push-token": "push-token-0123"})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert ran(output, "make-dev") and not ran(output, "train-dev") and not ran(output, "dev-check")
+    assert f"sampled, {len(before) - 1} of " in output and "recorded the new dev dataset in" in output
+    assert "push-token-0123" not in output
+    reader = tmp_path / "reader"
+    git(tmp_path, "clone", "-q", "-b", "main", str(origin), str(reader))
+    assert git(reader, "log", "-1", "--format=%s") == "Dev dataset: sampled again"
+    dvc(reader, "pull", "-q", "data/dev")
+    after = (reader / "data/dev/manifest.csv").read_text().splitlines()
+    assert len(after) == len(before) and any(int(line.split(",")[0]) >= 800000 for line in after[1:])
+
+    git(project, "switch", "-q", "-c", "feature/x")
+    refused = act(project, "workflow_dispatch", {"ref": "refs/heads/feature/x"})
+    text = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "dispatch make-dev runs on the default branch or an al/ branch" in text
+    assert not ran(text, "make-dev")

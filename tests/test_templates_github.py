@@ -188,7 +188,7 @@ def test_a_release_without_a_tracking_server_stops_before_training(workflow_proj
 
 
 @pytest.mark.parametrize("inputs, message", [
-    ('      dispatch: "query; touch pwned"\n', "input dispatch must be labels-import, query, intake, dev-check or rollback"),
+    ('      dispatch: "query; touch pwned"\n', "input dispatch must be labels-import, query, intake, dev-check, make-dev or rollback"),
     ('      query-strategy: "$(touch pwned)"\n', "input query-strategy must be margin, least-confidence, entropy or random"),
     ("      query-shards: 0\n", "input query-shards must be 1 to 200"),
 ])
