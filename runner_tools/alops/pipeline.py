@@ -239,6 +239,18 @@ def reads_dataset_choice(project) -> bool:
     return False
 
 
+def depends_on_dataset(project, dataset: str) -> bool:
+    """Whether a stage lists the `dev` or `full` dataset's folder (or a path inside it) among its deps, with
+    `${dataset}` read as `dataset`."""
+    folder = os.path.normpath(os.path.relpath(project.dataset_folder(dataset), project.root))
+    for stage in (project.pipeline.get("stages") or {}).values():
+        for dep in (stage.get("deps") or []) if isinstance(stage, dict) else []:
+            path = os.path.normpath(str(dep).replace("${dataset}", dataset))
+            if path == folder or path.startswith(folder + os.sep):
+                return True
+    return False
+
+
 def check_stages(project, targets: list[str]) -> None:
     known = project.stages
     for target in targets:
@@ -314,8 +326,8 @@ def run_pipeline(
             "data.check_dev_use: false in alops.yaml to run anyway")
     validated_params(root, profile.dataset, sets or {})  # refused before any data moves
     chosen = resolve_device(device, profile.device, context.kind, allow_cpu, context.forge)
-    missing = data.untracked_dataset(project, profile.dataset)
-    if missing:
+    missing = depends_on_dataset(project, profile.dataset) and data.untracked_dataset(project, profile.dataset)
+    if missing:  # a stage reads the dataset's folder, and this branch cannot have it
         raise ConfigError(missing)
     if project.has_remote:
         echo(f"pull: {profile.dataset} dataset, the pipeline's last outputs and the run cache")
