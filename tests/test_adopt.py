@@ -76,6 +76,7 @@ def test_init_detects_and_writes_what_alops_needs(repo):
     assert f"alops.yml@{__version__}" in workflow and "{{" not in workflow.replace("${{", "")
     assert "mlflow.db" in (project / ".gitignore").read_text() and "/model.pkl" in (project / ".gitignore").read_text()
     assert "make a stage read the dataset choice" in done.stdout  # the stages never read `dataset`
+    assert "it names the placeholder your-org/alops (`alops init --github-kit ...`" in done.stdout
     assert run_alops("params", "check", cwd=project).returncode == 0
 
     after = digest(project)
@@ -159,6 +160,19 @@ def test_init_on_a_repository_with_its_own_ci_loses_none_of_it(repo, force):
     assert (project / ".github/workflows/alops.yml").exists()  # beside theirs
     again = run_alops("init", "--forge", "both", "--force", cwd=project)
     assert again.returncode == 0 and (project / ".gitlab-ci.yml").read_text() == text  # merged once
+
+
+def test_init_points_at_the_kit_the_team_names_and_lists_only_what_is_left(repo):
+    project = existing_project(repo)
+    (project / "src").mkdir(exist_ok=True)
+    (project / "requirements.txt").rename(project / "src/requirements.txt")  # where this team keeps them
+    (project / "data/dev").mkdir(parents=True)
+    (project / "data/dev/data.xml").write_text("<rows/>\n")
+    done = run_alops("init", "--forge", "gitlab", "--gitlab-kit", "gitlab.acme.io/ml/alops", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert "component: gitlab.acme.io/ml/alops/alops@" in (project / ".gitlab-ci.yml").read_text()
+    assert "placeholder" not in done.stdout and "create the dev dataset" not in done.stdout  # done already
+    assert "your dependencies are in src/requirements.txt: set the templates' `requirements` input" in done.stdout
 
 
 def test_init_outside_a_git_repository_is_one_line(tmp_path):

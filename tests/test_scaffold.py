@@ -93,6 +93,8 @@ def test_every_option_combination_bakes_a_working_project(tmp_path, forge, examp
 @pytest.mark.parametrize("args, message", [
     (["--forge", "gitea"], "Invalid value for '--forge'"),
     (["--classes", "cat"], "two or more distinct names"),
+    (["--gitlab-kit", "gitlab.acme.io/x; rm -rf ~"], "--gitlab-kit 'gitlab.acme.io/x; rm -rf ~': give the kit's project path"),
+    (["--github-kit", "acme/alops/.github@main"], "--github-kit 'acme/alops/.github@main': give the kit's repository"),
 ])
 def test_bad_options_write_nothing(tmp_path, args, message):
     result = run_alops("new", str(tmp_path / "fine_name"), *args, cwd=tmp_path)
@@ -174,3 +176,18 @@ def test_new_says_the_default_remote_is_this_machines_and_shows_no_dvc_hints(tmp
     assert f"DVC remote 'storage' is {tmp_path / 'proj-dvc-storage'}, a folder on this machine only" in made.stdout
     named = run_alops("new", str(tmp_path / "other"), "--remote", "s3://bucket/store", cwd=tmp_path)
     assert named.returncode == 0 and "a folder on this machine only" not in named.stdout
+
+
+def test_the_kit_address_is_what_the_team_gives_or_a_placeholder_that_says_so(tmp_path):
+    """The CI files point at the kit where the team hosts it; without --gitlab-kit/--github-kit they name
+    placeholders no one takes for real, and alops new says so."""
+    given = run_alops("new", str(tmp_path / "given"), "--forge", "both", "--gitlab-kit", "gitlab.acme.io:8443/ml/tools/alops",
+                      "--github-kit", "acme/alops", cwd=tmp_path)
+    assert given.returncode == 0, given.stderr
+    assert "component: gitlab.acme.io:8443/ml/tools/alops/alops@0.1.0\n" in (tmp_path / "given/.gitlab-ci.yml").read_text()
+    assert "uses: acme/alops/.github/workflows/alops.yml@0.1.0\n" in (tmp_path / "given/.github/workflows/ci.yml").read_text()
+    assert "placeholder" not in given.stdout
+    default = run_alops("new", str(tmp_path / "default"), "--forge", "both", cwd=tmp_path)
+    assert "component: gitlab.example.com/your-group/alops/alops@" in (tmp_path / "default/.gitlab-ci.yml").read_text()
+    assert "the kit at the placeholder gitlab.example.com/your-group/alops" in default.stdout
+    assert "the kit at the placeholder your-org/alops" in default.stdout and "--github-kit next time" in default.stdout

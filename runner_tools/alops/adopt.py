@@ -11,6 +11,7 @@ stages). Planning twice on an adopted repository changes nothing. The plan ends 
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -24,8 +25,6 @@ from alops.git import git
 
 GITIGNORE_LINES = ("mlflow.db", "mlartifacts/", ".alops/", "report.md", "report.json", "learning_curve.png",
                    "plot-*.png", "release.json", "selection*.json", "labeling/")
-COMPONENT_PATH = "gitlab.com/alops/alops"
-WORKFLOW_REPO = "alops/alops"
 
 
 STAMP = "# alops init {digest}: written by `alops init`; `alops init --force` refreshes it until you edit it\n"
@@ -93,7 +92,7 @@ def infer_schema(params: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _render_scaffold_file(relative: str, forge: str, version: str) -> str:
+def _render_scaffold_file(relative: str, forge: str, version: str, kit: tuple[str, str]) -> str:
     import jinja2
 
     from alops.scaffold import template_dir
@@ -101,8 +100,8 @@ def _render_scaffold_file(relative: str, forge: str, version: str) -> str:
     path = os.path.join(template_dir(), "{{cookiecutter.project_slug}}", relative)
     with open(path, encoding="utf-8") as handle:
         template = jinja2.Environment(keep_trailing_newline=True).from_string(handle.read())
-    return template.render(cookiecutter={"alops_version": version, "gitlab_component_path": COMPONENT_PATH,
-                                         "github_workflow_repo": WORKFLOW_REPO, "forge": forge})
+    return template.render(cookiecutter={"alops_version": version, "gitlab_component_path": kit[0],
+                                         "github_workflow_repo": kit[1], "forge": forge})
 
 
 def _alops_yaml(name: str, full: str, dev: str, rows: list[str]) -> str:
@@ -127,11 +126,15 @@ def _row_files(folder: str) -> list[str]:
     return sorted(n for n in os.listdir(folder) if n.endswith(ROW_FILE_SUFFIXES))
 
 
-def plan_init(root: str, forge: str | None = None, version: str | None = None, force: bool = False) -> Plan:
+def plan_init(root: str, forge: str | None = None, version: str | None = None, force: bool = False,
+              gitlab_kit: str | None = None, github_kit: str | None = None) -> Plan:
     """What `alops init` would write in the repository at `root`, and the checklist after it."""
     from alops.config import CONFIG_NAME, load_config
     from alops.params import PARAMS_FILE, SCHEMA_FILE, load_params
     from alops.project import Project
+    from alops.scaffold import kit_addresses
+
+    kit = kit_addresses(gitlab_kit, github_kit)
 
     if git(root, "rev-parse", "--show-toplevel", check=False).returncode != 0:
         raise ConfigError(f"{root} is not a git repository: run `git init` first (or `alops new` for a new project)")
@@ -156,12 +159,12 @@ def plan_init(root: str, forge: str | None = None, version: str | None = None, f
         wanted.append((SCHEMA_FILE, infer_schema(load_params(root))))
     version = version or __version__
     if plan.forge in ("gitlab", "both"):
-        wanted.append((".gitlab-ci.yml", _render_scaffold_file(".gitlab-ci.yml", plan.forge, version)))
+        wanted.append((".gitlab-ci.yml", _render_scaffold_file(".gitlab-ci.yml", plan.forge, version, kit)))
     if plan.forge in ("github", "both"):
-        wanted.append((".github/workflows/alops.yml", _render_scaffold_file(".github/workflows/ci.yml", plan.forge, version)))
-        wanted.append((".github/zizmor.yml", _render_scaffold_file(".github/zizmor.yml", plan.forge, version)))
+        wanted.append((".github/workflows/alops.yml", _render_scaffold_file(".github/workflows/ci.yml", plan.forge, version, kit)))
+        wanted.append((".github/zizmor.yml", _render_scaffold_file(".github/zizmor.yml", plan.forge, version, kit)))
     for relative, content in wanted:
-        plan.changes.append(_change(root, relative, stamped(content), force, version))
+        plan.changes.append(_change(root, relative, stamped(content), force, version, kit[0]))
     plan.changes.append(_gitignore_change(root))
     plan.checklist = _checklist(project, plan, pipeline, data, dev, rows)
     return plan
@@ -175,7 +178,7 @@ def _read(path: str) -> str:
         raise ConfigError(f"{path}: not UTF-8 text; alops init leaves it as it is: convert it or move it aside") from None
 
 
-def _change(root: str, relative: str, content: str, force: bool, version: str) -> Change:
+def _change(root: str, relative: str, content: str, force: bool, version: str, component_path: str) -> Change:
     """What happens to one wanted file: created, left alone, refreshed (alops' own, with force) or merged."""
     path = os.path.join(root, relative)
     if not os.path.exists(path):
@@ -186,7 +189,7 @@ def _change(root: str, relative: str, content: str, force: bool, version: str) -
     if alops_owns(existing):
         return Change(relative, content, "replace" if force else "kept")
     if relative == ".gitlab-ci.yml":
-        merged = merge_gitlab_include(existing, version, relative)
+        merged = merge_gitlab_include(existing, version, component_path, relative)
         return Change(relative, existing, "unchanged") if merged is None else Change(relative, merged, "merge")
     return Change(relative, existing, "kept")  # the team's file: never replaced
 
@@ -203,7 +206,7 @@ class _GitLabLoader:
         return yaml.load(text, Loader=loader)
 
 
-def merge_gitlab_include(text: str, version: str, name: str = ".gitlab-ci.yml") -> str | None:
+def merge_gitlab_include(text: str, version: str, component_path: str, name: str = ".gitlab-ci.yml") -> str | None:
     """The team's GitLab CI file with the alops component added to its `include:` as text, so every line of
     theirs stays as it is; None when it already includes the component. The component's stage is one the file
     defines. An `include:` that is not a block list gets a one-line error naming the entry to add by hand."""
@@ -223,7 +226,7 @@ def merge_gitlab_include(text: str, version: str, name: str = ".gitlab-ci.yml") 
     stage = str(stages[-1]) if isinstance(stages, list) and stages and "test" not in stages else None
 
     def entry(indent: str) -> list[str]:
-        lines = [f"{indent}- component: {COMPONENT_PATH}/alops@{version}", f"{indent}  inputs:",
+        lines = [f"{indent}- component: {component_path}/alops@{version}", f"{indent}  inputs:",
                  f"{indent}    gpu-tags: [gpu]"]
         return lines + ([f"{indent}    stage: {json.dumps(stage)}  # one of this file's stages"] if stage else [])
 
@@ -240,7 +243,7 @@ def merge_gitlab_include(text: str, version: str, name: str = ".gitlab-ci.yml") 
     indent = re.match(r"(\s*)- ", following)
     if at is None or indent is None:
         raise ConfigError(f"{name}: its include: is not a block list, so alops init leaves the file as it is; add "
-                          f"`- component: {COMPONENT_PATH}/alops@{version}` to it by hand (docs/adopt.md)")
+                          f"`- component: {component_path}/alops@{version}` to it by hand (docs/adopt.md)")
     return "\n".join(lines[:at + 1] + entry(indent.group(1)) + lines[at + 1:]) + "\n"
 
 
@@ -257,6 +260,7 @@ def _gitignore_change(root: str) -> Change:
 
 def _checklist(project, plan: Plan, pipeline, data: list[str], dev: str, rows: list[str]) -> list[str]:
     from alops.pipeline import reads_dataset_choice
+    from alops.scaffold import placeholders_in
 
     root, todo = project.root, []
     if not os.path.isdir(os.path.join(root, ".dvc")):
@@ -269,16 +273,25 @@ def _checklist(project, plan: Plan, pipeline, data: list[str], dev: str, rows: l
                         f"`data/${{dataset}}` (alops sets dataset: dev|full per branch; the dev data lives in {dev})")
     if not data:
         todo.append("track the full dataset with DVC (`dvc add`) and push it to a DVC remote")
-    if rows:
+    has_dev = os.path.isdir(os.path.join(root, dev)) or os.path.exists(os.path.join(root, dev + ".dvc"))
+    if rows and not has_dev:
         todo.append(f"set data.label in alops.yaml to the label column of {', '.join(rows)}, then sample the dev "
                     f"dataset into {dev}: `alops data make-dev --fraction 0.05` (docs/data.md, row files)")
-    else:
+    elif not has_dev:
         todo.append(f"create the dev dataset in {dev} (docs/adopt.md: `alops data make-dev` samples a manifest or "
                     "row files; data.dev_stage runs your own sampler stage)")
     if not os.path.isfile(os.path.join(root, "requirements.txt")):
-        todo.append("list the project's own dependencies in requirements.txt (every CI job installs it)")
+        elsewhere = sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, "*", "requirements*.txt"))
+                           + glob.glob(os.path.join(root, "requirements", "*.txt")))
+        todo.append(f"your dependencies are in {elsewhere[0]}: set the templates' `requirements` input to it (every CI "
+                    "job installs that file; docs/install.md)" if elsewhere else
+                    "list the project's own dependencies in requirements.txt (every CI job installs it)")
     if any(c.action == "kept" and c.path.endswith((".gitlab-ci.yml", "alops.yml")) for c in plan.changes):
         todo.append("your CI file exists and was kept: add the alops include / uses: line from docs/adopt.md to it")
+    ci_text = "".join(c.content for c in plan.changes if c.path in (".gitlab-ci.yml", ".github/workflows/alops.yml"))
+    for placeholder, option in placeholders_in(ci_text):
+        todo.append(f"point the CI file at the kit on your forge: it names the placeholder {placeholder} "
+                    f"(`alops init {option} ...` for alops' own file, or edit the address; docs/install.md#building-the-wheel)")
     todo.append("set the forge token (GITLAB_TOKEN or the workflow's permissions) and MLFLOW_TRACKING_URI as CI "
                 "variables (docs/operations.md)")
     return todo

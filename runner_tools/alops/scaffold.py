@@ -26,6 +26,29 @@ CLASS = re.compile(r"[\w.\-]{1,64}")
 REPOSITORY = re.compile(r"[a-z][a-z0-9_\-]{0,63}")
 NAME = re.compile(r"[\w .,'()&+\-]{1,100}")  # shown in the README; never template syntax ({ } %)
 REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-+]{0,99}")
+# Where the kit lives on the team's forge, written into the CI files. Until given, placeholders no one can
+# mistake for the real thing (and that GitLab and GitHub cannot resolve).
+GITLAB_KIT_PLACEHOLDER = "gitlab.example.com/your-group/alops"
+GITHUB_KIT_PLACEHOLDER = "your-org/alops"
+_GITLAB_KIT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?(/[A-Za-z0-9_][A-Za-z0-9_.-]*){2,}")
+_GITHUB_KIT = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9_.-]{1,100}")
+
+
+def kit_addresses(gitlab: str | None, github: str | None) -> tuple[str, str]:
+    """The kit's GitLab project path (host/group/project) and GitHub repository (owner/repo), placeholders
+    where not given; anything else is refused (it lands in YAML)."""
+    if gitlab is not None and not _GITLAB_KIT.fullmatch(gitlab):
+        raise ConfigError(f"--gitlab-kit {gitlab!r}: give the kit's project path on your GitLab, host/group/project "
+                          "(e.g. gitlab.example.com/tools/alops)")
+    if github is not None and not _GITHUB_KIT.fullmatch(github):
+        raise ConfigError(f"--github-kit {github!r}: give the kit's repository on GitHub, owner/repo (e.g. acme/alops)")
+    return gitlab or GITLAB_KIT_PLACEHOLDER, github or GITHUB_KIT_PLACEHOLDER
+
+
+def placeholders_in(text: str) -> list[tuple[str, str]]:
+    """(placeholder, the option that replaces it) for each kit placeholder the CI file text still names."""
+    return [(placeholder, option) for placeholder, option in
+            ((GITLAB_KIT_PLACEHOLDER, "--gitlab-kit"), (GITHUB_KIT_PLACEHOLDER, "--github-kit")) if f"{placeholder}/" in text]
 
 
 def template_dir() -> str:
@@ -90,7 +113,8 @@ def default_remote(target: str) -> str:
 
 
 def new_project(path: str, name: str | None = None, forge: str = "gitlab", version: str | None = None,
-                remote: str | None = None, classes: str = "0,1,2,3,4,5,6,7,8,9", example: str = "none") -> str:
+                remote: str | None = None, classes: str = "0,1,2,3,4,5,6,7,8,9", example: str = "none",
+                gitlab_kit: str | None = None, github_kit: str | None = None) -> str:
     """Render the project at `path` (new, empty, or a git repository with nothing else) and make its first
     commit; its absolute path."""
     from cookiecutter.exceptions import CookiecutterException
@@ -107,6 +131,7 @@ def new_project(path: str, name: str | None = None, forge: str = "gitlab", versi
         raise ConfigError(f"--name {name!r}: use letters, digits, spaces and . , ' ( ) & + - (up to 100)")
     if version is not None and not REF.fullmatch(version):
         raise ConfigError(f"--version {version!r} is not a tag or commit (letters, digits, . _ - +)")
+    component_path, workflow_repo = kit_addresses(gitlab_kit, github_kit)
     if example not in EXAMPLES:
         raise ConfigError(f"example {example!r} is not one of {', '.join(EXAMPLES)}")
     existing_repository = os.path.isdir(target) and os.listdir(target) == [".git"]
@@ -118,7 +143,8 @@ def new_project(path: str, name: str | None = None, forge: str = "gitlab", versi
         raise ConfigError(f"{parent} does not exist: create it first")
     context = {"project_name": name or repository, "project_slug": slug, "forge": forge, "classes": classes,
                "example": example, "dvc_remote": remote or default_remote(target),
-               "alops_version": version or __version__}
+               "alops_version": version or __version__, "gitlab_component_path": component_path,
+               "github_workflow_repo": workflow_repo}
     staging = tempfile.mkdtemp(dir=parent, prefix=f".{slug}-")
     try:
         cookiecutter(template_dir(), no_input=True, extra_context=context, output_dir=staging)

@@ -10,7 +10,10 @@ import click
 @click.option("--version", "version", metavar="REF", help="alops version the CI file pins; default: this alops.")
 @click.option("--dry-run", is_flag=True, help="Show every change and the checklist; write nothing.")
 @click.option("--force", is_flag=True, help="Refresh the files alops wrote and nobody edited since (never a team's file).")
-def init(forge: str | None, version: str | None, dry_run: bool, force: bool) -> None:
+@click.option("--gitlab-kit", metavar="HOST/GROUP/PROJECT", help="Where the kit's components live on your GitLab (the include's address).")
+@click.option("--github-kit", metavar="OWNER/REPO", help="Where the kit's reusable workflow lives on GitHub (the uses: address).")
+def init(forge: str | None, version: str | None, dry_run: bool, force: bool, gitlab_kit: str | None,
+         github_kit: str | None) -> None:
     """Wire this existing git (and DVC) repository to alops: alops.yaml, params schema, CI file, .gitignore.
 
     A team's own files are never replaced: an existing .gitlab-ci.yml gets the component's include merged in
@@ -20,7 +23,7 @@ def init(forge: str | None, version: str | None, dry_run: bool, force: bool) -> 
     \b
     Examples:
       alops init --dry-run
-      alops init --forge gitlab
+      alops init --forge gitlab --gitlab-kit gitlab.example.com/tools/alops
     """
     import os
 
@@ -28,7 +31,7 @@ def init(forge: str | None, version: str | None, dry_run: bool, force: bool) -> 
     from alops.git import git
 
     top = git(os.getcwd(), "rev-parse", "--show-toplevel", check=False).stdout.strip() or os.getcwd()
-    plan = plan_init(top, forge, version, force)
+    plan = plan_init(top, forge, version, force, gitlab_kit, github_kit)
     click.echo(f"init: {plan.forge} repository at {plan.root}; stages: {', '.join(plan.found['stages']) or 'none'}; "
                f"tracked data: {', '.join(plan.found['tracked data']) or 'none'}")
     for change in plan.changes:

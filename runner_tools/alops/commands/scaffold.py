@@ -34,10 +34,12 @@ def demo(folder: str | None) -> None:
               help="Which CI file the project gets.")
 @click.option("--version", "version", metavar="REF", help="alops version (component / workflow ref) the CI file pins.")
 @click.option("--remote", metavar="URL", help="Default DVC remote; default: a folder beside the project.")
+@click.option("--gitlab-kit", metavar="HOST/GROUP/PROJECT", help="Where the kit's components live on your GitLab (the include's address).")
+@click.option("--github-kit", metavar="OWNER/REPO", help="Where the kit's reusable workflow lives on GitHub (the uses: address).")
 @click.option("--classes", default="0,1,2,3,4,5,6,7,8,9", show_default=True, help="The label names, comma-separated.")
 @click.option("--example", type=click.Choice(["none", "digits"]), default="none", show_default=True,
               help="digits adds scripts/prepare_digits.py, which renders scikit-learn's digits as the dataset.")
-def new(path: str, name, forge, version, remote, classes, example) -> None:
+def new(path: str, name, forge, version, remote, gitlab_kit, github_kit, classes, example) -> None:
     """Scaffold an active-learning project wired to alops: stages, dvc.yaml, params, CI, DVC remote.
 
     PATH must not exist, be empty, or be a git repository with nothing else in it (its .git and remotes are
@@ -47,11 +49,17 @@ def new(path: str, name, forge, version, remote, classes, example) -> None:
     \b
     Examples:
       alops new digits_al --forge both --example digits
+      alops new digits_al --gitlab-kit gitlab.example.com/tools/alops
     """
-    from alops.scaffold import default_remote, new_project
+    from alops.scaffold import default_remote, new_project, placeholders_in
 
-    made = new_project(path, name, forge, version, remote, classes, example)
+    made = new_project(path, name, forge, version, remote, classes, example, gitlab_kit, github_kit)
     click.echo(f"new: project in {made}; next: cd {path} && alops context")
+    ci_text = "".join(open(os.path.join(made, name), encoding="utf-8").read()
+                      for name in (".gitlab-ci.yml", ".github/workflows/ci.yml") if os.path.exists(os.path.join(made, name)))
+    for placeholder, option in placeholders_in(ci_text):
+        click.echo(f"new: the CI file names the kit at the placeholder {placeholder}: replace it with where the kit "
+                   f"lives on your forge ({option} next time; docs/install.md#building-the-wheel)")
     if remote is None:
         click.echo(f"new: DVC remote 'storage' is {default_remote(made)}, a folder on this machine only; CI runners "
                    "need one they reach: `dvc remote modify storage url s3://bucket/path` (docs/data.md#remotes)")
