@@ -306,16 +306,26 @@ def _value(text) -> str:
     return "–" if text == "–" else code(text)
 
 
-def _verdict(current: float, before: float | None, primary) -> str:
-    """One line on the primary metric against the baseline and the minimum gain."""
-    name = code(primary.name)
+def _verdict(report: Report, primary) -> str:
+    """One line on the primary metric against the baseline and the minimum gain, and whether the change is more
+    than sampling noise (alops.noise) when both sides say how many samples measured it."""
+    from alops.noise import change
+
+    name, now = code(primary.name), report.current.metrics
+    current = now[primary.name]
+    before = report.baseline.metrics.get(primary.name) if report.baseline else None
     if before is None or math.isnan(before) or math.isnan(current):
         return f"**{name}: {_number(current)}** (no baseline to compare with)."
     gain = current - before if primary.direction == "max" else before - current
     verdict = "better" if gain > 0 and gain >= primary.min_gain else "not better by the minimum gain" if gain > 0 else \
         "no gain" if gain == 0 else "worse"
-    return (f"**{name}: {_number(current)}** vs {_number(before)} ({_delta(current, before)}): {verdict}"
+    line = (f"**{name}: {_number(current)}** vs {_number(before)} ({_delta(current, before)}): {verdict}"
             + (f" (minimum gain {primary.min_gain:g})" if primary.min_gain else "") + ".")
+    noise = change(current, before, now, report.baseline.metrics, primary.name, primary.direction)
+    if noise is not None:
+        line += (f" Sampling noise: the change's 95% interval is {noise.low:+.4f} to {noise.high:+.4f} "
+                 f"({noise.samples[0]} vs {noise.samples[1]} samples), so it is **{noise.verdict}**.")
+    return line
 
 
 def _run_link(side: Side | None) -> str:
@@ -376,8 +386,7 @@ def render(report: Report, images: dict[str, str] | None = None) -> str:
     lines.append(f"Compared with: {base.source}." if base else
                  f"No baseline on the {report.current.dataset} dataset: {report.no_baseline}.")
     if primary is not None:
-        lines += ["", _verdict(report.current.metrics[primary.name], base.metrics.get(primary.name) if base else None,
-                               primary)]
+        lines += ["", _verdict(report, primary)]
     lines += ["", "| metric | this branch | target | change |", "|---|---:|---:|---:|"]
     ordered = sorted(report.current.metrics, key=lambda name: (primary is None or name != primary.name, name))
     for name in ordered:
