@@ -48,3 +48,24 @@ def test_missing_or_nan_values_fail_closed(candidate, champion, first_release, w
 def test_the_first_release_passes_with_nothing_to_compare():
     decision = judge(Gate("m", "max", 0.5), 0.125, None, first_release=True)
     assert decision.passed and decision.champion is None and "first release" in decision.reason
+
+
+def test_beyond_noise_holds_a_passing_gain_to_its_sampling_interval():
+    """With beyond_noise, 0.9638 vs 0.9415 on 359 samples each passes the minimum gain but not the noise test;
+    0.99 vs 0.90 passes both; no sample counts fail closed; without it the decision is the plain gate's."""
+    from alops.noise import change
+    from alops.release import judge_noise
+
+    counts = {"val_samples": 359}
+    strict, plain = Gate("val_accuracy", beyond_noise=True), Gate("val_accuracy")
+    small = judge(strict, 0.9638, 0.9415, first_release=False)
+    noise = change(0.9638, 0.9415, counts, counts, "val_accuracy")
+    assert judge_noise(plain, small, noise) is small and small.passed
+    held = judge_noise(strict, small, noise)
+    assert not held.passed and "within noise, not beyond sampling noise" in held.reason
+    large = judge(strict, 0.99, 0.90, first_release=False)
+    assert judge_noise(strict, large, change(0.99, 0.90, counts, counts, "val_accuracy")).passed
+    unknown = judge_noise(strict, large, None)
+    assert not unknown.passed and "no sample counts to judge noise by" in unknown.reason
+    first = judge(strict, 0.5, None, first_release=True)
+    assert judge_noise(strict, first, None).passed  # nothing to compare with: the first release passes

@@ -32,6 +32,7 @@ def test_no_interval_without_sample_counts_or_for_values_that_are_not_proportion
     assert change(0.9, 0.8, {}, {"val_samples": 100}, "val_accuracy") is None
     assert change(2.5, 1.5, {"val_samples": 9}, {"val_samples": 9}, "val_loss") is None  # not a proportion
     assert sample_count({"val_samples": 0}, "val_accuracy") is None and sample_count({"acc": 1}, "accuracy") is None
+    assert sample_count({"samples": 50}, "accuracy") == 50
     assert sample_count({"test_samples": 120.0}, "test_f1") == 120
 
 

@@ -296,3 +296,24 @@ def test_rollback_with_publish_and_no_token_moves_nothing(release_project, mlflo
     result = run_alops("rollback", "--model", model, "--publish", cwd=release_project, env=env)
     assert result.returncode == 2 and "GITLAB_TOKEN" in result.stderr, result.stderr
     assert champion(mlflow_server, model) == "2"
+
+
+def test_beyond_noise_refuses_a_gain_within_sampling_noise_through_the_environment_the_templates_set(
+        release_project, mlflow_server, tmp_path):
+    """release-beyond-noise sets ALOPS_RELEASE_BEYOND_NOISE: 0.86 vs 0.80 on 200 samples each is within noise
+    (the champion stays), 0.97 vs 0.80 is beyond it; without the input the same small gain passes."""
+    model = f"digits-{uuid.uuid4().hex[:8]}"
+    tracked_candidate(release_project, mlflow_server, {"accuracy": 0.80, "samples": 200}, tmp_path)
+    assert release(release_project, mlflow_server, model).returncode == 0
+    tracked_candidate(release_project, mlflow_server, {"accuracy": 0.86, "samples": 200}, tmp_path)
+    strict = clean_env(MLFLOW_TRACKING_URI=mlflow_server, ALOPS_RELEASE_BEYOND_NOISE="true")
+    held = release(release_project, mlflow_server, model, env=strict)
+    assert held.returncode == 1 and "gate: sampling noise: the change's 95% interval is" in held.stdout
+    assert "within noise, not beyond sampling noise" in held.stderr and champion(mlflow_server, model) == "1"
+    lenient = release(release_project, mlflow_server, model,
+                      env=clean_env(MLFLOW_TRACKING_URI=mlflow_server, ALOPS_RELEASE_BEYOND_NOISE="false"))
+    assert lenient.returncode == 0 and champion(mlflow_server, model) == "2"
+    tracked_candidate(release_project, mlflow_server, {"accuracy": 0.97, "samples": 200}, tmp_path)
+    beyond = release(release_project, mlflow_server, model, env=strict)
+    assert beyond.returncode == 0, beyond.stderr
+    assert "samples): better" in beyond.stdout and champion(mlflow_server, model) == "3"

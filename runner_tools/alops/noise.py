@@ -1,7 +1,8 @@
 """Whether a change in a proportion metric (accuracy, recall, ... measured on n samples) is more than sampling
 noise: the 95% interval of the difference of two independent proportions (Newcombe's hybrid score interval,
 built from each side's Wilson interval by scipy). Each side's n is the `<prefix>_samples` metric beside
-`<prefix>_<name>` (`val_samples` for `val_accuracy`), as the scaffold's evaluate stage writes it.
+`<prefix>_<name>` (`val_samples` for `val_accuracy`, as the scaffold's evaluate stage writes it), or `samples`
+beside a name without a prefix.
 
 Two runs scored on the same samples would allow a paired test, which is narrower: this interval errs towards
 "within noise".
@@ -26,9 +27,9 @@ class Change:
 
 
 def sample_count(metrics: dict[str, float], name: str) -> int | None:
-    """The number of samples `name` was measured on: the `<prefix>_samples` metric, when there is one."""
-    prefix = name.split("_", 1)[0] if "_" in name else None
-    value = metrics.get(f"{prefix}_samples") if prefix else None
+    """The number of samples `name` was measured on: the `<prefix>_samples` metric (`samples` for a name without
+    a prefix), when there is one."""
+    value = metrics.get(f"{name.split('_', 1)[0]}_samples" if "_" in name else "samples")
     if value is None or not math.isfinite(value) or value < 1 or value != int(value):
         return None
     return int(value)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 from alops.errors import AlopsError, ConfigError
 from alops.files import atomic_write
+from alops.noise import change
 from alops.project import (TAG_BRANCH, TAG_COMMIT, TAG_DATA_VERSION, TAG_LOCK, TAG_PREVIOUS_CHAMPION,
                            TAG_ROLLED_BACK)
 from alops.secrets import redact_url
@@ -35,6 +36,7 @@ class Gate:
     direction: str = "max"
     min_delta: float = 0.0
     min_relative: float = 0.0
+    beyond_noise: bool = False  # the gain must also be more than sampling noise (alops.noise)
 
 
 @dataclass
@@ -63,6 +65,20 @@ def judge(gate: Gate, candidate: float | None, champion: float | None, first_rel
     if relative < gate.min_relative:
         return Decision(False, f"{summary}: below the minimum relative gain {gate.min_relative:.2%}", candidate, champion)
     return Decision(True, summary, candidate, champion)
+
+
+def judge_noise(gate: Gate, decision: Decision, noise) -> Decision:
+    """A passed decision held against sampling noise (`noise`: alops.noise.Change or None): with the gate's
+    `beyond_noise`, a gain within noise, or one with no sample counts to judge it by, fails."""
+    if not (gate.beyond_noise and decision.passed and decision.champion is not None):
+        return decision
+    if noise is None:
+        return Decision(False, f"{decision.reason}: no sample counts to judge noise by (log <prefix>_samples beside "
+                               f"{gate.metric}, e.g. val_samples, on both runs)", decision.candidate, decision.champion)
+    if noise.verdict != "better":
+        return Decision(False, f"{decision.reason}: {noise.verdict}, not beyond sampling noise (95% interval of the change "
+                               f"{noise.low:+.4f} to {noise.high:+.4f})", decision.candidate, decision.champion)
+    return decision
 
 
 @dataclass
@@ -158,9 +174,8 @@ def release(uri: str, root: str, project: str, context, gate: Gate, model: str, 
         run = _candidate_run(client, uri, root, project, context.commit, run_id)
         _refuse_rolled_back(client, model, run)
         champion = version_by_alias(client, model, ALIAS)
-        champion_value = None
-        if champion is not None:
-            champion_value = client.get_run(champion.run_id).data.metrics.get(gate.metric) if champion.run_id else None
+        champion_metrics = client.get_run(champion.run_id).data.metrics if champion is not None and champion.run_id else {}
+        champion_value = champion_metrics.get(gate.metric)
         if champion is not None and champion.run_id == run.info.run_id:
             echo(f"release: version {champion.version} of {model} is already the {ALIAS}")
             decision = Decision(True, "already released", run.data.metrics.get(gate.metric, float("nan")), champion_value)
@@ -171,6 +186,12 @@ def release(uri: str, root: str, project: str, context, gate: Gate, model: str, 
                                  "set metric.name in alops.yaml or pass --metric)")
             decision = judge(gate, run.data.metrics.get(gate.metric), champion_value, champion is None)
             echo(f"gate: {decision.reason}")
+            noise = None if not decision.passed or decision.champion is None else change(
+                decision.candidate, decision.champion, run.data.metrics, champion_metrics, gate.metric, gate.direction)
+            if noise is not None:
+                echo(f"gate: sampling noise: the change's 95% interval is {noise.low:+.4f} to {noise.high:+.4f} "
+                     f"({noise.samples[0]} vs {noise.samples[1]} samples): {noise.verdict}")
+            decision = judge_noise(gate, decision, noise)
             if not decision.passed:
                 raise AlopsError(f"release gate failed: {decision.reason}; the {ALIAS} stays version "
                                  f"{champion.version if champion else '(none)'}")
@@ -238,7 +259,7 @@ def write_record(record: Provenance, path: str) -> None:
 
 
 def project_gate(project, metric: str | None, direction: str | None, min_delta: float | None,
-                 min_relative: float = 0.0) -> Gate:
+                 min_relative: float = 0.0, beyond_noise: bool = False) -> Gate:
     """The gate: the options given, else the project's primary metric (alops.yaml `metric:`)."""
     primary = project.config.metric
     if metric is None and primary is None:
@@ -246,7 +267,7 @@ def project_gate(project, metric: str | None, direction: str | None, min_delta: 
                           "direction: max}) or pass --metric")
     same = primary is not None and (metric is None or metric == primary.name)
     return Gate(metric or primary.name, direction or (primary.direction if same else "max"),
-                min_delta if min_delta is not None else (primary.min_gain if same else 0.0), min_relative)
+                min_delta if min_delta is not None else (primary.min_gain if same else 0.0), min_relative, beyond_noise)
 
 
 def release_project(project, gate: Gate, model: str | None, artifact: str | None, run_id: str | None,

@@ -17,6 +17,9 @@ from alops.project import Project
 @click.option("--min-delta", type=float, envvar="ALOPS_RELEASE_MIN_DELTA",
               help="Smallest absolute gain that passes; default: metric.min_gain in alops.yaml, else 0.")
 @click.option("--min-relative", type=float, default=0.0, show_default=True, help="Smallest relative gain that passes (0.01 = 1%).")
+@click.option("--beyond-noise", is_flag=True, envvar="ALOPS_RELEASE_BEYOND_NOISE",
+              help="The gain must also be more than sampling noise (the 95% interval of the change excludes 0; "
+                   "both runs log <prefix>_samples, e.g. val_samples).")
 @click.option("--model", metavar="NAME", help="Registered model name; default: the project name.")
 @click.option("--artifact", metavar="PATH", help="The run's model artifact; default: the model file dvc.yaml declares.")
 @click.option("--run-id", metavar="ID", help="Candidate run; default: the latest tracked run of this commit.")
@@ -24,8 +27,8 @@ from alops.project import Project
 @click.option("--publish", is_flag=True, help="Publish the record as a GitLab / GitHub release.")
 @click.option("--challenger", is_flag=True, help="Move the `challenger` alias instead: `alops deploy` smoke-tests it, "
               "then makes it the champion; default: on when ALOPS_DEPLOY_TARGET is set (the deploy-target input).")
-def release_command(metric, direction, min_delta, min_relative, model, artifact, run_id, record, publish,
-                    challenger) -> None:
+def release_command(metric, direction, min_delta, min_relative, beyond_noise, model, artifact, run_id, record,
+                    publish, challenger) -> None:
     """Gate the candidate against the champion, register it, move the `champion` alias (release branches).
 
     A missing or NaN metric fails closed; the first release (no champion yet) passes and says so.
@@ -34,12 +37,13 @@ def release_command(metric, direction, min_delta, min_relative, model, artifact,
     Examples:
       alops release --publish                   # the gate of alops.yaml's metric:
       alops release --metric accuracy --min-delta 0.005 --publish
+      alops release --beyond-noise              # and more than sampling noise
       alops release --challenger && alops deploy --target serve --endpoint http://host:8080
     """
     from alops import release as release_mod
 
     with Project.open() as project:
-        gate = release_mod.project_gate(project, metric, direction, min_delta, min_relative)
+        gate = release_mod.project_gate(project, metric, direction, min_delta, min_relative, beyond_noise)
         deploying = challenger or bool(os.environ.get("ALOPS_DEPLOY_TARGET"))
         alias = release_mod.CHALLENGER if deploying else release_mod.ALIAS
         provenance, published = release_mod.release_project(project, gate, model, artifact, run_id, record, publish,
