@@ -108,8 +108,33 @@ def push_pipeline(wheel: Path, env: dict) -> list[str]:
             "--variable", f"PIP_FIND_LINKS={wheel.parent}"]
 
 
+def torch_indexes(tmp_path: Path) -> tuple[Path, Path]:
+    """Stand-ins for PyPI (a torch 2.13.0 that pulls an nvidia-* library) and PyTorch's CPU index (the real
+    torch 2.13.0+cpu wheel): (pypi, cpu), PEP 503 folders."""
+    from test_torch_index import CUDA_LIBRARY, wheel as stand_in_wheel
+
+    pypi, cpu = tmp_path / "pypi", tmp_path / "cpu"
+    stand_in_wheel(pypi, "torch", "2.13.0", [CUDA_LIBRARY])
+    stand_in_wheel(pypi, CUDA_LIBRARY, "12.8.4")
+    (cpu / "torch").mkdir(parents=True)
+    run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", str(cpu / "torch"), "torch==2.13.0"],
+        cwd=tmp_path)
+    (built,) = (cpu / "torch").glob("torch-2.13.0+cpu-*.whl")
+    (cpu / "torch" / "index.html").write_text(f'<a href="{built.name}">{built.name}</a>\n')
+    return pypi, cpu
+
+
 def test_from_the_wheel_to_green_feature_and_experiment_pipelines(wheel, tmp_path):
     venv, project, env = runner_project(wheel, tmp_path, "gitlab")
+    python = str(venv / "bin" / "python")
+    # a runner without torch: the feature job installs the project's requirements (torch>=2.1) with the CPU
+    # index beside "PyPI", whose torch would bring a CUDA library
+    others = tmp_path / "requirements-but-torch.txt"  # what a runner's pip cache already holds
+    others.write_text("".join(line + "\n" for line in (project / "requirements.txt").read_text().splitlines()
+                              if not line.startswith("torch")))
+    run([python, "-m", "pip", "install", "--quiet", "-r", str(others)], cwd=tmp_path)
+    run([python, "-m", "pip", "uninstall", "--quiet", "-y", "torch"], cwd=tmp_path)
+    pypi, cpu = torch_indexes(tmp_path)
     ci_file = (project / ".gitlab-ci.yml").read_text()
     assert f"/alops@{__version__}\n" in ci_file
 
@@ -123,13 +148,15 @@ def test_from_the_wheel_to_green_feature_and_experiment_pipelines(wheel, tmp_pat
     git(project, "commit", "-q", "-m", "the components of this checkout")
     git(project, "switch", "-q", "-c", "feature/first-model")
     command = push_pipeline(wheel, env)
-    result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=1200)
+    feature = [*command, "--variable", f"PIP_INDEX_URL={pypi.as_uri()}", "--variable", f"ALOPS_TORCH_INDEX={cpu.as_uri()}"]
+    result = subprocess.run(feature, cwd=project, env=env, capture_output=True, text=True, timeout=1200)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
     assert "repro: on cpu with the dev dataset" in output
     assert "PASS  alops-train-dev" in output or "PASS alops-train-dev" in output
-    python = str(venv / "bin" / "python")
-    assert f"alops=={__version__}" in run([python, "-m", "pip", "list", "--format=freeze"], cwd=tmp_path).stdout.lower()
+    installed = run([python, "-m", "pip", "list", "--format=freeze"], cwd=tmp_path).stdout.lower()
+    assert f"alops=={__version__}" in installed and "torch==2.13.0+cpu" in installed
+    assert "nvidia" not in installed  # the CPU job took no CUDA library
 
     # the experiment pipeline: full data, tracked; no GPU here, so the project allows the CPU as a CI variable
     git(project, "switch", "-q", "-c", "experiment/first", "main")
