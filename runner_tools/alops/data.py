@@ -71,12 +71,12 @@ def pull(project, targets: list[str], remote: str | None = None, allow_missing: 
     from dvc.exceptions import CheckoutError, DvcException, NoOutputOrStageError
     from dvc_objects.fs.errors import RemoteMissingDepsError
 
-    _check_local_remote(project, remote)
     for target in targets:
         remove_interrupted_checkout(target)
     try:
         return project.dvc.pull(targets=targets, remote=remote, allow_missing=allow_missing)
     except CheckoutError as exc:
+        _check_local_remote(project, remote)
         failed = sorted(str(p) for p in (exc.result or {}).get("failed", []) or exc.target_infos)
         name = remote or project.dvc.config["core"].get("remote") or "the default remote"
         raise AlopsError(
@@ -90,12 +90,14 @@ def pull(project, targets: list[str], remote: str | None = None, allow_missing: 
         raise AlopsError(f"dvc pull failed: {os.path.relpath(untracked, project.root)} is not tracked on this branch "
                          "(no .dvc file, no stage output): check the path, or `dvc add` it and commit the .dvc file") from None
     except DvcException as exc:
+        _check_local_remote(project, remote)
         raise dvc_failure("pull", exc) from None
 
 
 def _check_local_remote(project, remote: str | None) -> None:
-    """A remote that is a folder this machine lacks (the scaffold's default, `<project>-dvc-storage` beside the
-    project, seen from a CI runner) stops in one line: DVC would report every object as missing."""
+    """After a failed pull: a remote that is a folder this machine lacks (the scaffold's default,
+    `<project>-dvc-storage` beside the project, seen from a CI runner) is the cause, said in one line (DVC
+    reports every object as missing)."""
     name = remote or project.dvc.config["core"].get("remote")
     url = str(project.dvc.config["remote"].get(name, {}).get("url", "")) if name else ""
     if url and "://" not in url and not os.path.isdir(url):
