@@ -47,10 +47,15 @@ def test_a_log_on_an_al_branch_becomes_unlabeled_samples_and_a_pushed_data_versi
     assert summary == ", ".join(f"{name} {count}" for name, count in sorted(splits.items()))
     assert set(splits) <= {r["split"] for r in before}
     assert (reader / "data/full/served/90003.bin").read_bytes() == b"sample 90003"
+    # the production samples are listed for evaluation's live slice, in the same data version
+    assert (reader / "data/full/live_ids.txt").read_text() == "".join(f"{90000 + i}\n" for i in range(5))
     again = run_alops("pool", "add", str(log), cwd=work)  # a re-run (or the same log twice) adds nothing
     assert again.returncode == 0 and "0 samples added" in again.stdout and "5 already in the manifest" in again.stdout
     assert git(work, "log", "-1", "--format=%s") == "Pool: samples from predictions.csv"
     assert len(read_manifest(work / "data/full/manifest.csv")) == len(after)
+    more = run_alops("pool", "add", str(write_log(tmp_path / "later", ["90003", "90005"])), cwd=work)
+    assert more.returncode == 0 and "1 samples added" in more.stdout
+    assert (work / "data/full/live_ids.txt").read_text() == "".join(f"{i}\n" for i in [*range(90000, 90005), 90005])
 
 
 def test_without_commit_the_manifest_grows_and_nothing_is_recorded(al_remote, tmp_path):  # noqa: F811

@@ -191,3 +191,28 @@ def test_the_kit_address_is_what_the_team_gives_or_a_placeholder_that_says_so(tm
     assert "component: gitlab.example.com/your-group/alops/alops@" in (tmp_path / "default/.gitlab-ci.yml").read_text()
     assert "the kit at the placeholder gitlab.example.com/your-group/alops" in default.stdout
     assert "the kit at the placeholder your-org/alops" in default.stdout and "--github-kit next time" in default.stdout
+
+
+def test_labeled_production_samples_get_their_own_metric_beside_the_overall_one(tmp_path):
+    """Samples `alops pool add` took from production are listed in live_ids.txt; once labeled, the scaffold's
+    evaluate stage reports the validation accuracy on them (live_accuracy, live_samples) beside val_accuracy."""
+    project = tmp_path / "live_slice"
+    assert run_alops("new", str(project), "--classes", "cat,dog", cwd=tmp_path).returncode == 0
+    git(project, "config", "user.email", "dev@example.com")
+    git(project, "config", "user.name", "Dev")
+    write_images(project / "data/full", ["cat", "dog"])
+    live = [str(index) for index in range(3, 120, 5)][:10]  # ten validation samples came from production
+    (project / "data/full/live_ids.txt").write_text("".join(f"{i}\n" for i in live))
+    dvc(project, "add", "-q", "data/full")
+    assert run_alops("data", "make-dev", "--fraction", "0.5", cwd=project).returncode == 0
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "data")
+    git(project, "switch", "-q", "-c", "experiment/live")
+    run = run_alops("run", "--allow-cpu", "--no-track", cwd=project)
+    assert run.returncode == 0, run.stdout + run.stderr
+    metrics = json.loads((project / "metrics.json").read_text())
+    assert metrics["live_samples"] == 10 and metrics["val_samples"] == 24
+    assert 0.0 <= metrics["live_accuracy"] <= 1.0
+    report = run_alops("report", "--target", "main", cwd=project)
+    assert report.returncode == 0, report.stderr
+    assert "| `live_accuracy` |" in (project / "report.md").read_text()

@@ -2,7 +2,8 @@
 prediction log to the full dataset's manifest as unlabeled rows, a new data version on an al/ branch.
 
 Each new sample's split is drawn from its id in the manifest's split shares (`--split by-id`, the default), so
-labeled live samples reach validation and test as well as training, and the gate measures production data.
+labeled live samples reach validation and test as well as training, and the gate measures production data; their
+ids are listed in `live_ids.txt` beside the manifest, so evaluation can report the production slice.
 A log is CSV, Parquet or JSON Lines with an `id` per sample and, like the manifest, either a `path` (the
 sample's file, relative to the log's folder; copied into the dataset) or the manifest's numeric features.
 Other columns (probabilities, the model version) are not data: they are named in the outcome, with the
@@ -21,10 +22,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from alops.errors import ConfigError
-from alops.files import atomic_path, copy_file, stays_inside
+from alops.files import atomic_path, atomic_write, copy_file, stays_inside
 from alops.manifest import ManifestWriter, appendable, inspect_manifest, iter_batches, restore_types
 
 MODEL_VERSION = "model_version"
+LIVE_IDS = "live_ids.txt"  # beside the manifest: the ids of the samples that came from production, one per line
 BY_ID = "by-id"  # the split of each new sample drawn from its id, in the manifest's split shares
 
 
@@ -152,8 +154,12 @@ def add_to_pool(manifest: str, log: str, split: str) -> PoolAddition:
     manifest_info, rows, outcome = check_log(manifest, log, split)
     if not rows:
         return outcome
+    ids = [i for batch in rows for i in pc.cast(batch.column("id"), pa.string()).to_pylist()]
+    if any("\n" in i or "\r" in i for i in ids):
+        raise ConfigError(f"{log}: an id holds a line break; ids name samples on one line")
     if manifest_info.has_path:
         _copy_files(log, os.path.dirname(manifest), rows)
+    _list_live(os.path.dirname(manifest), ids)  # before the manifest: a crash between lists ids a re-run adds again
     with atomic_path(manifest) as staged:
         if appendable(manifest):  # CSV, JSON Lines: the existing rows stay byte for byte
             shutil.copyfile(manifest, staged.path)
@@ -169,6 +175,18 @@ def add_to_pool(manifest: str, log: str, split: str) -> PoolAddition:
                 outcome.splits[item["values"]] = outcome.splits.get(item["values"], 0) + item["counts"]
         writer.close()
     return outcome
+
+
+def _list_live(folder: str, ids: list[str]) -> None:
+    """Add `ids` to the dataset's live_ids.txt (each once), so evaluation can measure the production slice."""
+    path = os.path.join(folder, LIVE_IDS)
+    listed = ""
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            listed = handle.read()
+    known = set(listed.splitlines())
+    new = [i for i in dict.fromkeys(ids) if i not in known]
+    atomic_write(path, listed + ("" if not listed or listed.endswith("\n") else "\n") + "".join(f"{i}\n" for i in new))
 
 
 def _as_manifest_rows(batch: pa.RecordBatch, manifest_info, split, log: str) -> pa.RecordBatch:
