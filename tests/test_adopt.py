@@ -203,3 +203,45 @@ def test_init_names_row_files_it_finds_and_make_dev_then_samples_them(repo):
     assert "50 of 500 samples" in made.stdout
     train = (repo / "data" / "dev" / "train.csv").read_text().splitlines()
     assert len(train) == 41 and sum(line.endswith(",True") for line in train) == 10  # 1 in 4, as in the full file
+
+
+def test_init_sets_dvc_up_for_a_cookiecutter_data_science_repository_without_renaming_folders(repo, tmp_path):
+    """data/raw, a Makefile, no DVC, and a `/data/*` .gitignore rule: DVC skips folders .gitignore ignores, so it
+    would never see data/raw.dvc (even with `!/data/*.dvc` after it): --dvc-remote names the rule and writes
+    nothing; with the rule narrowed it sets DVC up on data/raw as it is, and the data reaches the remote."""
+    (repo / "data/raw").mkdir(parents=True)
+    (repo / "data/processed").mkdir()
+    (repo / "data/raw/train.csv").write_text("text,label\ngood,1\nbad,0\n")
+    (repo / "Makefile").write_text("data:\n\tpython src/make_dataset.py data/raw data/processed\n")
+    (repo / ".gitignore").write_text("*.pyc\n/data/*\n!/data/*.dvc\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "the team's project")
+    store = tmp_path / "store"
+    refused = run_alops("init", "--forge", "gitlab", "--dvc-remote", str(store), cwd=repo)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert ".gitignore:2: /data/* hides data/raw.dvc from DVC" in refused.stderr and "`/data/processed/`" in refused.stderr
+    assert not (repo / ".dvc").exists() and not (repo / "alops.yaml").exists()  # nothing written
+
+    (repo / ".gitignore").write_text("*.pyc\n/data/processed/\n")
+    git(repo, "commit", "-q", "-am", "ignore only the processed data")
+    done = run_alops("init", "--forge", "gitlab", "--dvc-remote", str(store), cwd=repo)
+    assert done.returncode == 0, done.stderr
+    assert "dvc       init, remote storage (default), dvc add data/raw" in done.stdout
+    assert "To track the changes with git" not in done.stdout + done.stderr
+    data = yaml.safe_load((repo / "alops.yaml").read_text())["data"]
+    assert (data["full"], data["dev"], data["rows"]) == ("data/raw", "data/dev", ["train.csv"])  # the folder as it is
+    assert "set DVC up" not in done.stdout and "commit what DVC wrote" in done.stdout
+    git(repo, "add", "-A")
+    assert {"data/raw.dvc", "data/.gitignore", ".dvc/config"} <= set(git(repo, "diff", "--cached", "--name-only").split())
+    dvc(repo, "push", "-q")
+    assert [p for p in store.rglob("*") if p.is_file()]  # the data reached the remote
+    again = run_alops("init", "--forge", "gitlab", "--dvc-remote", str(store), cwd=repo)
+    assert again.returncode == 2 and "this repository has it (.dvc)" in again.stderr
+
+
+def test_without_dvc_the_checklist_offers_the_set_up(repo):
+    (repo / "data").mkdir()
+    (repo / "data/rows.csv").write_text("a,label\n1,x\n")
+    done = run_alops("init", "--dry-run", "--forge", "github", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    assert "set DVC up: `alops init --dvc-remote s3://bucket/path`" in done.stdout

@@ -30,17 +30,19 @@ class Stop(Exception):
 
 
 @pytest.mark.parametrize("env, args, expected", [
-    ({"ALOPS_RELEASE_METRIC": "", "ALOPS_RELEASE_DIRECTION": "", "ALOPS_RELEASE_MIN_DELTA": ""}, [], (None, None, None)),
-    ({"ALOPS_RELEASE_METRIC": "val_loss", "ALOPS_RELEASE_DIRECTION": "min", "ALOPS_RELEASE_MIN_DELTA": "0.5"}, [],
-     ("val_loss", "min", 0.5)),
-    ({"ALOPS_RELEASE_METRIC": "val_loss"}, ["--metric", "f1", "--direction", "max"], ("f1", "max", None)),
+    ({"ALOPS_RELEASE_METRIC": "", "ALOPS_RELEASE_DIRECTION": "", "ALOPS_RELEASE_MIN_DELTA": "",
+      "ALOPS_RELEASE_BEYOND_NOISE": "false"}, [], (None, None, None, False)),
+    ({"ALOPS_RELEASE_METRIC": "val_loss", "ALOPS_RELEASE_DIRECTION": "min", "ALOPS_RELEASE_MIN_DELTA": "0.5",
+      "ALOPS_RELEASE_BEYOND_NOISE": "true"}, [], ("val_loss", "min", 0.5, True)),
+    ({"ALOPS_RELEASE_METRIC": "val_loss"}, ["--metric", "f1", "--direction", "max"], ("f1", "max", None, False)),
+    ({}, ["--beyond-noise"], (None, None, None, True)),
 ])
 def test_release_gate_options_from_flags_and_the_templates_variables(monkeypatch, tmp_path, env, args, expected):
     """The templates pass the gate as ALOPS_RELEASE_* variables; empty ones mean: alops.yaml decides."""
     seen = {}
 
-    def capture(project, metric, direction, min_delta, min_relative=0.0):
-        seen["gate"] = (metric, direction, min_delta)
+    def capture(project, metric, direction, min_delta, min_relative=0.0, beyond_noise=False):
+        seen["gate"] = (metric, direction, min_delta, beyond_noise)
         raise Stop
 
     monkeypatch.setattr("alops.release.project_gate", capture)

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from alops import __version__
+from alops.bootstrap import hiding_rules, hidden_message, setup_dvc
 from alops.data import tracked_data
 from alops.errors import ConfigError
 from alops.git import git
@@ -63,6 +64,7 @@ class Plan:
     changes: list[Change] = field(default_factory=list)
     checklist: list[str] = field(default_factory=list)
     found: dict[str, list[str]] = field(default_factory=dict)
+    dvc_setup: tuple[str, str] | None = None  # (data folder, remote URL): DVC set up for a repository without it
 
 
 def detect_forge(root: str) -> str:
@@ -127,7 +129,7 @@ def _row_files(folder: str) -> list[str]:
 
 
 def plan_init(root: str, forge: str | None = None, version: str | None = None, force: bool = False,
-              gitlab_kit: str | None = None, github_kit: str | None = None) -> Plan:
+              gitlab_kit: str | None = None, github_kit: str | None = None, dvc_remote: str | None = None) -> Plan:
     """What `alops init` would write in the repository at `root`, and the checklist after it."""
     from alops.config import CONFIG_NAME, load_config
     from alops.params import PARAMS_FILE, SCHEMA_FILE, load_params
@@ -146,11 +148,20 @@ def plan_init(root: str, forge: str | None = None, version: str | None = None, f
     stages = list((pipeline or {}).get("stages") or {})
     data = [path for path, _digest in tracked_data(root)]
     plan.found = {"stages": stages, "tracked data": data}
-    full = next((d for d in data if not d.rstrip("/").endswith("dev")), "data/full")
+    layout = next((c for c in ("data/raw", "data/full") if os.path.isdir(os.path.join(root, c))), "data/full")
+    full = next((d for d in data if not d.rstrip("/").endswith("dev")), layout)  # data/raw: cookiecutter-data-science
     full_folder = full if os.path.isdir(os.path.join(root, full)) else os.path.dirname(full) or "data"
     dev = os.path.join(os.path.dirname(full_folder), "dev") if os.path.dirname(full_folder) else "data/dev"
     if dev == full_folder or dev.startswith(full_folder.rstrip("/") + "/"):
         dev = full_folder.rstrip("/") + "-dev"
+    if dvc_remote is not None:
+        if os.path.isdir(os.path.join(root, ".dvc")):
+            raise ConfigError("--dvc-remote sets DVC up, and this repository has it (.dvc): add a remote with "
+                              "`dvc remote add -d storage URL` instead")
+        hidden = hiding_rules(root, [full_folder + ".dvc"])
+        if hidden:
+            raise ConfigError(hidden_message(*hidden[0]) + ", then run alops init --dvc-remote again")
+        plan.dvc_setup = (full_folder, dvc_remote)
     rows = _row_files(os.path.join(root, full_folder))
     plan.found["row files"] = rows
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", project.name).strip("-._") or "project"
@@ -263,16 +274,20 @@ def _checklist(project, plan: Plan, pipeline, data: list[str], dev: str, rows: l
     from alops.scaffold import placeholders_in
 
     root, todo = project.root, []
-    if not os.path.isdir(os.path.join(root, ".dvc")):
-        todo.append("run `dvc init` and track the data with `dvc add` (alops pulls and versions data through DVC)")
+    if not os.path.isdir(os.path.join(root, ".dvc")) and plan.dvc_setup is None:
+        todo.append("set DVC up: `alops init --dvc-remote s3://bucket/path` runs dvc init, adds that remote and "
+                    "`dvc add`s the data folder (alops pulls and versions data through DVC)")
     if pipeline is None:
         todo.append("describe the pipeline's stages in dvc.yaml (alops runs them with `dvc repro`)")
     else:
         if not reads_dataset_choice(project):
             todo.append(f"make a stage read the dataset choice: list `dataset` under its params and read "
                         f"`data/${{dataset}}` (alops sets dataset: dev|full per branch; the dev data lives in {dev})")
-    if not data:
+    if plan.dvc_setup:
+        todo.append(f"commit what DVC wrote (.dvc/, {plan.dvc_setup[0]}.dvc) and push the data: `dvc push`")
+    elif not data:
         todo.append("track the full dataset with DVC (`dvc add`) and push it to a DVC remote")
+    todo += [hidden_message(path, rule) for path, rule in hiding_rules(root, [f"{d}.dvc" for d in data if not d.endswith(".dvc")])]
     has_dev = os.path.isdir(os.path.join(root, dev)) or os.path.exists(os.path.join(root, dev + ".dvc"))
     if rows and not has_dev:
         todo.append(f"set data.label in alops.yaml to the label column of {', '.join(rows)}, then sample the dev "
@@ -301,6 +316,8 @@ def apply_plan(plan: Plan) -> list[Change]:
     """Write the plan's create/replace/append changes (each whole or not at all); the changes written."""
     from alops.files import atomic_write
 
+    if plan.dvc_setup:
+        setup_dvc(plan.root, *plan.dvc_setup)
     written = [c for c in plan.changes if c.action in ("create", "replace", "merge", "append")]
     for change in written:
         atomic_write(os.path.join(plan.root, change.path), change.content)

@@ -12,8 +12,10 @@ import click
 @click.option("--force", is_flag=True, help="Refresh the files alops wrote and nobody edited since (never a team's file).")
 @click.option("--gitlab-kit", metavar="HOST/GROUP/PROJECT", help="Where the kit's components live on your GitLab (the include's address).")
 @click.option("--github-kit", metavar="OWNER/REPO", help="Where the kit's reusable workflow lives on GitHub (the uses: address).")
+@click.option("--dvc-remote", metavar="URL", help="For a repository without DVC: dvc init, this remote as the default "
+              "(storage), and `dvc add` of the data folder (data/raw, data/full or data).")
 def init(forge: str | None, version: str | None, dry_run: bool, force: bool, gitlab_kit: str | None,
-         github_kit: str | None) -> None:
+         github_kit: str | None, dvc_remote: str | None) -> None:
     """Wire this existing git (and DVC) repository to alops: alops.yaml, params schema, CI file, .gitignore.
 
     A team's own files are never replaced: an existing .gitlab-ci.yml gets the component's include merged in
@@ -24,6 +26,7 @@ def init(forge: str | None, version: str | None, dry_run: bool, force: bool, git
     Examples:
       alops init --dry-run
       alops init --forge gitlab --gitlab-kit gitlab.example.com/tools/alops
+      alops init --dvc-remote s3://team-data/project   # a repository without DVC yet
     """
     import os
 
@@ -31,9 +34,11 @@ def init(forge: str | None, version: str | None, dry_run: bool, force: bool, git
     from alops.git import git
 
     top = git(os.getcwd(), "rev-parse", "--show-toplevel", check=False).stdout.strip() or os.getcwd()
-    plan = plan_init(top, forge, version, force, gitlab_kit, github_kit)
+    plan = plan_init(top, forge, version, force, gitlab_kit, github_kit, dvc_remote)
     click.echo(f"init: {plan.forge} repository at {plan.root}; stages: {', '.join(plan.found['stages']) or 'none'}; "
                f"tracked data: {', '.join(plan.found['tracked data']) or 'none'}")
+    if plan.dvc_setup:
+        click.echo(f"  {'dvc':9s} init, remote storage (default), dvc add {plan.dvc_setup[0]}")
     for change in plan.changes:
         click.echo(f"  {change.action:9s} {change.path}")
     if not dry_run:
