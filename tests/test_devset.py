@@ -556,3 +556,18 @@ def test_make_dev_commit_keeps_the_size_and_pushes_one_dev_data_version(dvc_proj
     assert len(after) == len(before) and after != before  # the same size, another sample, pushed
     same = run_alops("data", "make-dev", "--seed", "7", "--commit", cwd=dvc_project)
     assert same.returncode == 0 and "the same sample as committed: nothing to record" in same.stdout
+
+
+def test_the_dev_dataset_carries_its_share_of_the_production_samples_list(dvc_project):
+    """live_ids.txt (pool add's list of production samples) follows the sample into the dev folder, so a dev run
+    reports the live slice too; a full dataset without the list gives a dev folder without one."""
+    full = read_manifest(dvc_project / "data/full/manifest.csv")
+    live = [row["id"] for row in full[::7]]
+    (dvc_project / "data/full/live_ids.txt").write_text("".join(f"{i}\n" for i in live))
+    assert run_alops("data", "make-dev", "--fraction", "0.25", "--no-track", cwd=dvc_project).returncode == 0
+    dev_ids = [row["id"] for row in read_manifest(dvc_project / "data/dev/manifest.csv")]
+    carried = (dvc_project / "data/dev/live_ids.txt").read_text().splitlines()
+    assert carried == [i for i in dev_ids if i in set(live)] and carried  # in dev order, only dev samples
+    (dvc_project / "data/full/live_ids.txt").unlink()
+    assert run_alops("data", "make-dev", "--fraction", "0.25", "--no-track", cwd=dvc_project).returncode == 0
+    assert not (dvc_project / "data/dev/live_ids.txt").exists()

@@ -576,12 +576,30 @@ def make_dev(
                 reports[name]["mapped_to"] = like
         if rows is not None:
             _copy_other_files(folder, files, staging)
+        else:
+            _carry_live_ids(folder, staging, files[0])
         report = reports[files[0]] if rows is None else {**_combined(reports, seed), **({"mapped_to": like} if like else {})}
         _replace_folder(staging, os.path.abspath(dev_dir))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     write_json(report_path, report, indent=2)
     return report
+
+
+def _carry_live_ids(folder: str, staging: str, manifest: str) -> None:
+    """The dev dataset's share of the production samples' list (`alops pool add` writes it beside the full
+    manifest), so runs on the dev data report the live slice too."""
+    from alops.pool import LIVE_IDS
+
+    source = os.path.join(folder, LIVE_IDS)
+    if not os.path.exists(source):
+        return
+    with open(source, encoding="utf-8") as handle:
+        live = {line.rstrip("\n") for line in handle}
+    info = inspect_manifest(os.path.join(staging, manifest))
+    kept = [i for batch in iter_batches(info) for i in pc.cast(batch.column("id"), pa.string()).to_pylist() if i in live]
+    with open(os.path.join(staging, LIVE_IDS), "w", encoding="utf-8") as out:
+        out.write("".join(f"{i}\n" for i in kept))
 
 
 def _label_and_feature_profile(infos: list[ManifestInfo], dev_values: dict | None):
