@@ -56,6 +56,21 @@ def pushed_to_a_bare_origin(project: Path, tmp_path: Path, *branches: str) -> Pa
     return origin
 
 
+def grown_and_pushed(project: Path, tmp_path: Path) -> Path:
+    """The full data grown by an intake of 400 served samples (ids from 800000), committed, pushed to a bare
+    origin on main: the origin."""
+    from conftest import run_alops
+
+    write_log(project, tmp_path / "served", "predictions-1.jsonl", 800000, 400)
+    grown = run_alops("pool", "intake", str(tmp_path / "served"), "--no-commit", cwd=project)
+    assert grown.returncode == 0, grown.stderr
+    dvc(project, "add", "-q", "data/full")
+    dvc(project, "push", "-q")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "the full data grew")
+    return pushed_to_a_bare_origin(project, tmp_path, "main")
+
+
 def passed(output: str, job: str) -> bool:
     return f"PASS  {job}" in output or f"PASS {job}" in output
 
@@ -186,19 +201,10 @@ def test_github_intake_into_a_branch_that_is_not_an_al_branch_stops_the_context_
 def test_gitlab_make_dev_schedule_samples_the_grown_full_data_again_and_pushes_it(ml_project, tmp_path):
     """After the full data grew (an intake), the make-dev schedule samples the dev dataset again at its size,
     alops alone beside the push rights, and pushes the new dev data version."""
-    from conftest import run_alops
-
     project = ml_project
     use_component(project)
     before = (project / "data/dev/manifest.csv").read_text().splitlines()
-    write_log(project, tmp_path / "served", "predictions-1.jsonl", 800000, 400)
-    grown = run_alops("pool", "intake", str(tmp_path / "served"), "--no-commit", cwd=project)
-    assert grown.returncode == 0, grown.stderr
-    dvc(project, "add", "-q", "data/full")
-    dvc(project, "push", "-q")
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "the full data grew")
-    origin = pushed_to_a_bare_origin(project, tmp_path, "main")
+    origin = grown_and_pushed(project, tmp_path)
 
     result = gitlab_ci_local(project, variables={"CI_PIPELINE_SOURCE": "schedule", "ALOPS_SCHEDULE": "make-dev"})
     output = result.stdout + result.stderr
@@ -218,21 +224,12 @@ def test_github_make_dev_dispatch_samples_the_grown_full_data_again_and_is_refus
         workflow_project, tmp_path):
     """dispatch: make-dev on the default branch, after the full data grew: the dev dataset sampled again at its
     size and pushed as one commit; on a feature branch the context job stops in one line."""
-    from conftest import run_alops
-
     project = workflow_project
     caller = project / ".github/workflows/ci.yml"
     caller.write_text(caller.read_text().replace("on: [push, pull_request]", "on: workflow_dispatch") +
                       "      dispatch: make-dev\n")
     before = (project / "data/dev/manifest.csv").read_text().splitlines()
-    write_log(project, tmp_path / "served", "predictions-1.jsonl", 800000, 400)
-    grown = run_alops("pool", "intake", str(tmp_path / "served"), "--no-commit", cwd=project)
-    assert grown.returncode == 0, grown.stderr
-    dvc(project, "add", "-q", "data/full")
-    dvc(project, "push", "-q")
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "the full data grew, make-dev by hand")
-    origin = pushed_to_a_bare_origin(project, tmp_path, "main")
+    origin = grown_and_pushed(project, tmp_path)
 
     result = act(project, "workflow_dispatch", {"ref": "refs/heads/main"}, secrets={"labels-push-token": "push-token-0123"})
     output = result.stdout + result.stderr

@@ -3,11 +3,9 @@ of the data folder, after checking that no .gitignore rule would hide its `.dvc`
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import os
 
+from alops.data import init_with_remote, quiet_dvc
 from alops.errors import AlopsError, ConfigError
 from alops.git import git
 from alops.secrets import redact_url
@@ -55,21 +53,12 @@ def setup_dvc(root: str, data_folder: str, remote_url: str) -> list[str]:
     hidden = hiding_rules(root, [data_folder + ".dvc"])
     if hidden:
         raise ConfigError(hidden_message(*hidden[0]) + ", then run alops init --dvc-remote again")
-    dvc_logger = logging.getLogger("dvc")
-    level = dvc_logger.level
-    dvc_logger.setLevel(logging.WARNING)  # DVC's banners and "git add" hints: alops says what to commit
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            Repo.init(root)
-        with Repo(root) as repo:
-            with repo.config.edit() as config:
-                config["remote"][REMOTE] = {"url": remote_url}
-                config["core"]["remote"] = REMOTE
+        init_with_remote(root, remote_url, REMOTE)
+        with quiet_dvc(), Repo(root) as repo:  # no "git add" hint: the checklist says what to commit
             repo.scm_context.quiet = True
             repo.add(data_folder)
     except DvcException as exc:
         raise AlopsError(f"DVC set-up failed: {' '.join(str(exc).split())} (remote {redact_url(remote_url)})") from None
-    finally:
-        dvc_logger.setLevel(level)
     ignore = os.path.join(os.path.dirname(data_folder), ".gitignore")
     return [".dvc/config", ".dvc/.gitignore", ".dvcignore", data_folder + ".dvc", ignore]

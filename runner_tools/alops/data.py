@@ -6,7 +6,10 @@ read with `verify = true`, so a corrupted object fails the pull instead of landi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
+import logging
 import os
 import re
 
@@ -42,6 +45,31 @@ def missing_remote_extra(action: str, exc: Exception) -> Exception:
     install = f"pip install 'alops[{extra}]'" if extra else f"install DVC's {protocol} support"
     return AlopsError(f"dvc {action} failed: the remote is {protocol}:// and DVC's support for it is not "
                       f"installed: {install} (in CI, that requirement as the alops-version input)")
+
+
+@contextlib.contextmanager
+def quiet_dvc():
+    """DVC's banners ("Initialized DVC repository", "You can now commit") and info lines silenced: alops says
+    what happened and what to commit."""
+    dvc_logger = logging.getLogger("dvc")
+    level = dvc_logger.level
+    dvc_logger.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        dvc_logger.setLevel(level)
+
+
+def init_with_remote(root: str, url: str, name: str = "storage") -> None:
+    """`dvc init` at `root` with `url` as the default remote `name`, quietly (DVC's errors pass through)."""
+    from dvc.repo import Repo
+
+    with quiet_dvc():
+        Repo.init(root)
+        with Repo(root) as repo, repo.config.edit() as config:
+            config["remote"][name] = {"url": url}
+            config["core"]["remote"] = name
 
 
 def untracked_dataset(project, dataset: str) -> str | None:

@@ -6,9 +6,6 @@ step (hooks included) succeeded: a refused option or a failed hook leaves nothin
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import os
 import re
 import shutil
@@ -90,21 +87,13 @@ def finish_project(folder: str, forge: str, example: str, dvc_remote: str) -> No
         shutil.rmtree(os.path.join(folder, "scripts"))
     _run(folder, "git", "init", "-q", "-b", "main")
     from dvc.exceptions import DvcException
-    from dvc.repo import Repo
 
-    dvc_logger = logging.getLogger("dvc")
-    level = dvc_logger.level
-    dvc_logger.setLevel(logging.WARNING)  # DVC's "Initialized ... You can now commit": alops commits next
+    from alops.data import init_with_remote
+
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            Repo.init(folder)
-        with Repo(folder) as repo, repo.config.edit() as config:
-            config["remote"]["storage"] = {"url": dvc_remote}
-            config["core"]["remote"] = "storage"
+        init_with_remote(folder, dvc_remote)  # quietly: alops commits next
     except DvcException as exc:
         raise AlopsError(f"dvc init failed: {exc}") from None
-    finally:
-        dvc_logger.setLevel(level)
 
 
 def default_remote(target: str) -> str:

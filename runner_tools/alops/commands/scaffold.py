@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
@@ -55,8 +56,8 @@ def new(path: str, name, forge, version, remote, gitlab_kit, github_kit, classes
 
     made = new_project(path, name, forge, version, remote, classes, example, gitlab_kit, github_kit)
     click.echo(f"new: project in {made}; next: cd {path} && alops context")
-    ci_text = "".join(open(os.path.join(made, name), encoding="utf-8").read()
-                      for name in (".gitlab-ci.yml", ".github/workflows/ci.yml") if os.path.exists(os.path.join(made, name)))
+    ci_files = [os.path.join(made, name) for name in (".gitlab-ci.yml", ".github/workflows/ci.yml")]
+    ci_text = "".join(Path(path).read_text(encoding="utf-8") for path in ci_files if os.path.exists(path))
     for placeholder, option in placeholders_in(ci_text):
         click.echo(f"new: the CI file names the kit at the placeholder {placeholder}: replace it with where the kit "
                    f"lives on your forge ({option} next time; docs/install.md#building-the-wheel)")
