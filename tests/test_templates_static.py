@@ -104,6 +104,21 @@ def test_zizmor_has_no_findings():
     assert "No findings" in result.stdout + result.stderr
 
 
+def test_github_setup_steps_are_written_once():
+    """The reusable workflow holds each shared step once (an anchor, reused by alias) and installs exactly as the
+    composite setup action does."""
+    text = (KIT / ".github/workflows/alops.yml").read_text()
+    written = {action: text.count(f"uses: {action}@") for action in ("actions/setup-python", "actions/checkout", "actions/cache")}
+    assert written == {"actions/setup-python": 1, "actions/checkout": 2, "actions/cache": 1}  # checkout: with history or not
+    assert text.count("python -m pip install --quiet \"$ALOPS_PIP_SPEC\"") == 4  # CPU, GPU, alone, query's own index
+    workflow = yaml.safe_load(text)
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    assert sum(step.get("uses", "").startswith("actions/setup-python@") for step in steps) == len(workflow["jobs"])
+    action = yaml.safe_load((KIT / "templates/github/setup/action.yml").read_text())
+    composite = next(step["run"] for step in action["runs"]["steps"] if step.get("name") == "Install alops")
+    assert composite in {step["run"] for step in steps if step.get("name") == "Install alops"}
+
+
 def test_github_workflow_is_least_privilege():
     workflow = yaml.safe_load((KIT / ".github/workflows/alops.yml").read_text())
     assert workflow["permissions"] == {}
