@@ -43,10 +43,10 @@ def test_streaming_picks_the_formulas_top_k_and_shards_merge_exactly(pool_file, 
     """Against the formula in float64 and a brute-force sort, not against another alops kernel."""
     path, probs = pool_file
     single = select_streaming(str(path), strategy, 300, seed=4, chunk_rows=7_777)
-    assert sorted(single["indices"]) == sorted(top_k_reference(formula_scores(probs, strategy), 300))
+    assert sorted(single.indices) == sorted(top_k_reference(formula_scores(probs, strategy), 300))
     for count in (2, 3, 7):
         shards = [select_streaming(str(path), strategy, 300, seed=4, shard=Shard(i, count), chunk_rows=5_000) for i in range(count)]
-        assert merge(shards)["indices"] == single["indices"]
+        assert merge(shards).indices == single.indices
 
 
 def test_bald_streams_passes_from_disk_in_small_chunks_and_shards_merge_exactly(tmp_path, monkeypatch):
@@ -62,9 +62,9 @@ def test_bald_streams_passes_from_disk_in_small_chunks_and_shards_merge_exactly(
     expected = -(mean * np.log(mean)).sum(axis=1) + (passes * np.log(passes)).sum(axis=2).mean(axis=0)
     monkeypatch.setattr(PassesSource, "CHUNK_BYTES", 7 * 5 * 4 * 333)  # 333 rows a chunk: many chunks, a short last
     single = select_streaming(str(tmp_path / "mc.npy"), "bald", 60, chunk_rows=10_000)
-    assert sorted(single["indices"]) == sorted(top_k_reference(expected, 60))
+    assert sorted(single.indices) == sorted(top_k_reference(expected, 60))
     shards = [select_streaming(str(tmp_path / "mc.npy"), "bald", 60, shard=Shard(i, 3)) for i in range(3)]
-    assert merge(shards)["indices"] == single["indices"]
+    assert merge(shards).indices == single.indices
     mc[3, 2500, 0] = -0.5
     mc[3, 2500, 1] += 0.5
     np.save(tmp_path / "bad.npy", mc)
@@ -74,12 +74,12 @@ def test_bald_streams_passes_from_disk_in_small_chunks_and_shards_merge_exactly(
 
 def test_random_selection_is_uniform_seeded_and_merges_exactly(pool_file):
     path, probs = pool_file
-    picks = [select_streaming(str(path), "random", 300, seed=seed)["indices"] for seed in (4, 4, 5)]
+    picks = [select_streaming(str(path), "random", 300, seed=seed).indices for seed in (4, 4, 5)]
     assert picks[0] == picks[1] != picks[2] and len(set(picks[0])) == 300
     quarters = np.bincount(np.array(picks[0]) * 4 // len(probs), minlength=4)
     assert quarters.min() >= 45  # 75 expected per quarter of the pool; a skewed sampler lands far below
     shards = [select_streaming(str(path), "random", 300, seed=4, shard=Shard(i, 3)) for i in range(3)]
-    assert merge(shards)["indices"] == picks[0]
+    assert merge(shards).indices == picks[0]
 
 
 def test_parquet_pool_gives_the_npy_selection(pool_file, tmp_path):
@@ -89,7 +89,7 @@ def test_parquet_pool_gives_the_npy_selection(pool_file, tmp_path):
     path, probs = pool_file
     pq.write_table(pa.table({f"p{i}": probs[:, i] for i in range(10)}), tmp_path / "pool.parquet", row_group_size=4096)
     from_parquet = select_streaming(str(tmp_path / "pool.parquet"), "margin", 100, chunk_rows=3000)
-    assert from_parquet["indices"] == select_streaming(str(path), "margin", 100)["indices"]
+    assert from_parquet.indices == select_streaming(str(path), "margin", 100).indices
 
 
 def test_cli_shards_and_merge(pool_file, tmp_path):
@@ -164,7 +164,7 @@ def test_merge_refuses_missing_or_mismatched_shards(pool_file, tmp_path):
     shards = [select_streaming(str(path), "margin", 10, shard=Shard(i, 3)) for i in range(3)]
     with pytest.raises(Exception, match="exactly once"):
         merge(shards[:2])
-    shards[1]["k"] = 11
+    shards[1].k = 11
     with pytest.raises(Exception, match="disagree on k"):
         merge(shards)
 
@@ -385,8 +385,8 @@ def test_a_float64_parquet_pool_keeps_its_precision_and_order(tmp_path):
     probs = np.array([[0.5 + 1e-12, 0.5 - 1e-12, 0.0], [0.5 + 5e-13, 0.5 - 5e-13, 0.0], [0.9, 0.05, 0.05]], np.float64)
     pq.write_table(pa.table({f"p{i}": probs[:, i] for i in range(3)}), tmp_path / "pool.parquet")
     np.save(tmp_path / "pool.npy", probs)
-    from_parquet = select_streaming(str(tmp_path / "pool.parquet"), "margin", 1)["indices"]
-    assert from_parquet == select_streaming(str(tmp_path / "pool.npy"), "margin", 1)["indices"] == [1]
+    from_parquet = select_streaming(str(tmp_path / "pool.parquet"), "margin", 1).indices
+    assert from_parquet == select_streaming(str(tmp_path / "pool.npy"), "margin", 1).indices == [1]
 
 
 def test_fused_scoring_with_the_model_over_shards_merges_into_the_formulas_selection(tmp_path):
@@ -430,7 +430,7 @@ def test_scoring_on_every_core_gives_the_formulas_selection_and_the_first_bad_ro
         score = {"least-confidence": 1 - top[:, -1], "margin": top[:, -2] - top[:, -1],
                  "entropy": -(p * np.log(np.maximum(p, 1e-300))).sum(axis=1)}[strategy]
         expected = np.lexsort((np.arange(len(p)), -score))[:50]
-        assert sorted(selection["indices"]) == sorted(expected.tolist()), strategy
+        assert sorted(selection.indices) == sorted(expected.tolist()), strategy
     broken = probs.copy()
     broken[SCORE_ROWS * 2 + 5] = 0.5  # in the third piece
     broken[SCORE_ROWS + 3] = -0.1  # in the second: the one to name

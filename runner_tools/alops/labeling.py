@@ -17,9 +17,13 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from alops.errors import ConfigError
 from alops.files import atomic_path, atomic_write
+
+if TYPE_CHECKING:
+    from alops.al.selection import Selection
 
 LABEL_CONFIG = """<View>
   <Image name="image" value="$image"/>
@@ -70,7 +74,7 @@ def _rows_by_id(manifest: str, ids: list[str]) -> list[dict | None]:
     return [wanted[str(sample)] if wanted[str(sample)]["label"] is None else None for sample in ids]
 
 
-def export_tasks(selection: dict, manifest: str, out_dir: str, classes: list[str], model_version: str,
+def export_tasks(selection: Selection, manifest: str, out_dir: str, classes: list[str], model_version: str,
                  image_prefix: str = "") -> dict:
     """Write tasks.json, tasks.csv and batch.json for the selected samples.
 
@@ -78,15 +82,15 @@ def export_tasks(selection: dict, manifest: str, out_dir: str, classes: list[str
     labeled since are left out. Without ids, pool row i is the manifest's i-th unlabeled sample (the order the
     pipeline scored them in), which holds only when the pool was scored on this manifest.
     """
-    if selection.get("sample_ids") is not None:
-        rows = _rows_by_id(manifest, selection["sample_ids"])
+    if selection.sample_ids is not None:
+        rows = _rows_by_id(manifest, selection.sample_ids)
     else:
         pool = _unlabeled_rows(manifest)
-        if selection.get("pool_rows") not in (None, len(pool)):
-            raise ConfigError(f"the selection scored {selection['pool_rows']} pool rows but {manifest} has {len(pool)} "
+        if selection.pool_rows != len(pool):
+            raise ConfigError(f"the selection scored {selection.pool_rows} pool rows but {manifest} has {len(pool)} "
                               "unlabeled samples; score the pool again, or select with --ids to join by sample id")
-        rows = [pool[index] for index in selection["indices"]]
-    scores = selection.get("scores") or [None] * len(selection["indices"])
+        rows = [pool[index] for index in selection.indices]
+    scores = selection.scores
     ids = [str(row["id"]) for row in rows if row is not None]
     batch_id = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12]
     tasks, lines = [], []
@@ -100,9 +104,9 @@ def export_tasks(selection: dict, manifest: str, out_dir: str, classes: list[str
         tasks.append(task)
         lines.append({"sample_id": data["sample_id"], "image": data["image"], "score": "" if score is None else score})
     batch = {"batch_id": batch_id, "sample_ids": ids,
-             "classes": classes, "model_version": model_version, "strategy": selection.get("strategy"),
-             "k": selection.get("k"), "pool_digest": selection.get("pool_digest"),
-             "scored_at_commit": selection.get("commit"), "data_version": selection.get("data_version"),
+             "classes": classes, "model_version": model_version, "strategy": selection.strategy,
+             "k": selection.k, "pool_digest": selection.pool_digest,
+             "scored_at_commit": selection.commit, "data_version": selection.data_version,
              "labeled_since": sum(row is None for row in rows)}
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=["sample_id", "image", "score"])
@@ -332,7 +336,7 @@ def project_classes(config, manifest: str) -> list[str]:
     return sorted(seen, key=lambda v: (len(v), v))
 
 
-def export_batch(project, selection: dict, out_dir: str, model_version: str | None, image_prefix: str) -> tuple[dict, list[str]]:
+def export_batch(project, selection: Selection, out_dir: str, model_version: str | None, image_prefix: str) -> tuple[dict, list[str]]:
     """Tasks, CSV, batch record and Label Studio config for `selection` against the full manifest."""
     manifest = project.manifest("full")
     classes = project_classes(project.config, manifest)

@@ -7,8 +7,8 @@ the file's size as it is scanned), so memory stays at one chunk plus k. `--shard
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 import os
 import re
 import tempfile
@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from alops.al.selection import Selection
 from alops.al.strategies import STREAMABLE, EmptyPoolError, PoolTooSmallError, make_strategy
 from alops.al.topk import top_k
 from alops.errors import ConfigError
@@ -204,8 +205,8 @@ def _sized_pool(path: str, k: int, passes: bool = False, inputs: bool = False):
 def select_streaming(
     path: str, strategy: str, k: int, seed: int = 0, shard: Shard | None = None,
     chunk_rows: int = CHUNK_ROWS, progress: Callable[[int, int], None] | None = None,
-) -> dict:
-    """Score the pool (or one shard of it) chunk by chunk and keep the top k; the selection as a dict."""
+) -> Selection:
+    """Score the pool (or one shard of it) chunk by chunk and keep the top k."""
     chosen = make_strategy(strategy)
     if not chosen.streams:
         raise ConfigError(f"strategy {strategy!r} cannot stream; streaming strategies: {', '.join(STREAMABLE)}")
@@ -213,17 +214,14 @@ def select_streaming(
     start, stop = shard.rows(total) if shard else (0, total)
     report = (lambda done: progress(done - start, stop - start)) if progress else None
     best = chosen.stream(source.chunks(start, stop, chunk_rows), k, seed, report)
-    return {
-        "schema": 1, "strategy": strategy, "k": k, "seed": seed, "pool": os.path.basename(path), "pool_rows": total,
-        "pool_digest": pool_digest(path),
-        "shard": f"{shard.index}/{shard.count}" if shard else None, "rows": [start, stop],
-        "indices": best.rows.tolist(), "scores": best.scores.tolist(),
-    }
+    return Selection(strategy=strategy, k=k, seed=seed, pool=os.path.basename(path), pool_rows=total,
+                     pool_digest=pool_digest(path), shard=f"{shard.index}/{shard.count}" if shard else None,
+                     rows=[start, stop], indices=best.rows.tolist(), scores=best.scores.tolist())
 
 
 def select_scored_by_model(model_path: str, inputs_path: str, strategy: str, k: int, seed: int = 0,
                            shard: Shard | None = None, device: str = "cpu", chunk_rows: int = 65536,
-                           progress: Callable[[int, int], None] | None = None) -> dict:
+                           progress: Callable[[int, int], None] | None = None) -> Selection:
     """Scoring and selection in one pass: the model runs over the inputs (or one shard of them) chunk by chunk
     and only the running top k is kept, so n jobs score n parts of the pool and `merge` gives the one-pass
     selection. The probabilities are never written."""
@@ -242,13 +240,11 @@ def select_scored_by_model(model_path: str, inputs_path: str, strategy: str, k: 
         best = chosen.stream(blocks, k, seed, report)
         digest = model_digest(local)
     registry = model_path.startswith(MODEL_URI_PREFIXES)
-    return {
-        "schema": 1, "strategy": strategy, "k": k, "seed": seed, "pool": os.path.basename(inputs_path),
-        "pool_rows": total, "pool_digest": pool_digest(inputs_path),
-        "model": model_path if registry else os.path.basename(model_path), "model_digest": digest,
-        "shard": f"{shard.index}/{shard.count}" if shard else None, "rows": [start, stop],
-        "indices": best.rows.tolist(), "scores": best.scores.tolist(),
-    }
+    return Selection(strategy=strategy, k=k, seed=seed, pool=os.path.basename(inputs_path), pool_rows=total,
+                     pool_digest=pool_digest(inputs_path),
+                     model=model_path if registry else os.path.basename(model_path), model_digest=digest,
+                     shard=f"{shard.index}/{shard.count}" if shard else None, rows=[start, stop],
+                     indices=best.rows.tolist(), scores=best.scores.tolist())
 
 
 def score_with_model(model_path: str, inputs_path: str, out_path: str, device: str = "cpu",
@@ -418,7 +414,7 @@ def _load(path: str | None, what: str, dims: int) -> np.ndarray | None:
 
 
 def select_in_memory(path: str, strategy: str, k: int, seed: int, balanced: bool,
-                     embeddings: str | None, labeled_embeddings: str | None) -> dict:
+                     embeddings: str | None, labeled_embeddings: str | None) -> Selection:
     """Strategies that need the whole pool at once (BALD, core-set, hybrid, class-balanced)."""
     from alops.al.kernels import check_rows
     from alops.al.strategies import Pool, make_strategy
@@ -438,13 +434,12 @@ def select_in_memory(path: str, strategy: str, k: int, seed: int, balanced: bool
     if pool.embeddings is not None and len(pool.embeddings) != len(pool):
         raise ConfigError(f"{embeddings}: {len(pool.embeddings)} rows, but the pool has {len(pool)}")
     indices, scores = chosen.select(pool, k, np.random.default_rng(seed))
-    return {"schema": 1, "strategy": chosen.name, "k": k, "seed": seed, "pool": os.path.basename(path),
-            "pool_rows": len(pool), "pool_digest": pool_digest(path), "shard": None, "rows": [0, len(pool)],
-            "indices": indices.tolist(),
-            "scores": [float(x) if np.isfinite(x) else None for x in scores]}  # JSON has no inf
+    return Selection(strategy=chosen.name, k=k, seed=seed, pool=os.path.basename(path), pool_rows=len(pool),
+                     pool_digest=pool_digest(path), rows=[0, len(pool)], indices=indices.tolist(),
+                     scores=[float(x) if np.isfinite(x) else None for x in scores])  # JSON has no inf
 
 
-def merge(selections: list[dict]) -> dict:
+def merge(selections: list[Selection]) -> Selection:
     """Combine the selections of all shards of one query into the single-pass selection."""
     if not selections:
         raise ConfigError("no shard selections to merge")
@@ -452,38 +447,27 @@ def merge(selections: list[dict]) -> dict:
     keys = ("strategy", "k", "seed", "pool_rows", "pool_digest", "model_digest", "commit", "data_version")
     for other in selections[1:]:
         for key in keys:
-            if other.get(key) != first.get(key):
-                raise ConfigError(f"shard selections disagree on {key}: {first.get(key)!r} vs {other.get(key)!r}")
-    shards = sorted(s.get("shard") or "" for s in selections)
+            if getattr(other, key) != getattr(first, key):
+                raise ConfigError(f"shard selections disagree on {key}: {getattr(first, key)!r} vs {getattr(other, key)!r}")
+    shards = sorted(s.shard or "" for s in selections)
     count = int(shards[0].split("/")[1]) if shards[0] else 0
     if not count or shards != sorted(f"{i}/{count}" for i in range(count)):
         raise ConfigError(f"merge needs each shard 0/n .. n-1/n exactly once; got {', '.join(shards)}")
-    named = ["sample_ids" in s for s in selections]
+    named = [s.sample_ids is not None for s in selections]
     if any(named) and not all(named):
         raise ConfigError("some shard selections name their samples (--ids) and some do not: select every shard "
                           "with the same --ids")
-    rows = np.concatenate([np.array(s["indices"], np.int64) for s in selections])
-    scores = np.concatenate([np.array(s["scores"], np.float64) for s in selections])
-    rows, scores = top_k(rows, scores, first["k"])
-    merged = {**{k: first.get(k) for k in (*keys, "schema", "pool", "model")}, "shard": None, "rows": [0, first["pool_rows"]],
-              "indices": rows.tolist(), "scores": scores.tolist()}
+    rows = np.concatenate([np.array(s.indices, np.int64) for s in selections])
+    scores = np.concatenate([np.array(s.scores, np.float64) for s in selections])
+    rows, scores = top_k(rows, scores, first.k)
+    merged = dataclasses.replace(first, shard=None, rows=[0, first.pool_rows], indices=rows.tolist(),
+                                 scores=scores.tolist(), sample_ids=None, skipped_labeled=None)
     if all(named):
-        ids = {row: sample for s in selections for row, sample in zip(s["indices"], s["sample_ids"])}
-        merged["sample_ids"] = [ids[row] for row in merged["indices"]]
+        ids = {row: sample for s in selections for row, sample in zip(s.indices, s.sample_ids)}
+        merged.sample_ids = [ids[row] for row in merged.indices]
     return merged
 
 
-
-
-def read_selection(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not a selection file ({exc})") from None
-    if not isinstance(data, dict) or "indices" not in data:
-        raise ConfigError(f"{path}: not a selection file written by `alops query`")
-    return data
 
 
 def _pool_ids(ids_path: str) -> Iterator[tuple[int, str]]:
@@ -526,7 +510,7 @@ def rows_of_ids(ids_path: str, wanted: set[str]) -> tuple[list[int], int]:
 def select(pool: str, strategy: str, k: int, seed: int = 0, shard: str | None = None, balanced: bool = False,
            embeddings: str | None = None, labeled_embeddings: str | None = None, progress=None,
            ids: str | None = None, model: str | None = None, device: str = "cpu",
-           skip_ids: set[str] | None = None) -> dict:
+           skip_ids: set[str] | None = None) -> Selection:
     """The selection of `k` samples from the pool file: streamed (and sharded) where the strategy allows it;
     with `ids` (one sample id per pool row) it names the samples, so the export joins by id; with `model`, `pool`
     holds the model's inputs and scoring is fused with the selection. Samples named in `skip_ids` (labeled since
@@ -562,9 +546,9 @@ def select(pool: str, strategy: str, k: int, seed: int = 0, shard: str | None = 
         result = select_in_memory(pool, strategy, wider, seed, balanced, embeddings, labeled_embeddings)
     if skip_ids is not None:
         left_out = set(skipped)
-        kept = [(row, score) for row, score in zip(result["indices"], result["scores"]) if row not in left_out][:k]
-        result.update(k=k, indices=[row for row, _ in kept], scores=[score for _, score in kept],
-                      skipped_labeled=len(skipped))
+        kept = [(row, score) for row, score in zip(result.indices, result.scores) if row not in left_out][:k]
+        result = dataclasses.replace(result, k=k, indices=[row for row, _ in kept], scores=[score for _, score in kept],
+                                     skipped_labeled=len(skipped))
     if ids:
-        result["sample_ids"] = sample_ids(ids, result["indices"], result["pool_rows"])
+        result.sample_ids = sample_ids(ids, result.indices, result.pool_rows)
     return result

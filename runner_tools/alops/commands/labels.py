@@ -28,11 +28,11 @@ def labels_export(selection, out, model_version, image_prefix, label_studio_url,
     With --label-studio-url (and LABEL_STUDIO_API_KEY) the tasks are also created in the project; a re-run
     adds none twice.
     """
-    from alops.al.scoring import read_selection
+    from alops.al.selection import Selection
     from alops.labeling import export_batch, label_config
 
     with Project.open() as project:
-        batch, classes = export_batch(project, read_selection(selection), out, model_version, image_prefix)
+        batch, classes = export_batch(project, Selection.read(selection), out, model_version, image_prefix)
         click.echo(f"{out}: {len(batch['sample_ids'])} tasks in batch {batch['batch_id']} (tasks.json, tasks.csv, label_config.xml)"
                    + (f"; {batch['labeled_since']} selected samples are labeled already and were left out"
                       if batch["labeled_since"] else ""))

@@ -58,12 +58,12 @@ def query_select(pool, strategy, k, seed, shard, balanced, embeddings, labeled_e
                             progress=progress_printer(), ids=ids or None, model=model,
                             device=device or os.environ.get("ALOPS_DEVICE", "cpu"),
                             skip_ids=_labeled_ids() if skip_labeled else None)
-    result.update(_provenance())
-    write_json(out, result)
-    click.echo(f"{out}: {len(result['indices'])} of {result['pool_rows']} samples selected by {result['strategy']}"
-               + (f" (shard {result['shard']})" if result.get("shard") else "")
-               + (f"; {result['skipped_labeled']} pool samples labeled since were skipped"
-                  if result.get("skipped_labeled") else ""))
+    result.commit, result.data_version = _provenance()
+    write_json(out, result.to_json())
+    click.echo(f"{out}: {len(result.indices)} of {result.pool_rows} samples selected by {result.strategy}"
+               + (f" (shard {result.shard})" if result.shard else "")
+               + (f"; {result.skipped_labeled} pool samples labeled since were skipped"
+                  if result.skipped_labeled else ""))
 
 
 def _labeled_ids() -> set[str]:
@@ -79,20 +79,19 @@ def _labeled_ids() -> set[str]:
     return labeled_ids(manifest)
 
 
-def _provenance() -> dict:
+def _provenance() -> tuple[str | None, str | None]:
     """The commit (whose model scored the pool) and the data version of the project around, when there is one."""
     from alops import data
     from alops.errors import AlopsError
     from alops.project import Project
 
-    found = {"commit": None, "data_version": None}
+    commit = None
     try:
         with Project.open() as project:
-            found["commit"] = project.context.commit
-            found["data_version"] = data.data_version(project.root)["version"]
+            commit = project.context.commit
+            return commit, data.data_version(project.root)["version"]
     except AlopsError:
-        pass  # a pool file outside a project, or no data tracked: nothing to record
-    return found
+        return commit, None  # a pool file outside a project, or no data tracked: nothing more to record
 
 
 @query_group.command("score")
@@ -121,11 +120,12 @@ def query_score(model, inputs, out, device) -> None:
 def query_merge(shards, out) -> None:
     """Merge the selections of all shards into the single-pass selection."""
     from alops.al import scoring
+    from alops.al.selection import Selection
     from alops.files import write_json
 
-    result = scoring.merge([scoring.read_selection(path) for path in shards])
-    write_json(out, result)
-    click.echo(f"{out}: {len(result['indices'])} samples from {len(shards)} shards")
+    result = scoring.merge([Selection.read(path) for path in shards])
+    write_json(out, result.to_json())
+    click.echo(f"{out}: {len(result.indices)} samples from {len(shards)} shards")
 
 
 commands = [query_group]
