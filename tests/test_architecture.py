@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,10 @@ from conftest import clean_env, git
 PACKAGE = Path(__file__).parent.parent / "runner_tools" / "alops"
 
 
-def test_one_run_opens_dvc_once_and_reads_alops_yaml_once(ml_project, monkeypatch):
+def test_one_run_opens_dvc_once_and_reads_alops_yaml_params_and_the_lock_once(ml_project, monkeypatch, tmp_path):
+    """A tracked run that changes a parameter, on a checkout that has run before: DVC opened once, alops.yaml and
+    params.yaml parsed once, dvc.lock read once before the run (which outputs to pull) and once after it (the
+    run's tags: its digest and the data version)."""
     import dvc.repo
 
     import alops.config
@@ -22,8 +26,8 @@ def test_one_run_opens_dvc_once_and_reads_alops_yaml_once(ml_project, monkeypatc
 
     git(ml_project, "switch", "-q", "-c", "feature/count")
     (ml_project / "alops.yaml").write_text("data: {full: data/full, dev: data/dev}\n")
-    opened, read = [], []
-    real_init, real_load = dvc.repo.Repo.__init__, alops.config.load_config
+    opened, read, files = [], [], []
+    real_init, real_load, real_open = dvc.repo.Repo.__init__, alops.config.load_config, open
 
     def counting_init(self, *args, **kwargs):
         opened.append(args[:1])
@@ -33,19 +37,31 @@ def test_one_run_opens_dvc_once_and_reads_alops_yaml_once(ml_project, monkeypatc
         read.append(args)
         return real_load(*args, **kwargs)
 
+    def counting_open(file, *args, **kwargs):
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if caller.startswith("alops") and os.path.basename(str(file)) in ("params.yaml", "dvc.lock"):
+            files.append((os.path.basename(str(file)), caller, args[:1] or kwargs.get("mode", "r")))
+        return real_open(file, *args, **kwargs)
+
     monkeypatch.setattr(dvc.repo.Repo, "__init__", counting_init)
+    monkeypatch.setattr("builtins.open", counting_open)
     monkeypatch.setattr(alops.config, "load_config", counting_load)
     monkeypatch.setattr("alops.project.load_config", counting_load)
-    environment = clean_env()
+    environment = clean_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
     for name in list(os.environ):
         monkeypatch.delenv(name)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(ml_project)
     assert main(["run"]) == 0
+    opened.clear(), read.clear(), files.clear()
+    assert main(["run", "--track", "--set", "train.epochs=2"]) == 0
     assert (ml_project / "metrics.json").exists()  # the pipeline really ran: pull, repro, push
     assert len(opened) == 1, opened
     assert len(read) == 1, read
+    parsed = [caller for name, caller, mode in files if name == "params.yaml" and caller != "alops.pipeline"]
+    assert parsed == ["alops.params", "alops.params"], files  # validated once, edited once (comments kept)
+    assert [caller for name, caller, _ in files if name == "dvc.lock"] == ["alops.pipeline", "alops.pipeline"], files
 
 
 def test_files_written_by_alops_follow_the_umask(tmp_path):

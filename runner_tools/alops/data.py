@@ -206,10 +206,10 @@ def _entries(document_outs, base: str) -> list[tuple[str, str]]:
     return found
 
 
-def tracked_data(root: str) -> list[tuple[str, str]]:
-    """(path, hash) of the data: what `.dvc` files track, and the data folders dvc.lock records as stage
-    inputs that no stage produces. Models, features and other outputs are not data; neither is anything under
-    hidden folders or MLflow's local artifact store."""
+def tracked_data(root: str, lock_text: str | None = None) -> list[tuple[str, str]]:
+    """(path, hash) of the data: what `.dvc` files track, and the data folders dvc.lock (`lock_text` when the
+    caller has read it) records as stage inputs that no stage produces. Models, features and other outputs are
+    not data; neither is anything under hidden folders or MLflow's local artifact store."""
     import yaml
 
     entries = []
@@ -221,9 +221,11 @@ def tracked_data(root: str) -> list[tuple[str, str]]:
                 with open(os.path.join(folder, name), encoding="utf-8") as handle:
                     entries += _entries((yaml.safe_load(handle) or {}).get("outs"), base)
     lock = os.path.join(root, "dvc.lock")
-    if os.path.isfile(lock):
+    if lock_text is None and os.path.isfile(lock):
         with open(lock, encoding="utf-8") as handle:
-            stages = list(((yaml.safe_load(handle) or {}).get("stages") or {}).values())
+            lock_text = handle.read()
+    if lock_text is not None:
+        stages = list(((yaml.safe_load(lock_text) or {}).get("stages") or {}).values())
         produced = {path for stage in stages for path, _ in _entries(stage.get("outs"), ".")}
         for stage in stages:
             entries += [(path, digest) for path, digest in _entries(stage.get("deps"), ".")
@@ -231,10 +233,10 @@ def tracked_data(root: str) -> list[tuple[str, str]]:
     return sorted(set(entries))
 
 
-def data_version(root: str) -> dict:
+def data_version(root: str, lock_text: str | None = None) -> dict:
     """A stable identifier of the data the workspace's DVC files record (the same after retraining on the same
     data), plus the hash of each data entry."""
-    entries = tracked_data(root)
+    entries = tracked_data(root, lock_text)
     if not entries:
         raise AlopsError("no data tracked by DVC here (no .dvc files, no data folders in dvc.lock); `dvc add` the "
                          "datasets first")

@@ -71,14 +71,13 @@ RUN_PARAMS_NOTE = os.path.join(".alops", "params-of-the-run.json")
 
 
 @contextlib.contextmanager
-def run_params(root: str, dataset: str, sets: dict, keep: bool = False):
-    """params.yaml with `dataset` and `sets` applied while the block runs; then the file as it was, byte for byte
-    (with `keep`, the `sets` stay). Validated first: nothing is written when invalid. Yields the params in force.
+def run_params(root: str, validated: tuple[dict, dict, dict], keep: dict | None = None):
+    """params.yaml with the `validated_params` applied while the block runs; then the file as it was, byte for
+    byte, plus the values in `keep`. Yields the params in force.
 
     A note under .alops/ holds the original until it is back, so a killed run is undone by the next one.
     """
-    restore_interrupted_run_params(root)
-    merged, current, updates = validated_params(root, dataset, sets)
+    merged, current, updates = validated
     if merged == current:
         yield merged
         return
@@ -92,8 +91,8 @@ def run_params(root: str, dataset: str, sets: dict, keep: bool = False):
         yield merged
     finally:
         _put_back(path, original)
-        if keep and sets:
-            params_mod.set_params(root, sets)
+        if keep:
+            params_mod.set_params(root, keep)
         os.remove(note)
 
 
@@ -324,7 +323,8 @@ def run_pipeline(
             "no stage in dvc.yaml reads the dataset choice, so this dev run would train on the full data: list "
             "`dataset` under a stage's params and use it (e.g. deps: data/${dataset}), or set "
             "data.check_dev_use: false in alops.yaml to run anyway")
-    validated_params(root, profile.dataset, sets or {})  # refused before any data moves
+    restore_interrupted_run_params(root)  # a killed run's values are not this run's
+    validated = validated_params(root, profile.dataset, sets or {})  # refused before any data moves
     chosen = resolve_device(device, profile.device, context.kind, allow_cpu, context.forge)
     missing = depends_on_dataset(project, profile.dataset) and data.untracked_dataset(project, profile.dataset)
     if missing:  # a stage reads the dataset's folder, and this branch cannot have it
@@ -338,7 +338,7 @@ def run_pipeline(
     else:
         echo("pull: skipped (no DVC remote configured); using the data in the workspace")
     echo(f"repro: on {chosen} with the {profile.dataset} dataset")
-    with run_params(root, profile.dataset, sets or {}, keep_sets) as used:
+    with run_params(root, validated, keep=sets if keep_sets else None) as used:
         result = RunResult(ran=reproduce(project, list(targets), chosen), device=chosen)
     if not result.ran:
         echo("pipeline up to date: nothing ran, nothing tracked")
@@ -380,12 +380,13 @@ def _send_buffered(root: str, uri: str, echo) -> None:
         echo(f"tracking: {sent} run(s) buffered by earlier jobs sent" + (f", {left} left" if left else ""))
 
 
-def lock_digest(root: str) -> str:
-    """A digest of dvc.lock: the same for every commit whose pipeline produced exactly these outputs."""
-    import hashlib
-
-    with open(os.path.join(root, "dvc.lock"), "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()[:16]
+def lock_digest(root: str, lock_text: str | None = None) -> str:
+    """A digest of dvc.lock (`lock_text` when the caller has read it): the same for every commit whose pipeline
+    produced exactly these outputs."""
+    if lock_text is None:
+        with open(os.path.join(root, "dvc.lock"), encoding="utf-8", newline="") as handle:
+            lock_text = handle.read()
+    return hashlib.sha256(lock_text.encode()).hexdigest()[:16]
 
 
 def _tags(project, device: str) -> dict[str, str]:
@@ -394,8 +395,13 @@ def _tags(project, device: str) -> dict[str, str]:
                                TAG_LABELED, TAG_LOCK, TAG_RUNNER)
 
     root, context = project.root, project.context
+    lock = os.path.join(root, "dvc.lock")
+    lock_text = None
+    if os.path.isfile(lock):
+        with open(lock, encoding="utf-8", newline="") as handle:
+            lock_text = handle.read()
     try:
-        version = data.data_version(root)["version"]
+        version = data.data_version(root, lock_text)["version"]
     except AlopsError:
         version = "untracked"
     tags = {
@@ -407,9 +413,8 @@ def _tags(project, device: str) -> dict[str, str]:
         TAG_RUNNER: tracking.runner_name(context.ci_job_url),
         TAG_DEVICE: device,
     }
-    lock = os.path.join(root, "dvc.lock")
-    if os.path.isfile(lock):
-        tags[TAG_LOCK] = lock_digest(root)
+    if lock_text is not None:
+        tags[TAG_LOCK] = lock_digest(root, lock_text)
     manifest = project.manifest(context.profile.dataset)
     if os.path.isfile(manifest):
         from alops.manifest import labeled_count
