@@ -60,7 +60,11 @@ def git(cwd: Path, *args: str) -> str:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A git repository on branch main with one commit."""
-    path = tmp_path / "project"
+    return git_repo(tmp_path / "project")
+
+
+def git_repo(path: Path) -> Path:
+    """A git repository at `path` on branch main with one commit."""
     path.mkdir()
     git(path, "init", "-q", "-b", "main")
     git(path, "config", "user.email", "dev@example.com")
@@ -80,35 +84,66 @@ def dvc(cwd: Path, *args: str) -> str:
     return result.stdout
 
 
-@pytest.fixture
-def dvc_project(repo: Path, tmp_path: Path) -> Path:
-    """`repo` as a DVC project with a local directory remote and a tracked, pushed full dataset."""
+def copy_of(built: Path, repo: Path, tmp_path: Path, remote: str | None = "remote") -> Path:
+    """A test's own copy of a project built once (under `built`): the repository (its DVC cache inside) and its
+    DVC remote folder `remote`, at tmp_path / remote. The last commit is made again with the remote's new path and
+    a message of its own, so no two tests share a commit (runs on the session's tracking server are found by
+    commit)."""
+    import shutil
+    import uuid
+
+    shutil.rmtree(repo)
+    shutil.copytree(built / "project", repo, symlinks=True)
+    if remote is not None:
+        if (built / remote).exists():
+            shutil.copytree(built / remote, tmp_path / remote, symlinks=True)
+        config = repo / ".dvc" / "config"
+        text = config.read_text()
+        assert f"url = {built / remote}\n" in text
+        config.write_text(text.replace(f"url = {built / remote}\n", f"url = {tmp_path / remote}\n"))
+        git(repo, "add", ".dvc/config")
+    message = git(repo, "log", "-1", "--format=%s")
+    git(repo, "commit", "-q", "--amend", "-m", f"{message} ({uuid.uuid4().hex[:8]})")
+    return repo
+
+
+@pytest.fixture(scope="session")
+def _dvc_project_built(tmp_path_factory) -> Path:
     from datasets import write_full_dataset
 
+    base = tmp_path_factory.mktemp("dvc-project")
+    repo = git_repo(base / "project")
     dvc(repo, "init", "-q")
-    dvc(repo, "remote", "add", "-d", "store", str(tmp_path / "remote"))
+    dvc(repo, "remote", "add", "-d", "store", str(base / "remote"))
     write_full_dataset(repo / "data" / "full")
     dvc(repo, "add", "-q", "data/full")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "full dataset")
-    return repo
+    return base
+
+
+@pytest.fixture
+def dvc_project(_dvc_project_built: Path, repo: Path, tmp_path: Path) -> Path:
+    """`repo` as a DVC project with a local directory remote (tmp_path / "remote") and a tracked full dataset."""
+    return copy_of(_dvc_project_built, repo, tmp_path)
 
 
 PROJECT_TEMPLATE = Path(__file__).parent / "project"
 
 
-@pytest.fixture
-def ml_project(repo: Path, tmp_path: Path) -> Path:
-    """The test project (digits, a PyTorch MLP, train + evaluate stages) with full and dev data pushed."""
+@pytest.fixture(scope="session")
+def _ml_project_built(tmp_path_factory) -> Path:
     import shutil
 
     from datasets import write_digits
 
+    base = tmp_path_factory.mktemp("ml-project")
+    repo = git_repo(base / "project")
     for item in PROJECT_TEMPLATE.iterdir():
         if item.is_file():
             shutil.copy(item, repo / item.name)
     dvc(repo, "init", "-q")
-    dvc(repo, "remote", "add", "-d", "store", str(tmp_path / "remote"))
+    dvc(repo, "remote", "add", "-d", "store", str(base / "remote"))
     write_digits(repo / "data" / "full")
     dvc(repo, "add", "-q", "data/full")
     result = run_alops("data", "make-dev", "--fraction", "0.2", cwd=repo)
@@ -117,7 +152,41 @@ def ml_project(repo: Path, tmp_path: Path) -> Path:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "project")
     assert run_alops("data", "push", "--dataset", "all", cwd=repo).returncode == 0
-    return repo
+    return base
+
+
+@pytest.fixture
+def ml_project(_ml_project_built: Path, repo: Path, tmp_path: Path) -> Path:
+    """The test project (digits, a PyTorch MLP, train + evaluate stages) with full and dev data pushed to a local
+    DVC remote (tmp_path / "remote")."""
+    return copy_of(_ml_project_built, repo, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def _al_project_built(tmp_path_factory) -> Path:
+    from datasets import write_full_dataset
+
+    base = tmp_path_factory.mktemp("al-project")
+    repo = git_repo(base / "project")
+    dvc(repo, "init", "-q")
+    dvc(repo, "remote", "add", "-d", "store", str(base / "dvc-remote"))
+    (repo / "alops.yaml").write_text("data:\n  classes: ['0', '1', '2', '3']\n")
+    write_full_dataset(repo / "data/full", n=80)
+    dvc(repo, "add", "-q", "data/full")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "data")
+    dvc(repo, "push", "-q")
+    return base
+
+
+@pytest.fixture
+def al_remote(_al_project_built: Path, repo: Path, tmp_path: Path) -> Path:
+    """A bare git remote whose branch al/round-1 tracks a full dataset, and its DVC remote (tmp_path / "dvc-remote")."""
+    copy_of(_al_project_built, repo, tmp_path, remote="dvc-remote")
+    bare = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(repo, "push", "-q", str(bare), "main:main", "main:al/round-1")
+    return bare
 
 
 def free_port() -> int:
@@ -218,7 +287,8 @@ SLOW_MODULES = {"test_templates_gitlab", "test_templates_github", "test_intake_c
 
 
 def pytest_collection_modifyitems(items):
-    """Tests that start servers, CI runners, pip or the demo are `slow`: `pytest -m "not slow"` skips them."""
+    """Tests that start servers, CI runners, pip or the demo are `slow` (as are the kill-and-resume tests and the
+    full simulation suite, marked where they are): `pytest -m "not slow"` skips them."""
     for item in items:
         if item.module.__name__ in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)

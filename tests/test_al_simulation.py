@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from alops.al.simulation import SimulationPlan, simulate
 
@@ -97,6 +98,7 @@ def test_the_suite_gives_paired_verdicts_that_its_csv_supports(tmp_path):
             assert f"{name:16} {strategy:17}" in result.stdout
 
 
+@pytest.mark.slow  # ten seeds over the whole suite
 def test_the_default_strategy_never_falls_below_random_by_more_than_the_spread_on_the_suite(tmp_path):
     """The measurement behind the default (docs/al.md): the suite's protocol, ten seeds, every round of every data
     set; the CLI, the GitLab component and the GitHub workflow all default to it."""

@@ -100,6 +100,7 @@ def _kill_when(command: list[str], cwd: Path, partial) -> bool:
     return False
 
 
+@pytest.mark.slow  # kills and resumes a process at each point
 @pytest.mark.parametrize("phase", ["download into the cache", "checkout into the workspace"])
 def test_pull_killed_mid_transfer_then_rerun_completes(dvc_project, tmp_path, phase):
     """Killed while some but not all files are there (the test watches the files, not a clock)."""

@@ -178,6 +178,7 @@ def _dev_ids_if_complete(repo):
     return sorted(r["id"] for r in dev)
 
 
+@pytest.mark.slow  # kills and resumes a process at each point
 @pytest.mark.parametrize("point", list(MAKE_DEV_KILL_POINTS))
 def test_make_dev_killed_inside_each_step_leaves_a_whole_dev_dataset_and_a_rerun_completes(repo, tmp_path, point):
     """The process is killed where it is (it signals the step), not after a guessed delay."""

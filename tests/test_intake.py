@@ -7,7 +7,7 @@ import json
 from conftest import git, run_alops
 from datasets import read_manifest
 from test_hostile import checksums
-from test_labels_record import al_remote, checkout  # noqa: F401 (the fixture)
+from test_labels_record import checkout
 
 
 def finished_log(source, name, ids, prediction="1"):
@@ -22,7 +22,7 @@ def finished_log(source, name, ids, prediction="1"):
     (source / name).write_text("\n".join(lines) + "\n")
 
 
-def test_each_finished_log_joins_the_pool_once_in_one_pushed_data_version(al_remote, tmp_path):  # noqa: F811
+def test_each_finished_log_joins_the_pool_once_in_one_pushed_data_version(al_remote, tmp_path):
     work = checkout(al_remote, tmp_path, "runner")
     before = read_manifest(work / "data/full/manifest.csv")
     source = tmp_path / "served"
@@ -63,7 +63,7 @@ def test_each_finished_log_joins_the_pool_once_in_one_pushed_data_version(al_rem
         [str(90000 + i) for i in range(1, 7)]
 
 
-def test_a_bad_log_stops_the_intake_before_the_pool_changes(al_remote, tmp_path):  # noqa: F811
+def test_a_bad_log_stops_the_intake_before_the_pool_changes(al_remote, tmp_path):
     work = checkout(al_remote, tmp_path, "runner")
     source = tmp_path / "served"
     finished_log(source, "predictions-1.jsonl", [90001])

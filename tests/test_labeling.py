@@ -13,9 +13,12 @@ from conftest import clean_env, dvc, git, run_alops
 from datasets import read_manifest, write_full_dataset
 
 
-@pytest.fixture
-def batch_project(repo):
-    """A project with a full dataset, a scored pool and an exported batch of 6 tasks."""
+@pytest.fixture(scope="module")
+def _batch_project_built(tmp_path_factory):
+    from conftest import git_repo
+
+    base = tmp_path_factory.mktemp("batch-project")
+    repo = git_repo(base / "project")
     dvc(repo, "init", "-q")
     (repo / "alops.yaml").write_text("data:\n  classes: ['0', '1', '2', '3']\n")
     rows = write_full_dataset(repo / "data/full", n=60)
@@ -25,7 +28,15 @@ def batch_project(repo):
     assert run_alops("query", "select", "pool.npy", "-k", "6", "--strategy", "margin", cwd=repo).returncode == 0
     result = run_alops("labels", "export", "selection.json", "--model-version", "v7", cwd=repo)
     assert result.returncode == 0, result.stderr
-    return repo
+    return base
+
+
+@pytest.fixture
+def batch_project(_batch_project_built, repo, tmp_path):
+    """A project with a full dataset, a scored pool and an exported batch of 6 tasks."""
+    from conftest import copy_of
+
+    return copy_of(_batch_project_built, repo, tmp_path, remote=None)
 
 
 def annotation(label, user=1, cancelled=False):

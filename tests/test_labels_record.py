@@ -8,24 +8,7 @@ import subprocess
 import pytest
 
 from conftest import ALOPS, clean_env, dvc, git, kill_inside, run_alops
-from datasets import read_manifest, write_full_dataset
-
-
-@pytest.fixture
-def al_remote(repo, tmp_path):
-    """A bare git remote whose branch al/round-1 tracks a full dataset, and its DVC remote."""
-    dvc(repo, "init", "-q")
-    dvc(repo, "remote", "add", "-d", "store", str(tmp_path / "dvc-remote"))
-    (repo / "alops.yaml").write_text("data:\n  classes: ['0', '1', '2', '3']\n")
-    write_full_dataset(repo / "data/full", n=80)
-    dvc(repo, "add", "-q", "data/full")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "data")
-    dvc(repo, "push", "-q")
-    bare = tmp_path / "origin.git"
-    git(tmp_path, "init", "-q", "--bare", str(bare))
-    git(repo, "push", "-q", str(bare), "main:main", "main:al/round-1")
-    return bare
+from datasets import read_manifest
 
 
 def checkout(bare, folder, name):
@@ -119,6 +102,7 @@ KILL_POINTS = {  # where the import is killed: (function, before/after the call,
 }
 
 
+@pytest.mark.slow  # kills and resumes a process at each point
 @pytest.mark.parametrize("point", list(KILL_POINTS))
 def test_import_killed_at_any_point_then_rerun_records_every_label_once(al_remote, tmp_path, point):
     work = checkout(al_remote, tmp_path, "runner")

@@ -11,7 +11,7 @@ import pytest
 from conftest import git, run_alops
 from datasets import read_manifest
 from test_hostile import checksums
-from test_labels_record import al_remote, checkout  # noqa: F401 (the fixture)
+from test_labels_record import checkout
 
 
 def write_log(folder, ids, name="predictions.csv", extra_rows=(), with_files=True):
@@ -28,7 +28,7 @@ def write_log(folder, ids, name="predictions.csv", extra_rows=(), with_files=Tru
     return folder / name
 
 
-def test_a_log_on_an_al_branch_becomes_unlabeled_samples_and_a_pushed_data_version(al_remote, tmp_path):  # noqa: F811
+def test_a_log_on_an_al_branch_becomes_unlabeled_samples_and_a_pushed_data_version(al_remote, tmp_path):
     work = checkout(al_remote, tmp_path, "runner")
     before = read_manifest(work / "data/full/manifest.csv")
     log = write_log(tmp_path / "logs", [str(90000 + i) for i in range(5)])
@@ -58,7 +58,7 @@ def test_a_log_on_an_al_branch_becomes_unlabeled_samples_and_a_pushed_data_versi
     assert (work / "data/full/live_ids.txt").read_text() == "".join(f"{i}\n" for i in [*range(90000, 90005), 90005])
 
 
-def test_without_commit_the_manifest_grows_and_nothing_is_recorded(al_remote, tmp_path):  # noqa: F811
+def test_without_commit_the_manifest_grows_and_nothing_is_recorded(al_remote, tmp_path):
     work = checkout(al_remote, tmp_path, "runner")
     head = git(work, "rev-parse", "HEAD")
     log = write_log(tmp_path / "logs", ["91001", "91002"], name="predictions.jsonl", with_files=True)
@@ -80,7 +80,7 @@ def test_without_commit_the_manifest_grows_and_nothing_is_recorded(al_remote, tm
     (["7779,served/gone.bin,0.5,0.7,0.1,0.1,0.1,v7"], None, "no such file next to the log"),
     ([], "id,path,p0", "no column x"),
 ])
-def test_a_bad_log_is_one_line_and_changes_nothing(al_remote, tmp_path, extra, columns, message):  # noqa: F811
+def test_a_bad_log_is_one_line_and_changes_nothing(al_remote, tmp_path, extra, columns, message):
     work = checkout(al_remote, tmp_path, "runner")
     log = write_log(tmp_path / "logs", ["80001"], extra_rows=extra)
     (tmp_path / "logs/served/dup.bin").write_bytes(b"dup")

@@ -269,7 +269,7 @@ def test_the_data_version_means_the_data_not_the_model(ml_project):
     first = run_alops("run", "--track", cwd=ml_project)
     assert first.returncode == 0, first.stderr
     lock_after_first = (ml_project / "dvc.lock").read_text()
-    second = run_alops("run", "--track", "--set", "train.epochs=2", cwd=ml_project)
+    second = run_alops("run", "--no-track", "--set", "train.epochs=2", cwd=ml_project)  # the copies stay
     assert second.returncode == 0, second.stderr
     assert (ml_project / "dvc.lock").read_text() != lock_after_first  # a different model was trained
     assert (ml_project / "mlartifacts").is_dir()  # the local store copied dvc.lock and the model
@@ -282,7 +282,8 @@ def changed_files(project) -> set[str]:
     return {line.split(maxsplit=1)[1] for line in git(project, "status", "--porcelain", "--untracked-files=all").splitlines()}
 
 
-@pytest.mark.parametrize("branch", ["feature/clean", "experiment/clean", "al/clean", "release/clean"])
+@pytest.mark.parametrize("branch", ["feature/clean", "experiment/clean",  # dev data and full data
+                                    *(pytest.param(b, marks=pytest.mark.slow) for b in ("al/clean", "release/clean"))])
 def test_a_run_leaves_the_tree_as_it_was_but_for_what_dvc_writes(ml_project, branch):
     """params.yaml commits `dataset: dev`; the run uses the profile's dataset and puts the file back."""
     git(ml_project, "switch", "-q", "-c", branch)
