@@ -189,6 +189,33 @@ def al_remote(_al_project_built: Path, repo: Path, tmp_path: Path) -> Path:
     return bare
 
 
+SAMPLER = """import csv, os
+os.makedirs('data/dev', exist_ok=True)
+rows = list(csv.reader(open('data/full/manifest.csv')))
+with open('data/dev/manifest.csv', 'w', newline='') as out:
+    csv.writer(out).writerows(rows[:1] + rows[1::5])
+"""
+
+
+def use_sampler_stage(project: Path) -> str:
+    """docs/data.md's sampler stage in `ml_project`: a dvc.yaml stage writes the dev data (every 5th row), made
+    by `alops data make-dev`, committed and pushed; returns the new dvc.yaml."""
+    git(project, "rm", "-q", "data/dev.dvc")
+    (project / "sample.py").write_text(SAMPLER)
+    pipeline = (project / "dvc.yaml").read_text().replace(
+        "stages:\n", "stages:\n  sample:\n    cmd: python sample.py\n    deps:\n      - sample.py\n      - data/full\n"
+        "    outs:\n      - data/dev\n", 1)
+    (project / "dvc.yaml").write_text(pipeline)
+    (project / "alops.yaml").write_text("data:\n  full: data/full\n  dev: data/dev\n  dev_stage: sample\n")
+    made = run_alops("data", "make-dev", cwd=project)
+    assert made.returncode == 0, made.stderr
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "dev data from our own sampler")
+    pushed = run_alops("data", "push", "--dataset", "all", cwd=project)
+    assert pushed.returncode == 0, pushed.stderr
+    return pipeline
+
+
 def free_port() -> int:
     import socket
 

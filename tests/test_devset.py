@@ -572,3 +572,25 @@ def test_the_dev_dataset_carries_its_share_of_the_production_samples_list(dvc_pr
     (dvc_project / "data/full/live_ids.txt").unlink()
     assert run_alops("data", "make-dev", "--fraction", "0.25", "--no-track", cwd=dvc_project).returncode == 0
     assert not (dvc_project / "data/dev/live_ids.txt").exists()
+
+
+def test_a_feature_runner_with_only_the_sampler_stages_dev_data_runs_the_pipeline(ml_project, tmp_path):
+    """docs/data.md's sampler stage: make-dev runs it, its output is pushed with the pipeline, and a fresh clone
+    on a feature branch (the dev data only: no data/full) runs `alops run` without touching the sampler."""
+    from conftest import git, use_sampler_stage
+
+    pipeline = use_sampler_stage(ml_project)
+    clone = tmp_path / "runner"
+    git(tmp_path, "clone", "-q", str(ml_project), str(clone))
+    git(clone, "switch", "-q", "-c", "feature/faster")
+    result = run_alops("run", cwd=clone)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert json.loads((clone / "metrics.json").read_text())  # trained and evaluated on the dev data
+    assert not (clone / "data" / "full").exists()  # never needed the full data
+    assert (clone / "data" / "dev" / "manifest.csv").read_text() == (ml_project / "data" / "dev" / "manifest.csv").read_text()
+    import yaml
+
+    assert (clone / "dvc.yaml").read_text() == pipeline  # the sampler was taken as it is, not frozen in the file
+    locked = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]
+    assert locked["sample"] == yaml.safe_load((ml_project / "dvc.lock").read_text())["stages"]["sample"]
+    assert {"train", "evaluate"} <= set(locked)

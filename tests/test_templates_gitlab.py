@@ -99,6 +99,22 @@ def test_feature_pipeline_trains_on_the_dev_dataset(component_project):
     assert "PASS  alops-train-dev" in output or "alops-train-dev  PASS" in output or "PASS alops-train-dev" in output
 
 
+def test_a_feature_pipeline_with_a_sampler_stage_needs_only_the_dev_data(ml_project):
+    """docs/data.md's sampler stage in CI: the runner's checkout has the dev data the lock records (pulled from
+    the remote) and never the full data, and the pipeline trains on it."""
+    from conftest import use_sampler_stage
+
+    use_sampler_stage(ml_project)
+    use_component(ml_project)
+    shutil.rmtree(ml_project / "data" / "full")  # a runner that has no full data
+    git(ml_project, "switch", "-q", "-c", "feature/faster")
+    result = gitlab_ci_local(ml_project, "alops-train-dev", variables={"CI_PIPELINE_SOURCE": "push"})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "repro: on cpu with the dev dataset" in output and "'train'" in output
+    assert "data/full" not in output and "sample.py" not in output  # the sampler never ran, its input never needed
+
+
 def test_experiment_pipeline_trains_on_full_data_and_tracks(component_project, mlflow_server):
     from mlflow.tracking import MlflowClient
 

@@ -257,13 +257,20 @@ def check_stages(project, targets: list[str]) -> None:
             raise ConfigError(f"stage {target!r} is not in dvc.yaml (stages: {', '.join(known) or 'none'})")
 
 
-def reproduce(project, targets: list[str], device: str) -> list[str]:
-    """`dvc repro` of `targets` (checked with `check_stages`); the stages that ran (none when up to date)."""
+def reproduce(project, targets: list[str], device: str, frozen: str | None = None) -> list[str]:
+    """`dvc repro` of `targets` (checked with `check_stages`); the stages that ran (none when up to date). The
+    `frozen` stage is taken as its outputs are, as DVC takes a frozen stage: never run, its inputs not needed."""
     from dvc.exceptions import DvcException
+    from dvc.repo import lock_repo
 
     os.environ["ALOPS_DEVICE"] = device
+    repo = project.dvc
     try:
-        stages = project.dvc.reproduce(targets=targets or None)
+        with lock_repo(repo):  # DVC reads dvc.yaml again when it takes the lock: freeze inside the same lock
+            for stage in repo.index.stages if frozen else ():
+                if stage.addressing == frozen:
+                    stage.frozen = True
+            stages = repo.reproduce(targets=targets or None)
     except DvcException as exc:
         raise dvc_failure("repro", exc) from None
     return [getattr(stage, "addressing", str(stage)) for stage in stages]
@@ -339,7 +346,8 @@ def run_pipeline(
         echo("pull: skipped (no DVC remote configured); using the data in the workspace")
     echo(f"repro: on {chosen} with the {profile.dataset} dataset")
     with run_params(root, validated, keep=sets if keep_sets else None) as used:
-        result = RunResult(ran=reproduce(project, list(targets), chosen), device=chosen)
+        sampler = project.config.data.dev_stage if profile.dataset == "dev" else None  # a dev run never samples
+        result = RunResult(ran=reproduce(project, list(targets), chosen, frozen=sampler), device=chosen)
     if not result.ran:
         echo("pipeline up to date: nothing ran, nothing tracked")
         return result
