@@ -75,7 +75,9 @@ def test_init_detects_and_writes_what_alops_needs(repo):
 
     assert f"alops.yml@{__version__}" in workflow and "{{" not in workflow.replace("${{", "")
     assert "mlflow.db" in (project / ".gitignore").read_text() and "/model.pkl" in (project / ".gitignore").read_text()
-    assert "make a stage read the dataset choice" in done.stdout  # the stages never read `dataset`
+    # the stages never read the dataset choice, and the full data stays in data/raw: its folder goes in as a param
+    assert "make a stage read the dataset's folder: add `dataset_dir: data/dev` to params.yaml" in done.stdout
+    assert "(alops run sets it to data/dev or data/raw per branch" in done.stdout
     assert "it names the placeholder your-org/alops (`alops init --github-kit ...`" in done.stdout
     assert run_alops("params", "check", cwd=project).returncode == 0
 

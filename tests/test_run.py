@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import clean_env, free_port, git, run_alops
+from conftest import clean_env, dvc, free_port, git, run_alops
 
 
 def lock_deps(project) -> set[str]:
@@ -499,3 +499,33 @@ def test_the_gpu_path_on_a_cuda_device(ml_project):
     client = mlflow_client(f"sqlite:///{ml_project / 'mlflow.db'}")
     run = client.search_runs([e.experiment_id for e in client.search_experiments()])[0]
     assert run.data.tags["alops.device"] == "cuda"
+
+
+def test_stages_read_the_dataset_folder_alops_yaml_names_through_dataset_dir(repo):
+    """cookiecutter-data-science's layout as it is (data/raw, a dev folder of the team's choice): params.yaml's
+    `dataset_dir` is set to the run's folder from alops.yaml, recorded in dvc.lock, and put back afterwards."""
+    dvc(repo, "init", "-q")
+    for folder, rows in (("data/raw", 100), ("data/interim/dev", 10)):
+        (repo / folder).mkdir(parents=True)
+        (repo / folder / "data.csv").write_text("".join(f"{i},{i % 3}\n" for i in range(rows)))
+        dvc(repo, "add", "-q", folder)
+    (repo / "count.py").write_text("import json, sys\nrows = open(sys.argv[1] + '/data.csv').read().count('\\n')\n"
+                                   "json.dump({'rows': rows}, open('metrics.json', 'w'))\n")
+    (repo / "dvc.yaml").write_text("stages:\n  count:\n    cmd: python count.py ${dataset_dir}\n    deps:\n"
+                                   "      - count.py\n      - ${dataset_dir}\n    params:\n      - dataset_dir\n"
+                                   "    metrics:\n      - metrics.json:\n          cache: false\n")
+    params = "dataset: dev\ndataset_dir: data/interim/dev  # alops run sets it from alops.yaml\n"
+    (repo / "params.yaml").write_text(params)
+    (repo / "alops.yaml").write_text("data:\n  full: data/raw\n  dev: data/interim/dev\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "a team's layout")
+    for branch, dataset, folder, rows in (("feature/x", "dev", "data/interim/dev", 10), ("experiment/x", "full", "data/raw", 100)):
+        git(repo, "switch", "-q", "-c", branch)
+        plan = run_alops("run", "--dry-run", cwd=repo)
+        assert f"set dataset={dataset}, dataset_dir={folder} in params.yaml" in plan.stderr, plan.stderr
+        result = run_alops("run", "--allow-cpu", "--no-track", cwd=repo)
+        assert result.returncode == 0, result.stderr
+        assert json.loads((repo / "metrics.json").read_text()) == {"rows": rows}
+        locked = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["count"]
+        assert locked["params"]["params.yaml"] == {"dataset_dir": folder}
+        assert (repo / "params.yaml").read_text() == params

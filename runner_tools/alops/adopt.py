@@ -177,7 +177,7 @@ def plan_init(root: str, forge: str | None = None, version: str | None = None, f
     for relative, content in wanted:
         plan.changes.append(_change(root, relative, stamped(content), force, version, kit[0]))
     plan.changes.append(_gitignore_change(root))
-    plan.checklist = _checklist(project, plan, pipeline, data, dev, rows)
+    plan.checklist = _checklist(project, plan, pipeline, data, full_folder, dev, rows)
     return plan
 
 
@@ -269,7 +269,7 @@ def _gitignore_change(root: str) -> Change:
     return Change(".gitignore", existing + separator + "# alops\n" + "\n".join(missing) + "\n", "append")
 
 
-def _checklist(project, plan: Plan, pipeline, data: list[str], dev: str, rows: list[str]) -> list[str]:
+def _checklist(project, plan: Plan, pipeline, data: list[str], full: str, dev: str, rows: list[str]) -> list[str]:
     from alops.pipeline import reads_dataset_choice
     from alops.scaffold import placeholders_in
 
@@ -280,9 +280,13 @@ def _checklist(project, plan: Plan, pipeline, data: list[str], dev: str, rows: l
     if pipeline is None:
         todo.append("describe the pipeline's stages in dvc.yaml (alops runs them with `dvc repro`)")
     else:
-        if not reads_dataset_choice(project):
+        if not reads_dataset_choice(project) and (full, dev) == ("data/full", "data/dev"):
             todo.append(f"make a stage read the dataset choice: list `dataset` under its params and read "
                         f"`data/${{dataset}}` (alops sets dataset: dev|full per branch; the dev data lives in {dev})")
+        elif not reads_dataset_choice(project):
+            todo.append(f"make a stage read the dataset's folder: add `dataset_dir: {dev}` to params.yaml, list "
+                        f"`dataset_dir` under the stage's params and read `${{dataset_dir}}` (alops run sets it to "
+                        f"{dev} or {full} per branch; docs/adopt.md, section 3)")
     if plan.dvc_setup:
         todo.append(f"commit what DVC wrote (.dvc/, {plan.dvc_setup[0]}.dvc) and push the data: `dvc push`")
     elif not data:

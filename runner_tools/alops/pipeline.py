@@ -68,6 +68,7 @@ def cuda_device_count() -> int:
 
 
 RUN_PARAMS_NOTE = os.path.join(".alops", "params-of-the-run.json")
+DATASET_DIR = "dataset_dir"  # a params.yaml key alops run sets to the run's dataset folder, when the file has it
 
 
 @contextlib.contextmanager
@@ -121,13 +122,14 @@ def restore_interrupted_run_params(root: str) -> None:
     os.remove(note)
 
 
-def validated_params(root: str, dataset: str, sets: dict) -> tuple[dict, dict, dict]:
-    """(params with `dataset` and `sets` applied, params as they are, the updates); ConfigError when invalid."""
+def validated_params(root: str, dataset: str, sets: dict, folder: str | None = None) -> tuple[dict, dict, dict]:
+    """(params with `dataset`, `dataset_dir` (the dataset's `folder`, when params.yaml has the key) and `sets`
+    applied, params as they are, the updates); ConfigError when invalid."""
     current = params_mod.load_params(root)
     schema = params_mod.load_schema(root)
     params_mod.check_assignments(current, schema, sets)
     merged = copy.deepcopy(current)
-    updates = {"dataset": dataset, **sets}
+    updates = {"dataset": dataset, **({DATASET_DIR: folder} if folder and DATASET_DIR in current else {}), **sets}
     for name, value in updates.items():
         params_mod.set_nested(merged, name, value)
     if schema is not None:
@@ -223,19 +225,25 @@ def read_metrics(project, files: dict[str, list[str]]) -> tuple[dict[str, float]
 
 
 def reads_dataset_choice(project) -> bool:
-    """Whether a stage of dvc.yaml consumes `dataset`: as a param, or `${dataset}` / the dev folder in its
-    command or dependencies."""
+    """Whether a stage of dvc.yaml consumes `dataset` or `dataset_dir`: as a param, or `${dataset}`,
+    `${dataset_dir}` or the dev folder in its command or dependencies."""
     dev = project.config.data.dev
     for stage in (project.pipeline.get("stages") or {}).values():
         if not isinstance(stage, dict):
             continue
-        for entry in stage.get("params") or []:
-            if entry == "dataset" or (isinstance(entry, dict) and any("dataset" in (keys or []) for keys in entry.values())):
-                return True
+        if any({"dataset", DATASET_DIR} & _param_names(entry) for entry in stage.get("params") or []):
+            return True
         text = " ".join(map(str, [stage.get("cmd", ""), *(stage.get("deps") or [])]))
-        if "${dataset}" in text or dev in text.split():
+        if "${dataset}" in text or "${%s}" % DATASET_DIR in text or dev in text.split():
             return True
     return False
+
+
+def _param_names(entry) -> set[str]:
+    """The params.yaml keys one entry of a stage's `params:` names (a key, or {file: [keys]})."""
+    if isinstance(entry, dict):
+        return {str(name) for keys in entry.values() for name in keys or []}
+    return {str(entry)}
 
 
 def depends_on_dataset(project, dataset: str) -> bool:
@@ -244,7 +252,7 @@ def depends_on_dataset(project, dataset: str) -> bool:
     folder = os.path.normpath(os.path.relpath(project.dataset_folder(dataset), project.root))
     for stage in (project.pipeline.get("stages") or {}).values():
         for dep in (stage.get("deps") or []) if isinstance(stage, dict) else []:
-            path = os.path.normpath(str(dep).replace("${dataset}", dataset))
+            path = os.path.normpath(str(dep).replace("${%s}" % DATASET_DIR, folder).replace("${dataset}", dataset))
             if path == folder or path.startswith(folder + os.sep):
                 return True
     return False
@@ -319,19 +327,21 @@ def run_pipeline(
     root, context = project.root, project.context
     profile = context.profile
     track = project.tracks(track)
-    if dry_run:
-        validated_params(root, profile.dataset, sets or {})  # a plan for params that would be refused is no plan
-        for line in _plan(context, targets, device, sets or {}, track):
+    folder = os.path.relpath(project.dataset_folder(profile.dataset), root)
+    if dry_run:  # a plan for params that would be refused is no plan
+        updates = validated_params(root, profile.dataset, sets or {}, folder)[2]
+        for line in _plan(context, targets, device, updates, track):
             echo(line)
         return RunResult()
     check_stages(project, list(targets))
     if profile.dataset == "dev" and project.config.data.check_dev_use and not reads_dataset_choice(project):
         raise ConfigError(
             "no stage in dvc.yaml reads the dataset choice, so this dev run would train on the full data: list "
-            "`dataset` under a stage's params and use it (e.g. deps: data/${dataset}), or set "
+            "`dataset` under a stage's params and use it (e.g. deps: data/${dataset}), or `dataset_dir` (a "
+            "params.yaml key alops sets to the dataset's folder: deps: ${dataset_dir}), or set "
             "data.check_dev_use: false in alops.yaml to run anyway")
     restore_interrupted_run_params(root)  # a killed run's values are not this run's
-    validated = validated_params(root, profile.dataset, sets or {})  # refused before any data moves
+    validated = validated_params(root, profile.dataset, sets or {}, folder)  # refused before any data moves
     chosen = resolve_device(device, profile.device, context.kind, allow_cpu, context.forge)
     missing = depends_on_dataset(project, profile.dataset) and data.untracked_dataset(project, profile.dataset)
     if missing:  # a stage reads the dataset's folder, and this branch cannot have it
@@ -431,9 +441,9 @@ def _tags(project, device: str) -> dict[str, str]:
     return tags
 
 
-def _plan(context, targets, device, sets, track) -> list[str]:
+def _plan(context, targets, device, updates, track) -> list[str]:
     profile = context.profile
-    settings = ", ".join(f"{k}={v}" for k, v in {"dataset": profile.dataset, **sets}.items())
+    settings = ", ".join(f"{k}={v}" for k, v in updates.items())
     return [
         f"branch {context.branch!r} is {context.kind}: dataset={profile.dataset}, device={device or profile.device}",
         "1. check params.yaml against params.schema.yaml",
