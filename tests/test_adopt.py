@@ -247,3 +247,103 @@ def test_without_dvc_the_checklist_offers_the_set_up(repo):
     done = run_alops("init", "--dry-run", "--forge", "github", cwd=repo)
     assert done.returncode == 0, done.stderr
     assert "set DVC up: `alops init --dvc-remote s3://bucket/path`" in done.stdout
+
+
+CCDS_MAKEFILE = """.PHONY: clean data lint requirements
+PROJECT_NAME = reviews
+PYTHON_INTERPRETER = python3
+
+## Install Python Dependencies
+requirements:
+\t$(PYTHON_INTERPRETER) -m pip install -U pip
+\t$(PYTHON_INTERPRETER) -m pip install -r requirements.txt
+
+## Make Dataset
+data: requirements
+\t$(PYTHON_INTERPRETER) src/data/make_dataset.py data/raw data/processed
+
+## Train
+train: data
+\t@$(PYTHON_INTERPRETER) src/models/train_model.py data/processed models/model.json
+
+## Delete all compiled Python files
+clean:
+\tfind . -type f -name "*.py[co]" -delete
+
+lint:
+\tflake8 src
+"""
+MAKE_DATASET = """import csv, os, sys
+source, target = sys.argv[1:]
+os.makedirs(target, exist_ok=True)
+rows = list(csv.DictReader(open(os.path.join(source, 'reviews.csv'))))
+with open(os.path.join(target, 'reviews.csv'), 'w', newline='') as out:
+    writer = csv.DictWriter(out, fieldnames=['text', 'label'])
+    writer.writeheader()
+    writer.writerows({'text': r['text'].lower(), 'label': r['label']} for r in rows)
+"""
+TRAIN_MODEL = """import csv, json, os, sys
+source, model = sys.argv[1:]
+rows = list(csv.DictReader(open(os.path.join(source, 'reviews.csv'))))
+os.makedirs(os.path.dirname(model), exist_ok=True)
+json.dump({'rows': len(rows)}, open(model, 'w'))
+json.dump({'accuracy': 0.5, 'rows': len(rows)}, open('metrics.json', 'w'))
+"""
+
+
+def test_a_cookiecutter_data_science_makefile_becomes_stages_that_run_on_dev_and_full_data(repo, tmp_path):
+    """No DVC, data/raw, the template's Makefile: init sets DVC up and proposes the stages the Makefile runs (the
+    install, clean and lint targets left out); after make-dev, a feature run reads the dev folder and an
+    experiment run data/raw, with no folder renamed and no line of dvc.yaml edited."""
+    (repo / "data/raw").mkdir(parents=True)
+    (repo / "data/raw/reviews.csv").write_text("text,label\n" + "".join(f"Review {i},{i % 2}\n" for i in range(200)))
+    for path, text in (("src/data/make_dataset.py", MAKE_DATASET), ("src/models/train_model.py", TRAIN_MODEL)):
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_text(text)
+    (repo / "Makefile").write_text(CCDS_MAKEFILE)
+    (repo / ".gitignore").write_text("/data/raw/\n/data/processed/\n/models/\n")  # the data was never in git
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "the team's project")
+    offered = run_alops("init", "--forge", "gitlab", "--dry-run", cwd=repo)
+    assert "`alops init --stages-from-makefile` proposes data, train from the Makefile's targets" in offered.stdout
+
+    done = run_alops("init", "--forge", "gitlab", "--dvc-remote", str(tmp_path / "store"), "--stages-from-makefile", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    assert "create    dvc.yaml" in done.stdout and "create    params.yaml" in done.stdout
+    assert "review dvc.yaml: the stages data, train come from the Makefile's targets" in done.stdout
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    assert stages == {
+        "data": {"cmd": "python3 src/data/make_dataset.py ${dataset_dir} data/processed",
+                 "deps": ["src/data/make_dataset.py", "${dataset_dir}"], "params": ["dataset_dir"],
+                 "outs": ["data/processed"]},
+        "train": {"cmd": "python3 src/models/train_model.py data/processed models/model.json",
+                  "deps": ["src/models/train_model.py", "data/processed"], "outs": ["models/model.json"]}}
+    made = run_alops("data", "make-dev", "--fraction", "0.1", cwd=repo)
+    assert made.returncode == 0, made.stderr
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "alops, DVC and the stages")
+    for branch, rows in (("feature/first", 20), ("experiment/first", 200)):
+        git(repo, "switch", "-q", "-c", branch)
+        result = run_alops("run", "--allow-cpu", "--no-track", cwd=repo)
+        assert result.returncode == 0, result.stderr
+        assert yaml.safe_load((repo / "models/model.json").read_text()) == {"rows": rows}
+    assert (repo / "Makefile").read_text() == CCDS_MAKEFILE and (repo / "data/raw/reviews.csv").exists()
+
+
+@pytest.mark.parametrize("makefile, pipeline, words", [
+    (None, None, "there is no Makefile"),
+    ("data:\n\tpython prepare.py data/raw data/prepared\n", "stages: {}\n", "this repository has dvc.yaml"),
+    ("lint:\n\tflake8 src\ninstall:\n\tpython -m pip install -r requirements.txt\n", None, "runs no Python script"),
+])
+def test_stages_from_a_makefile_that_cannot_give_them_is_one_line_and_writes_nothing(repo, makefile, pipeline, words):
+    (repo / "prepare.py").write_text("print('prepared')\n")
+    for name, text in (("Makefile", makefile), ("dvc.yaml", pipeline)):
+        if text is not None:
+            (repo / name).write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "the team's project")
+    before = digest(repo)
+    result = run_alops("init", "--forge", "gitlab", "--stages-from-makefile", cwd=repo)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and words in result.stderr
+    assert digest(repo) == before

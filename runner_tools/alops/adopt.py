@@ -65,6 +65,7 @@ class Plan:
     checklist: list[str] = field(default_factory=list)
     found: dict[str, list[str]] = field(default_factory=dict)
     dvc_setup: tuple[str, str] | None = None  # (data folder, remote URL): DVC set up for a repository without it
+    proposed: list = field(default_factory=list)  # stages.ProposedStage read from the Makefile (no dvc.yaml yet)
 
 
 def detect_forge(root: str) -> str:
@@ -129,7 +130,8 @@ def _row_files(folder: str) -> list[str]:
 
 
 def plan_init(root: str, forge: str | None = None, version: str | None = None, force: bool = False,
-              gitlab_kit: str | None = None, github_kit: str | None = None, dvc_remote: str | None = None) -> Plan:
+              gitlab_kit: str | None = None, github_kit: str | None = None, dvc_remote: str | None = None,
+              stages_from_makefile: bool = False) -> Plan:
     """What `alops init` would write in the repository at `root`, and the checklist after it."""
     from alops.config import CONFIG_NAME, load_config
     from alops.params import PARAMS_FILE, SCHEMA_FILE, load_params
@@ -166,6 +168,7 @@ def plan_init(root: str, forge: str | None = None, version: str | None = None, f
     plan.found["row files"] = rows
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", project.name).strip("-._") or "project"
     wanted = [(CONFIG_NAME, _alops_yaml(name, full_folder, dev, rows))]
+    wanted += _proposed_stages(plan, pipeline, full_folder, dev, stages_from_makefile)
     if os.path.isfile(os.path.join(root, PARAMS_FILE)):
         wanted.append((SCHEMA_FILE, infer_schema(load_params(root))))
     version = version or __version__
@@ -179,6 +182,31 @@ def plan_init(root: str, forge: str | None = None, version: str | None = None, f
     plan.changes.append(_gitignore_change(root))
     plan.checklist = _checklist(project, plan, pipeline, data, full_folder, dev, rows)
     return plan
+
+
+def _proposed_stages(plan: Plan, pipeline, full: str, dev: str, write: bool) -> list[tuple[str, str]]:
+    """Stages from the Makefile when there is no dvc.yaml (kept in `plan.proposed`); with `write`, the files
+    that carry them: dvc.yaml, and params.yaml when there is none and a stage reads `${dataset_dir}`."""
+    from alops.params import PARAMS_FILE
+    from alops.stages import propose, render
+
+    makefile = os.path.join(plan.root, "Makefile")
+    if pipeline is not None or not os.path.isfile(makefile):
+        if write:
+            raise ConfigError("--stages-from-makefile proposes stages where there is a Makefile and no dvc.yaml "
+                              + ("(this repository has dvc.yaml)" if pipeline is not None else "(there is no Makefile)"))
+        return []
+    plan.proposed = propose(plan.root, makefile, full)
+    if not write:
+        return []
+    if not plan.proposed:
+        raise ConfigError("the Makefile runs no Python script of this repository (python path/to/script.py or "
+                          "python -m module): write dvc.yaml yourself (docs/adopt.md, section 3)")
+    files = [("dvc.yaml", render(plan.proposed))]
+    if any(stage.reads_dataset for stage in plan.proposed) and not os.path.isfile(os.path.join(plan.root, PARAMS_FILE)):
+        files.append((PARAMS_FILE, f"dataset: dev\ndataset_dir: {dev}  # alops run sets both per branch (data.dev or "
+                                   "data.full of alops.yaml)\n"))
+    return files
 
 
 def _read(path: str) -> str:
@@ -277,7 +305,18 @@ def _checklist(project, plan: Plan, pipeline, data: list[str], full: str, dev: s
     if not os.path.isdir(os.path.join(root, ".dvc")) and plan.dvc_setup is None:
         todo.append("set DVC up: `alops init --dvc-remote s3://bucket/path` runs dvc init, adds that remote and "
                     "`dvc add`s the data folder (alops pulls and versions data through DVC)")
-    if pipeline is None:
+    written = any(c.path == "dvc.yaml" and c.action == "create" for c in plan.changes)
+    names = ", ".join(stage.name for stage in plan.proposed)
+    if written:
+        todo.append(f"review dvc.yaml: the stages {names} come from the Makefile's targets; add what a script reads or "
+                    "writes without being told on its command line, then commit it")
+        if any(s.reads_dataset for s in plan.proposed) and "dataset_dir" not in _params_text(root):
+            todo.append(f"add `dataset_dir: {dev}` to params.yaml: the proposed stages read ${{dataset_dir}} "
+                        "(alops run sets it per branch; docs/adopt.md, section 3)")
+    elif pipeline is None and plan.proposed:
+        todo.append(f"describe the pipeline's stages in dvc.yaml: `alops init --stages-from-makefile` proposes {names} "
+                    "from the Makefile's targets for you to review (alops runs them with `dvc repro`)")
+    elif pipeline is None:
         todo.append("describe the pipeline's stages in dvc.yaml (alops runs them with `dvc repro`)")
     else:
         if not reads_dataset_choice(project) and (full, dev) == ("data/full", "data/dev"):
@@ -314,6 +353,13 @@ def _checklist(project, plan: Plan, pipeline, data: list[str], full: str, dev: s
     todo.append("set the forge token (GITLAB_TOKEN or the workflow's permissions) and MLFLOW_TRACKING_URI as CI "
                 "variables (docs/operations.md)")
     return todo
+
+
+def _params_text(root: str) -> str:
+    from alops.params import PARAMS_FILE
+
+    path = os.path.join(root, PARAMS_FILE)
+    return _read(path) if os.path.isfile(path) else "dataset_dir"  # none: alops writes it with the key
 
 
 def apply_plan(plan: Plan) -> list[Change]:

@@ -14,8 +14,10 @@ import click
 @click.option("--github-kit", metavar="OWNER/REPO", help="Where the kit's reusable workflow lives on GitHub (the uses: address).")
 @click.option("--dvc-remote", metavar="URL", help="For a repository without DVC: dvc init, this remote as the default "
               "(storage), and `dvc add` of the data folder (data/raw, data/full or data).")
+@click.option("--stages-from-makefile", is_flag=True, help="Without dvc.yaml: write the stages the Makefile's targets "
+              "run (python scripts of the project; paths sorted into deps and outs) for you to review.")
 def init(forge: str | None, version: str | None, dry_run: bool, force: bool, gitlab_kit: str | None,
-         github_kit: str | None, dvc_remote: str | None) -> None:
+         github_kit: str | None, dvc_remote: str | None, stages_from_makefile: bool) -> None:
     """Wire this existing git (and DVC) repository to alops: alops.yaml, params schema, CI file, .gitignore.
 
     A team's own files are never replaced: an existing .gitlab-ci.yml gets the component's include merged in
@@ -27,6 +29,7 @@ def init(forge: str | None, version: str | None, dry_run: bool, force: bool, git
       alops init --dry-run
       alops init --forge gitlab --gitlab-kit gitlab.example.com/tools/alops
       alops init --dvc-remote s3://team-data/project   # a repository without DVC yet
+      alops init --dvc-remote s3://team-data/project --stages-from-makefile
     """
     import os
 
@@ -34,7 +37,7 @@ def init(forge: str | None, version: str | None, dry_run: bool, force: bool, git
     from alops.git import git
 
     top = git(os.getcwd(), "rev-parse", "--show-toplevel", check=False).stdout.strip() or os.getcwd()
-    plan = plan_init(top, forge, version, force, gitlab_kit, github_kit, dvc_remote)
+    plan = plan_init(top, forge, version, force, gitlab_kit, github_kit, dvc_remote, stages_from_makefile)
     click.echo(f"init: {plan.forge} repository at {plan.root}; stages: {', '.join(plan.found['stages']) or 'none'}; "
                f"tracked data: {', '.join(plan.found['tracked data']) or 'none'}")
     if plan.dvc_setup:
