@@ -207,16 +207,26 @@ def test_init_on_a_malformed_or_non_utf8_team_file_is_one_line_and_writes_nothin
     assert checksums(repo) == before
 
 
-@pytest.mark.parametrize("field, value", [("indices", {"0": 1}), ("indices", [0, 99]), ("scores", [0.5]),
-                                          ("sample_ids", [1, 2]), ("k", "2"), ("rows", None), ("strategy", ["margin"])])
-def test_a_selection_file_of_the_wrong_shape_is_one_line_naming_the_field(tmp_path, field, value):
-    import json
-
-    np.save(tmp_path / "pool.npy", np.full((10, 3), 1 / 3, np.float32))
+@pytest.fixture(scope="module")
+def two_shards(tmp_path_factory) -> Path:
+    """The selections of both shards of a 10-row pool, as `alops query select --shard` writes them."""
+    folder = tmp_path_factory.mktemp("shards")
+    np.save(folder / "pool.npy", np.full((10, 3), 1 / 3, np.float32))
     for shard in ("0/2", "1/2"):
         written = run_alops("query", "select", "pool.npy", "-k", "2", "--shard", shard, "--out", f"s{shard[0]}.json",
-                            cwd=tmp_path)
+                            cwd=folder)
         assert written.returncode == 0, written.stderr
+    return folder
+
+
+@pytest.mark.parametrize("field, value", [("indices", {"0": 1}), ("indices", [0, 99]), ("scores", [0.5]),
+                                          ("sample_ids", [1, 2]), ("k", "2"), ("rows", None), ("strategy", ["margin"])])
+def test_a_selection_file_of_the_wrong_shape_is_one_line_naming_the_field(two_shards, tmp_path, field, value):
+    import json
+    import shutil
+
+    for name in ("s0.json", "s1.json"):
+        shutil.copy(two_shards / name, tmp_path / name)
     selection = json.loads((tmp_path / "s1.json").read_text())
     selection.update({"sample_ids": ["a", "b"], field: value})
     (tmp_path / "s1.json").write_text(json.dumps(selection))
