@@ -105,13 +105,16 @@ def test_zizmor_has_no_findings():
 
 
 def test_github_setup_steps_are_written_once():
-    """The reusable workflow holds each shared step once (an anchor, reused by alias) and installs exactly as the
-    composite setup action does."""
-    text = (KIT / ".github/workflows/alops.yml").read_text()
-    written = {action: text.count(f"uses: {action}@") for action in ("actions/setup-python", "actions/checkout", "actions/cache")}
+    """The workflow's source holds each shared step once (an anchor, reused by alias); the workflow is that source
+    written out without anchors, and installs exactly as the composite setup action does."""
+    source = (KIT / "templates/parts/github.yml").read_text()
+    written = {action: source.count(f"uses: {action}@") for action in ("actions/setup-python", "actions/checkout", "actions/cache")}
     assert written == {"actions/setup-python": 1, "actions/checkout": 2, "actions/cache": 1}  # checkout: with history or not
-    assert text.count("python -m pip install --quiet \"$ALOPS_PIP_SPEC\"") == 4  # CPU, GPU, alone, query's own index
+    assert source.count("python -m pip install --quiet \"$ALOPS_PIP_SPEC\"") == 4  # CPU, GPU, alone, query's own index
+    text = (KIT / ".github/workflows/alops.yml").read_text()
+    assert not re.search(r"^ *- [&*][\w-]+$", text, re.MULTILINE), "act shares an aliased step between parallel jobs"
     workflow = yaml.safe_load(text)
+    assert workflow == yaml.safe_load(source)
     steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
     assert sum(step.get("uses", "").startswith("actions/setup-python@") for step in steps) == len(workflow["jobs"])
     action = yaml.safe_load((KIT / "templates/github/setup/action.yml").read_text())
