@@ -22,10 +22,13 @@ def mlflow_client(url):
     return MlflowClient(tracking_uri=url)
 
 
-def runs_of(url, experiment):
+def runs_of(url, project, kind):
+    """The runs of `kind` on the session's tracking server made from this project's commits (every copy of the
+    session's project has the same name, and so the same experiments)."""
     client = mlflow_client(url)
-    found = client.get_experiment_by_name(experiment)
-    return client.search_runs([found.experiment_id]) if found else []
+    found = client.get_experiment_by_name(f"{project.name}/{kind}")
+    commits = set(git(project, "rev-list", "--all").split())
+    return [run for run in client.search_runs([found.experiment_id]) if run.data.tags.get("git.commit") in commits] if found else []
 
 
 def test_feature_branch_runs_on_dev_data_and_cpu(ml_project):
@@ -74,7 +77,7 @@ def test_experiment_run_on_full_data_is_tracked_with_every_tag(ml_project, mlflo
     result = run_alops("run", "--allow-cpu", cwd=ml_project, env=env)
     assert result.returncode == 0, result.stderr
     assert "data/full" in lock_deps(ml_project)
-    runs = runs_of(mlflow_server, f"{ml_project.name}/experiment")
+    runs = runs_of(mlflow_server, ml_project, "experiment")
     assert len(runs) == 1
     run = runs[0]
     tags = run.data.tags
@@ -101,7 +104,7 @@ def test_second_identical_run_is_a_no_op(ml_project, mlflow_server):
     assert again.returncode == 0, again.stderr
     assert "nothing ran, nothing tracked" in again.stderr
     assert (ml_project / "model" / "MLmodel").stat().st_mtime_ns == model
-    assert len([r for r in runs_of(mlflow_server, f"{ml_project.name}/experiment") if r.data.tags["git.branch"] == "experiment/again"]) == 1
+    assert len([r for r in runs_of(mlflow_server, ml_project, "experiment") if r.data.tags["git.branch"] == "experiment/again"]) == 1
 
 
 def test_dead_server_on_feature_buffers_and_sync_delivers_once(ml_project, mlflow_server):
@@ -118,7 +121,7 @@ def test_dead_server_on_feature_buffers_and_sync_delivers_once(ml_project, mlflo
     assert "1 buffered run(s) sent" in synced.stdout
     again = run_alops("track", "sync", cwd=ml_project, env=live)
     assert "0 buffered run(s) sent" in again.stdout
-    runs = [r for r in runs_of(mlflow_server, f"{ml_project.name}/feature") if r.data.tags["git.branch"] == "feature/outage"]
+    runs = [r for r in runs_of(mlflow_server, ml_project, "feature") if r.data.tags["git.branch"] == "feature/outage"]
     assert len(runs) == 1
     assert "model" in {a.path for a in mlflow_client(mlflow_server).list_artifacts(runs[0].info.run_id)}
     assert git(ml_project, "status", "--porcelain", "--", ".alops") == ""  # the buffer is not committed by accident
@@ -135,7 +138,7 @@ def test_the_next_run_sends_what_an_outage_buffered_and_keeps_it_while_the_serve
     back = run_alops("run", "--track", "--set", "train.epochs=7", cwd=ml_project, env=clean_env(MLFLOW_TRACKING_URI=mlflow_server))
     assert back.returncode == 0, back.stderr
     assert "tracking: 2 run(s) buffered by earlier jobs sent" in back.stderr
-    runs = [r for r in runs_of(mlflow_server, f"{ml_project.name}/feature") if r.data.tags["git.branch"] == "feature/outage-twice"]
+    runs = [r for r in runs_of(mlflow_server, ml_project, "feature") if r.data.tags["git.branch"] == "feature/outage-twice"]
     assert sorted(r.data.params["train.epochs"] for r in runs) == ["5", "6", "7"]
     assert list((ml_project / ".alops/tracking-buffer").iterdir()) == []
 
@@ -189,7 +192,7 @@ def test_candidates_and_select_best(ml_project, mlflow_server):
     result = run_alops("select-best", "--metric", "val_accuracy", cwd=ml_project, env=env)
     assert result.returncode == 0, result.stderr
     best = json.loads(result.stdout)
-    runs = [r for r in runs_of(mlflow_server, f"{ml_project.name}/feature") if r.data.tags["git.branch"] == "feature/candidates"]
+    runs = [r for r in runs_of(mlflow_server, ml_project, "feature") if r.data.tags["git.branch"] == "feature/candidates"]
     assert len(runs) == 2
     assert best["value"] == max(r.data.metrics["val_accuracy"] for r in runs)
     lowest = json.loads(run_alops("select-best", "--metric", "val_accuracy", "--mode", "min", cwd=ml_project,
