@@ -230,13 +230,9 @@ tree.write("data/dev/corpus.xml")
 """
 
 
-def test_an_existing_project_follows_docs_adopt_to_green_pipelines_on_both_forges(wheel, tmp_path):
-    """docs/adopt.md on a DVC project alops did not make: one XML file of data, nested metrics cached by DVC, a
-    plot by name, its own requirements. `alops init --forge both`, the doc's steps 3 and 4, then the generated CI
-    files (pointed at this checkout's components and workflow) under gitlab-ci-local and act: the feature runs
-    train on the 40-row dev sample, the experiment run on all 200 rows."""
-    import re
-
+def user_with_alops(wheel: Path, tmp_path: Path) -> tuple[str, Path, dict]:
+    """A user's virtual environment with alops installed by the README's command in the kit's clone: (its python,
+    its bin folder, an environment with that folder first on PATH)."""
     venv = tmp_path / "runner"
     run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
     python, bin_ = str(venv / "bin" / "python"), venv / "bin"
@@ -245,6 +241,28 @@ def test_an_existing_project_follows_docs_adopt_to_green_pipelines_on_both_forge
         env=clean_env(PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"))
     env = clean_env()
     env["PATH"] = f"{bin_}{os.pathsep}{env['PATH'].split(os.pathsep, 1)[1]}"
+    return python, bin_, env
+
+
+def local_component(project: Path) -> None:
+    """The include as `alops init` generated it, pointed at this checkout's components (no GitLab server here)."""
+    ci_file = (project / ".gitlab-ci.yml").read_text()
+    address = ci_file.split("component: ", 1)[1].split("\n", 1)[0]
+    assert address.endswith(f"/alops@{__version__}")
+    shutil.copytree(KIT / "templates", project / "templates")
+    (project / ".gitlab-ci.yml").write_text(ci_file.replace(address, "$CI_SERVER_FQDN/$CI_PROJECT_PATH/alops@$CI_COMMIT_SHA"))
+    with open(project / ".gitignore", "a", encoding="utf-8") as handle:
+        handle.write(".gitlab-ci-local/\n")
+
+
+def test_an_existing_project_follows_docs_adopt_to_green_pipelines_on_both_forges(wheel, tmp_path):
+    """docs/adopt.md on a DVC project alops did not make: one XML file of data, nested metrics cached by DVC, a
+    plot by name, its own requirements. `alops init --forge both`, the doc's steps 3 and 4, then the generated CI
+    files (pointed at this checkout's components and workflow) under gitlab-ci-local and act: the feature runs
+    train on the 40-row dev sample, the experiment run on all 200 rows."""
+    import re
+
+    python, bin_, env = user_with_alops(wheel, tmp_path)
 
     project = tmp_path / "text-classifier"  # the team's repository, before alops
     project.mkdir()
@@ -278,19 +296,12 @@ def test_an_existing_project_follows_docs_adopt_to_green_pipelines_on_both_forge
     run([python, "sample.py", "40"], cwd=project, env=env)
     run([str(bin_ / "dvc"), "add", "-q", "data/dev"], cwd=project, env=env)
     run([str(bin_ / "dvc"), "push", "-q"], cwd=project, env=env)
-    # the include as generated, pointed at this checkout's components (no GitLab server here)
-    ci_file = (project / ".gitlab-ci.yml").read_text()
-    address = ci_file.split("component: ", 1)[1].split("\n", 1)[0]
-    assert address.endswith(f"/alops@{__version__}")
-    shutil.copytree(KIT / "templates", project / "templates")
-    (project / ".gitlab-ci.yml").write_text(ci_file.replace(address, "$CI_SERVER_FQDN/$CI_PROJECT_PATH/alops@$CI_COMMIT_SHA"))
+    local_component(project)
     caller = (project / ".github/workflows/alops.yml").read_text()
     workflow = re.search(r"uses: (\S+)", caller).group(1)
     assert workflow.endswith(f"/.github/workflows/alops.yml@{__version__}")
     shutil.copy(KIT / ".github/workflows/alops.yml", project / ".github/workflows/alops-kit.yml")
     (project / ".github/workflows/alops.yml").write_text(caller.replace(workflow, "./.github/workflows/alops-kit.yml"))
-    with open(project / ".gitignore", "a", encoding="utf-8") as handle:
-        handle.write(".gitlab-ci-local/\n")
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "alops")
     run([python, "-m", "pip", "uninstall", "--quiet", "-y", "alops"], cwd=tmp_path)  # the job installs it
@@ -318,3 +329,50 @@ def test_an_existing_project_follows_docs_adopt_to_green_pipelines_on_both_forge
     output = github.stdout + github.stderr
     assert github.returncode == 0, output[-5000:]
     assert "repro: on cpu with the dev dataset" in output and "scores.rows: 40" in output
+
+
+def test_a_cookiecutter_data_science_repository_adopted_with_dvc_and_makefile_stages_runs_green_pipelines(wheel, tmp_path):
+    """docs/adopt.md's "No DVC yet" on the template's layout: data/raw, a Makefile, no DVC. `alops init
+    --dvc-remote --stages-from-makefile`, make-dev, the metrics line the review asks for, then the generated
+    GitLab pipelines under gitlab-ci-local: the feature trains on the dev rows, the experiment on data/raw, no
+    folder renamed."""
+    import re
+
+    from test_adopt import CCDS_MAKEFILE, MAKE_DATASET, TRAIN_MODEL
+
+    python, bin_, env = user_with_alops(wheel, tmp_path)
+    project = tmp_path / "reviews"
+    project.mkdir()
+    git(project, "init", "-q", "-b", "main")
+    git(project, "config", "user.email", "dev@example.com")
+    git(project, "config", "user.name", "Dev")
+    (project / "data/raw").mkdir(parents=True)
+    (project / "data/raw/reviews.csv").write_text("text,label\n" + "".join(f"Review {i},{i % 2}\n" for i in range(200)))
+    for path, text in (("src/data/make_dataset.py", MAKE_DATASET), ("src/models/train_model.py", TRAIN_MODEL)):
+        (project / path).parent.mkdir(parents=True, exist_ok=True)
+        (project / path).write_text(text)
+    (project / "Makefile").write_text(CCDS_MAKEFILE)
+    (project / ".gitignore").write_text("/data/raw/\n/data/processed/\n/models/\n")
+    git(project, "remote", "add", "origin", "https://gitlab.example.com/team/reviews.git")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "the team's project")
+
+    run([str(bin_ / "alops"), "init", "--dvc-remote", str(tmp_path / "store"), "--stages-from-makefile"], cwd=project, env=env)
+    with open(project / "dvc.yaml", "a", encoding="utf-8") as handle:  # the review: the metrics train writes
+        handle.write("    metrics:\n      - metrics.json:\n          cache: false\n")
+    run([str(bin_ / "alops"), "data", "make-dev", "--fraction", "0.1"], cwd=project, env=env)
+    local_component(project)
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "alops, DVC and the stages")
+    run([str(bin_ / "dvc"), "push", "-q"], cwd=project, env=env)
+    run([python, "-m", "pip", "uninstall", "--quiet", "-y", "alops"], cwd=tmp_path)  # the job installs it
+
+    command = push_pipeline(wheel, env)
+    for branch, dataset, rows, extra in (("feature/first", "dev", 20, []),
+                                         ("experiment/first", "full", 200, ["--variable", "ALOPS_ALLOW_CPU=true"])):
+        git(project, "switch", "-q", "-c", branch, "main")
+        result = subprocess.run([*command, *extra], cwd=project, env=env, capture_output=True, text=True, timeout=1200)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output[-5000:]
+        assert f"repro: on cpu with the {dataset} dataset" in output and re.search(rf"\brows: {rows}\s*$", output, re.MULTILINE)
+    assert (project / "Makefile").read_text() == CCDS_MAKEFILE and (project / "data/raw/reviews.csv").exists()
