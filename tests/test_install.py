@@ -102,7 +102,9 @@ def push_pipeline(wheel: Path, env: dict) -> list[str]:
     """gitlab-ci-local for a push pipeline whose jobs install alops from the wheel's folder (sets `env`'s
     predefined-variable exceptions)."""
     env["GCL_IGNORE_PREDEFINED_VARS"] = "GITLAB_CI,CI_PIPELINE_SOURCE,CI_COMMIT_REF_PROTECTED,CI_PROJECT_ID"
-    return [str(GITLAB_CI_LOCAL), "--force-shell-executor", "--shell-isolation", "--no-color",
+    # one job at a time, as a shell runner (concurrent = 1) runs them: the jobs share the runner's Python, and
+    # two pip installs of the project's requirements into it at once race (seen: torch's files half-written)
+    return [str(GITLAB_CI_LOCAL), "--force-shell-executor", "--shell-isolation", "--no-color", "--concurrency", "1",
             "--max-job-name-padding", "0", "--ignore-schema-paths", "#/definitions/tags/minItems",  # GitLab accepts tags: []
             "--variable", "GITLAB_CI=true", "--variable", "CI_PIPELINE_SOURCE=push",
             "--variable", f"PIP_FIND_LINKS={wheel.parent}"]
