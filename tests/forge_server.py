@@ -1,6 +1,6 @@
 """A local stand-in for the GitLab (REST v4) and GitHub (REST v3) endpoints the kit uses.
 
-It keeps merge requests / pull requests, their comments and releases in memory, answers with payloads
+It keeps merge requests / pull requests, their comments, releases and issues in memory, answers with payloads
 shaped like the documented APIs, records every request, checks the token, and can inject faults: a status
 (429, 502, 403, ...) with or without applying the request first, optionally with `Retry-After`.
 """
@@ -34,6 +34,7 @@ class ForgeState:
         self.merge_requests: list[dict] = []
         self.comments: dict[int, list[dict]] = {}
         self.releases: list[dict] = []
+        self.issues: list[dict] = []  # {"number", "title", "body", "state"}, both forges
         self.pipelines: list[dict] = []  # pipelines started through the trigger API
         self.uploads: list[str] = []
         self.next_id = 100
@@ -339,6 +340,67 @@ def gl_trigger_pipeline(handler, query, body, project, ref):
     return 201, pipeline
 
 
+def _gl_issue(handler, issue: dict) -> dict:
+    return {"id": issue["number"] + 5000, "iid": issue["number"], "title": issue["title"], "description": issue["body"],
+            "state": issue["state"], "web_url": f"{handler.base}/group/project/-/issues/{issue['number']}"}
+
+
+def gl_list_issues(handler, query, body, project):
+    """Issues by state; `search` as GitLab's: every word in the title or the description."""
+    words = query.get("search", "").split()
+    found = [i for i in handler.state.issues if i["state"] == query.get("state", i["state"])
+             and all(w in i["title"] or w in i["body"] for w in words)]
+    return 200, [_gl_issue(handler, i) for i in found]
+
+
+def gl_create_issue(handler, query, body, project):
+    issue = {"number": len(handler.state.issues) + 1, "title": body["title"], "body": body.get("description", ""),
+             "state": "opened"}
+    handler.state.issues.append(issue)
+    return 201, _gl_issue(handler, issue)
+
+
+def gl_update_issue(handler, query, body, project, iid):
+    issue = next((i for i in handler.state.issues if str(i["number"]) == iid), None)
+    if issue is None:
+        return 404, {"message": "404 Not found"}
+    issue.update({k: body[v] for k, v in (("title", "title"), ("body", "description")) if v in body})
+    return 200, _gl_issue(handler, issue)
+
+
+def _gh_issue(handler, owner, repo, issue: dict) -> dict:
+    api = f"{handler.base}/repos/{owner}/{repo}"
+    return {"id": issue["number"] + 7000, "number": issue["number"], "title": issue["title"], "body": issue["body"],
+            "state": issue["state"], "url": f"{api}/issues/{issue['number']}",
+            "html_url": f"https://github.test/{owner}/{repo}/issues/{issue['number']}"}
+
+
+def gh_list_issues(handler, query, body, owner, repo):
+    """Open issues and pull requests (the API lists both; pull requests carry `pull_request`)."""
+    state = query.get("state", "open")
+    issues = [_gh_issue(handler, owner, repo, i) for i in handler.state.issues if state in ("all", i["state"])]
+    pulls = [{**_gh_issue(handler, owner, repo, {"number": p["number"], "title": p["title"], "body": p.get("body") or "",
+                                                  "state": p["state"]}),
+              "pull_request": {"url": f"{handler.base}/repos/{owner}/{repo}/pulls/{p['number']}"}}
+             for p in handler.state.merge_requests if "number" in p and state in ("all", p["state"])]
+    return 200, issues + pulls
+
+
+def gh_create_issue(handler, query, body, owner, repo):
+    issue = {"number": 900 + len(handler.state.issues) + 1, "title": body["title"], "body": body.get("body") or "",
+             "state": "open"}
+    handler.state.issues.append(issue)
+    return 201, _gh_issue(handler, owner, repo, issue)
+
+
+def gh_update_issue(handler, query, body, owner, repo, number):
+    issue = next((i for i in handler.state.issues if str(i["number"]) == number), None)
+    if issue is None:
+        return 404, {"message": "Not Found"}
+    issue.update({k: body[k] for k in ("title", "body") if k in body})
+    return 200, _gh_issue(handler, owner, repo, issue)
+
+
 GL = r"/api/v4/projects/([^/]+)"
 GH = r"/repos/([^/]+)/([^/]+)"
 ROUTES = [
@@ -353,11 +415,17 @@ ROUTES = [
     (GL + r"/releases", "POST", gl_create_release),
     (GL + r"/releases/([^/]+)", "PUT", gl_update_release),
     (GL + r"/ref/([^/]+)/trigger/pipeline", "POST", gl_trigger_pipeline),
+    (GL + r"/issues", "GET", gl_list_issues),
+    (GL + r"/issues", "POST", gl_create_issue),
+    (GL + r"/issues/(\d+)", "PUT", gl_update_issue),
     (GH + r"/pulls", "GET", gh_list_pulls),
     (GH + r"/pulls", "POST", gh_create_pull),
     (GH + r"/pulls/(\d+)", "PATCH", gh_update_pull),
     (GH + r"/issues/(\d+)/labels", "POST", gh_add_labels),
     (GH + r"/issues/(\d+)", "GET", gh_get_issue),
+    (GH + r"/issues", "GET", gh_list_issues),
+    (GH + r"/issues", "POST", gh_create_issue),
+    (GH + r"/issues/(\d+)", "PATCH", gh_update_issue),
     (GH + r"/issues/(\d+)/comments", "GET", gh_list_comments),
     (GH + r"/issues/(\d+)/comments", "POST", gh_create_comment),
     (GH + r"/issues/comments/(\d+)", "PATCH", gh_update_comment),

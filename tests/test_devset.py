@@ -229,11 +229,16 @@ def test_after_a_class_shift_the_named_remedy_makes_check_dev_pass(dvc_project, 
     shares = [0.4, 0.2, 0.2, 0.2]  # the full data's labeled samples: about a quarter each
     log = [{"prediction": str(rng.choice(4, p=shares[::-1])), "x": f"{rng.normal():.4f}"} for _ in range(500)]
     write_manifest(tmp_path / "live.csv", log)
-    check = ["data", "check-dev", "--against", str(tmp_path / "live.csv"), "--label-column", "prediction"]
+    check = ["data", "check-dev", "--against", str(tmp_path / "live.csv"), "--label-column", "prediction",
+             "--verdict", str(tmp_path / "drift.json"), "--branch", "al/production"]
     failed = run_alops(*check, cwd=dvc_project)
     assert failed.returncode == 1 and "label 3:" in failed.stdout
     remedy = failed.stderr.split("run `", 1)[1].split("`", 1)[0]
     assert remedy == "alops data make-dev --count 200 --like ../live.csv --label-column prediction"  # from the cwd
+    verdict = json.loads((tmp_path / "drift.json").read_text())  # what `alops data drift-issue` posts
+    assert (verdict["representative"], verdict["remedy"], verdict["branch"], verdict["compared"]) == \
+        (False, remedy, "al/production", "../live.csv")
+    assert verdict["problems"][0].startswith("label 3:") and verdict["tests"]["labels"]["drifted"] is True
     made = run_alops(*shlex.split(remedy)[1:], cwd=dvc_project)
     assert made.returncode == 0, made.stderr
     assert "sampled with the class shares of ../live.csv, 200 of 400 samples" in made.stdout
@@ -250,6 +255,7 @@ def test_after_a_class_shift_the_named_remedy_makes_check_dev_pass(dvc_project, 
     passed = run_alops(*check, cwd=dvc_project)
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert "dev dataset is representative" in passed.stdout
+    assert json.loads((tmp_path / "drift.json").read_text())["representative"] is True
 
 
 def test_a_class_the_full_data_has_no_label_for_cannot_be_mapped(dvc_project, tmp_path):

@@ -73,3 +73,31 @@ def test_the_manifest_reader_takes_any_csv_without_a_traceback(tmp_path_factory,
         assert "\n" not in str(exc)
     else:
         assert rows >= 0
+
+
+VERDICT_FIELDS = {"format": st.one_of(st.just(1), VALUES), "branch": st.one_of(st.just("al/x"), VALUES),
+                  "compared": st.one_of(st.just("log.jsonl"), VALUES), "representative": st.one_of(st.booleans(), VALUES),
+                  "dev_rows": st.one_of(st.integers(0, 9), VALUES), "live_rows": st.one_of(st.integers(0, 9), VALUES),
+                  "problems": st.one_of(st.lists(st.text(max_size=8), max_size=2), VALUES),
+                  "tests": st.one_of(st.dictionaries(st.text(max_size=4), st.one_of(
+                      st.fixed_dictionaries({"effect": st.floats(), "p_value": st.floats(), "drifted": st.booleans()}),
+                      VALUES), max_size=2), VALUES),
+                  "remedy": st.one_of(st.just("alops data make-dev"), VALUES),
+                  "alpha": st.one_of(st.just(0.01), VALUES), "min_effect": st.one_of(st.just(0.1), VALUES)}
+
+
+@FUZZ
+@given(verdict=st.one_of(st.fixed_dictionaries({}, optional=VERDICT_FIELDS), VALUES))
+def test_the_drift_verdict_reader_takes_any_json_without_a_traceback(tmp_path_factory, verdict):
+    """A verdict either reads (and renders as an issue) or stops with one line naming the field."""
+    from alops.drift_issue import issue, read
+
+    path = tmp_path_factory.mktemp("fuzz") / "drift.json"
+    path.write_text(json.dumps(verdict))
+    try:
+        read_back = read(str(path))
+    except ConfigError as exc:
+        assert "\n" not in str(exc) and "alops data check-dev --verdict FILE" in str(exc)
+    else:
+        title, body = issue(read_back, None)
+        assert title and body.startswith("<!-- alops:drift:")

@@ -11,8 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from conftest import dvc, git
+from forge_server import ForgeServer
 from test_templates_github import act, ran, workflow_project  # noqa: F401 (a fixture)
 from test_templates_gitlab import gitlab_ci_local, use_component
+
+
+CANARY = "glpat-intake-canary-2718"
 
 
 def write_log(project: Path, source: Path, name: str, first_id: int, count: int, only: str | None = None) -> None:
@@ -78,7 +82,7 @@ def passed(output: str, job: str) -> bool:
 def test_gitlab_intake_schedule_adds_each_log_once_checks_drift_and_queries(ml_project, tmp_path):
     project, source = ml_project, tmp_path / "served"
     scored_pool(project)
-    use_component(project, f"      intake-source: {source}\n      query-k: 6\n")
+    use_component(project, f"      intake-source: {source}\n      query-k: 6\n      intake-drift-issue: true\n")
     git(project, "switch", "-q", "-c", "al/production")
     origin = pushed_to_a_bare_origin(project, tmp_path, "al/production")
     before = manifest_ids(project)
@@ -110,13 +114,23 @@ def test_gitlab_intake_schedule_adds_each_log_once_checks_drift_and_queries(ml_p
     assert "0 new log(s), 2 taken before; 0 samples added" in output and "nothing to check" in output
     assert git(tmp_path, "--git-dir", str(origin), "rev-parse", "al/production") == git(project, "rev-parse", "HEAD")
 
-    # a log of sevens only: the drift job fails naming the class, the selection still runs
+    assert not passed(output, "alops-intake-drift-issue")  # representative: no issue
+
+    # a log of sevens only: the drift job fails naming the class, its verdict opens the branch's drift issue with
+    # the command that answers it, the selection still runs
     write_log(project, source, "predictions-20261203T1100-7-3.jsonl", 700000, 150, only="7")
-    shifted = gitlab_ci_local(project, variables=schedule)
+    with ForgeServer(CANARY) as server:
+        shifted = gitlab_ci_local(project, variables={**schedule, "CI_SERVER_URL": server.url, "CI_PROJECT_ID": "42",
+                                                      "GITLAB_TOKEN": CANARY}, own="CI_SERVER_URL")
+        issues = list(server.state.issues)
     output = shifted.stdout + shifted.stderr
     assert shifted.returncode != 0 and passed(output, "alops-intake") and passed(output, "alops-query-merge")
     assert "FAIL  alops-intake-drift" in output or "FAIL alops-intake-drift" in output
     assert "the dev dataset no longer represents intake/new-samples.jsonl: label 7:" in output
+    assert passed(output, "alops-intake-drift-issue") and "drift issue created" in output and CANARY not in output
+    assert len(issues) == 1 and "`al/production`" in issues[0]["body"]
+    remedy = re.search(r"run `(alops data make-dev [^`]+)`", output).group(1)
+    assert remedy.startswith("alops data make-dev --count ") and f"`{remedy}`" in issues[0]["body"]
 
 
 
@@ -131,6 +145,7 @@ jobs:
     uses: ./.github/workflows/alops.yml
     permissions:
       contents: write
+      pull-requests: write
     secrets: inherit
     with:
       cpu-runs-on: '"cpu"'
@@ -138,6 +153,7 @@ jobs:
       install: false
       intake-source: %s
       intake-branch: al/production
+      intake-drift-issue: true
       query-k: 6
 """
 
@@ -186,6 +202,21 @@ def test_github_intake_schedule_adds_each_log_once_on_the_named_al_branch_checks
     assert again.returncode == 0, output[-4000:]
     assert "0 new log(s), 2 taken before; 0 samples added" in output and "nothing to check" in output
     assert git(tmp_path, "--git-dir", str(origin), "rev-parse", "al/production") == tip
+    assert not ran(output, "drift-issue")
+
+    # a log of sevens only: the drift check fails, the drift-issue job (the issues-token secret, no checkout) opens
+    # the intake branch's issue from its verdict
+    write_log(project, source, "predictions-20261203T1100-7-3.jsonl", 700000, 150, only="7")
+    with ForgeServer("canary-token-5151") as server:
+        shifted = act(project, "schedule", schedule,
+                      secrets={"GITHUB_TOKEN": "canary-token-5150", "issues-token": "canary-token-5151"},
+                      env={"GITHUB_API_URL": server.url, "GITHUB_REPOSITORY": "team/project"})  # origin is a path here
+        issues = list(server.state.issues)
+    output = shifted.stdout + shifted.stderr
+    assert shifted.returncode != 0 and ran(output, "intake") and ran(output, "drift-issue")
+    assert "the dev dataset no longer represents intake/new-samples.jsonl: label 7:" in output
+    assert "drift issue created" in output and "canary-token-515" not in output
+    assert len(issues) == 1 and "`al/production`" in issues[0]["body"] and "`label 7: " in issues[0]["body"]
 
 
 def test_github_intake_into_a_branch_that_is_not_an_al_branch_stops_the_context_job(workflow_project, tmp_path):

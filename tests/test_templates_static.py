@@ -122,6 +122,19 @@ def test_github_setup_steps_are_written_once():
     assert composite in {step["run"] for step in steps if step.get("name") == "Install alops"}
 
 
+def test_every_job_of_the_workflow_asks_only_for_what_the_documented_caller_grants():
+    """GitHub rejects a called workflow whose jobs ask for more than the caller grants, whether they run or not:
+    a job that needs another scope would break every caller written from the README."""
+    caller = re.search(r"permissions: (\{[^}]+\})", (KIT / "README.md").read_text()).group(1)
+    granted = yaml.safe_load(caller)
+    assert granted == {"contents": "write", "pull-requests": "write"}
+    workflow = yaml.safe_load((KIT / ".github/workflows/alops.yml").read_text())
+    levels = {"none": 0, "read": 1, "write": 2}
+    for name, job in workflow["jobs"].items():
+        for scope, level in job["permissions"].items():
+            assert levels[level] <= levels[granted.get(scope, "none")], f"{name} asks for {scope}: {level}"
+
+
 def test_github_workflow_is_least_privilege():
     workflow = yaml.safe_load((KIT / ".github/workflows/alops.yml").read_text())
     assert workflow["permissions"] == {}

@@ -1,8 +1,8 @@
-"""GitLab (python-gitlab) and GitHub (PyGithub): the sticky report comment, merge requests, releases.
+"""GitLab (python-gitlab) and GitHub (PyGithub): the sticky report comment, merge requests, releases, issues.
 
 Every write is find-then-update, so a restarted job or a retried request never duplicates anything: the
 report comment is recognised by a hidden marker, a merge request by its source branch, a release by its
-tag. The clients retry reads and updates on 429/5xx (honouring `Retry-After`); a create is never retried
+tag, an open issue by a hidden marker in its description. The clients retry reads and updates on 429/5xx (honouring `Retry-After`); a create is never retried
 blindly by the client: on 429/5xx the whole find-then-write runs again, and finds what the server may
 already have applied. Tokens come from the environment and are scrubbed from every message.
 """
@@ -28,12 +28,14 @@ PERMISSIONS = {
         "merge request": "a token with the `api` scope and at least the Developer role",
         "release": "a token with the `api` scope and the Developer role (Maintainer for protected tags)",
         "upload": "a token with the `api` scope",
+        "issue": "a token with the `api` scope and at least the Reporter role",
     },
     "github": {
         "comment": "GITHUB_TOKEN with `pull-requests: write` (or `issues: write`)",
         "merge request": "GITHUB_TOKEN with `pull-requests: write` and `contents: read`",
         "release": "GITHUB_TOKEN with `contents: write`",
         "upload": "GITHUB_TOKEN with `contents: read`",
+        "issue": "GITHUB_TOKEN with `issues: write`",
     },
 }
 
@@ -151,6 +153,24 @@ class GitLabForge:
         uploaded = self._call("upload", self._project.upload, os.path.basename(path), filepath=path)
         return uploaded["markdown"]
 
+    def upsert_issue(self, marker: str, title: str, description: str) -> Outcome:
+        """Create or update the one open issue whose description holds `marker`."""
+        def find():
+            issues = self._call("issue", self._project.issues.list, state="opened", search=marker, get_all=True)
+            return next((i for i in issues if marker in (i.description or "")), None)
+
+        def update(found):
+            found.title, found.description = title, description
+            self._call("issue", found.save)
+            return Outcome("updated", found.web_url, str(found.iid))
+
+        def create():
+            data = {"title": title, "description": description}
+            made = self._call("issue", self._project.issues.create, data, retry_transient_errors=False)
+            return Outcome("created", made.web_url, str(made.iid))
+
+        return idempotent_write(find, update, create)
+
     def publish_release(self, tag: str, name: str, description: str, commit: str) -> Outcome:
         import gitlab
 
@@ -267,6 +287,22 @@ class GitHubForge:
 
     def upload_image(self, path: str) -> str | None:
         return None  # the API has no image upload: the report links the run's artifacts instead
+
+    def upsert_issue(self, marker: str, title: str, description: str) -> Outcome:
+        """Create or update the one open issue whose body holds `marker` (pull requests are not issues here)."""
+        def find():
+            issues = self._call("issue", lambda: list(self._repo.get_issues(state="open")))
+            return next((i for i in issues if i.pull_request is None and marker in (i.body or "")), None)
+
+        def update(found):
+            self._call("issue", found.edit, title=title, body=description)
+            return Outcome("updated", found.html_url, str(found.number))
+
+        def create():
+            made = self._call("issue", self._repo.create_issue, title=title, body=description)
+            return Outcome("created", made.html_url, str(made.number))
+
+        return idempotent_write(find, update, create)
 
     def publish_release(self, tag: str, name: str, description: str, commit: str) -> Outcome:
         def find():

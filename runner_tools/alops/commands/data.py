@@ -180,13 +180,17 @@ def data_make_dev(fraction, count, time_budget, seconds_per_sample, seed, z_outl
               help="Significance level of each drift test (chi-square on class shares, KS per numeric column).")
 @click.option("--min-effect", type=click.FloatRange(0, 1), default=0.1, show_default=True,
               help="Smallest effect that counts as drift (Cramér's V for class shares, KS statistic for columns).")
-def data_check_dev(against, label_column, alpha, min_effect) -> None:
+@click.option("--verdict", "verdict_path", type=click.Path(dir_okay=False),
+              help="Also write the verdict to this JSON file, drift or not (for `alops data drift-issue`).")
+@click.option("--branch", help="The branch the verdict is about, in that file; default: the CI branch.")
+def data_check_dev(against, label_column, alpha, min_effect, verdict_path, branch) -> None:
     """Check that the dev dataset still represents the full or live data; exit 1 when it does not.
 
     \b
     Example (a scheduled CI job):
       alops data check-dev --against logs/last-week.csv --label-column prediction
     """
+    from alops import drift_issue
     from alops.devset import check_dev, dataset_files
 
     with Project.open() as project:
@@ -194,28 +198,55 @@ def data_check_dev(against, label_column, alpha, min_effect) -> None:
         compared = [against] if against else dataset_files(project, "full")
         verdict = check_dev(dataset_files(project, "dev"), compared, label_column or label, alpha, min_effect,
                             dev_label=label)
+        shown = os.path.relpath(against) if against else "the full data"
+        remedy, what_it_does = _remedy(verdict, against, label_column)
+        if verdict_path:
+            drift_issue.save(verdict_path, drift_issue.record(verdict, branch or project.context.branch or "HEAD",
+                                                              shown, remedy))
         for problem in verdict["problems"]:
             click.echo(problem)
         if not verdict["representative"]:
-            shown = os.path.relpath(against) if against else "the full data"
             raise AlopsError(f"the dev dataset no longer represents {shown}: {verdict['problems'][0]}; "
-                             + _remedy(verdict, against, label_column))
+                             f"run `{remedy}` ({what_it_does})")
         tests = "; ".join(f"{name}: effect {test['effect']:.3f}, p {test['p_value']:.2g}" for name, test in verdict["tests"].items())
         click.echo(f"dev dataset is representative ({verdict['dev_rows']} dev rows vs {verdict['live_rows']}"
                    f"{'; ' + tests if tests else ''}; alpha {alpha}, min effect {min_effect})")
 
 
-def _remedy(verdict: dict, against: str | None, label_column: str | None) -> str:
-    """The command that makes the dev dataset represent what it was compared with again."""
+def _remedy(verdict: dict, against: str | None, label_column: str | None) -> tuple[str, str]:
+    """The command that makes the dev dataset represent what it was compared with again, and what it does."""
     size = f"alops data make-dev --count {verdict['dev_rows']}"
     if against is None:
-        return f"run `{size}` (a new sample of the full data)"
+        return size, "a new sample of the full data"
     log = shlex.quote(os.path.relpath(against))
     if verdict["tests"].get("labels", {}).get("drifted"):
         column = f" --label-column {shlex.quote(label_column)}" if label_column else ""
-        return f"run `{size} --like {log}{column}` (the labeled samples take its class shares)"
-    return (f"its features moved: add its samples to the full data (`alops pool add {log}`, or the intake) "
-            f"and run `{size}`")
+        return f"{size} --like {log}{column}", "the labeled samples take its class shares"
+    return f"alops pool add {log} && {size}", "its features moved: its samples join the full data, then a new sample"
+
+
+@data.command("drift-issue")
+@click.argument("verdict_path", metavar="VERDICT", type=click.Path(dir_okay=False))
+def data_drift_issue(verdict_path) -> None:
+    """Open the branch's drift issue from a check-dev verdict, or update it while it is open.
+
+    Nothing is posted when the verdict found the dev dataset representative. Needs the forge token of a CI
+    job: GITLAB_TOKEN (api scope) or GITHUB_TOKEN with `issues: write`.
+
+    \b
+    Example (after `alops data check-dev ... --verdict intake/drift.json` failed):
+      alops data drift-issue intake/drift.json
+    """
+    from alops import drift_issue, forge
+    from alops.branches import resolve_context
+
+    verdict = drift_issue.read(verdict_path)
+    if verdict["representative"]:
+        click.echo(f"{verdict_path}: the dev dataset was representative: no drift issue to open")
+        return
+    context = resolve_context()
+    outcome = drift_issue.file(forge.connect(context), verdict, context.ci_job_url)
+    click.echo(f"drift issue {outcome.action}: {outcome.url}")
 
 
 commands = [data]

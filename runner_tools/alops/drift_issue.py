@@ -1,0 +1,100 @@
+"""The drift verdict as a record and as the one open issue per branch that says what moved and what to do.
+
+`alops data check-dev --verdict FILE` writes the record (representative or not); `alops data drift-issue FILE`
+opens the branch's drift issue, or updates it while it is open, so a schedule that keeps finding drift keeps
+one issue current instead of filing one per run. Class names, column names, branches and paths are data: the
+issue shows them as inert code spans.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from alops.errors import ConfigError
+from alops.files import write_json
+
+FORMAT = 1
+FIELDS = {"format": int, "branch": str, "compared": str, "representative": bool, "dev_rows": int, "live_rows": int,
+          "problems": list, "tests": dict, "remedy": str, "alpha": float, "min_effect": float}
+
+
+def record(verdict: dict, branch: str, compared: str, remedy: str) -> dict:
+    """The verdict of `alops.devset.check_dev` with what it was about and the command that answers it."""
+    keep = ("representative", "dev_rows", "live_rows", "problems", "tests", "alpha", "min_effect")
+    return {"format": FORMAT, "branch": branch, "compared": compared, "remedy": remedy, **{k: verdict[k] for k in keep}}
+
+
+def save(path: str, verdict: dict) -> None:
+    write_json(path, verdict, indent=2)
+
+
+def read(path: str) -> dict:
+    """A verdict record written by `check-dev --verdict`, checked by shape."""
+    fix = "write it with `alops data check-dev --verdict FILE`"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            verdict = json.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no drift verdict (the check stopped before it judged); {fix}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not a drift verdict ({type(exc).__name__}); {fix}") from None
+    if not isinstance(verdict, dict):
+        raise ConfigError(f"{path}: not a drift verdict (a JSON object expected); {fix}")
+    for name, kind in FIELDS.items():
+        value = verdict.get(name)
+        fits = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            fits = True
+        if not fits:
+            raise ConfigError(f"{path}: field {name!r} must be {kind.__name__}; {fix}")
+    if verdict["format"] != FORMAT:
+        raise ConfigError(f"{path}: drift verdict format {verdict['format']}, this alops reads {FORMAT}; {fix}")
+    if not all(isinstance(p, str) for p in verdict["problems"]) or not all(
+            isinstance(t, dict) and all(isinstance(t.get(k), (int, float)) for k in ("effect", "p_value"))
+            for t in verdict["tests"].values()):
+        raise ConfigError(f"{path}: fields 'problems' and 'tests' are not as check-dev writes them; {fix}")
+    return verdict
+
+
+def marker(branch: str) -> str:
+    """The hidden mark of a branch's drift issue (a digest: a branch name never reaches the HTML comment)."""
+    return f"<!-- alops:drift:{hashlib.sha256(branch.encode()).hexdigest()[:16]} -->"
+
+
+def issue(verdict: dict, job_url: str | None) -> tuple[str, str]:
+    """(title, description) of the branch's drift issue."""
+    from alops.report import code
+
+    title = "Drift: the dev dataset no longer represents the data it was checked against"
+    rows = [f"| {code(name)} | {test['effect']:.3f} | {test['p_value']:.2g} | {'**moved**' if test.get('drifted') else 'no'} |"
+            for name, test in sorted(verdict["tests"].items())]
+    lines = [
+        marker(verdict["branch"]),
+        f"The scheduled drift check on {code(verdict['branch'])} compared the dev dataset ({verdict['dev_rows']} rows) "
+        f"with {code(verdict['compared'])} ({verdict['live_rows']} rows) and found that it no longer represents it "
+        f"(alpha {verdict['alpha']:g}, minimum effect {verdict['min_effect']:g}).",
+        "",
+        "What moved:",
+        "",
+        *(f"- {code(problem)}" for problem in verdict["problems"]),
+        "",
+        "| test | effect | p-value | verdict |",
+        "| --- | --- | --- | --- |",
+        *rows,
+        "",
+        "What to do, on the branch (then commit and push; the next check updates this issue while it stays open):",
+        "",
+        code(verdict["remedy"]),
+    ]
+    if job_url:
+        lines += ["", f"[The check's job]({job_url})"]
+    return title, "\n".join(lines) + "\n"
+
+
+def file(target_forge, verdict: dict, job_url: str | None):
+    """Open or update the branch's drift issue; the forge's outcome, or None when the data was representative."""
+    if verdict["representative"]:
+        return None
+    title, description = issue(verdict, job_url)
+    return target_forge.upsert_issue(marker(verdict["branch"]), title, description)
