@@ -106,6 +106,13 @@ def test_temporary_files_are_made_only_by_alops_files():
     assert offenders == []
 
 
+def test_every_project_opened_is_closed():
+    """Project.open() opens DVC's repository on first use: only a `with` block closes it."""
+    offenders = [f"{p.name}: {line.strip()}" for p, text in _sources() for line in text.splitlines()
+                 if "Project.open(" in line and not re.search(r"\bwith\b.*Project\.open\(", line)]
+    assert offenders == []
+
+
 def test_cli_module_is_the_root_group_only():
     text = (PACKAGE / "cli.py").read_text()
     assert len(text.splitlines()) < 200 and text.count("@click.command") == 0

@@ -19,7 +19,8 @@ def params_check() -> None:
     """Validate params.yaml against params.schema.yaml: one line per problem, exit 2 (a notice without a schema)."""
     from alops import params
 
-    root = Project.open().root
+    with Project.open() as project:
+        root = project.root
     schema = params.load_schema(root)
     if schema is None:
         notice(f"no {params.SCHEMA_FILE}: nothing to check (list each parameter's type and allowed values in it; "
@@ -52,7 +53,8 @@ def params_matrix(fmt, sample, seed) -> None:
 
     from alops import params
 
-    schema = params.load_schema(Project.open().root)
+    with Project.open() as project:
+        schema = params.load_schema(project.root)
     if schema is None:
         raise ConfigError(f"no {params.SCHEMA_FILE} here: list the values to try under `values:`")
     if sample is not None and sample < 1:

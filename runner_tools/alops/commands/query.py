@@ -72,7 +72,8 @@ def _labeled_ids() -> set[str]:
     from alops.manifest import labeled_ids
     from alops.project import Project
 
-    manifest = Project.open().manifest("full")
+    with Project.open() as project:
+        manifest = project.manifest("full")
     if not os.path.isfile(manifest):
         raise ConfigError(f"--skip-labeled reads {manifest}, which is not here: run `alops data pull --dataset full "
                           "--manifest-only` first")
