@@ -386,6 +386,8 @@ def test_a_full_data_experiment_is_never_compared_with_dev_data_runs(report_proj
     assert f"no champion model `{report_project.name}` trained on the full dataset" in text
     assert "committed on `main` come from the dev dataset" in text
     assert "0.99" not in text and "| `accuracy` | 0.85 | – | – |" in text
+    assert "### Params that changed (against the params committed on `main`: no run to compare)" in text
+    assert "| `train.lr` | `0.02` | `0.01` |" in text and "| `dataset` | `full` | `dev` |" in text
 
 
 def test_in_a_clone_without_the_target_branch_the_report_fetches_it(report_project, tmp_path):

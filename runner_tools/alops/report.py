@@ -55,6 +55,7 @@ class Report:
     fidelity: dict[str, float] = field(default_factory=dict)  # the dev dataset's fidelity report, not model metrics
     strategy: str | None = None  # the query strategy of the branch's label imports (al/ branches)
     plots: list[str] = field(default_factory=list)  # PNG file names of the pipeline's plots, beside the report
+    target_params: dict[str, str] | None = None  # without a baseline: the params the target committed
 
 
 def _read(path: str) -> str | None:
@@ -174,6 +175,7 @@ def collect(project, target: str, curve_metric: str | None = None, simulation_cs
             baseline, branch_runs = _tracked_sides(project, uri, target, dataset, current, reasons)
     except tracking.TrackingUnavailable as exc:  # an outage must not fail the job that trained and buffered
         reasons.append(f"the tracking server did not answer ({exc})")
+    committed = None
     if baseline is None:
         from alops.git import fetch_branch
 
@@ -190,7 +192,8 @@ def collect(project, target: str, curve_metric: str | None = None, simulation_cs
         raise ConfigError(f"alops.yaml metric.name {primary.name!r} is not among the metrics the pipeline wrote "
                           f"({', '.join(sorted(metrics))})")
     report = Report(context.branch or context.tag or "", target, context.kind, current, baseline,
-                    no_baseline="; ".join(reasons) if baseline is None else "", primary=primary, fidelity=fidelity)
+                    no_baseline="; ".join(reasons) if baseline is None else "", primary=primary, fidelity=fidelity,
+                    target_params=committed.params if baseline is None and committed is not None else None)
     if context.kind == "active-learning":
         report.strategy = _branch_strategy(root) or next(
             (value for name, value in sorted(current.params.items()) if name.rpartition(".")[2] == "strategy"), None)
@@ -394,13 +397,15 @@ def render(report: Report, images: dict[str, str] | None = None) -> str:
         lines.append(f"| {code(name)} | {_number(report.current.metrics[name])} | {_number(before)} | "
                      f"{_delta(report.current.metrics[name], before)} |")
     lines += ["", *_sides(report)]
-    if base:
-        changed = sorted(k for k in set(report.current.params) | set(base.params)
-                         if report.current.params.get(k) != base.params.get(k))
-        lines += ["", "### Params that changed"]
+    before = base.params if base else report.target_params
+    if before is not None:
+        changed = sorted(k for k in set(report.current.params) | set(before)
+                         if report.current.params.get(k) != before.get(k))
+        lines += ["", "### Params that changed" if base else
+                  f"### Params that changed (against the params committed on {code(report.target)}: no run to compare)"]
         if changed:
             lines += ["", "| param | this branch | target |", "|---|---|---|"]
-            lines += [f"| {code(k)} | {_value(report.current.params.get(k, '–'))} | {_value(base.params.get(k, '–'))} |"
+            lines += [f"| {code(k)} | {_value(report.current.params.get(k, '–'))} | {_value(before.get(k, '–'))} |"
                       for k in changed]
         else:
             lines += ["", "None."]
