@@ -79,7 +79,11 @@ def passed(output: str, job: str) -> bool:
     return f"PASS  {job}" in output or f"PASS {job}" in output
 
 
-def test_gitlab_intake_schedule_adds_each_log_once_checks_drift_and_queries(ml_project, tmp_path):
+def test_gitlab_intake_schedule_adds_each_log_once_checks_drift_and_queries(ml_project, label_studio, tmp_path):
+    """Captured logs -> pool on the al/ branch -> drift check -> query -> Label Studio, every job executed; the
+    same logs again add nothing; a shifted log fails the check and opens the branch's drift issue."""
+    from conftest import annotate
+
     project, source = ml_project, tmp_path / "served"
     scored_pool(project)
     use_component(project, f"      intake-source: {source}\n      query-k: 6\n      intake-drift-issue: true\n")
@@ -90,14 +94,20 @@ def test_gitlab_intake_schedule_adds_each_log_once_checks_drift_and_queries(ml_p
     write_log(project, source, "predictions-20261203T1000-7-2.jsonl", 600000, 150)
     schedule = {"CI_PIPELINE_SOURCE": "schedule", "ALOPS_SCHEDULE": "intake"}
 
-    first = gitlab_ci_local(project, variables=schedule)
+    url, token = label_studio
+    title = f"intake {tmp_path.name}"
+    studio = {"LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": token, "LABEL_STUDIO_PROJECT": title}
+    first = gitlab_ci_local(project, variables={**schedule, **studio})
     output = first.stdout + first.stderr
     assert first.returncode == 0, output[-4000:]
+    assert token not in output
     for job in ("alops-intake", "alops-intake-drift", "alops-query: [1/2]", "alops-query: [2/2]", "alops-query-merge"):
         assert passed(output, job), (job, output[-3000:])
     assert re.search(r"2 new log\(s\), 0 taken before; 300 samples added as unlabeled \(test \d+, train \d+, val \d+\)", output)
     assert "dev dataset is representative" in output
-    assert len(json.loads((project / "selection.json").read_text())["sample_ids"]) == 6
+    selected = json.loads((project / "selection.json").read_text())["sample_ids"]
+    assert len(selected) == 6
+    assert sorted(task["data"]["sample_id"] for task in annotate(label_studio, title, "3")) == sorted(selected)
     assert not any(f"PASS  {job}" in output for job in ("alops-train-al", "alops-labels-import", "alops-dev-check"))
 
     reader = tmp_path / "reader"
@@ -159,11 +169,14 @@ jobs:
 
 
 def test_github_intake_schedule_adds_each_log_once_on_the_named_al_branch_checks_drift_and_queries(
-        workflow_project, tmp_path):
+        workflow_project, label_studio, tmp_path):
     """GitHub runs schedules on the default branch: the intake job checks intake-branch out, takes the logs into
-    its pool and pushes; the drift check and the query round run on that branch too."""
+    its pool and pushes; the drift check and the query round (into Label Studio) run on that branch too."""
+    from conftest import annotate
+
     project, source = workflow_project, tmp_path / "served"
-    (project / ".github/workflows/ci.yml").write_text(INTAKE_CALLER % source)
+    title = f"intake {tmp_path.name}"
+    (project / ".github/workflows/ci.yml").write_text(INTAKE_CALLER % source + f'      label-studio-project: "{title}"\n')
     git(project, "commit", "-q", "-am", "the intake schedule")
     git(project, "switch", "-q", "-c", "al/production")
     scored_pool(project)  # on the al/ branch only: jobs that stayed on main would find no pool
@@ -179,14 +192,19 @@ def test_github_intake_schedule_adds_each_log_once_on_the_named_al_branch_checks
     write_log(project, source, "predictions-20261203T1000-7-2.jsonl", 600000, 150)
     schedule = {"ref": "refs/heads/main", "schedule": "0 4 * * *"}
 
-    first = act(project, "schedule", schedule, secrets={"GITHUB_TOKEN": "canary-token-5150"})
+    url, token = label_studio
+    first = act(project, "schedule", schedule,
+                secrets={"GITHUB_TOKEN": "canary-token-5150", "label-studio-url": url, "label-studio-api-key": token})
     output = first.stdout + first.stderr
+    assert token not in output
     assert first.returncode == 0, output[-4000:]
     assert ran(output, "intake") and ran(output, "intake-drift") and ran(output, "query-merge")
     assert len(re.findall(r"/query-\d+\s*\] 🏁  Job succeeded", output)) == 2
     assert re.search(r"2 new log\(s\), 0 taken before; 300 samples added as unlabeled \(test \d+, train \d+, val \d+\)", output)
     assert "dev dataset is representative" in output and "canary-token-5150" not in output
-    assert len(json.loads((tmp_path / "artifacts/alops-query/selection.json").read_text())["sample_ids"]) == 6
+    selected = json.loads((tmp_path / "artifacts/alops-query/selection.json").read_text())["sample_ids"]
+    assert len(selected) == 6
+    assert sorted(task["data"]["sample_id"] for task in annotate(label_studio, title, "3")) == sorted(selected)
     assert git(project, "rev-parse", "--abbrev-ref", "HEAD") == "main"  # the team's checkout is as it was
 
     reader = tmp_path / "reader"
