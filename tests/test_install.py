@@ -51,11 +51,13 @@ def wheel(tmp_path_factory) -> Path:
     return built
 
 
-def test_the_wheel_ships_the_scaffold_and_a_core_without_torch(wheel):
+def test_the_wheel_ships_the_scaffold_the_components_and_a_core_without_torch(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert "alops/scaffold_template/cookiecutter.json" in names
     assert "alops/scaffold_template/{{cookiecutter.project_slug}}/.gitlab-ci.yml" in names  # dotfiles too
     assert "alops/scaffold_template/{{cookiecutter.project_slug}}/requirements.txt" in names
+    components = sorted(n for n in names if n.startswith("alops/components/") and n.endswith(".yml"))
+    assert components == sorted(f"alops/components/{p.name}" for p in (KIT / "templates").glob("*.yml"))  # rehearse
     metadata = zipfile.ZipFile(wheel).read(f"alops-{__version__}.dist-info/METADATA").decode()
     core = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
     assert core and not any("torch" in line or "nvidia" in line for line in core)
@@ -333,11 +335,13 @@ def test_an_existing_project_follows_docs_adopt_to_green_pipelines_on_both_forge
     assert "repro: on cpu with the dev dataset" in output and "scores.rows: 40" in output
 
 
-def test_a_cookiecutter_data_science_repository_adopted_with_dvc_and_makefile_stages_runs_green_pipelines(wheel, tmp_path):
-    """docs/adopt.md's "No DVC yet" on the template's layout: data/raw, a Makefile, no DVC. `alops init
-    --dvc-remote --stages-from-makefile`, make-dev, the metrics line the review asks for, then the generated
-    GitLab pipelines under gitlab-ci-local: the feature trains on the dev rows, the experiment on data/raw, no
-    folder renamed."""
+def test_a_cookiecutter_data_science_repository_adopted_with_dvc_and_makefile_stages_rehearses_green_pipelines(
+        wheel, tmp_path):
+    """docs/adopt.md's "No DVC yet" on the template's layout: data/raw, a Makefile, no DVC, a .gitlab-ci.yml of
+    the team's own with its `stages:`. `alops init --dvc-remote --stages-from-makefile`, make-dev, the metrics
+    line the review asks for, then `alops rehearse` as docs/install.md gives it: a feature push trains on the dev
+    rows, an experiment push on data/raw, a merge request's pipeline runs; the team's job runs in each, no folder
+    renamed, nothing of the team's file lost."""
     import re
 
     from test_adopt import CCDS_MAKEFILE, MAKE_DATASET, TRAIN_MODEL
@@ -355,26 +359,39 @@ def test_a_cookiecutter_data_science_repository_adopted_with_dvc_and_makefile_st
         (project / path).write_text(text)
     (project / "Makefile").write_text(CCDS_MAKEFILE)
     (project / ".gitignore").write_text("/data/raw/\n/data/processed/\n/models/\n")
+    team_ci = "stages: [lint, test]\n\nteam-lint:\n  stage: lint\n  script: [echo the team lints]\n"
+    (project / ".gitlab-ci.yml").write_text(team_ci)
     git(project, "remote", "add", "origin", "https://gitlab.example.com/team/reviews.git")
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "the team's project")
 
     run([str(bin_ / "alops"), "init", "--dvc-remote", str(tmp_path / "store"), "--stages-from-makefile"], cwd=project, env=env)
+    assert (project / ".gitlab-ci.yml").read_text().endswith(team_ci)  # the include added above the team's file
     with open(project / "dvc.yaml", "a", encoding="utf-8") as handle:  # the review: the metrics train writes
         handle.write("    metrics:\n      - metrics.json:\n          cache: false\n")
     run([str(bin_ / "alops"), "data", "make-dev", "--fraction", "0.1"], cwd=project, env=env)
-    local_component(project)
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "alops, DVC and the stages")
     run([str(bin_ / "dvc"), "push", "-q"], cwd=project, env=env)
-    run([python, "-m", "pip", "uninstall", "--quiet", "-y", "alops"], cwd=tmp_path)  # the job installs it
+    before = {p: p.read_bytes() for p in project.rglob("*") if p.is_file() and ".git" not in p.parts and ".dvc" not in p.parts}
 
-    command = push_pipeline(wheel, env)
-    for branch, dataset, rows, extra in (("feature/first", "dev", 20, []),
-                                         ("experiment/first", "full", 200, ["--variable", "ALOPS_ALLOW_CPU=true"])):
-        git(project, "switch", "-q", "-c", branch, "main")
-        result = subprocess.run([*command, *extra], cwd=project, env=env, capture_output=True, text=True, timeout=1200)
+    env["ALOPS_GITLAB_CI_LOCAL"] = str(GITLAB_CI_LOCAL)
+    def rehearse(branch: str, *args: str) -> str:
+        git(project, "switch", "-q", "-C", branch, "main")
+        result = subprocess.run([str(bin_ / "alops"), "rehearse", *args], cwd=project, env=env, capture_output=True,
+                                text=True, timeout=1200)
         output = result.stdout + result.stderr
         assert result.returncode == 0, output[-5000:]
+        assert re.search(r"PASS +team-lint", output), output[-3000:]  # the team's job runs beside alops'
+        return output
+
+    for branch, dataset, rows, args in (("feature/first", "dev", 20, []),
+                                        ("experiment/first", "full", 200, ["--variable", "ALOPS_ALLOW_CPU=true"])):
+        output = rehearse(branch, *args)
+        assert f"rehearsing a push pipeline of '{branch}'" in output
         assert f"repro: on cpu with the {dataset} dataset" in output and re.search(rf"\brows: {rows}\s*$", output, re.MULTILINE)
-    assert (project / "Makefile").read_text() == CCDS_MAKEFILE and (project / "data/raw/reviews.csv").exists()
+    output = rehearse("experiment/first", "merge-request")
+    assert "rehearsing a merge-request pipeline of 'experiment/first'" in output
+    assert set(re.findall(r"PASS +(\S+)", output)) == {"team-lint", "alops-params-check"}, output[-3000:]
+    assert {p: p.read_bytes() for p in before} == before  # the rehearsals wrote nothing into the project
+    assert not list(project.glob(".gitlab-ci-local")) and not (project / "templates").exists()

@@ -20,6 +20,7 @@ from alops.commands import (
     params,
     pool,
     query,
+    rehearse,
     release,
     report,
     run,
@@ -42,7 +43,8 @@ def cli() -> None:
     """
 
 
-for area in (context, adopt, data, run, params, track, query, pool, labels, simulate, report, release, deploy, scaffold):
+for area in (context, adopt, data, run, params, track, query, pool, labels, simulate, report, release, deploy, scaffold,
+             rehearse):
     for command in area.commands:
         cli.add_command(command)
 

@@ -1,0 +1,1 @@
+"""The GitLab components, shipped in the wheel as `alops.components` for `alops rehearse`."""

@@ -1,0 +1,103 @@
+"""`alops rehearse`: the predefined variables of each event, the jobs a rehearsal plans in a clone of the
+project, and one line for whatever is missing. The green pipelines are in test_install.py (from the wheel)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import clean_env, git, run_alops
+from test_templates_gitlab import GITLAB_CI_LOCAL
+
+GENERATED_CI = """include:  # as `alops init` writes it
+  - component: gitlab.example.com/your-group/alops@0.1.0
+    inputs:
+      gpu-tags: [gpu]
+
+team-lint:
+  script: [echo the team lints]
+"""
+
+
+def project_with_ci(repo: Path, text: str = GENERATED_CI) -> Path:
+    (repo / ".gitlab-ci.yml").write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "ci")
+    return repo
+
+
+def rehearse(project: Path, *args: str, tool: str | None = str(GITLAB_CI_LOCAL)):
+    env = clean_env(ALOPS_GITLAB_CI_LOCAL=tool) if tool else clean_env(PATH="/usr/bin:/bin")
+    return run_alops("rehearse", *args, cwd=project, env=env)
+
+
+def test_each_event_sets_the_variables_gitlab_would():
+    from alops.rehearse import plan
+
+    push = plan("push", "feature/x").variables
+    assert push["CI_PIPELINE_SOURCE"] == "push" and "CI_MERGE_REQUEST_IID" not in push
+    merge = plan("merge-request", "experiment/x", target="develop").variables
+    assert (merge["CI_PIPELINE_SOURCE"], merge["CI_MERGE_REQUEST_SOURCE_BRANCH_NAME"],
+            merge["CI_MERGE_REQUEST_TARGET_BRANCH_NAME"]) == ("merge_request_event", "experiment/x", "develop")
+    assert merge["CI_MERGE_REQUEST_SOURCE_PROJECT_ID"] == merge["CI_PROJECT_ID"]  # not a fork
+    schedule = plan("schedule", "al/x", schedule="intake", protected=True, extra={"K": "v"}).variables
+    assert (schedule["ALOPS_SCHEDULE"], schedule["CI_COMMIT_REF_PROTECTED"], schedule["K"]) == ("intake", "true", "v")
+
+
+@pytest.mark.slow
+def test_a_rehearsal_plans_alops_jobs_and_the_teams_in_a_clone_and_leaves_the_project_as_it_was(repo, tmp_path):
+    project = project_with_ci(repo)
+    git(project, "switch", "-q", "-c", "feature/x")
+    (project / "notes.txt").write_text("not committed\n")
+    before = sorted(p.relative_to(project) for p in project.rglob("*") if ".git" not in p.parts)
+    head = git(project, "rev-parse", "HEAD")
+    result = rehearse(project, "--list", "--keep")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "rehearsing a push pipeline of 'feature/x'" in result.stderr
+    assert "team-lint" in result.stdout and "alops-train-dev" in result.stdout and "alops-release" not in result.stdout
+    kept = Path(result.stderr.split("the rehearsal's folder is kept: ", 1)[1].split()[0])
+    clone = kept / project.name
+    assert (clone / "templates/alops.yml").read_text() == (Path(__file__).parents[1] / "templates/alops.yml").read_text()
+    assert "component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/alops@$CI_COMMIT_SHA" in (clone / ".gitlab-ci.yml").read_text()
+    assert sorted(p.relative_to(project) for p in project.rglob("*") if ".git" not in p.parts) == before
+    assert git(project, "rev-parse", "HEAD") == head and not (project / "templates").exists()
+    shutil.rmtree(kept)
+
+    mr = rehearse(project, "merge-request", "--list")
+    assert mr.returncode == 0 and "alops-train-dev" not in mr.stdout and "alops-params-check" in mr.stdout
+
+
+@pytest.mark.parametrize("setup, args, message", [
+    (lambda repo: project_with_ci(repo, "team-lint:\n  script: [echo]\n"), (),
+     ".gitlab-ci.yml includes no alops component: run `alops init`"),
+    (lambda repo: repo, (), "no .gitlab-ci.yml here: run `alops init --forge gitlab` first"),
+    (lambda repo: project_with_ci(repo), ("--branch", "feature/none"), "no local branch 'feature/none'"),
+    (lambda repo: project_with_ci(repo), ("schedule",), "a schedule rehearsal needs --schedule"),
+    (lambda repo: project_with_ci(repo), ("--schedule", "query"), "--schedule goes with the schedule event"),
+    (lambda repo: project_with_ci(repo), ("--variable", "$(touch pwned)"), "--variable '$(touch pwned)': give KEY=VALUE"),
+])
+def test_what_a_rehearsal_lacks_is_one_line(repo, setup, args, message):
+    project = setup(repo)
+    result = rehearse(project, *args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (project / "pwned").exists() and not (project / "templates").exists()
+
+
+def test_without_gitlab_ci_local_the_line_says_how_to_install_it(repo):
+    result = rehearse(project_with_ci(repo), tool=None)
+    assert result.returncode == 2 and "gitlab-ci-local is not installed: npm install -g gitlab-ci-local@4.64.1" in result.stderr
+
+
+def test_a_detached_head_needs_a_branch(repo):
+    project = project_with_ci(repo)
+    git(project, "checkout", "-q", "--detach")
+    result = rehearse(project)
+    assert result.returncode == 2 and "HEAD is detached: pass --branch NAME" in result.stderr
+
+
+def test_outside_a_repository_it_says_where_to_run(tmp_path):
+    result = rehearse(tmp_path)
+    assert result.returncode == 2 and "not in a git repository" in result.stderr
