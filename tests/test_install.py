@@ -350,12 +350,17 @@ def test_a_cookiecutter_data_science_repository_adopted_with_dvc_and_makefile_st
     (project / ".gitignore").write_text("/data/raw/\n/data/processed/\n/models/\n")
     team_ci = "stages: [lint, test]\n\nteam-lint:\n  stage: lint\n  script: [echo the team lints]\n"
     (project / ".gitlab-ci.yml").write_text(team_ci)
+    team_workflow = "name: team\non: [push]\npermissions: {}\njobs:\n  lint:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo lint\n"
+    (project / ".github/workflows").mkdir(parents=True)
+    (project / ".github/workflows/team.yml").write_text(team_workflow)
     git(project, "remote", "add", "origin", "https://gitlab.example.com/team/reviews.git")
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "the team's project")
 
-    run([str(bin_ / "alops"), "init", "--dvc-remote", str(tmp_path / "store"), "--stages-from-makefile"], cwd=project, env=env)
+    run([str(bin_ / "alops"), "init", "--forge", "both", "--dvc-remote", str(tmp_path / "store"),
+         "--stages-from-makefile"], cwd=project, env=env)
     assert (project / ".gitlab-ci.yml").read_text().endswith(team_ci)  # the include added above the team's file
+    assert (project / ".github/workflows/team.yml").read_text() == team_workflow  # the caller goes beside it
     with open(project / "dvc.yaml", "a", encoding="utf-8") as handle:  # the review: the metrics train writes
         handle.write("    metrics:\n      - metrics.json:\n          cache: false\n")
     run([str(bin_ / "alops"), "data", "make-dev", "--fraction", "0.1"], cwd=project, env=env)
@@ -365,22 +370,31 @@ def test_a_cookiecutter_data_science_repository_adopted_with_dvc_and_makefile_st
     before = {p: p.read_bytes() for p in project.rglob("*") if p.is_file() and ".git" not in p.parts and ".dvc" not in p.parts}
 
     env["ALOPS_GITLAB_CI_LOCAL"] = str(GITLAB_CI_LOCAL)
+    env["ALOPS_ACT"] = str(Path(sys.executable).with_name("act"))
+
     def rehearse(branch: str, *args: str) -> str:
         git(project, "switch", "-q", "-C", branch, "main")
         result = subprocess.run([str(bin_ / "alops"), "rehearse", *args], cwd=project, env=env, capture_output=True,
                                 text=True, timeout=1200)
         output = result.stdout + result.stderr
         assert result.returncode == 0, output[-5000:]
-        assert re.search(r"PASS +team-lint", output), output[-3000:]  # the team's job runs beside alops'
         return output
 
     for branch, dataset, rows, args in (("feature/first", "dev", 20, []),
                                         ("experiment/first", "full", 200, ["--variable", "ALOPS_ALLOW_CPU=true"])):
-        output = rehearse(branch, *args)
-        assert f"rehearsing a push pipeline of '{branch}'" in output
+        output = rehearse(branch, "--forge", "gitlab", *args)
+        assert f"rehearsing a push pipeline of '{branch}' (gitlab)" in output
         assert f"repro: on cpu with the {dataset} dataset" in output and re.search(rf"\brows: {rows}\s*$", output, re.MULTILINE)
-    output = rehearse("experiment/first", "merge-request")
-    assert "rehearsing a merge-request pipeline of 'experiment/first'" in output
+        assert re.search(r"PASS +team-lint", output), output[-3000:]  # the team's job runs beside alops'
+    output = rehearse("experiment/first", "merge-request", "--forge", "gitlab")
+    assert "rehearsing a merge-request pipeline of 'experiment/first' (gitlab)" in output
     assert set(re.findall(r"PASS +(\S+)", output)) == {"team-lint", "alops-params-check"}, output[-3000:]
+
+    output = rehearse("feature/first", "--forge", "github")  # the caller init wrote, under act
+    assert "rehearsing a push pipeline of 'feature/first' (github)" in output
+    assert re.search(r"/train-dev\s*\] 🏁  Job succeeded", output) and re.search(r"\brows: 20\s*$", output, re.MULTILINE)
+    output = rehearse("experiment/first", "merge-request", "--forge", "github")
+    assert "rehearsing a merge-request pipeline of 'experiment/first' (github)" in output
+    assert re.search(r"/context\s*\] 🏁  Job succeeded", output), output[-3000:]
     assert {p: p.read_bytes() for p in before} == before  # the rehearsals wrote nothing into the project
     assert not list(project.glob(".gitlab-ci-local")) and not (project / "templates").exists()
