@@ -14,7 +14,7 @@ from conftest import clean_env, git
 
 KIT = Path(__file__).parents[1]
 GITLAB_CI_LOCAL = KIT / ".tools" / "node_modules" / ".bin" / "gitlab-ci-local"
-STAND_IN = Path(__file__).parent / "fixtures" / "actions" / "stand-in"
+STAND_IN = Path(__file__).parents[1] / "templates" / "stand-ins" / "stand-in"
 PUBLISHING = {"package", "pypi", "gitlab-packages", "runner-image", "catalog-release"}
 
 
