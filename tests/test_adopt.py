@@ -291,17 +291,22 @@ json.dump({'accuracy': 0.5, 'rows': len(rows)}, open('metrics.json', 'w'))
 """
 
 
+def write_ccds_project(root) -> None:
+    """cookiecutter-data-science's layout: 200 rows in data/raw, the two scripts, its Makefile, data not in git."""
+    (root / "data/raw").mkdir(parents=True)
+    (root / "data/raw/reviews.csv").write_text("text,label\n" + "".join(f"Review {i},{i % 2}\n" for i in range(200)))
+    for path, text in (("src/data/make_dataset.py", MAKE_DATASET), ("src/models/train_model.py", TRAIN_MODEL)):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    (root / "Makefile").write_text(CCDS_MAKEFILE)
+    (root / ".gitignore").write_text("/data/raw/\n/data/processed/\n/models/\n")  # the data was never in git
+
+
 def test_a_cookiecutter_data_science_makefile_becomes_stages_that_run_on_dev_and_full_data(repo, tmp_path):
     """No DVC, data/raw, the template's Makefile: init sets DVC up and proposes the stages the Makefile runs (the
     install, clean and lint targets left out); after make-dev, a feature run reads the dev folder and an
     experiment run data/raw, with no folder renamed and no line of dvc.yaml edited."""
-    (repo / "data/raw").mkdir(parents=True)
-    (repo / "data/raw/reviews.csv").write_text("text,label\n" + "".join(f"Review {i},{i % 2}\n" for i in range(200)))
-    for path, text in (("src/data/make_dataset.py", MAKE_DATASET), ("src/models/train_model.py", TRAIN_MODEL)):
-        (repo / path).parent.mkdir(parents=True, exist_ok=True)
-        (repo / path).write_text(text)
-    (repo / "Makefile").write_text(CCDS_MAKEFILE)
-    (repo / ".gitignore").write_text("/data/raw/\n/data/processed/\n/models/\n")  # the data was never in git
+    write_ccds_project(repo)
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "the team's project")
     offered = run_alops("init", "--forge", "gitlab", "--dry-run", cwd=repo)

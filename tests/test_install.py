@@ -333,7 +333,7 @@ def test_a_cookiecutter_data_science_repository_adopted_with_dvc_and_makefile_st
     line the review asks for, then `alops rehearse` as docs/install.md gives it: a feature push trains on the dev
     rows, an experiment push on data/raw, a merge request's pipeline runs; the team's job runs in each, no folder
     renamed, nothing of the team's file lost."""
-    from test_adopt import CCDS_MAKEFILE, MAKE_DATASET, TRAIN_MODEL
+    from test_adopt import write_ccds_project
 
     python, bin_, env = user_with_alops(wheel, tmp_path)
     project = tmp_path / "reviews"
@@ -341,13 +341,7 @@ def test_a_cookiecutter_data_science_repository_adopted_with_dvc_and_makefile_st
     git(project, "init", "-q", "-b", "main")
     git(project, "config", "user.email", "dev@example.com")
     git(project, "config", "user.name", "Dev")
-    (project / "data/raw").mkdir(parents=True)
-    (project / "data/raw/reviews.csv").write_text("text,label\n" + "".join(f"Review {i},{i % 2}\n" for i in range(200)))
-    for path, text in (("src/data/make_dataset.py", MAKE_DATASET), ("src/models/train_model.py", TRAIN_MODEL)):
-        (project / path).parent.mkdir(parents=True, exist_ok=True)
-        (project / path).write_text(text)
-    (project / "Makefile").write_text(CCDS_MAKEFILE)
-    (project / ".gitignore").write_text("/data/raw/\n/data/processed/\n/models/\n")
+    write_ccds_project(project)
     team_ci = "stages: [lint, test]\n\nteam-lint:\n  stage: lint\n  script: [echo the team lints]\n"
     (project / ".gitlab-ci.yml").write_text(team_ci)
     team_workflow = "name: team\non: [push]\npermissions: {}\njobs:\n  lint:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo lint\n"
