@@ -144,6 +144,36 @@ def test_pull_clears_a_killed_checkout_temporary_file(dvc_project, tmp_path):
     assert md5_tree(work / "data/full") == md5_tree(dvc_project / "data/full")
 
 
+def test_pull_replaces_the_empty_file_a_killed_reflink_left(dvc_project, tmp_path):
+    """DVC creates a file before it clones data into it; a kill in between leaves it empty under its own name."""
+    write_full_dataset(dvc_project / "data/full", n=50, seed=9)
+    dvc(dvc_project, "add", "-q", "data/full")
+    git(dvc_project, "commit", "-q", "-am", "data")
+    dvc(dvc_project, "push", "-q")
+    work = clone(dvc_project, tmp_path, "experiment/big")
+    dvc(work, "fetch", "-q", "data/full.dvc")  # the download had ended: the checkout was killed
+    (work / "data/full").mkdir(parents=True)
+    (work / "data/full/manifest.csv").write_bytes(b"")  # what it left
+    result = run_alops("data", "pull", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert md5_tree(work / "data/full") == md5_tree(dvc_project / "data/full")
+    assert files_match_dvc(work, "data/full")
+
+
+def test_pull_keeps_a_changed_file_that_is_not_empty(dvc_project, tmp_path):
+    write_full_dataset(dvc_project / "data/full", n=50, seed=9)
+    dvc(dvc_project, "add", "-q", "data/full")
+    git(dvc_project, "commit", "-q", "-am", "data")
+    dvc(dvc_project, "push", "-q")
+    work = clone(dvc_project, tmp_path, "experiment/big")
+    dvc(work, "fetch", "-q", "data/full.dvc")
+    (work / "data/full").mkdir(parents=True)
+    (work / "data/full/manifest.csv").write_text("path,label\nmine.png,1\n")  # the user's own edit
+    result = run_alops("data", "pull", cwd=work)
+    assert result.returncode != 0
+    assert (work / "data/full/manifest.csv").read_text() == "path,label\nmine.png,1\n"
+
+
 def test_active_learning_data_merged_into_experiment_is_pulled(origin, tmp_path):
     git(origin, "switch", "-q", "-c", "al/round-1")
     rows = read_manifest(origin / "data/full/manifest.csv")

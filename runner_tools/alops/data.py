@@ -19,6 +19,7 @@ from alops.files import atomic_path
 VERSION_PREFIX = "dv-"
 # the temporary name DVC gives a file while it checks it out: "." + a 22-character short uuid + ".tmp"
 _CHECKOUT_TEMPORARY = re.compile(r"\.[A-Za-z0-9_-]{22}\.tmp")
+_EMPTY_MD5 = hashlib.md5(b"").hexdigest()
 
 
 def dvc_failure(action: str, exc: Exception) -> AlopsError:
@@ -101,6 +102,7 @@ def pull(project, targets: list[str], remote: str | None = None, allow_missing: 
 
     for target in targets:
         remove_interrupted_checkout(target)
+        remove_interrupted_links(project, target)
     try:
         return project.dvc.pull(targets=targets, remote=remote, allow_missing=allow_missing)
     except CheckoutError as exc:
@@ -144,6 +146,34 @@ def remove_interrupted_checkout(target: str) -> int:
         for name in files:
             if _CHECKOUT_TEMPORARY.fullmatch(name):
                 os.remove(os.path.join(folder, name))
+                removed += 1
+    return removed
+
+
+def remove_interrupted_links(project, target: str) -> int:
+    """Delete the empty files a killed DVC checkout left at the names of tracked files whose data is not empty.
+
+    DVC tries a reflink first: it creates the file, then asks the file system to clone the data into it, and
+    deletes it when the file system cannot. Killed in between, an empty file stays, which the next checkout
+    refuses to replace ("unsaved files"). Only zero-byte files are touched: no data is lost. Returns how many.
+    """
+    from dvc.exceptions import DvcException
+
+    path = os.path.abspath(target)
+    try:
+        outs = [out for out in project.dvc.index.outs if out.fs_path == path and out.hash_info]
+    except DvcException:
+        return 0  # an invalid dvc.yaml is reported by the pull
+    removed = 0
+    for out in outs:
+        if out.hash_info.isdir:
+            listing = out.get_obj()  # None until the download has brought the folder's listing
+            files = [(os.path.join(path, *key), oid.value) for key, _meta, oid in listing] if listing else []
+        else:
+            files = [(path, out.hash_info.value)]
+        for file, md5 in files:
+            if md5 != _EMPTY_MD5 and os.path.isfile(file) and not os.path.islink(file) and os.path.getsize(file) == 0:
+                os.remove(file)
                 removed += 1
     return removed
 
