@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import clean_env, run_alops
-from forge_server import ForgeServer
+from alops.forge_stand_in import ForgeServer
 
 CANARY = "glpat-drift-canary-4242"
 HOSTILE = "<img src=x onerror=alert(1)> **7** | @team [x](javascript:alert(1))"

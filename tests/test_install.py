@@ -355,6 +355,10 @@ def test_a_cookiecutter_data_science_repository_adopted_with_dvc_and_makefile_st
          "--stages-from-makefile"], cwd=project, env=env)
     assert (project / ".gitlab-ci.yml").read_text().endswith(team_ci)  # the include added above the team's file
     assert (project / ".github/workflows/team.yml").read_text() == team_workflow  # the caller goes beside it
+    merged = (project / ".gitlab-ci.yml").read_text()
+    run([str(bin_ / "alops"), "init", "--forge", "both", "--force"], cwd=project, env=env)  # refreshes alops' files
+    assert (project / ".gitlab-ci.yml").read_text() == merged
+    assert (project / ".github/workflows/team.yml").read_text() == team_workflow
     with open(project / "dvc.yaml", "a", encoding="utf-8") as handle:  # the review: the metrics train writes
         handle.write("    metrics:\n      - metrics.json:\n          cache: false\n")
     run([str(bin_ / "alops"), "data", "make-dev", "--fraction", "0.1"], cwd=project, env=env)
@@ -374,12 +378,14 @@ def test_a_cookiecutter_data_science_repository_adopted_with_dvc_and_makefile_st
         assert result.returncode == 0, output[-5000:]
         return output
 
-    for branch, dataset, rows, args in (("feature/first", "dev", 20, []),
-                                        ("experiment/first", "full", 200, ["--variable", "ALOPS_ALLOW_CPU=true"])):
+    for branch, dataset, rows, args in (("feature/first", "dev", 20, []), ("experiment/first", "full", 200, ["--allow-cpu"])):
         output = rehearse(branch, "--forge", "gitlab", *args)
         assert f"rehearsing a push pipeline of '{branch}' (gitlab)" in output
         assert f"repro: on cpu with the {dataset} dataset" in output and re.search(rf"\brows: {rows}\s*$", output, re.MULTILINE)
         assert re.search(r"PASS +team-lint", output), output[-3000:]  # the team's job runs beside alops'
+        # the report job posted on the branch's merge request, held by the forge stand-in and printed
+        assert "the forge stand-in received 1 post(s):" in output and "--- a comment on !1 ---" in output, output[-3000:]
+        assert re.search(r"--- a comment on !1 ---\n.*\baccuracy\b", output, re.DOTALL)
     output = rehearse("experiment/first", "merge-request", "--forge", "gitlab")
     assert "rehearsing a merge-request pipeline of 'experiment/first' (gitlab)" in output
     assert set(re.findall(r"PASS +(\S+)", output)) == {"team-lint", "alops-params-check"}, output[-3000:]
@@ -387,6 +393,9 @@ def test_a_cookiecutter_data_science_repository_adopted_with_dvc_and_makefile_st
     output = rehearse("feature/first", "--forge", "github")  # the caller init wrote, under act
     assert "rehearsing a push pipeline of 'feature/first' (github)" in output
     assert re.search(r"/train-dev\s*\] 🏁  Job succeeded", output) and re.search(r"\brows: 20\s*$", output, re.MULTILINE)
+    output = rehearse("experiment/first", "--forge", "github", "--allow-cpu")  # the caller's allow-cpu input
+    assert re.search(r"/train-full\s*\] 🏁  Job succeeded", output) and re.search(r"\brows: 200\s*$", output, re.MULTILINE)
+    assert "--- a comment on #1 ---" in output, output[-3000:]
     output = rehearse("experiment/first", "merge-request", "--forge", "github")
     assert "rehearsing a merge-request pipeline of 'experiment/first' (github)" in output
     assert re.search(r"/context\s*\] 🏁  Job succeeded", output), output[-3000:]

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from conftest import dvc, git
-from forge_server import ForgeServer
+from alops.forge_stand_in import ForgeServer
 from test_templates_github import act, ran, workflow_project  # noqa: F401 (a fixture)
 from test_templates_gitlab import gitlab_ci_local, use_component
 

@@ -57,6 +57,40 @@ def rehearse(project: Path, *args: str, tool: str | None = str(GITLAB_CI_LOCAL))
     return run_alops("rehearse", *args, cwd=project, env=env)
 
 
+@pytest.mark.parametrize("forge", ["gitlab", "github"])
+def test_the_forge_stand_in_holds_the_branch_request_and_lists_what_the_jobs_post(forge):
+    """What a rehearsal's report job finds and posts, through the same clients as on the forge."""
+    from alops.forge import GitHubForge, GitLabForge
+    from alops.forge_stand_in import ForgeServer
+
+    with ForgeServer("stand-in-token") as stand_in:
+        number = stand_in.open_request(forge, "experiment/x", "main")
+        client = (GitLabForge(stand_in.url, "1", "stand-in-token") if forge == "gitlab" else
+                  GitHubForge(stand_in.url, "team/project", "stand-in-token"))
+        found = client.find_merge_request("experiment/x", "main")
+        assert (found.iid if forge == "gitlab" else found.number) == number
+        assert client.find_merge_request("feature/other") is None
+        client.post_comment(str(number), "## alops report\naccuracy 0.91")
+        client.upsert_issue("marker", "Drift on al/x", "the dev set drifted")
+        mark = "!" if forge == "gitlab" else "#"
+        assert stand_in.posts(forge)[0] == (f"a comment on {mark}{number}", "## alops report\naccuracy 0.91")
+        assert [what for what, _text in stand_in.posts(forge)][1].startswith("issue #")
+
+
+@pytest.mark.parametrize("origin, expected", [
+    ("https://github.com/team/project.git", "team/project"), ("git@github.com:team/project.git", "team/project"),
+    ("https://gitlab.example.com/group/sub/project.git", "sub/project"), (None, "local/repo")])
+def test_the_github_repository_of_a_rehearsal_comes_from_the_origin(tmp_path, origin, expected):
+    from alops.rehearse import repository_of
+
+    project = tmp_path / "repo"
+    project.mkdir()
+    git(project, "init", "-q")
+    if origin:
+        git(project, "remote", "add", "origin", origin)
+    assert repository_of(str(project)) == expected
+
+
 def test_each_event_sets_the_variables_gitlab_would():
     from alops.rehearse import plan
 
@@ -85,6 +119,8 @@ def test_a_rehearsal_plans_alops_jobs_and_the_teams_in_a_clone_and_leaves_the_pr
     clone = kept / project.name
     assert (clone / "templates/alops.yml").read_text() == (Path(__file__).parents[1] / "templates/alops.yml").read_text()
     assert "component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/alops@$CI_COMMIT_SHA" in (clone / ".gitlab-ci.yml").read_text()
+    # CI_DEFAULT_BRANCH is the project's default branch, not the branch checked out when the clone was made
+    assert git(clone, "symbolic-ref", "--short", "refs/remotes/origin/HEAD") == "origin/main"
     assert sorted(p.relative_to(project) for p in project.rglob("*") if ".git" not in p.parts) == before
     assert git(project, "rev-parse", "HEAD") == head and not (project / "templates").exists()
     shutil.rmtree(kept)

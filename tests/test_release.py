@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import clean_env, dvc, git, run_alops
-from forge_server import ForgeServer
+from alops.forge_stand_in import ForgeServer
 from test_forge import CANARY, DVC_YAML
 
 

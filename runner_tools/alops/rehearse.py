@@ -6,7 +6,9 @@ the kit's components of this alops (`alops.components`) are copied into it as `t
 points at them (gitlab-ci-local resolves `$CI_SERVER_FQDN/$CI_PROJECT_PATH/<name>@$CI_COMMIT_SHA` to that
 folder). GitHub: this alops' reusable workflow is written beside the caller, which `uses:` it by path, and
 the remote actions it pins (which act cannot fetch offline) are replaced by the stand-ins the package ships.
-The event's predefined variables (or payload) are set. The project itself is never written to.
+The event's predefined variables (or payload) are set, and the jobs talk to a forge stand-in on 127.0.0.1
+(`alops.forge_stand_in`) with an open merge/pull request from the branch, so what they would post (the report
+comment, a pull request, a release, an issue) is printed after the run. The project itself is never written to.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets as token_source
 import shutil
 import subprocess
 import tempfile
@@ -36,7 +39,7 @@ RUNNER_LABELS = re.compile(r"^\s*(?:cpu|gpu|query)-runs-on:\s*'([^']*)'", re.MUL
 INCLUDE = re.compile(r"^(\s*-?\s*component:\s*)(\S+)/([a-z]+)@(\S+)\s*$", re.MULTILINE)
 LOCAL_ADDRESS = "$CI_SERVER_FQDN/$CI_PROJECT_PATH"
 # predefined variables the rehearsal sets itself, which gitlab-ci-local would otherwise derive
-OWN_VARIABLES = "GITLAB_CI,CI_PIPELINE_SOURCE,CI_COMMIT_REF_PROTECTED,CI_PROJECT_ID"
+OWN_VARIABLES = "GITLAB_CI,CI_PIPELINE_SOURCE,CI_COMMIT_REF_PROTECTED,CI_PROJECT_ID,CI_SERVER_URL"
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ def _included(ci_text: str, ci_file: str) -> list[re.Match]:
     return found
 
 
-def clone_branch(root: str, folder: str, branch: str | None) -> tuple[str, str, list[str]]:
+def clone_branch(root: str, folder: str, branch: str | None, target: str = "main") -> tuple[str, str, list[str]]:
     """A clone of `root`'s last commit on `branch` in `folder`: (the clone, the branch, notices)."""
     current = git(root, "symbolic-ref", "--quiet", "--short", "HEAD", check=False).stdout.strip()
     branch = branch or current
@@ -104,6 +107,11 @@ def clone_branch(root: str, folder: str, branch: str | None) -> tuple[str, str, 
     origin = git(root, "remote", "get-url", "origin", check=False).stdout.strip()
     if origin:
         git(clone, "remote", "set-url", "origin", origin)  # the project's name and the forge, as CI has them
+    # the forge's default branch (CI_DEFAULT_BRANCH): the project's origin/HEAD, else the target, never the branch
+    # that happened to be checked out when the clone was made
+    default = git(root, "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD", check=False).stdout.strip()
+    default = default.removeprefix("origin/") or target
+    git(clone, "symbolic-ref", "refs/remotes/origin/HEAD", f"refs/remotes/origin/{default}")
     _local_dvc_remotes(root, clone)
     return clone, branch, notices
 
@@ -169,9 +177,9 @@ def use_components(clone: str) -> list[str]:
     return notices
 
 
-def use_workflow(clone: str) -> tuple[str, list[str]]:
-    """The caller's `uses:` pointed at this alops' reusable workflow, written beside it: (the caller, its
-    runner labels)."""
+def use_workflow(clone: str, allow_cpu: bool = False) -> tuple[str, list[str]]:
+    """The caller's `uses:` pointed at this alops' reusable workflow, written beside it (with `allow-cpu: true`
+    among its inputs when asked): (the caller, its runner labels)."""
     from alops.components.compose import workflow
 
     callers = _callers(clone)
@@ -183,6 +191,8 @@ def use_workflow(clone: str) -> tuple[str, list[str]]:
         handle.write(workflow())
     with open(os.path.join(clone, callers[0]), "w", encoding="utf-8") as handle:
         handle.write(CALLER.sub(lambda m: f"{m.group(1)}./{KIT_WORKFLOW}", text))
+    if allow_cpu:
+        _allow_cpu(os.path.join(clone, callers[0]))
     _commit(clone)
     labels = {"ubuntu-latest", "self-hosted", "gpu"}
     for given in RUNNER_LABELS.findall(text):
@@ -192,6 +202,22 @@ def use_workflow(clone: str) -> tuple[str, list[str]]:
             continue
         labels.update([parsed] if isinstance(parsed, str) else [label for label in parsed if isinstance(label, str)])
     return callers[0], sorted(labels)
+
+
+def _allow_cpu(caller: str) -> None:
+    """`allow-cpu: true` in the `with:` of the caller's job that uses alops' reusable workflow."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    with open(caller, encoding="utf-8") as handle:
+        document = yaml.load(handle)
+    for job in (document.get("jobs") or {}).values():
+        if isinstance(job, dict) and str(job.get("uses", "")).endswith(KIT_WORKFLOW):
+            if job.get("with") is None:
+                job["with"] = {}
+            job["with"]["allow-cpu"] = True
+    with open(caller, "w", encoding="utf-8") as handle:
+        yaml.dump(document, handle)
 
 
 def _local_dvc_remotes(root: str, clone: str) -> None:
@@ -223,6 +249,14 @@ def gitlab_command(gitlab_ci_local: str, rehearsal: Rehearsal, jobs: tuple[str, 
     for key, value in rehearsal.variables.items():
         line += ["--variable", f"{key}={value}"]
     return line + list(jobs)
+
+
+def repository_of(root: str) -> str:
+    """OWNER/NAME of the project as GITHUB_REPOSITORY: the last two parts of its origin URL (act gives the whole
+    URL of a remote that is not on github.com), else local/<folder>."""
+    origin = git(root, "remote", "get-url", "origin", check=False).stdout.strip()
+    parts = [part for part in re.split(r"[/:]", origin.removesuffix(".git")) if part]
+    return "/".join(parts[-2:]) if len(parts) >= 2 else f"local/{os.path.basename(os.path.abspath(root))}"
 
 
 def act_tool() -> str:
@@ -277,8 +311,11 @@ def act_command(act: str, clone: str, caller: str, labels: list[str], event: str
 def run(root: str, forge: str | None, event: str, target: str = "main", schedule: str | None = None,
         protected: bool = False, variables: dict[str, str] | None = None, secrets: dict[str, str] | None = None,
         jobs: tuple[str, ...] = (), listing: bool = False, keep: bool = False, branch: str | None = None,
-        notice=print) -> int:
-    """Rehearse `event` in a temporary clone; the tool's exit status."""
+        allow_cpu: bool = False, notice=print, show=print) -> int:
+    """Rehearse `event` in a temporary clone, the jobs' forge calls answered by a stand-in whose posts are
+    shown after the run; the tool's exit status."""
+    from alops.forge_stand_in import ForgeServer
+
     forge = forge_of(root, forge)
     runner = gitlab_tool() if forge == "gitlab" else act_tool()
     if forge == "gitlab":  # what is wrong with the request or the CI file, before anything is cloned
@@ -288,26 +325,41 @@ def run(root: str, forge: str | None, event: str, target: str = "main", schedule
     else:
         github_event(event, branch or "", target, schedule)
     folder = tempfile.mkdtemp(prefix="alops-rehearsal-")
+    token = token_source.token_hex(16)
     try:
-        clone, branch, notices = clone_branch(root, folder, branch)
-        env = dict(os.environ)
-        if forge == "gitlab":
-            notices += use_components(clone)
-            rehearsal = plan(event, branch, target, schedule, protected, variables)
-            line = gitlab_command(runner, rehearsal, jobs, listing)
-            env["GCL_IGNORE_PREDEFINED_VARS"] = OWN_VARIABLES
-        else:
-            caller, labels = use_workflow(clone)
-            name, payload = github_event(event, branch, target, schedule)
-            event_file = os.path.join(folder, "event.json")
-            with open(event_file, "w", encoding="utf-8") as handle:
-                json.dump(payload, handle)
-            line = act_command(runner, clone, caller, labels, name, event_file, variables or {}, secrets or {},
-                               jobs, listing, os.path.join(folder, "artifacts"))
-        for text in notices:
-            notice(text)
-        notice(f"rehearsing a {event} pipeline of {branch!r} ({forge}) in {clone}")
-        return subprocess.run(line, cwd=clone, env=env).returncode
+        clone, branch, notices = clone_branch(root, folder, branch, target)
+        with ForgeServer(token) as stand_in:
+            if branch != target:
+                stand_in.open_request(forge, branch, target)
+            env = dict(os.environ)
+            if forge == "gitlab":
+                notices += use_components(clone)
+                forge_variables = {"CI_SERVER_URL": stand_in.url, "GITLAB_TOKEN": token,
+                                   **({"ALOPS_ALLOW_CPU": "true"} if allow_cpu else {})}
+                rehearsal = plan(event, branch, target, schedule, protected, {**forge_variables, **(variables or {})})
+                line = gitlab_command(runner, rehearsal, jobs, listing)
+                env["GCL_IGNORE_PREDEFINED_VARS"] = OWN_VARIABLES
+            else:
+                caller, labels = use_workflow(clone, allow_cpu)
+                name, payload = github_event(event, branch, target, schedule)
+                event_file = os.path.join(folder, "event.json")
+                with open(event_file, "w", encoding="utf-8") as handle:
+                    json.dump(payload, handle)
+                line = act_command(runner, clone, caller, labels, name, event_file,
+                                   {"GITHUB_API_URL": stand_in.url, "GITHUB_REPOSITORY": repository_of(root),
+                                    **(variables or {})},
+                                   {**(secrets or {}), "GITHUB_TOKEN": token}, jobs, listing,
+                                   os.path.join(folder, "artifacts"))
+            for text in notices:
+                notice(text)
+            notice(f"rehearsing a {event} pipeline of {branch!r} ({forge}) in {clone}")
+            status = subprocess.run(line, cwd=clone, env=env).returncode
+            posts = stand_in.posts(forge)
+        if not listing:
+            notice(f"the forge stand-in received {len(posts)} post(s)" + (":" if posts else ""))
+            for what, text in posts:
+                show(f"--- {what} ---\n{text.rstrip()}\n")
+        return status
     finally:
         if keep:
             notice(f"the rehearsal's folder is kept: {folder}")

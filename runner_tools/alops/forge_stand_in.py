@@ -1,8 +1,10 @@
 """A local stand-in for the GitLab (REST v4) and GitHub (REST v3) endpoints the kit uses.
 
-It keeps merge requests / pull requests, their comments, releases and issues in memory, answers with payloads
-shaped like the documented APIs, records every request, checks the token, and can inject faults: a status
-(429, 502, 403, ...) with or without applying the request first, optionally with `Retry-After`.
+`alops rehearse` points a rehearsal's jobs at it, so report comments, pull requests, releases and issues land
+here instead of on a forge; the kit's tests use it the same way. It keeps merge requests / pull requests, their
+comments, releases and issues in memory, answers with payloads shaped like the documented APIs, records every
+request, checks the token, and can inject faults: a status (429, 502, 403, ...) with or without applying the
+request first, optionally with `Retry-After`.
 """
 
 from __future__ import annotations
@@ -69,6 +71,36 @@ class ForgeServer:
 
     def calls(self, method: str, pattern: str) -> list[dict]:
         return [r for r in self.state.requests if r["method"] == method and re.search(pattern, r["path"])]
+
+    def open_request(self, forge: str, source: str, target: str) -> int:
+        """Open a merge request (GitLab) or pull request (GitHub) from `source` into `target`; its number."""
+        state = self.state
+        number = len(state.merge_requests) + 1
+        if forge == "gitlab":
+            state.merge_requests.append({"id": state.new_id(), "iid": number, "project_id": "1", "state": "opened",
+                                         "title": source, "description": "", "source_branch": source,
+                                         "target_branch": target, "labels": []})
+        else:
+            state.merge_requests.append({"id": state.new_id(), "number": number, "state": "open", "title": source,
+                                         "body": "", "draft": False, "head": source, "base": target, "labels": []})
+        return number
+
+    def posts(self, forge: str) -> list[tuple[str, str]]:
+        """What the jobs wrote, as (what, text): comments, merge/pull requests, releases, issues, pipelines."""
+        state, mark = self.state, "!" if forge == "gitlab" else "#"
+        found = []
+        for number, comments in sorted(state.comments.items()):
+            found += [(f"a comment on {mark}{number}", comment["body"]) for comment in comments]
+        for request in state.merge_requests:
+            text = request.get("description", request.get("body")) or ""
+            if text:
+                found.append((f"{mark}{request.get('iid', request.get('number'))} {request['title']!r}", text))
+        found += [(f"release {release['tag_name']!r}", release.get("description") or release.get("body") or "")
+                  for release in state.releases]
+        found += [(f"issue #{issue['number']} {issue['title']!r}", issue["body"]) for issue in state.issues]
+        found += [(f"a pipeline of {pipeline['ref']!r} triggered", json.dumps(pipeline["payload"], default=str))
+                  for pipeline in state.pipelines]
+        return found
 
 
 class _Handler(BaseHTTPRequestHandler):
