@@ -65,12 +65,33 @@ def test_a_drift_verdict_opens_one_issue_per_branch_and_updates_it_while_it_is_o
         assert CANARY not in first.stdout + first.stderr + again.stdout + again.stderr
 
 
-def test_a_representative_verdict_posts_nothing(tmp_path):
+def test_a_representative_verdict_with_no_open_issue_posts_nothing(tmp_path):
     with ForgeServer(CANARY) as server:
         result = run_alops("data", "drift-issue", str(written(tmp_path, verdict(representative=True))), cwd=tmp_path,
                            env=gitlab(server))
-        assert result.returncode == 0 and "no drift issue to open" in result.stdout
-        assert server.state.requests == []
+        assert result.returncode == 0, result.stderr
+        assert "representative and no drift issue is open: nothing to do" in result.stdout
+        assert not [r for r in server.state.requests if r["method"] != "GET"]
+
+
+@pytest.mark.parametrize("forge", ["gitlab", "github"])
+def test_the_first_representative_verdict_closes_the_branchs_drift_issue_saying_why(forge, tmp_path):
+    with ForgeServer(CANARY) as server:
+        env = gitlab(server) if forge == "gitlab" else github(server)
+        for branch in ("al/production", "al/other"):
+            assert run_alops("data", "drift-issue", str(written(tmp_path, verdict(branch))), cwd=tmp_path, env=env).returncode == 0
+        closed = run_alops("data", "drift-issue", str(written(tmp_path, verdict(representative=True))), cwd=tmp_path, env=env)
+        assert closed.returncode == 0, closed.stderr
+        assert re.search(r"drift issue closed: \S+/issues/\d+", closed.stdout)
+        production, other = server.state.issues
+        assert production["state"] == "closed" and other["state"] != "closed"  # only the branch's own issue
+        notes = production.get("notes") or server.state.comments[production["number"]]
+        assert len(notes) == 1 and "representative of `intake/new-samples.jsonl` (150 rows) again" in notes[0]["body"]
+        assert "`labels` effect 0.900" in notes[0]["body"]
+        again = run_alops("data", "drift-issue", str(written(tmp_path, verdict(representative=True))), cwd=tmp_path, env=env)
+        assert "no drift issue is open: nothing to do" in again.stdout
+        reopened = run_alops("data", "drift-issue", str(written(tmp_path, verdict())), cwd=tmp_path, env=env)
+        assert "drift issue created" in reopened.stdout and len(server.state.issues) == 3  # a new drift, a new issue
 
 
 def test_class_names_and_branches_in_the_issue_are_inert_text(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -97,51 +98,59 @@ def test_gitlab_intake_schedule_adds_each_log_once_checks_drift_and_queries(ml_p
     url, token = label_studio
     title = f"intake {tmp_path.name}"
     studio = {"LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": token, "LABEL_STUDIO_PROJECT": title}
-    first = gitlab_ci_local(project, variables={**schedule, **studio})
-    output = first.stdout + first.stderr
-    assert first.returncode == 0, output[-4000:]
-    assert token not in output
-    for job in ("alops-intake", "alops-intake-drift", "alops-query: [1/2]", "alops-query: [2/2]", "alops-query-merge"):
-        assert passed(output, job), (job, output[-3000:])
-    assert re.search(r"2 new log\(s\), 0 taken before; 300 samples added as unlabeled \(test \d+, train \d+, val \d+\)", output)
-    assert "dev dataset is representative" in output
-    selected = json.loads((project / "selection.json").read_text())["sample_ids"]
-    assert len(selected) == 6
-    assert sorted(task["data"]["sample_id"] for task in annotate(label_studio, title, "3")) == sorted(selected)
-    assert not any(f"PASS  {job}" in output for job in ("alops-train-al", "alops-labels-import", "alops-dev-check"))
-
-    reader = tmp_path / "reader"
-    git(tmp_path, "clone", "-q", "-b", "al/production", str(origin), str(reader))
-    assert git(reader, "log", "-1", "--format=%s") == "Pool: intake of prediction logs"
-    added = manifest_ids(reader)[len(before):]
-    assert sorted(map(int, added)) == list(range(500000, 500150)) + list(range(600000, 600150))
-
-    # the next schedule runs on the branch's new tip: the same logs are taken before, nothing is added
-    git(project, "pull", "-q", str(origin), "al/production")
-    again = gitlab_ci_local(project, variables=schedule)
-    output = again.stdout + again.stderr
-    assert again.returncode == 0, output[-4000:]
-    assert "0 new log(s), 2 taken before; 0 samples added" in output and "nothing to check" in output
-    assert git(tmp_path, "--git-dir", str(origin), "rev-parse", "al/production") == git(project, "rev-parse", "HEAD")
-
-    assert not passed(output, "alops-intake-drift-issue")  # representative: no issue
-
-    # a log of sevens only: the drift job fails naming the class, its verdict opens the branch's drift issue with
-    # the command that answers it, the selection still runs
-    write_log(project, source, "predictions-20261203T1100-7-3.jsonl", 700000, 150, only="7")
     with ForgeServer(CANARY) as server:
-        shifted = gitlab_ci_local(project, variables={**schedule, "CI_SERVER_URL": server.url, "CI_PROJECT_ID": "42",
-                                                      "GITLAB_TOKEN": CANARY}, own="CI_SERVER_URL")
-        issues = list(server.state.issues)
-    output = shifted.stdout + shifted.stderr
-    assert shifted.returncode != 0 and passed(output, "alops-intake") and passed(output, "alops-query-merge")
-    assert "FAIL  alops-intake-drift" in output or "FAIL alops-intake-drift" in output
-    assert "the dev dataset no longer represents intake/new-samples.jsonl: label 7:" in output
-    assert passed(output, "alops-intake-drift-issue") and "drift issue created" in output and CANARY not in output
-    assert len(issues) == 1 and "`al/production`" in issues[0]["body"]
-    remedy = re.search(r"run `(alops data make-dev [^`]+)`", output).group(1)
-    assert remedy.startswith("alops data make-dev --count ") and f"`{remedy}`" in issues[0]["body"]
+        forge = {"CI_SERVER_URL": server.url, "CI_PROJECT_ID": "42", "GITLAB_TOKEN": CANARY}
+        first = gitlab_ci_local(project, variables={**schedule, **studio, **forge}, own="CI_SERVER_URL")
+        output = first.stdout + first.stderr
+        assert first.returncode == 0, output[-4000:]
+        assert token not in output
+        for job in ("alops-intake", "alops-intake-drift", "alops-query: [1/2]", "alops-query: [2/2]", "alops-query-merge"):
+            assert passed(output, job), (job, output[-3000:])
+        assert re.search(r"2 new log\(s\), 0 taken before; 300 samples added as unlabeled \(test \d+, train \d+, val \d+\)", output)
+        assert "dev dataset is representative" in output
+        assert passed(output, "alops-intake-drift-issue") and "no drift issue is open: nothing to do" in output
+        selected = json.loads((project / "selection.json").read_text())["sample_ids"]
+        assert len(selected) == 6
+        assert sorted(task["data"]["sample_id"] for task in annotate(label_studio, title, "3")) == sorted(selected)
+        assert not any(f"PASS  {job}" in output for job in ("alops-train-al", "alops-labels-import", "alops-dev-check"))
 
+        reader = tmp_path / "reader"
+        git(tmp_path, "clone", "-q", "-b", "al/production", str(origin), str(reader))
+        assert git(reader, "log", "-1", "--format=%s") == "Pool: intake of prediction logs"
+        added = manifest_ids(reader)[len(before):]
+        assert sorted(map(int, added)) == list(range(500000, 500150)) + list(range(600000, 600150))
+
+        # the next schedule runs on the branch's new tip: the same logs are taken before, nothing is added
+        git(project, "pull", "-q", str(origin), "al/production")
+        again = gitlab_ci_local(project, variables={**schedule, **forge}, own="CI_SERVER_URL")
+        output = again.stdout + again.stderr
+        assert again.returncode == 0, output[-4000:]
+        assert "0 new log(s), 2 taken before; 0 samples added" in output and "nothing to check" in output
+        assert git(tmp_path, "--git-dir", str(origin), "rev-parse", "al/production") == git(project, "rev-parse", "HEAD")
+        assert "no drift verdict, as no new samples were checked" in output and server.state.issues == []
+
+        # a log of sevens only: the drift job fails naming the class, its verdict opens the branch's drift issue
+        # with the command that answers it, the selection still runs
+        write_log(project, source, "predictions-20261203T1100-7-3.jsonl", 700000, 150, only="7")
+        shifted = gitlab_ci_local(project, variables={**schedule, **forge}, own="CI_SERVER_URL")
+        output = shifted.stdout + shifted.stderr
+        assert shifted.returncode != 0 and passed(output, "alops-intake") and passed(output, "alops-query-merge")
+        assert "FAIL  alops-intake-drift" in output or "FAIL alops-intake-drift" in output
+        assert "the dev dataset no longer represents intake/new-samples.jsonl: label 7:" in output
+        assert passed(output, "alops-intake-drift-issue") and "drift issue created" in output and CANARY not in output
+        [issue] = server.state.issues
+        assert "`al/production`" in issue["body"] and issue["state"] == "opened"
+        remedy = re.search(r"run `(alops data make-dev [^`]+)`", output).group(1)
+        assert remedy.startswith("alops data make-dev --count ") and f"`{remedy}`" in issue["body"]
+
+        # the next log is like the dev data again: the check passes and closes the issue, saying so
+        git(project, "pull", "-q", str(origin), "al/production")
+        write_log(project, source, "predictions-20261203T1200-7-4.jsonl", 710000, 150)
+        calm = gitlab_ci_local(project, variables={**schedule, **forge}, own="CI_SERVER_URL")
+        output = calm.stdout + calm.stderr
+        assert calm.returncode == 0, output[-4000:]
+        assert "dev dataset is representative" in output and "drift issue closed" in output
+        assert issue["state"] == "closed" and "representative of `intake/new-samples.jsonl`" in issue["notes"][0]["body"]
 
 
 INTAKE_CALLER = """name: ci
@@ -193,48 +202,60 @@ def test_github_intake_schedule_adds_each_log_once_on_the_named_al_branch_checks
     schedule = {"ref": "refs/heads/main", "schedule": "0 4 * * *"}
 
     url, token = label_studio
-    first = act(project, "schedule", schedule,
-                secrets={"GITHUB_TOKEN": "canary-token-5150", "label-studio-url": url, "label-studio-api-key": token})
-    output = first.stdout + first.stderr
-    assert token not in output
-    assert first.returncode == 0, output[-4000:]
-    assert ran(output, "intake") and ran(output, "intake-drift") and ran(output, "query-merge")
-    assert len(re.findall(r"/query-\d+\s*\] 🏁  Job succeeded", output)) == 2
-    assert re.search(r"2 new log\(s\), 0 taken before; 300 samples added as unlabeled \(test \d+, train \d+, val \d+\)", output)
-    assert "dev dataset is representative" in output and "canary-token-5150" not in output
-    selected = json.loads((tmp_path / "artifacts/alops-query/selection.json").read_text())["sample_ids"]
-    assert len(selected) == 6
-    assert sorted(task["data"]["sample_id"] for task in annotate(label_studio, title, "3")) == sorted(selected)
-    assert git(project, "rev-parse", "--abbrev-ref", "HEAD") == "main"  # the team's checkout is as it was
-
-    reader = tmp_path / "reader"
-    git(tmp_path, "clone", "-q", "-b", "al/production", str(origin), str(reader))
-    assert git(reader, "log", "-1", "--format=%s") == "Pool: intake of prediction logs"
-    assert sorted(map(int, manifest_ids(reader)[len(before):])) == list(range(500000, 500150)) + list(range(600000, 600150))
-    assert git(tmp_path, "--git-dir", str(origin), "rev-parse", "main") == git(project, "rev-parse", "main")
-
-    # the next schedule: the logs are in the branch's ledger, nothing is added, nothing is pushed
-    tip = git(tmp_path, "--git-dir", str(origin), "rev-parse", "al/production")
-    again = act(project, "schedule", schedule)
-    output = again.stdout + again.stderr
-    assert again.returncode == 0, output[-4000:]
-    assert "0 new log(s), 2 taken before; 0 samples added" in output and "nothing to check" in output
-    assert git(tmp_path, "--git-dir", str(origin), "rev-parse", "al/production") == tip
-    assert not ran(output, "drift-issue")
-
-    # a log of sevens only: the drift check fails, the drift-issue job (the issues-token secret, no checkout) opens
-    # the intake branch's issue from its verdict
-    write_log(project, source, "predictions-20261203T1100-7-3.jsonl", 700000, 150, only="7")
+    secrets = {"GITHUB_TOKEN": "canary-token-5150", "issues-token": "canary-token-5151"}
     with ForgeServer("canary-token-5151") as server:
-        shifted = act(project, "schedule", schedule,
-                      secrets={"GITHUB_TOKEN": "canary-token-5150", "issues-token": "canary-token-5151"},
-                      env={"GITHUB_API_URL": server.url, "GITHUB_REPOSITORY": "team/project"})  # origin is a path here
-        issues = list(server.state.issues)
-    output = shifted.stdout + shifted.stderr
-    assert shifted.returncode != 0 and ran(output, "intake") and ran(output, "drift-issue")
-    assert "the dev dataset no longer represents intake/new-samples.jsonl: label 7:" in output
-    assert "drift issue created" in output and "canary-token-515" not in output
-    assert len(issues) == 1 and "`al/production`" in issues[0]["body"] and "`label 7: " in issues[0]["body"]
+        forge = {"GITHUB_API_URL": server.url, "GITHUB_REPOSITORY": "team/project"}  # origin is a path here
+        first = act(project, "schedule", schedule, env=forge,
+                    secrets={**secrets, "label-studio-url": url, "label-studio-api-key": token})
+        output = first.stdout + first.stderr
+        assert token not in output
+        assert first.returncode == 0, output[-4000:]
+        assert ran(output, "intake") and ran(output, "intake-drift") and ran(output, "query-merge")
+        assert len(re.findall(r"/query-\d+\s*\] 🏁  Job succeeded", output)) == 2
+        assert re.search(r"2 new log\(s\), 0 taken before; 300 samples added as unlabeled \(test \d+, train \d+, val \d+\)", output)
+        assert "dev dataset is representative" in output and "canary-token-515" not in output
+        assert ran(output, "drift-issue") and "no drift issue is open: nothing to do" in output
+        selected = json.loads((tmp_path / "artifacts/alops-query/selection.json").read_text())["sample_ids"]
+        assert len(selected) == 6
+        assert sorted(task["data"]["sample_id"] for task in annotate(label_studio, title, "3")) == sorted(selected)
+        assert git(project, "rev-parse", "--abbrev-ref", "HEAD") == "main"  # the team's checkout is as it was
+
+        reader = tmp_path / "reader"
+        git(tmp_path, "clone", "-q", "-b", "al/production", str(origin), str(reader))
+        assert git(reader, "log", "-1", "--format=%s") == "Pool: intake of prediction logs"
+        assert sorted(map(int, manifest_ids(reader)[len(before):])) == list(range(500000, 500150)) + list(range(600000, 600150))
+        assert git(tmp_path, "--git-dir", str(origin), "rev-parse", "main") == git(project, "rev-parse", "main")
+
+        # the next schedule: the logs are in the branch's ledger, nothing is added, nothing is pushed, no verdict
+        tip = git(tmp_path, "--git-dir", str(origin), "rev-parse", "al/production")
+        again = act(project, "schedule", schedule, secrets=secrets, env=forge)
+        output = again.stdout + again.stderr
+        assert again.returncode == 0, output[-4000:]
+        assert "0 new log(s), 2 taken before; 0 samples added" in output and "nothing to check" in output
+        assert git(tmp_path, "--git-dir", str(origin), "rev-parse", "al/production") == tip
+        assert not ran(output, "drift-issue")
+
+        # a log of sevens only: the drift check fails, the drift-issue job (the issues-token secret, no checkout)
+        # opens the intake branch's issue from its verdict
+        write_log(project, source, "predictions-20261203T1100-7-3.jsonl", 700000, 150, only="7")
+        shutil.rmtree(tmp_path / "artifacts")  # a new workflow run's artifacts
+        shifted = act(project, "schedule", schedule, secrets=secrets, env=forge)
+        output = shifted.stdout + shifted.stderr
+        assert shifted.returncode != 0 and ran(output, "intake") and ran(output, "drift-issue")
+        assert "the dev dataset no longer represents intake/new-samples.jsonl: label 7:" in output
+        assert "drift issue created" in output and "canary-token-515" not in output
+        [issue] = server.state.issues
+        assert "`al/production`" in issue["body"] and "`label 7: " in issue["body"] and issue["state"] == "open"
+
+        # the next log is like the dev data again: the check passes, the drift-issue job closes the issue
+        write_log(project, source, "predictions-20261203T1200-7-4.jsonl", 710000, 150)
+        shutil.rmtree(tmp_path / "artifacts")
+        calm = act(project, "schedule", schedule, secrets=secrets, env=forge)
+        output = calm.stdout + calm.stderr
+        assert calm.returncode == 0, output[-4000:]
+        assert "dev dataset is representative" in output and "drift issue closed" in output
+        assert issue["state"] == "closed"
+        assert "representative of `intake/new-samples.jsonl`" in server.state.comments[issue["number"]][0]["body"]
 
 
 def test_github_intake_into_a_branch_that_is_not_an_al_branch_stops_the_context_job(workflow_project, tmp_path):

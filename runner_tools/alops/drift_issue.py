@@ -2,7 +2,8 @@
 
 `alops data check-dev --verdict FILE` writes the record (representative or not); `alops data drift-issue FILE`
 opens the branch's drift issue, or updates it while it is open, so a schedule that keeps finding drift keeps
-one issue current instead of filing one per run. Class names, column names, branches and paths are data: the
+one issue current instead of filing one per run; the first check that finds the dev dataset representative
+again closes it, saying so. Class names, column names, branches and paths are data: the
 issue shows them as inert code spans.
 """
 
@@ -92,9 +93,23 @@ def issue(verdict: dict, job_url: str | None) -> tuple[str, str]:
     return title, "\n".join(lines) + "\n"
 
 
+def resolved_note(verdict: dict, job_url: str | None) -> str:
+    """The closing comment: the check that found the dev dataset representative again."""
+    from alops.report import code
+
+    tests = "; ".join(f"{code(name)} effect {test['effect']:.3f}, p {test['p_value']:.2g}"
+                      for name, test in sorted(verdict["tests"].items()))
+    text = (f"The drift check on {code(verdict['branch'])} found the dev dataset ({verdict['dev_rows']} rows) "
+            f"representative of {code(verdict['compared'])} ({verdict['live_rows']} rows) again"
+            f"{': ' + tests if tests else ''} (alpha {verdict['alpha']:g}, minimum effect {verdict['min_effect']:g}). "
+            "Closing; the next drift opens a new issue.")
+    return text + (f"\n\n[The check's job]({job_url})" if job_url else "") + "\n"
+
+
 def file(target_forge, verdict: dict, job_url: str | None):
-    """Open or update the branch's drift issue; the forge's outcome, or None when the data was representative."""
+    """Open or update the branch's drift issue, or close it when the data was representative again; the forge's
+    outcome, or None when there was no drift and no open issue."""
     if verdict["representative"]:
-        return None
+        return target_forge.close_issue(marker(verdict["branch"]), resolved_note(verdict, job_url))
     title, description = issue(verdict, job_url)
     return target_forge.upsert_issue(marker(verdict["branch"]), title, description)

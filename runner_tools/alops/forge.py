@@ -35,7 +35,7 @@ PERMISSIONS = {
         "merge request": "GITHUB_TOKEN with `pull-requests: write` and `contents: read`",
         "release": "GITHUB_TOKEN with `contents: write`",
         "upload": "GITHUB_TOKEN with `contents: read`",
-        "issue": "GITHUB_TOKEN with `issues: write`",
+        "issue": "GITHUB_TOKEN with `issues: write` (in alops' workflow: the issues-token secret, Issues read and write)",
     },
 }
 
@@ -51,7 +51,7 @@ class ForgeError(AlopsError):
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a write did: `created`, `updated` (or `missing`: nothing to update), and where."""
+    """What a write did: `created`, `updated`, `closed` (or `missing`: nothing to update), and where."""
 
     action: str
     url: str | None
@@ -170,6 +170,17 @@ class GitLabForge:
             return Outcome("created", made.web_url, str(made.iid))
 
         return idempotent_write(find, update, create)
+
+    def close_issue(self, marker: str, note: str) -> Outcome | None:
+        """Comment `note` on the open issue whose description holds `marker` and close it; None when none is open."""
+        issues = self._call("issue", self._project.issues.list, state="opened", search=marker, get_all=True)
+        found = next((i for i in issues if marker in (i.description or "")), None)
+        if found is None:
+            return None
+        self._call("issue", found.notes.create, {"body": note})
+        found.state_event = "close"
+        self._call("issue", found.save)
+        return Outcome("closed", found.web_url, str(found.iid))
 
     def publish_release(self, tag: str, name: str, description: str, commit: str) -> Outcome:
         import gitlab
@@ -303,6 +314,16 @@ class GitHubForge:
             return Outcome("created", made.html_url, str(made.number))
 
         return idempotent_write(find, update, create)
+
+    def close_issue(self, marker: str, note: str) -> Outcome | None:
+        """Comment `note` on the open issue whose body holds `marker` and close it; None when none is open."""
+        issues = self._call("issue", lambda: list(self._repo.get_issues(state="open")))
+        found = next((i for i in issues if i.pull_request is None and marker in (i.body or "")), None)
+        if found is None:
+            return None
+        self._call("issue", found.create_comment, note)
+        self._call("issue", found.edit, state="closed")
+        return Outcome("closed", found.html_url, str(found.number))
 
     def publish_release(self, tag: str, name: str, description: str, commit: str) -> Outcome:
         def find():

@@ -97,7 +97,10 @@ class ForgeServer:
                 found.append((f"{mark}{request.get('iid', request.get('number'))} {request['title']!r}", text))
         found += [(f"release {release['tag_name']!r}", release.get("description") or release.get("body") or "")
                   for release in state.releases]
-        found += [(f"issue #{issue['number']} {issue['title']!r}", issue["body"]) for issue in state.issues]
+        for issue in state.issues:
+            closed = " (closed)" if issue["state"] == "closed" else ""
+            found.append((f"issue #{issue['number']} {issue['title']!r}{closed}", issue["body"]))
+            found += [(f"a comment on issue #{issue['number']}", note["body"]) for note in issue.get("notes", [])]
         found += [(f"a pipeline of {pipeline['ref']!r} triggered", json.dumps(pipeline["payload"], default=str))
                   for pipeline in state.pipelines]
         return found
@@ -397,7 +400,18 @@ def gl_update_issue(handler, query, body, project, iid):
     if issue is None:
         return 404, {"message": "404 Not found"}
     issue.update({k: body[v] for k, v in (("title", "title"), ("body", "description")) if v in body})
+    if body.get("state_event") in ("close", "reopen"):
+        issue["state"] = "closed" if body["state_event"] == "close" else "opened"
     return 200, _gl_issue(handler, issue)
+
+
+def gl_create_issue_note(handler, query, body, project, iid):
+    issue = next((i for i in handler.state.issues if str(i["number"]) == iid), None)
+    if issue is None:
+        return 404, {"message": "404 Not found"}
+    note = {"id": handler.state.new_id(), "body": body["body"], "author": {"username": "alops-bot"}, "system": False}
+    issue.setdefault("notes", []).append(note)
+    return 201, note
 
 
 def _gh_issue(handler, owner, repo, issue: dict) -> dict:
@@ -429,7 +443,7 @@ def gh_update_issue(handler, query, body, owner, repo, number):
     issue = next((i for i in handler.state.issues if str(i["number"]) == number), None)
     if issue is None:
         return 404, {"message": "Not Found"}
-    issue.update({k: body[k] for k in ("title", "body") if k in body})
+    issue.update({k: body[k] for k in ("title", "body", "state") if k in body})
     return 200, _gh_issue(handler, owner, repo, issue)
 
 
@@ -450,6 +464,7 @@ ROUTES = [
     (GL + r"/issues", "GET", gl_list_issues),
     (GL + r"/issues", "POST", gl_create_issue),
     (GL + r"/issues/(\d+)", "PUT", gl_update_issue),
+    (GL + r"/issues/(\d+)/notes", "POST", gl_create_issue_note),
     (GH + r"/pulls", "GET", gh_list_pulls),
     (GH + r"/pulls", "POST", gh_create_pull),
     (GH + r"/pulls/(\d+)", "PATCH", gh_update_pull),

@@ -230,8 +230,9 @@ def _remedy(verdict: dict, against: str | None, label_column: str | None) -> tup
 def data_drift_issue(verdict_path) -> None:
     """Open the branch's drift issue from a check-dev verdict, or update it while it is open.
 
-    Nothing is posted when the verdict found the dev dataset representative. Needs the forge token of a CI
-    job: GITLAB_TOKEN (api scope) or GITHUB_TOKEN with `issues: write`.
+    A verdict that found the dev dataset representative closes the branch's open drift issue with a comment
+    that says so (nothing is posted when none is open). Needs the forge token of a CI job: GITLAB_TOKEN (api
+    scope) or GITHUB_TOKEN with `issues: write`.
 
     \b
     Example (after `alops data check-dev ... --verdict intake/drift.json` failed):
@@ -241,12 +242,12 @@ def data_drift_issue(verdict_path) -> None:
     from alops.branches import resolve_context
 
     verdict = drift_issue.read(verdict_path)
-    if verdict["representative"]:
-        click.echo(f"{verdict_path}: the dev dataset was representative: no drift issue to open")
-        return
     context = resolve_context()
     outcome = drift_issue.file(forge.connect(context), verdict, context.ci_job_url)
-    click.echo(f"drift issue {outcome.action}: {outcome.url}")
+    if outcome is None:
+        click.echo(f"{verdict_path}: the dev dataset was representative and no drift issue is open: nothing to do")
+    else:
+        click.echo(f"drift issue {outcome.action}: {outcome.url}")
 
 
 commands = [data]
