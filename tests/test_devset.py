@@ -219,6 +219,67 @@ def test_check_dev_flags_shifted_live_data(dvc_project, tmp_path):
     assert "run `alops data make-dev --count 200 --like " in result.stderr
 
 
+def _threshold_model(folder: Path, cut: float) -> str:
+    """An MLflow scikit-learn model that says "1" when x > cut: with cut below 0 it calls 1 more often than the
+    labels (1 when x > 0) do, as a model biased towards one class."""
+    import mlflow.sklearn
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+
+    x = pd.DataFrame({"x": np.linspace(-3, 3, 601)})
+    model = LogisticRegression(C=1e4).fit(x, np.where(x["x"] > cut, "1", "0"))
+    mlflow.sklearn.save_model(model, str(folder), signature=infer_signature(x, model.predict(x)))
+    return str(folder)
+
+
+def test_a_biased_models_predictions_are_compared_with_its_own_predictions_not_with_labels(dvc_project, tmp_path):
+    """Labels 1 when x > 0; the deployed model says 1 when x > -0.5. A log of the same distribution, scored by
+    that model, holds about 69% ones: against the dev labels (50%) that is a false alarm; against the same
+    model's predictions on the dev rows (--model) it passes. A log of larger x still fails, naming the class."""
+    rng = np.random.default_rng(11)
+    rows = [{"id": str(i), "label": str(int(x > 0)), "split": "train", "path": f"images/{i:05d}.bin", "x": f"{x:.6f}"}
+            for i, x in enumerate(rng.normal(size=800))]
+    write_full_dataset(dvc_project / "data/full", n=0, extra_rows=rows)
+    for row in rows:
+        (dvc_project / "data/full" / row["path"]).write_bytes(b"x")
+    assert run_alops("data", "make-dev", "--fraction", "0.5", "--no-track", cwd=dvc_project).returncode == 0
+    model = _threshold_model(tmp_path / "model", -0.5)
+
+    def log(name: str, shift: float) -> str:
+        xs = rng.normal(loc=shift, size=600)
+        write_manifest(tmp_path / name, [{"prediction": str(int(x > -0.5)), "x": f"{x:.6f}"} for x in xs])
+        return str(tmp_path / name)
+
+    same = ["data", "check-dev", "--against", log("same.csv", 0.0), "--label-column", "prediction"]
+    unlike = run_alops(*same, cwd=dvc_project)
+    assert unlike.returncode == 1 and "label 1:" in unlike.stdout  # the model's bias read as drift
+    assert "pass --model (the model that made them)" in unlike.stderr
+    like = run_alops(*same, "--model", model, cwd=dvc_project)
+    assert like.returncode == 0, like.stdout + like.stderr
+    assert "dev dataset is representative" in like.stdout
+    shifted = run_alops("data", "check-dev", "--against", log("shifted.csv", 1.0), "--label-column", "prediction",
+                        "--model", model, cwd=dvc_project)
+    assert shifted.returncode == 1 and "predicted class 1:" in shifted.stdout
+
+
+def test_a_model_whose_inputs_the_dev_dataset_lacks_is_one_line(dvc_project, tmp_path):
+    import mlflow.sklearn
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+
+    run_alops("data", "make-dev", "--fraction", "0.5", "--no-track", cwd=dvc_project)
+    frame = pd.DataFrame({"pixel_0": [0.0, 1.0]})
+    model = LogisticRegression().fit(frame, ["0", "1"])
+    mlflow.sklearn.save_model(model, str(tmp_path / "model"), signature=infer_signature(frame, model.predict(frame)))
+    write_manifest(tmp_path / "live.csv", [{"prediction": "1", "x": "0.1"}] * 20)
+    result = run_alops("data", "check-dev", "--against", str(tmp_path / "live.csv"), "--label-column", "prediction",
+                       "--model", str(tmp_path / "model"), cwd=dvc_project)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "the model's inputs pixel_0 are not numeric columns of the dev dataset" in result.stderr
+
+
 def test_after_a_class_shift_the_named_remedy_makes_check_dev_pass(dvc_project, tmp_path):
     """The failure names the command; run as printed, it maps the log's class shares into the dev dataset (the
     labeled samples), and the same check passes. Unlabeled samples keep their share."""

@@ -46,6 +46,23 @@ def scored_pool(project: Path) -> None:
     dvc(project, "push", "-q")
 
 
+def drift_model(project: Path) -> None:
+    """The served model as the drift check loads it (intake-drift-model): a scikit-learn classifier of the digits'
+    features, saved as an MLflow model folder in the repository."""
+    import mlflow.sklearn
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+
+    frame = pd.read_csv(project / "data/full/manifest.csv", dtype={"label": str})
+    frame = frame[frame["label"].notna()]
+    features = frame[[f"f{i}" for i in range(64)]].astype(float)
+    model = LogisticRegression(max_iter=2000).fit(features, frame["label"])
+    mlflow.sklearn.save_model(model, str(project / "drift-model"), signature=infer_signature(features, model.predict(features)))
+    git(project, "add", "drift-model")
+    git(project, "commit", "-q", "-m", "the served model, for the drift check")
+
+
 def manifest_ids(clone: Path) -> list[str]:
     dvc(clone, "pull", "-q", "data/full")
     with open(clone / "data/full/manifest.csv", newline="") as handle:
@@ -87,7 +104,9 @@ def test_gitlab_intake_schedule_adds_each_log_once_checks_drift_and_queries(ml_p
 
     project, source = ml_project, tmp_path / "served"
     scored_pool(project)
-    use_component(project, f"      intake-source: {source}\n      query-k: 6\n      intake-drift-issue: true\n")
+    use_component(project, f"      intake-source: {source}\n      query-k: 6\n      intake-drift-issue: true\n"
+                           "      intake-drift-model: drift-model\n")
+    drift_model(project)
     git(project, "switch", "-q", "-c", "al/production")
     origin = pushed_to_a_bare_origin(project, tmp_path, "al/production")
     before = manifest_ids(project)
@@ -136,7 +155,7 @@ def test_gitlab_intake_schedule_adds_each_log_once_checks_drift_and_queries(ml_p
         output = shifted.stdout + shifted.stderr
         assert shifted.returncode != 0 and passed(output, "alops-intake") and passed(output, "alops-query-merge")
         assert "FAIL  alops-intake-drift" in output or "FAIL alops-intake-drift" in output
-        assert "the dev dataset no longer represents intake/new-samples.jsonl: label 7:" in output
+        assert "the dev dataset no longer represents intake/new-samples.jsonl: predicted class 7:" in output
         assert passed(output, "alops-intake-drift-issue") and "drift issue created" in output and CANARY not in output
         [issue] = server.state.issues
         assert "`al/production`" in issue["body"] and issue["state"] == "opened"
@@ -173,6 +192,7 @@ jobs:
       intake-source: %s
       intake-branch: al/production
       intake-drift-issue: true
+      intake-drift-model: drift-model
       query-k: 6
 """
 
@@ -187,6 +207,7 @@ def test_github_intake_schedule_adds_each_log_once_on_the_named_al_branch_checks
     title = f"intake {tmp_path.name}"
     (project / ".github/workflows/ci.yml").write_text(INTAKE_CALLER % source + f'      label-studio-project: "{title}"\n')
     git(project, "commit", "-q", "-am", "the intake schedule")
+    drift_model(project)
     git(project, "switch", "-q", "-c", "al/production")
     scored_pool(project)  # on the al/ branch only: jobs that stayed on main would find no pool
     git(project, "add", "-A")
@@ -242,10 +263,10 @@ def test_github_intake_schedule_adds_each_log_once_on_the_named_al_branch_checks
         shifted = act(project, "schedule", schedule, secrets=secrets, env=forge)
         output = shifted.stdout + shifted.stderr
         assert shifted.returncode != 0 and ran(output, "intake") and ran(output, "drift-issue")
-        assert "the dev dataset no longer represents intake/new-samples.jsonl: label 7:" in output
+        assert "the dev dataset no longer represents intake/new-samples.jsonl: predicted class 7:" in output
         assert "drift issue created" in output and "canary-token-515" not in output
         [issue] = server.state.issues
-        assert "`al/production`" in issue["body"] and "`label 7: " in issue["body"] and issue["state"] == "open"
+        assert "`al/production`" in issue["body"] and "`predicted class 7: " in issue["body"] and issue["state"] == "open"
 
         # the next log is like the dev data again: the check passes, the drift-issue job closes the issue
         write_log(project, source, "predictions-20261203T1200-7-4.jsonl", 710000, 150)

@@ -649,13 +649,16 @@ def check_dev(
     alpha: float = drift.ALPHA,
     min_effect: float = drift.MIN_EFFECT,
     dev_label: str = "label",
+    dev_predicted: dict[str, int] | None = None,
 ) -> dict:
     """Compare the dev dataset (a manifest or row files) with the full data or a log of production inputs.
 
     Returns {"representative": bool, "problems": [...], "labels": {...}, "ks": {...}, "tests": {...}}: the class
     shares are compared by a chi-square test and each numeric column by a two-sample KS test (alops.drift); a
     problem is a test below `alpha` whose effect reaches `min_effect`, naming the classes or the column that
-    moved. `label` names the label column in `against` (e.g. a model's `prediction` in a production log).
+    moved. `label` names the label column in `against` (e.g. a model's `prediction` in a production log);
+    `dev_predicted` (alops.drift_model: the dev rows per class as the model that made those predictions puts
+    them) replaces the dev labels, so predictions are compared with predictions.
     """
     dev_files = [dev] if isinstance(dev, str) else dev
     live_files = [against] if isinstance(against, str) else against
@@ -667,6 +670,9 @@ def check_dev(
         raise ConfigError(f"{dev_files[0]}: the dev dataset is empty; run `alops data make-dev`")
     if live_rows == 0:
         raise ConfigError(f"{live_files[0]}: no rows to compare with")
+    if dev_predicted is not None:
+        dev_counts = dev_predicted
+    kind = "predicted class" if dev_predicted is not None else "label"
     problems, labels, tests = [], {}, {}
     if any(info.label in info.columns for info in live_infos) and any(v != UNLABELED for v in live_counts):
         both = UNLABELED in dev_counts and UNLABELED in live_counts  # unlabeled rows compare only with their like
@@ -679,7 +685,7 @@ def check_dev(
         test, moved = drift.class_shares(dev_classes, live_classes, alpha, min_effect)
         tests["labels"] = test
         for name in moved:
-            problems.append(f"label {name}: {labels[name]['dev_pct']:.1f}% in dev, {labels[name]['live_pct']:.1f}% "
+            problems.append(f"{kind} {name}: {labels[name]['dev_pct']:.1f}% in dev, {labels[name]['live_pct']:.1f}% "
                             f"in live data (class shares: {test.summary('Cramér V')})")
     ks = {column: cdf.ks() for column, cdf in cdfs.items()}
     for column, statistic in ks.items():

@@ -183,12 +183,15 @@ def data_make_dev(fraction, count, time_budget, seconds_per_sample, seed, z_outl
 @click.option("--verdict", "verdict_path", type=click.Path(dir_okay=False),
               help="Also write the verdict to this JSON file, drift or not (for `alops data drift-issue`).")
 @click.option("--branch", help="The branch the verdict is about, in that file; default: the CI branch.")
-def data_check_dev(against, label_column, alpha, min_effect, verdict_path, branch) -> None:
+@click.option("--model", "model_uri", metavar="URI",
+              help="The model that made --against's predictions (a folder, models:/name@alias): its predictions on "
+                   "the dev rows are compared with the log's, like with like, instead of the dev labels.")
+def data_check_dev(against, label_column, alpha, min_effect, verdict_path, branch, model_uri) -> None:
     """Check that the dev dataset still represents the full or live data; exit 1 when it does not.
 
     \b
-    Example (a scheduled CI job):
-      alops data check-dev --against logs/last-week.csv --label-column prediction
+    Example (a scheduled CI job, the log's predictions against the served model's on the dev rows):
+      alops data check-dev --against logs/last-week.csv --label-column prediction --model models:/digits@champion
     """
     from alops import drift_issue
     from alops.devset import check_dev, dataset_files
@@ -196,8 +199,17 @@ def data_check_dev(against, label_column, alpha, min_effect, verdict_path, branc
     with Project.open() as project:
         label = project.config.data.label
         compared = [against] if against else dataset_files(project, "full")
-        verdict = check_dev(dataset_files(project, "dev"), compared, label_column or label, alpha, min_effect,
-                            dev_label=label)
+        dev_files = dataset_files(project, "dev")
+        predicted = None
+        if model_uri:
+            from alops.drift_model import predicted_classes
+
+            predicted = predicted_classes(model_uri, dev_files, label)
+        elif against and label_column and label_column != label:
+            click.echo(f"note: the dev labels are compared with the log's {label_column!r}; pass --model (the model "
+                       "that made them) to compare predictions with predictions", err=True)
+        verdict = check_dev(dev_files, compared, label_column or label, alpha, min_effect, dev_label=label,
+                            dev_predicted=predicted)
         shown = os.path.relpath(against) if against else "the full data"
         remedy, what_it_does = _remedy(verdict, against, label_column)
         if verdict_path:
