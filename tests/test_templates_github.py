@@ -101,6 +101,12 @@ def test_experiment_push_trains_on_full_data_and_tracks(workflow_project, mlflow
     experiment = client.get_experiment_by_name("project/experiment")  # named after GITHUB_REPOSITORY
     runs = client.search_runs([experiment.experiment_id], "tags.`git.branch` = 'experiment/act'")
     assert runs and runs[0].data.tags["alops.dataset"] == "full"
+    # main trains on the dev data: the job trained main's last commit on the full data for the report (baseline)
+    [baseline] = client.search_runs([client.get_experiment_by_name("project/main").experiment_id],
+                                    f"tags.`git.commit` = '{git(workflow_project, 'rev-parse', 'main')}'")
+    assert baseline.data.tags["alops.dataset"] == "full" and ran(output, "report")
+    report = (workflow_project.parent / "artifacts/alops-report/report.md").read_text()
+    assert "latest tracked run of `main` on the full dataset" in report and "No baseline" not in report
 
 
 def test_an_al_branch_push_trains_on_its_data_version_and_reports(workflow_project, mlflow_server):

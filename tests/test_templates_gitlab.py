@@ -130,6 +130,13 @@ def test_experiment_pipeline_trains_on_full_data_and_tracks(component_project, m
     runs = MlflowClient(mlflow_server).search_runs([experiment.experiment_id])
     assert runs and runs[0].data.tags["git.branch"] == "experiment/gitlab-ci"
     assert runs[0].data.tags["alops.dataset"] == "full"
+    # main trains on the dev data: the job trained main's last commit on the full data for the report (baseline)
+    main = MlflowClient(mlflow_server).get_experiment_by_name("component-test/main")
+    [baseline] = MlflowClient(mlflow_server).search_runs([main.experiment_id])
+    assert (baseline.data.tags["git.branch"], baseline.data.tags["alops.dataset"]) == ("main", "full")
+    assert baseline.data.tags["git.commit"] == git(component_project, "rev-parse", "main")
+    report = (component_project / "report.md").read_text()
+    assert "latest tracked run of `main` on the full dataset" in report and "No baseline" not in report
 
 
 def test_a_run_buffered_during_an_outage_is_sent_by_the_branchs_next_pipeline(component_project, mlflow_server):

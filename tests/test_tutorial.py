@@ -47,6 +47,7 @@ def test_the_tutorial_runs_as_written(tmp_path):
 
     experiment = outputs[3]
     assert "held for this run only" not in experiment
+    assert re.search(r"baseline: main@[0-9a-f]{8} trained on the full dataset and tracked", outputs[4]), outputs[4]
     assert git(project, "show", "experiment/more-epochs:params.yaml").count("epochs: 25") == 1  # what CI trains
     report = (project / "report.md").read_text()
     assert re.search(r"\| 1 \| \d+ \| 60 \| 0\.\d+ \|", report)  # section 5's report: the round's 60 labels

@@ -13,6 +13,7 @@ import click
 from alops import __version__
 from alops.commands import (
     adopt,
+    baseline,
     context,
     data,
     deploy,
@@ -43,7 +44,7 @@ def cli() -> None:
     """
 
 
-for area in (context, adopt, data, run, params, track, query, pool, labels, simulate, report, release, deploy, scaffold,
+for area in (context, adopt, data, run, baseline, params, track, query, pool, labels, simulate, report, release, deploy, scaffold,
              rehearse):
     for command in area.commands:
         cli.add_command(command)

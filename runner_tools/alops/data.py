@@ -178,6 +178,29 @@ def remove_interrupted_links(project, target: str) -> int:
     return removed
 
 
+
+def point_local_remotes(root: str, clone: str) -> None:
+    """In a clone of the project in another folder, each DVC remote that is a relative folder path (the
+    scaffold's `../<project>-dvc-storage`) points to the project's folder, in the clone's config.local."""
+    import configparser
+
+    from alops.git import git
+
+    config = os.path.join(clone, ".dvc", "config")
+    if not os.path.isfile(config):
+        return
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(config, encoding="utf-8")
+    except configparser.Error:
+        return
+    for section in parser.sections():
+        found = re.fullmatch(r"""remote\s+["']?([^"']+)["']?""", section)
+        url = parser.get(section, "url", fallback="")
+        if found and url and "://" not in url and not os.path.isabs(url):
+            git(clone, "config", "--file", os.path.join(clone, ".dvc", "config.local"),
+                f"remote.{found.group(1)}.url", os.path.normpath(os.path.join(root, ".dvc", url)))
+
 def push(project, targets: list[str] | None, remote: str | None = None, run_cache: bool = False) -> int:
     """Upload `targets` (all tracked data when None; with `run_cache`, DVC's run cache too); files pushed."""
     from dvc.exceptions import DvcException

@@ -79,17 +79,20 @@ def experiment_name(project: str, kind: str) -> str:
 class Project:
     """One project, opened once per command. Close it (or use `with`) to release DVC's repository."""
 
-    def __init__(self, root: str, config: ProjectConfig, branch: str | None = None):
+    def __init__(self, root: str, config: ProjectConfig, branch: str | None = None, profile=None):
         self.root = os.path.abspath(root)
         self.config = config
         self._branch = branch
+        self._profile = profile
         self._dvc = None
 
     @classmethod
-    def open(cls, start: str | None = None, branch: str | None = None) -> Project:
-        """The project around `start` (default: the current folder): alops.yaml, else the DVC root."""
+    def open(cls, start: str | None = None, branch: str | None = None, profile=None) -> Project:
+        """The project around `start` (default: the current folder): alops.yaml, else the DVC root. `branch`
+        names the branch; `profile` (a branches.Profile) runs its checked-out commit as that profile says
+        instead of its own (alops baseline: the target's commit run as the experiment runs)."""
         config = load_config(start)
-        return cls(config.root or find_dvc_root(start), config, branch)
+        return cls(config.root or find_dvc_root(start), config, branch, profile)
 
     def __enter__(self) -> Project:
         return self
@@ -106,9 +109,15 @@ class Project:
     @cached_property
     def context(self):
         """The resolved branch context (CI variables, else local git)."""
-        from alops.branches import resolve_context
+        from dataclasses import replace
 
-        return resolve_context(self.config.branches, cwd=self.root, branch=self._branch)
+        from alops.branches import resolve_context
+        from alops.git import git
+
+        context = resolve_context(self.config.branches, cwd=self.root, branch=self._branch)
+        if self._profile is None:
+            return context
+        return replace(context, commit=git(self.root, "rev-parse", "HEAD").stdout.strip(), profile=self._profile)
 
     @cached_property
     def name(self) -> str:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 
 from alops import __version__
+from alops import data
 from alops.errors import ConfigError
 from alops.git import git, identity_args
 
@@ -112,7 +113,7 @@ def clone_branch(root: str, folder: str, branch: str | None, target: str = "main
     default = git(root, "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD", check=False).stdout.strip()
     default = default.removeprefix("origin/") or target
     git(clone, "symbolic-ref", "refs/remotes/origin/HEAD", f"refs/remotes/origin/{default}")
-    _local_dvc_remotes(root, clone)
+    data.point_local_remotes(root, clone)
     return clone, branch, notices
 
 
@@ -218,26 +219,6 @@ def _allow_cpu(caller: str) -> None:
             job["with"]["allow-cpu"] = True
     with open(caller, "w", encoding="utf-8") as handle:
         yaml.dump(document, handle)
-
-
-def _local_dvc_remotes(root: str, clone: str) -> None:
-    """A DVC remote that is a relative folder path points from the clone to the project's folder."""
-    config = os.path.join(root, ".dvc", "config")
-    if not os.path.isfile(config):
-        return
-    import configparser
-
-    parser = configparser.ConfigParser()
-    try:
-        parser.read(config, encoding="utf-8")
-    except configparser.Error:
-        return
-    for section in parser.sections():
-        found = re.fullmatch(r"""remote\s+["']?([^"']+)["']?""", section)
-        url = parser.get(section, "url", fallback="")
-        if found and url and "://" not in url and not os.path.isabs(url):
-            git(clone, "config", "--file", os.path.join(clone, ".dvc", "config.local"),
-                f"remote.{found.group(1)}.url", os.path.normpath(os.path.join(root, ".dvc", url)))
 
 
 def gitlab_command(gitlab_ci_local: str, rehearsal: Rehearsal, jobs: tuple[str, ...], listing: bool) -> list[str]:

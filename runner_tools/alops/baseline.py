@@ -1,0 +1,105 @@
+"""`alops baseline`: a tracked run of the target branch on the dataset this branch trains on, made when there is
+none, so that the report compares like with like.
+
+An experiment branch trains on the full data while main trains on the dev data, so an experiment's report would
+find no run of main to compare with ("No baseline"). This looks for a finished run of the target's last commit
+on this branch's dataset; when there is none, it checks that commit out in a temporary clone (sharing the
+project's git objects, DVC settings and cache), runs its pipeline there on that dataset and tracks the run as
+the target's, on the project's tracking store. The report then finds it as "the latest tracked run of main on the full dataset".
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import replace
+
+from alops.errors import AlopsError, ConfigError
+from alops.git import fetch_branch, git
+
+BUFFER = os.path.join(".alops", "tracking-buffer")
+
+
+def target_commit(root: str, target: str) -> str:
+    """The target's last commit: the local branch, else origin's (fetched: a CI clone holds one ref)."""
+    for ref in (f"refs/heads/{target}", f"refs/remotes/origin/{target}"):
+        if ref.startswith("refs/remotes/"):
+            fetch_branch(root, target)
+        found = git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+        if found.returncode == 0:
+            return found.stdout.strip()
+    raise ConfigError(f"no branch {target!r} here or on origin: pass the branch to compare with as --target")
+
+
+def _checkout(root: str, commit: str, folder: str) -> str:
+    """A clone of `root` at `commit` in `folder`, its objects borrowed from the project (nothing copied), its
+    origin the project's (the project's name and remote, as CI has them)."""
+    clone = os.path.join(folder, os.path.basename(os.path.abspath(root)))  # the same name where nothing gives one
+    git(folder, "clone", "--quiet", "--shared", "--no-checkout", root, clone)
+    git(clone, "checkout", "--quiet", "--detach", commit)
+    origin = git(root, "remote", "get-url", "origin", check=False).stdout.strip()
+    if origin:
+        git(clone, "remote", "set-url", "origin", origin)
+    return clone
+
+
+def _share_dvc_settings(root: str, clone: str, cache_dir: str) -> None:
+    """The clone reads DVC as the project does: its local config (remote credentials, cache dir), its remotes
+    (a relative folder path still names the project's), and the project's cache: nothing is downloaded twice."""
+    from dvc.repo import Repo
+
+    from alops.data import point_local_remotes
+
+    if not os.path.isdir(os.path.join(clone, ".dvc")):
+        return
+    local = os.path.join(root, ".dvc", "config.local")
+    if os.path.isfile(local):
+        shutil.copyfile(local, os.path.join(clone, ".dvc", "config.local"))
+    point_local_remotes(root, clone)
+    with Repo(clone) as repo, repo.config.edit("local") as config:
+        config["cache"]["dir"] = cache_dir
+
+
+def ensure(project, target: str, device: str | None = None, allow_cpu: bool = False, echo=print) -> str:
+    """The target's run on this branch's dataset, found or made; one line saying which."""
+    from alops import pipeline, tracking
+    from alops.project import TAG_DATASET, Project
+
+    dataset, uri = project.context.profile.dataset, project.tracking_uri
+    if target == project.context.branch:
+        raise ConfigError(f"{target!r} is this branch: a baseline is the branch it merges into (--target)")
+    commit = target_commit(project.root, target)
+    found = tracking.find_runs(uri, project.name, branch=target, commit=commit, limit=1, tags={TAG_DATASET: dataset})
+    if found:
+        return f"{target}@{commit[:8]} has a tracked run on the {dataset} dataset: {tracking.run_url(uri, found[0])}"
+    echo(f"{target}@{commit[:8]} has no tracked run on the {dataset} dataset: running its pipeline on it, in a "
+         "temporary clone")
+    cache_dir = project.dvc.cache.local_cache_dir
+    folder = tempfile.mkdtemp(prefix="alops-baseline-")
+    saved, here = os.environ.get("MLFLOW_TRACKING_URI"), os.getcwd()
+    try:
+        clone = _checkout(project.root, commit, folder)
+        _share_dvc_settings(project.root, clone, cache_dir)
+        os.environ["MLFLOW_TRACKING_URI"] = uri  # the project's store, not a new one in the clone
+        profile = replace(project.context.profile, tracking=True)  # this branch's dataset and device
+        os.chdir(clone)  # DVC resolves a pipeline's stages from the working directory
+        with Project.open(clone, branch=target, profile=profile) as base:
+            result = pipeline.run_pipeline(base, device=device, allow_cpu=allow_cpu, track=True,
+                                           echo=lambda line: echo(f"{target}: {line}"))
+        if not result.tracking:
+            raise AlopsError(f"the pipeline of {target}@{commit[:8]} was up to date, so nothing was tracked: "
+                             "run it once with `alops run` on that commit")
+        state, where = result.tracking
+        if state != "sent":  # the clone goes away: its buffered run joins the project's buffer
+            shutil.copytree(os.path.join(clone, BUFFER), os.path.join(project.root, BUFFER), dirs_exist_ok=True)
+            return (f"{target}@{commit[:8]} trained on the {dataset} dataset; the tracking server did not answer, so "
+                    f"the run waits in {BUFFER} (`alops track sync` sends it)")
+        return f"{target}@{commit[:8]} trained on the {dataset} dataset and tracked: run {where}"
+    finally:
+        os.chdir(here)
+        if saved is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved
+        shutil.rmtree(folder, ignore_errors=True)
