@@ -319,6 +319,28 @@ def test_after_a_class_shift_the_named_remedy_makes_check_dev_pass(dvc_project, 
     assert json.loads((tmp_path / "drift.json").read_text())["representative"] is True
 
 
+def test_make_dev_remedy_does_what_the_verdict_asks_and_the_check_passes(dvc_project, tmp_path):
+    """The CI remedy job's step: the size and the class shares come from the verdict file, not from a command
+    line read back from it."""
+    run_alops("data", "make-dev", "--fraction", "0.5", "--no-track", cwd=dvc_project)
+    rng = np.random.default_rng(5)
+    log = [{"prediction": str(rng.choice(4, p=[0.2, 0.2, 0.2, 0.4])), "x": f"{rng.normal():.4f}"} for _ in range(500)]
+    write_manifest(tmp_path / "live.csv", log)
+    check = ["data", "check-dev", "--against", str(tmp_path / "live.csv"), "--label-column", "prediction",
+             "--verdict", str(tmp_path / "drift.json")]
+    assert run_alops(*check, cwd=dvc_project).returncode == 1
+    verdict = json.loads((tmp_path / "drift.json").read_text())
+    assert (verdict["against"], verdict["label_column"], verdict["dev_rows"]) == ("../live.csv", "prediction", 200)
+    made = run_alops("data", "make-dev", "--remedy", str(tmp_path / "drift.json"), "--no-track", cwd=dvc_project)
+    assert made.returncode == 0, made.stderr
+    assert "sampled with the class shares of ../live.csv, 200 of 400 samples" in made.stdout
+    assert run_alops(*check, cwd=dvc_project).returncode == 0
+    again = run_alops("data", "make-dev", "--remedy", str(tmp_path / "drift.json"), cwd=dvc_project)
+    assert again.returncode == 2 and "the dev dataset was representative: nothing to remedy" in again.stderr
+    mixed = run_alops("data", "make-dev", "--remedy", str(tmp_path / "drift.json"), "--count", "9", cwd=dvc_project)
+    assert mixed.returncode == 2 and "--remedy takes the size and the class shares from the verdict" in mixed.stderr
+
+
 def test_a_class_the_full_data_has_no_label_for_cannot_be_mapped(dvc_project, tmp_path):
     run_alops("data", "make-dev", "--fraction", "0.5", "--no-track", cwd=dvc_project)
     write_manifest(tmp_path / "live.csv", [{"prediction": str(k % 5)} for k in range(100)])

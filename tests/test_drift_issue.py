@@ -17,7 +17,8 @@ HOSTILE = "<img src=x onerror=alert(1)> **7** | @team [x](javascript:alert(1))"
 
 
 def verdict(branch: str = "al/production", representative: bool = False, label: str = "7") -> dict:
-    return {"format": 1, "branch": branch, "compared": "intake/new-samples.jsonl", "representative": representative,
+    return {"format": 2, "branch": branch, "compared": "intake/new-samples.jsonl", "against": "intake/new-samples.jsonl",
+            "label_column": "prediction", "representative": representative,
             "dev_rows": 359, "live_rows": 150,
             "problems": [] if representative else [f"label {label}: 10.0% in dev, 100.0% in live data"],
             "tests": {"labels": {"effect": 0.9, "p_value": 1e-30, "drifted": not representative},
@@ -108,11 +109,11 @@ def test_class_names_and_branches_in_the_issue_are_inert_text(tmp_path):
 
 @pytest.mark.parametrize("content, field", [
     ("[1, 2]", "a JSON object expected"),
-    ('{"format": 1}', "field 'branch' must be str"),
+    ('{"format": 2}', "field 'branch' must be str"),
     (json.dumps({**verdict(), "dev_rows": "359"}), "field 'dev_rows' must be int"),
     (json.dumps({**verdict(), "representative": "no"}), "field 'representative' must be bool"),
     (json.dumps({**verdict(), "problems": [{"label": 7}]}), "fields 'problems' and 'tests' are not as check-dev writes them"),
-    (json.dumps({**verdict(), "format": 2}), "drift verdict format 2, this alops reads 1"),
+    (json.dumps({**verdict(), "format": 1}), "drift verdict format 1, this alops reads 2"),
     ("not json", "not a drift verdict (JSONDecodeError)"),
 ])
 def test_a_verdict_file_of_the_wrong_shape_is_one_line_naming_the_field(tmp_path, content, field):

@@ -75,8 +75,9 @@ def test_the_manifest_reader_takes_any_csv_without_a_traceback(tmp_path_factory,
         assert rows >= 0
 
 
-VERDICT_FIELDS = {"format": st.one_of(st.just(1), VALUES), "branch": st.one_of(st.just("al/x"), VALUES),
-                  "compared": st.one_of(st.just("log.jsonl"), VALUES), "representative": st.one_of(st.booleans(), VALUES),
+VERDICT_FIELDS = {"format": st.one_of(st.just(2), VALUES), "branch": st.one_of(st.just("al/x"), VALUES),
+                  "compared": st.one_of(st.just("log.jsonl"), VALUES), "against": st.one_of(st.just("log.jsonl"), VALUES),
+                  "label_column": st.one_of(st.just("prediction"), VALUES), "representative": st.one_of(st.booleans(), VALUES),
                   "dev_rows": st.one_of(st.integers(0, 9), VALUES), "live_rows": st.one_of(st.integers(0, 9), VALUES),
                   "problems": st.one_of(st.lists(st.text(max_size=8), max_size=2), VALUES),
                   "tests": st.one_of(st.dictionaries(st.text(max_size=4), st.one_of(

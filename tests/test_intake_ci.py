@@ -171,6 +171,28 @@ def test_gitlab_intake_schedule_adds_each_log_once_checks_drift_and_queries(ml_p
         assert "dev dataset is representative" in output and "drift issue closed" in output
         assert issue["state"] == "closed" and "representative of `intake/new-samples.jsonl`" in issue["notes"][0]["body"]
 
+        # with intake-drift-remedy: a shift towards sevens again, and the remedy job rebuilds the dev dataset in the
+        # new samples' class shares, records it on the tip the intake moved (retried from there) and the
+        # check passes; the fetch goes to the bare origin (gitlab-ci-local reads the project's address from gcl-origin)
+        git(project, "remote", "add", "gcl-origin", git(project, "remote", "get-url", "origin"))
+        git(project, "remote", "set-url", "origin", str(origin))
+        git(project, "pull", "-q", str(origin), "al/production")
+        dev_before = git(project, "rev-parse", "HEAD:data/dev.dvc")
+        write_log(project, source, "predictions-20261203T1300-7-5.jsonl", 720000, 150, only="7")
+        write_log(project, source, "predictions-20261203T1300-7-6.jsonl", 730000, 150)
+        remedied = gitlab_ci_local(project, variables={**schedule, **forge, "ALOPS_INTAKE_DRIFT_REMEDY": "true"},
+                                   own="CI_SERVER_URL")
+        output = remedied.stdout + remedied.stderr
+        assert "the dev dataset no longer represents intake/new-samples.jsonl: predicted class 7:" in output
+        assert passed(output, "alops-intake-dev-remedy"), output[-4000:]
+        assert "sampled with the class shares of intake/new-samples.jsonl" in output
+        assert "recorded the new dev dataset in" in output and "dev dataset is representative" in output
+        reader = tmp_path / "reader-remedy"
+        git(tmp_path, "clone", "-q", "-b", "al/production", str(origin), str(reader))
+        assert git(reader, "log", "-1", "--format=%s") == "Dev dataset: sampled again"
+        assert git(reader, "log", "-2", "--format=%s").splitlines()[1] == "Pool: intake of prediction logs"
+        assert git(reader, "rev-parse", "HEAD:data/dev.dvc") != dev_before
+
 
 INTAKE_CALLER = """name: ci
 on:
@@ -277,6 +299,26 @@ def test_github_intake_schedule_adds_each_log_once_on_the_named_al_branch_checks
         assert "dev dataset is representative" in output and "drift issue closed" in output
         assert issue["state"] == "closed"
         assert "representative of `intake/new-samples.jsonl`" in server.state.comments[issue["number"]][0]["body"]
+
+        # with intake-drift-remedy: a shift towards sevens again; the dev-remedy job rebuilds the dev dataset on the
+        # intake branch's tip in the new samples' class shares, pushes it and checks again
+        caller = project / ".github/workflows/ci.yml"
+        caller.write_text(caller.read_text().replace("      intake-drift-issue: true\n",
+                                                     "      intake-drift-issue: true\n      intake-drift-remedy: true\n"))
+        git(project, "commit", "-q", "-am", "the remedy too")
+        write_log(project, source, "predictions-20261203T1300-7-5.jsonl", 720000, 150, only="7")
+        write_log(project, source, "predictions-20261203T1300-7-6.jsonl", 730000, 150)
+        shutil.rmtree(tmp_path / "artifacts")
+        remedied = act(project, "schedule", schedule, secrets=secrets, env=forge)
+        output = remedied.stdout + remedied.stderr
+        assert "the dev dataset no longer represents intake/new-samples.jsonl: predicted class 7:" in output
+        assert re.search(r"/dev-remedy\s*\] 🏁  Job succeeded", output), output[-4000:]
+        assert "sampled with the class shares of intake/new-samples.jsonl" in output
+        assert "dev dataset is representative" in output and "canary-token-515" not in output
+        reader = tmp_path / "reader-remedy"
+        git(tmp_path, "clone", "-q", "-b", "al/production", str(origin), str(reader))
+        assert git(reader, "log", "-2", "--format=%s").splitlines() == ["Dev dataset: sampled again",
+                                                                       "Pool: intake of prediction logs"]
 
 
 def test_github_intake_into_a_branch_that_is_not_an_al_branch_stops_the_context_job(workflow_project, tmp_path):

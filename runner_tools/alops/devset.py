@@ -768,8 +768,10 @@ def commit_project_dev(project, report_path: str, make) -> tuple[dict, str | Non
         outcome["report"] = make()
         return 1
 
+    full = project.dataset_folder("full")
     commit = commit_data_change(project, project.dataset_folder("dev"), apply, "Dev dataset: sampled again",
-                                project.context.branch, also=(report_path, "dvc.yaml"))
+                                project.context.branch, also=(report_path, "dvc.yaml"),
+                                reads=(full,) if os.path.exists(full + ".dvc") else ())
     return outcome["report"], commit if commit != before else None
 
 

@@ -15,15 +15,27 @@ import json
 from alops.errors import ConfigError
 from alops.files import write_json
 
-FORMAT = 1
-FIELDS = {"format": int, "branch": str, "compared": str, "representative": bool, "dev_rows": int, "live_rows": int,
-          "problems": list, "tests": dict, "remedy": str, "alpha": float, "min_effect": float}
+FORMAT = 2
+FIELDS = {"format": int, "branch": str, "compared": str, "against": str, "label_column": str, "representative": bool,
+          "dev_rows": int, "live_rows": int, "problems": list, "tests": dict, "remedy": str, "alpha": float,
+          "min_effect": float}
 
 
-def record(verdict: dict, branch: str, compared: str, remedy: str) -> dict:
-    """The verdict of `alops.devset.check_dev` with what it was about and the command that answers it."""
+def record(verdict: dict, branch: str, compared: str, remedy: str, against: str = "", label_column: str = "") -> dict:
+    """The verdict of `alops.devset.check_dev` with what it was about (`against`: the log's path, empty for the
+    full data; `label_column`: its class column) and the command that answers it."""
     keep = ("representative", "dev_rows", "live_rows", "problems", "tests", "alpha", "min_effect")
-    return {"format": FORMAT, "branch": branch, "compared": compared, "remedy": remedy, **{k: verdict[k] for k in keep}}
+    return {"format": FORMAT, "branch": branch, "compared": compared, "against": against, "label_column": label_column,
+            "remedy": remedy, **{k: verdict[k] for k in keep}}
+
+
+def remedy_options(verdict: dict) -> tuple[int, str | None, str | None]:
+    """What `make-dev --remedy` does for a verdict: (dev rows, the log whose class shares the labeled samples
+    take or None, its class column): the shares when the class test moved, else a new sample of that size."""
+    moved = verdict["tests"].get("labels", {}).get("drifted")
+    if moved and verdict["against"]:
+        return verdict["dev_rows"], verdict["against"], verdict["label_column"] or None
+    return verdict["dev_rows"], None, None
 
 
 def save(path: str, verdict: dict) -> None:

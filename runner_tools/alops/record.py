@@ -43,9 +43,11 @@ def _changed_paths(root: str, *paths: str) -> list[str]:
 
 
 def commit_data_change(project, folder: str, apply: Callable[[], int], message: str, branch: str,
-                       remote: str = "origin", attempts: int = 5, also: tuple[str, ...] = ()) -> str | None:
+                       remote: str = "origin", attempts: int = 5, also: tuple[str, ...] = (),
+                       reads: tuple[str, ...] = ()) -> str | None:
     """Apply the change, record it, push; on a rejected push start again from the remote's tip. `also`: more
-    files the change writes (relative to the root), committed with it.
+    files the change writes (relative to the root), committed with it; `reads`: tracked folders the change reads
+    (pulled again at the tip: a dev sample is drawn from the tip's full data).
 
     Returns the pushed commit, or None when the change left the data as it was and nothing was pending.
     """
@@ -85,6 +87,6 @@ def commit_data_change(project, folder: str, apply: Callable[[], int], message: 
             raise AlopsError(f"git push failed: {' '.join(pushed.stderr.split())}")
         git(root, "fetch", "-q", remote, branch)
         git(root, "reset", "-q", "--hard", "FETCH_HEAD")
-        data.pull(project, [folder])
+        data.pull(project, [folder, *reads])
         pending = None
     raise AlopsError(f"git push to {branch} was rejected {attempts} times: other jobs keep pushing; run the import again")

@@ -102,10 +102,15 @@ def data_version(fmt: str) -> None:
 @click.option("--like", "like_log", type=click.Path(dir_okay=False, exists=True),
               help="A live log whose class shares the labeled dev samples take (a detected shift mapped in).")
 @click.option("--label-column", help="Class column of --like (e.g. prediction); default: the dataset's (label).")
+@click.option("--remedy", "remedy_path", type=click.Path(dir_okay=False, exists=True),
+              help="A drift verdict (check-dev --verdict): sample as its remedy says (its size; the log's class shares "
+                   "when classes moved).")
 @click.option("--commit", "record", is_flag=True,
               help="Record the new dev dataset as a data version (dvc push, git commit, git push): the CI job.")
+@click.option("--branch", help="With --commit: the branch it is recorded on (a GitHub schedule runs on the default "
+                               "branch and names its al/ branch); default: the CI branch.")
 def data_make_dev(fraction, count, time_budget, seconds_per_sample, seed, z_outlier, outlier_share, report_path, no_track,
-                  like_log, label_column, record) -> None:
+                  like_log, label_column, remedy_path, record, branch) -> None:
     """Sample the dev dataset from the full data, keep its strata, track it with DVC.
 
     Without a size option, a dev dataset that exists keeps its number of samples.
@@ -119,11 +124,23 @@ def data_make_dev(fraction, count, time_budget, seconds_per_sample, seed, z_outl
       alops data make-dev --fraction 0.05
       alops data make-dev --time-budget 300 --seconds-per-sample 0.02
       alops data make-dev --count 359 --like intake/new-samples.jsonl --label-column prediction
+      alops data make-dev --remedy intake/drift.json --commit   # what a failed drift check asks for
     """
+    from alops import drift_issue
     from alops.devset import DevSize, check_size, class_shares, commit_project_dev, current_dev_rows, make_project_dev
 
+    if remedy_path:
+        if any((fraction, count, time_budget, like_log, label_column)):
+            raise ConfigError("--remedy takes the size and the class shares from the verdict: drop --fraction, "
+                              "--count, --time-budget, --like and --label-column")
+        verdict = drift_issue.read(remedy_path)
+        if verdict["representative"]:
+            raise ConfigError(f"{remedy_path}: the dev dataset was representative: nothing to remedy")
+        count, like_log, label_column = drift_issue.remedy_options(verdict)
+    if branch and not record:
+        raise ConfigError("--branch names where --commit records the dev dataset: give --commit too")
     size = DevSize(fraction, count, time_budget, seconds_per_sample)
-    with Project.open() as project:
+    with Project.open(branch=branch) as project:
         stage = project.config.data.dev_stage
         if stage is None and size == DevSize():
             size = DevSize(count=current_dev_rows(project))  # the same size again
@@ -214,7 +231,8 @@ def data_check_dev(against, label_column, alpha, min_effect, verdict_path, branc
         remedy, what_it_does = _remedy(verdict, against, label_column)
         if verdict_path:
             drift_issue.save(verdict_path, drift_issue.record(verdict, branch or project.context.branch or "HEAD",
-                                                              shown, remedy))
+                                                              shown, remedy, os.path.relpath(against) if against else "",
+                                                              label_column or label))
         for problem in verdict["problems"]:
             click.echo(problem)
         if not verdict["representative"]:
