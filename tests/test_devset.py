@@ -263,6 +263,47 @@ def test_a_biased_models_predictions_are_compared_with_its_own_predictions_not_w
     assert shifted.returncode == 1 and "predicted class 1:" in shifted.stdout
 
 
+def test_image_rows_are_predicted_from_their_files_as_the_capture_feeds_the_endpoint(dvc_project, tmp_path):
+    """Images whose label is 1 when their mean brightness passes 0.5, and a PyTorch model that says 1 past 0.25
+    (N x 1 x 8 x 8 tensors in [0, 1], as the scaffold's model): its log of the same images is flagged against the
+    dev labels and passes with --model, which reads each dev image file as the endpoint would get it."""
+    import mlflow.pytorch
+    import torch
+    from mlflow.models import infer_signature
+
+    from alops.capture import png_bytes
+
+    rng = np.random.default_rng(12)
+    images = dvc_project / "data/full/images"
+    images.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, mean in enumerate(rng.uniform(0, 1, size=600)):
+        pixels = np.clip(mean + rng.normal(0, 0.02, size=(8, 8)), 0, 1)
+        (images / f"{i:05d}.png").write_bytes(png_bytes(pixels))
+        rows.append({"id": str(i), "label": str(int(pixels.mean() > 0.5)), "split": "train", "path": f"images/{i:05d}.png"})
+    write_full_dataset(dvc_project / "data/full", n=0, extra_rows=rows)
+    assert run_alops("data", "make-dev", "--fraction", "0.5", "--no-track", cwd=dvc_project).returncode == 0
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2))
+    with torch.no_grad():  # logit(1) - logit(0) = 40 * (mean - 0.25)
+        net[1].weight.copy_(torch.stack([torch.zeros(64), torch.full((64,), 40 / 64)]))
+        net[1].bias.copy_(torch.tensor([0.0, -10.0]))
+    example = rng.uniform(0, 1, size=(3, 1, 8, 8)).astype(np.float32)
+    mlflow.pytorch.save_model(net, str(tmp_path / "model"), signature=infer_signature(example, net(torch.tensor(example)).detach().numpy()),
+                              serialization_format="pickle")
+
+    def log(name: str, low: float) -> str:
+        write_manifest(tmp_path / name, [{"prediction": str(int(m > 0.25))} for m in rng.uniform(low, 1, size=600)])
+        return str(tmp_path / name)
+
+    same = ["data", "check-dev", "--against", log("same.csv", 0.0), "--label-column", "prediction"]
+    assert run_alops(*same, cwd=dvc_project).returncode == 1  # about 75% ones against 50% of the labels
+    like = run_alops(*same, "--model", str(tmp_path / "model"), cwd=dvc_project)
+    assert like.returncode == 0, like.stdout + like.stderr
+    shifted = run_alops("data", "check-dev", "--against", log("bright.csv", 0.3), "--label-column", "prediction",
+                        "--model", str(tmp_path / "model"), cwd=dvc_project)
+    assert shifted.returncode == 1 and "predicted class 1:" in shifted.stdout
+
+
 def test_a_model_whose_inputs_the_dev_dataset_lacks_is_one_line(dvc_project, tmp_path):
     import mlflow.sklearn
     import pandas as pd
