@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from conftest import clean_env, git, run_alops
 from test_run import runs_of
 
 
+@pytest.mark.slow  # two trainings on the full data
 def test_an_experiments_report_gets_a_full_data_baseline_of_main_made_once_on_demand(ml_project, mlflow_server):
     env = clean_env(MLFLOW_TRACKING_URI=mlflow_server)
     main = git(ml_project, "rev-parse", "HEAD")

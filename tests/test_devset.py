@@ -233,6 +233,7 @@ def _threshold_model(folder: Path, cut: float) -> str:
     return str(folder)
 
 
+@pytest.mark.slow  # a model saved and loaded by MLflow for three checks
 def test_a_biased_models_predictions_are_compared_with_its_own_predictions_not_with_labels(dvc_project, tmp_path):
     """Labels 1 when x > 0; the deployed model says 1 when x > -0.5. A log of the same distribution, scored by
     that model, holds about 69% ones: against the dev labels (50%) that is a false alarm; against the same
@@ -263,6 +264,7 @@ def test_a_biased_models_predictions_are_compared_with_its_own_predictions_not_w
     assert shifted.returncode == 1 and "predicted class 1:" in shifted.stdout
 
 
+@pytest.mark.slow  # a model saved and loaded by MLflow for three checks
 def test_image_rows_are_predicted_from_their_files_as_the_capture_feeds_the_endpoint(dvc_project, tmp_path):
     """Images whose label is 1 when their mean brightness passes 0.5, and a PyTorch model that says 1 past 0.25
     (N x 1 x 8 x 8 tensors in [0, 1], as the scaffold's model): its log of the same images is flagged against the
