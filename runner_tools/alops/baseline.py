@@ -5,7 +5,8 @@ An experiment branch trains on the full data while main trains on the dev data, 
 find no run of main to compare with ("No baseline"). This looks for a finished run of the target's last commit
 on this branch's dataset; when there is none, it checks that commit out in a temporary clone (sharing the
 project's git objects, DVC settings and cache), runs its pipeline there on that dataset and tracks the run as
-the target's, on the project's tracking store. The report then finds it as "the latest tracked run of main on the full dataset".
+the target's, on the project's tracking store (no baseline when the store stops answering). The report then
+finds it as "the latest tracked run of main on the full dataset".
 """
 
 from __future__ import annotations
@@ -18,17 +19,15 @@ from dataclasses import replace
 from alops.errors import AlopsError, ConfigError
 from alops.git import fetch_branch, git
 
-BUFFER = os.path.join(".alops", "tracking-buffer")
-
-
 def target_commit(root: str, target: str) -> str:
     """The target's last commit: the local branch, else origin's (fetched: a CI clone holds one ref)."""
-    for ref in (f"refs/heads/{target}", f"refs/remotes/origin/{target}"):
-        if ref.startswith("refs/remotes/"):
-            fetch_branch(root, target)
-        found = git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
-        if found.returncode == 0:
-            return found.stdout.strip()
+    local = git(root, "rev-parse", "--verify", "--quiet", f"refs/heads/{target}^{{commit}}", check=False)
+    if local.returncode == 0:
+        return local.stdout.strip()
+    fetch_branch(root, target)
+    remote = git(root, "rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{target}^{{commit}}", check=False)
+    if remote.returncode == 0:
+        return remote.stdout.strip()
     raise ConfigError(f"no branch {target!r} here or on origin: pass the branch to compare with as --target")
 
 
@@ -91,10 +90,9 @@ def ensure(project, target: str, device: str | None = None, allow_cpu: bool = Fa
             raise AlopsError(f"the pipeline of {target}@{commit[:8]} was up to date, so nothing was tracked: "
                              "run it once with `alops run` on that commit")
         state, where = result.tracking
-        if state != "sent":  # the clone goes away: its buffered run joins the project's buffer
-            shutil.copytree(os.path.join(clone, BUFFER), os.path.join(project.root, BUFFER), dirs_exist_ok=True)
-            return (f"{target}@{commit[:8]} trained on the {dataset} dataset; the tracking server did not answer, so "
-                    f"the run waits in {BUFFER} (`alops track sync` sends it)")
+        if state != "sent":  # buffered in the clone, which goes away: the report right after could not use it
+            raise AlopsError(f"{target}@{commit[:8]} trained, but the tracking server stopped answering: no baseline "
+                             "this time (the next job makes it)")
         return f"{target}@{commit[:8]} trained on the {dataset} dataset and tracked: run {where}"
     finally:
         os.chdir(here)
