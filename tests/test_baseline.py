@@ -12,8 +12,11 @@ from test_run import runs_of
 
 
 @pytest.mark.slow  # two trainings on the full data
-def test_an_experiments_report_gets_a_full_data_baseline_of_main_made_once_on_demand(ml_project, mlflow_server):
-    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server)
+def test_an_experiments_report_gets_a_full_data_baseline_of_main_made_once_on_demand(ml_project):
+    """On the project's own store (mlflow.db, no server), as on a laptop: the session's server holds other
+    copies' runs of `main` under the same project name."""
+    env = clean_env()
+    store = f"sqlite:///{ml_project / 'mlflow.db'}"
     main = git(ml_project, "rev-parse", "HEAD")
     git(ml_project, "switch", "-q", "-c", "experiment/faster")
     params = ml_project / "params.yaml"
@@ -29,7 +32,7 @@ def test_an_experiments_report_gets_a_full_data_baseline_of_main_made_once_on_de
     assert made.returncode == 0, made.stderr
     assert f"baseline: main@{main[:8]} trained on the full dataset and tracked: run " in made.stdout
     assert "repro: on cpu with the full dataset" in made.stderr
-    [run] = runs_of(mlflow_server, ml_project, "main")
+    [run] = runs_of(store, ml_project, "main")
     tags = run.data.tags
     assert (tags["git.branch"], tags["git.commit"], tags["alops.dataset"]) == ("main", main, "full")
     assert run.data.params["train.lr"] == "0.01" and "val_accuracy" in run.data.metrics
@@ -44,7 +47,7 @@ def test_an_experiments_report_gets_a_full_data_baseline_of_main_made_once_on_de
 
     again = run_alops("baseline", "--allow-cpu", cwd=ml_project, env=env)
     assert again.returncode == 0 and f"main@{main[:8]} has a tracked run on the full dataset" in again.stdout
-    assert len(runs_of(mlflow_server, ml_project, "main")) == 1  # made once per commit of main
+    assert len(runs_of(store, ml_project, "main")) == 1  # made once per commit of main
 
 
 def test_a_baseline_of_the_branch_itself_or_of_a_missing_branch_is_one_line(ml_project, mlflow_server):

@@ -204,7 +204,10 @@ def test_bad_labelling_inputs_stop_the_context_job_in_one_line(workflow_project,
     git(workflow_project, "commit", "-q", "-am", "a bad input")
     result = act(workflow_project, "push", {"ref": "refs/heads/main"})
     output = result.stdout + result.stderr
-    assert result.returncode != 0 and message in output
+    if message not in output:  # act 0.2.89 under load has twice ended such a run before the step's log was shown
+        result = act(workflow_project, "push", {"ref": "refs/heads/main"})
+        output = result.stdout + result.stderr
+    assert result.returncode != 0 and message in output, output[-4000:]
     assert not ran(output, "context") and not ran(output, "train-dev")
     assert not (workflow_project / "pwned").exists()
 
