@@ -43,6 +43,14 @@ def md5_tree(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def push_full_data(project: Path, n: int) -> None:
+    """A full dataset of `n` samples, tracked, committed and pushed to the project's remote."""
+    write_full_dataset(project / "data/full", n=n, seed=9)
+    dvc(project, "add", "-q", "data/full")
+    git(project, "commit", "-q", "-am", f"{n} samples")
+    dvc(project, "push", "-q")
+
+
 def test_feature_branch_pulls_only_the_dev_dataset(origin, tmp_path):
     work = clone(origin, tmp_path, "feature/a")
     result = run_alops("data", "pull", cwd=work)
@@ -104,10 +112,7 @@ def _kill_when(command: list[str], cwd: Path, partial) -> bool:
 @pytest.mark.parametrize("phase", ["download into the cache", "checkout into the workspace"])
 def test_pull_killed_mid_transfer_then_rerun_completes(dvc_project, tmp_path, phase):
     """Killed while some but not all files are there (the test watches the files, not a clock)."""
-    write_full_dataset(dvc_project / "data/full", n=4000, seed=9)
-    dvc(dvc_project, "add", "-q", "data/full")
-    git(dvc_project, "commit", "-q", "-am", "bigger")
-    dvc(dvc_project, "push", "-q")
+    push_full_data(dvc_project, n=4000)
     total = _file_count(dvc_project / "data/full")
     for attempt in range(3):  # the transfer may finish between two looks; then try again from a fresh clone
         (tmp_path / f"attempt-{attempt}").mkdir()
@@ -129,10 +134,7 @@ def test_pull_killed_mid_transfer_then_rerun_completes(dvc_project, tmp_path, ph
 
 
 def test_pull_clears_a_killed_checkout_temporary_file(dvc_project, tmp_path):
-    write_full_dataset(dvc_project / "data/full", n=50, seed=9)
-    dvc(dvc_project, "add", "-q", "data/full")
-    git(dvc_project, "commit", "-q", "-am", "data")
-    dvc(dvc_project, "push", "-q")
+    push_full_data(dvc_project, n=50)
     work = clone(dvc_project, tmp_path, "experiment/big")
     images = work / "data/full/images"
     images.mkdir(parents=True)
@@ -146,10 +148,7 @@ def test_pull_clears_a_killed_checkout_temporary_file(dvc_project, tmp_path):
 
 def test_pull_replaces_the_empty_file_a_killed_reflink_left(dvc_project, tmp_path):
     """DVC creates a file before it clones data into it; a kill in between leaves it empty under its own name."""
-    write_full_dataset(dvc_project / "data/full", n=50, seed=9)
-    dvc(dvc_project, "add", "-q", "data/full")
-    git(dvc_project, "commit", "-q", "-am", "data")
-    dvc(dvc_project, "push", "-q")
+    push_full_data(dvc_project, n=50)
     work = clone(dvc_project, tmp_path, "experiment/big")
     dvc(work, "fetch", "-q", "data/full.dvc")  # the download had ended: the checkout was killed
     (work / "data/full").mkdir(parents=True)
@@ -161,10 +160,7 @@ def test_pull_replaces_the_empty_file_a_killed_reflink_left(dvc_project, tmp_pat
 
 
 def test_pull_keeps_a_changed_file_that_is_not_empty(dvc_project, tmp_path):
-    write_full_dataset(dvc_project / "data/full", n=50, seed=9)
-    dvc(dvc_project, "add", "-q", "data/full")
-    git(dvc_project, "commit", "-q", "-am", "data")
-    dvc(dvc_project, "push", "-q")
+    push_full_data(dvc_project, n=50)
     work = clone(dvc_project, tmp_path, "experiment/big")
     dvc(work, "fetch", "-q", "data/full.dvc")
     (work / "data/full").mkdir(parents=True)
