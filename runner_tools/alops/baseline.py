@@ -60,20 +60,25 @@ def _share_dvc_settings(root: str, clone: str, cache_dir: str) -> None:
         config["cache"]["dir"] = cache_dir
 
 
-def ensure(project, target: str, device: str | None = None, allow_cpu: bool = False, echo=print) -> str:
-    """The target's run on this branch's dataset, found or made; one line saying which."""
+def ensure(project, target: str, device: str | None = None, allow_cpu: bool = False, echo=print, seeds: int = 1) -> str:
+    """The target's run on this branch's dataset (`seeds` of them: alops.seeds), found or made; one line saying
+    which."""
     from alops import pipeline, tracking
     from alops.project import TAG_DATASET, Project
+    from alops.params import load_params
+    from alops.seeds import run_seeds, seed_values, tracked_seeds
 
     dataset, uri = project.context.profile.dataset, project.tracking_uri
     if target == project.context.branch:
         raise ConfigError(f"{target!r} is this branch: a baseline is the branch it merges into (--target)")
     commit = target_commit(project.root, target)
     found = tracking.find_runs(uri, project.name, branch=target, commit=commit, limit=1, tags={TAG_DATASET: dataset})
-    if found:
-        return f"{target}@{commit[:8]} has a tracked run on the {dataset} dataset: {tracking.run_url(uri, found[0])}"
-    echo(f"{target}@{commit[:8]} has no tracked run on the {dataset} dataset: running its pipeline on it, in a "
-         "temporary clone")
+    have = len(tracked_seeds(uri, project.name, found[0])) if found else 0
+    if found and have >= seeds:
+        return (f"{target}@{commit[:8]} has {f'{have} seeds of its ' if seeds > 1 else 'a '}tracked run on the "
+                f"{dataset} dataset: {tracking.run_url(uri, found[0])}")
+    echo(f"{target}@{commit[:8]} has {have or 'no'} tracked run(s) on the {dataset} dataset: running its pipeline on "
+         f"it{f' with {seeds} seeds' if seeds > 1 else ''}, in a temporary clone")
     cache_dir = project.dvc.cache.local_cache_dir
     folder = tempfile.mkdtemp(prefix="alops-baseline-")
     saved, here = os.environ.get("MLFLOW_TRACKING_URI"), os.getcwd()
@@ -84,16 +89,27 @@ def ensure(project, target: str, device: str | None = None, allow_cpu: bool = Fa
         profile = replace(project.context.profile, tracking=True)  # this branch's dataset and device
         os.chdir(clone)  # DVC resolves a pipeline's stages from the working directory
         with Project.open(clone, branch=target, profile=profile) as base:
-            result = pipeline.run_pipeline(base, device=device, allow_cpu=allow_cpu, track=True,
-                                           echo=lambda line: echo(f"{target}: {line}"))
-        if not result.tracking:
-            raise AlopsError(f"the pipeline of {target}@{commit[:8]} was up to date, so nothing was tracked: "
-                             "run it once with `alops run` on that commit")
-        state, where = result.tracking
-        if state != "sent":  # buffered in the clone, which goes away: the report right after could not use it
-            raise AlopsError(f"{target}@{commit[:8]} trained, but the tracking server stopped answering: no baseline "
-                             "this time (the next job makes it)")
-        return f"{target}@{commit[:8]} trained on the {dataset} dataset and tracked: run {where}"
+            if seeds > 1:
+                seed_values(load_params(clone), seeds)  # no seed param: said before any run
+            tracked = []
+
+            def run_one(sets: dict):
+                result = pipeline.run_pipeline(base, device=device, allow_cpu=allow_cpu, sets=sets, track=True,
+                                               echo=lambda line: echo(f"{target}: {line}"))
+                if not result.tracking:
+                    raise AlopsError(f"the pipeline of {target}@{commit[:8]} was up to date, so nothing was tracked: "
+                                     "run it once with `alops run` on that commit")
+                if result.tracking[0] != "sent":  # buffered in the clone, which goes away: no use to the report
+                    raise AlopsError(f"{target}@{commit[:8]} trained, but the tracking server stopped answering: no "
+                                     "baseline this time (the next job makes it)")
+                tracked.append(result.tracking[1])
+                return result
+
+            if seeds > 1:
+                run_seeds(base, seeds, run_one, echo=lambda line: echo(f"{target}: {line}"))
+            else:
+                run_one({})
+        return f"{target}@{commit[:8]} trained on the {dataset} dataset and tracked: run {', '.join(tracked)}"
     finally:
         os.chdir(here)
         if saved is None:

@@ -67,6 +67,7 @@ class PrimaryMetric:
     name: str
     direction: str = "max"
     min_gain: float = 0.0
+    implied: bool = False  # not named in alops.yaml: taken from the metric's name (alops.report)
 
 
 @dataclass(frozen=True)

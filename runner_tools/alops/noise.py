@@ -1,11 +1,12 @@
-"""Whether a change in a proportion metric (accuracy, recall, ... measured on n samples) is more than sampling
-noise: the 95% interval of the difference of two independent proportions (Newcombe's hybrid score interval,
-built from each side's Wilson interval by scipy). Each side's n is the `<prefix>_samples` metric beside
-`<prefix>_<name>` (`val_samples` for `val_accuracy`, as the scaffold's evaluate stage writes it), or `samples`
-beside a name without a prefix.
+"""Whether a change in a metric is more than noise, as a 95% interval of `current - before`:
 
-Two runs scored on the same samples would allow a paired test, which is narrower: this interval errs towards
-"within noise".
+- over seeds (`alops run --seeds N`): the difference of the two means, with Student's t on the variance the
+  seeds show (pooled over both sides, so one run on a side is judged by the other side's spread);
+- for one run a side, a proportion metric (accuracy, recall, ... measured on n samples): the difference of two
+  independent proportions (Newcombe's hybrid score interval, built from each side's Wilson interval by scipy).
+  Each side's n is the `<prefix>_samples` metric beside `<prefix>_<name>` (`val_samples` for `val_accuracy`, as
+  the scaffold's evaluate stage writes it), or `samples` beside a name without a prefix. Two runs scored on the
+  same samples would allow a paired test, which is narrower: this interval errs towards "within noise".
 """
 
 from __future__ import annotations
@@ -22,8 +23,50 @@ class Change:
 
     low: float
     high: float
-    samples: tuple[int, int]  # (current, before)
+    samples: tuple[int, int]  # (current, before): samples measured, or seeds run (`unit`)
     verdict: str  # "better", "worse" or "within noise"
+    unit: str = "samples"
+
+    def describe(self) -> str:
+        """The interval and its basis, e.g. "+0.0050 to +0.0220 (mean of 3 vs 3 seeds)"."""
+        basis = (f"mean of {self.samples[0]} vs {self.samples[1]} seeds" if self.unit == "seeds"
+                 else f"{self.samples[0]} vs {self.samples[1]} samples")
+        return f"{self.low:+.4f} to {self.high:+.4f} ({basis})"
+
+
+def _verdict(low: float, high: float, direction: str) -> str:
+    better, worse = (low > 0, high < 0) if direction == "max" else (high < 0, low > 0)
+    return "better" if better else "worse" if worse else "within noise"
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def spread(values: list[float]) -> float | None:
+    """Half the width of the 95% interval of the mean of `values` (Student's t), or None for fewer than two."""
+    from scipy.stats import t
+
+    if len(values) < 2:
+        return None
+    average = mean(values)
+    deviation = math.sqrt(sum((v - average) ** 2 for v in values) / (len(values) - 1))
+    return float(t.ppf(0.5 + CONFIDENCE / 2, len(values) - 1)) * deviation / math.sqrt(len(values))
+
+
+def seed_change(now: list[float], before: list[float], direction: str = "max") -> Change | None:
+    """The interval of mean(now) - mean(before) over seeds: Student's t with the variance pooled over both sides
+    (a side with one run adds no degrees of freedom); None when neither side has two seeds."""
+    from scipy.stats import t
+
+    freedom = len(now) + len(before) - 2
+    if not now or not before or freedom < 1:
+        return None
+    squares = sum((v - mean(side)) ** 2 for side in (now, before) for v in side)
+    half = float(t.ppf(0.5 + CONFIDENCE / 2, freedom)) * math.sqrt(squares / freedom) * math.sqrt(1 / len(now) + 1 / len(before))
+    difference = mean(now) - mean(before)
+    low, high = difference - half, difference + half
+    return Change(low, high, (len(now), len(before)), _verdict(low, high, direction), "seeds")
 
 
 def sample_count(metrics: dict[str, float], name: str) -> int | None:
@@ -53,6 +96,4 @@ def change(current: float, before: float, metrics_now: dict[str, float], metrics
     difference = current - before
     low = difference - math.hypot(current - low_now, high_before - before)
     high = difference + math.hypot(high_now - current, before - low_before)
-    sign = 1 if direction == "max" else -1
-    better, worse = (low > 0, high < 0) if sign > 0 else (high < 0, low > 0)
-    return Change(low, high, counts, "better" if better else "worse" if worse else "within noise")
+    return Change(low, high, counts, _verdict(low, high, direction))

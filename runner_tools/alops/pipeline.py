@@ -155,6 +155,17 @@ def locked_params(lock_text: str | None) -> dict:
     return used
 
 
+def params_used(root: str) -> dict[str, str]:
+    """Flat params of the workspace's last run: params.yaml, with the values dvc.lock records over it (a run's
+    --set values and `dataset`)."""
+    used = params_mod.flatten(params_mod.load_params(root))
+    lock = os.path.join(root, "dvc.lock")
+    if os.path.exists(lock):
+        with open(lock, encoding="utf-8") as handle:
+            used.update(params_mod.flatten(locked_params(handle.read())))
+    return {name: str(value) for name, value in used.items()}
+
+
 def _entries(items) -> list[str]:
     paths = []
     for item in items or []:

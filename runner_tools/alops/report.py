@@ -37,6 +37,7 @@ class Side:
     dataset: str | None = None  # dev or full: only like is compared with like
     commit: str | None = None
     run_id: str | None = None  # the tracked run, when the side is one
+    seeds: list[dict[str, float]] = field(default_factory=list)  # per-seed metrics (metrics holds their mean)
 
 
 @dataclass
@@ -56,14 +57,8 @@ class Report:
     strategy: str | None = None  # the query strategy of the branch's label imports (al/ branches)
     plots: list[str] = field(default_factory=list)  # PNG file names of the pipeline's plots, beside the report
     target_params: dict[str, str] | None = None  # without a baseline: the params the target committed
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
+    candidates: list[dict] = field(default_factory=list)  # parallel candidates, when select-best picked this one
+    pick_patch: str = ""  # the pick's params.yaml change (alops.candidates)
 
 
 def _committed_side(project, target: str) -> Side | None:
@@ -93,13 +88,20 @@ def _committed_side(project, target: str) -> Side | None:
                 dataset=str(dataset) if dataset in ("dev", "full") else None, commit=commit)
 
 
-def _run_side(run, uri: str, description: str) -> Side:
+def _run_side(run, uri: str, project: str, description: str) -> Side:
+    """A tracked run as a side; with its seeds' runs (alops.seeds) when it has them, their mean as its metrics."""
+    from alops.seeds import mean_metrics, tracked_seeds
     from alops.tracking import run_url
 
     labeled = run.data.tags.get(TAG_LABELED)
-    return Side(description, dict(run.data.metrics), dict(run.data.params), run.data.tags.get(TAG_DATA_VERSION),
-                int(labeled) if labeled and labeled.isdigit() else None, run_url(uri, run), run.data.tags.get(TAG_DATASET),
-                run.data.tags.get(TAG_COMMIT), run.info.run_id)
+    per_seed = tracked_seeds(uri, project, run)
+    per_seed = per_seed if len(per_seed) > 1 else []
+    if per_seed:
+        description += f", mean of {len(per_seed)} seeds"
+    return Side(description, {**run.data.metrics, **mean_metrics(per_seed)}, dict(run.data.params),
+                run.data.tags.get(TAG_DATA_VERSION), int(labeled) if labeled and labeled.isdigit() else None,
+                run_url(uri, run), run.data.tags.get(TAG_DATASET), run.data.tags.get(TAG_COMMIT), run.info.run_id,
+                per_seed)
 
 
 def _tracked_sides(project, uri: str, target: str, dataset: str, current: Side, reasons: list[str]):
@@ -114,10 +116,10 @@ def _tracked_sides(project, uri: str, target: str, dataset: str, current: Side, 
     target_runs = tracking.find_runs(uri, project.name, branch=target, limit=1, tags={TAG_DATASET: dataset})
     champion = tracking.aliased_run(uri, project.name, CHAMPION) if not target_runs else None
     if target_runs:
-        baseline = _run_side(target_runs[0], uri, f"latest tracked run of {code(target)} on the {dataset} dataset")
+        baseline = _run_side(target_runs[0], uri, project.name, f"latest tracked run of {code(target)} on the {dataset} dataset")
     elif champion and champion[0].data.tags.get(TAG_DATASET) == dataset:  # main trains on dev data: production
         run, version = champion                                           # is the full-data baseline
-        baseline = _run_side(run, uri, f"the {CHAMPION} (model {code(project.name)} version {version}, its "
+        baseline = _run_side(run, uri, project.name, f"the {CHAMPION} (model {code(project.name)} version {version}, its "
                                        f"tracked run on the {dataset} dataset; {code(target)} has none)")
     else:
         other = tracking.find_runs(uri, project.name, branch=target, limit=100)
@@ -141,15 +143,40 @@ def _branch_strategy(root: str) -> str | None:
     return found.stdout.strip() or None if found.returncode == 0 else None
 
 
-def collect(project, target: str, curve_metric: str | None = None, simulation_csv: str | None = None) -> Report:
-    """Everything the report shows, for the project's workspace against `target`."""
-    from alops import data, params as params_mod, tracking
-    from alops.metrics import is_fidelity_file, workspace_metrics_by_file
-    from alops.pipeline import locked_params, pipeline_files
+def find_baseline(project, target: str, current: Side):
+    """(the baseline for `current`, the branch's tracked runs, why there is no baseline, the target's committed
+    side): the target's tracked run on the same dataset (or the champion's), else what the target committed."""
+    from alops import tracking
+    from alops.git import fetch_branch
 
-    root, context = project.root, project.context
     # nothing tracked here: compare with what the target branch committed
     uri = project.tracking_uri if project.tracking_store_exists else None
+    baseline, branch_runs, reasons, dataset = None, [], [], current.dataset
+    try:
+        if uri:
+            baseline, branch_runs = _tracked_sides(project, uri, target, dataset, current, reasons)
+    except tracking.TrackingUnavailable as exc:  # an outage must not fail the job that trained and buffered
+        reasons.append(f"the tracking server did not answer ({exc})")
+    committed = None
+    if baseline is None:
+        fetch_branch(project.root, target)  # best effort: a CI clone lacks the target branch; a local one has it
+        committed = _committed_side(project, target)
+        if committed is None or not committed.metrics:
+            reasons.append(f"no metrics committed on {code(target)} (is it fetched? `git fetch origin {target}`)")
+        elif committed.dataset not in (None, dataset):
+            reasons.append(f"the metrics committed on {code(target)} come from the {committed.dataset} dataset")
+        else:
+            baseline = committed
+    return baseline, branch_runs, reasons, committed
+
+
+def collect(project, target: str, curve_metric: str | None = None, simulation_csv: str | None = None) -> Report:
+    """Everything the report shows, for the project's workspace against `target`."""
+    from alops import data, seeds
+    from alops.metrics import is_fidelity_file, workspace_metrics_by_file
+    from alops.pipeline import params_used, pipeline_files
+
+    root, context = project.root, project.context
     if target.startswith("-"):
         raise ConfigError(f"--target {target!r} is not a branch name")
     files = pipeline_files(project)
@@ -165,29 +192,12 @@ def collect(project, target: str, curve_metric: str | None = None, simulation_cs
     manifest = project.manifest(context.profile.dataset)
     labeled = labeled_count(manifest) if os.path.isfile(manifest) else None
     dataset = context.profile.dataset
-    used = params_mod.flatten(params_mod.load_params(root))
-    used.update(params_mod.flatten(locked_params(_read(os.path.join(root, "dvc.lock")))))  # as the run had them
-    current = Side("workspace", metrics, {k: str(v) for k, v in used.items()}, version, labeled, dataset=dataset,
-                   commit=context.commit)
-    baseline, branch_runs, reasons = None, [], []
-    try:
-        if uri:
-            baseline, branch_runs = _tracked_sides(project, uri, target, dataset, current, reasons)
-    except tracking.TrackingUnavailable as exc:  # an outage must not fail the job that trained and buffered
-        reasons.append(f"the tracking server did not answer ({exc})")
-    committed = None
-    if baseline is None:
-        from alops.git import fetch_branch
-
-        fetch_branch(root, target)  # best effort: a CI clone lacks the target branch; a local one has it
-        committed = _committed_side(project, target)
-        if committed is None or not committed.metrics:
-            reasons.append(f"no metrics committed on {code(target)} (is it fetched? `git fetch origin {target}`)")
-        elif committed.dataset not in (None, dataset):
-            reasons.append(f"the metrics committed on {code(target)} come from the {committed.dataset} dataset")
-        else:
-            baseline = committed
-    primary = project.config.metric
+    used = params_used(root)  # as the run had them
+    per_seed = seeds.workspace_seeds(root, used, context.commit)
+    current = Side("workspace", {**metrics, **seeds.mean_metrics(per_seed)}, used, version, labeled, dataset=dataset,
+                   commit=context.commit, seeds=per_seed)
+    baseline, branch_runs, reasons, committed = find_baseline(project, target, current)
+    primary = project.config.metric or _implied_primary(metrics)
     if primary is not None and primary.name not in metrics:
         raise ConfigError(f"alops.yaml metric.name {primary.name!r} is not among the metrics the pipeline wrote "
                           f"({', '.join(sorted(metrics))})")
@@ -211,6 +221,17 @@ def collect(project, target: str, curve_metric: str | None = None, simulation_cs
         if simulation_csv:
             report.simulation, report.simulation_seeds = simulation_curves(simulation_csv, report.strategy)
     return report
+
+
+HIGHER_IS_BETTER = ("val_accuracy", "accuracy", "test_accuracy", "f1", "val_f1")
+
+
+def _implied_primary(metrics: dict[str, float]):
+    """Without a metric in alops.yaml, a verdict on the first of the metrics whose direction is known."""
+    from alops.config import PrimaryMetric
+
+    name = next((name for name in HIGHER_IS_BETTER if name in metrics), None)
+    return PrimaryMetric(name, implied=True) if name else None
 
 
 def _first_metric(metrics: dict[str, float]) -> str:
@@ -311,24 +332,42 @@ def _value(text) -> str:
 
 def _verdict(report: Report, primary) -> str:
     """One line on the primary metric against the baseline and the minimum gain, and whether the change is more
-    than sampling noise (alops.noise) when both sides say how many samples measured it."""
-    from alops.noise import change
+    than noise (alops.noise): over seeds when a side ran several, else sampling noise when both sides say how many
+    samples measured it."""
+    from alops.noise import change, seed_change
 
-    name, now = code(primary.name), report.current.metrics
-    current = now[primary.name]
-    before = report.baseline.metrics.get(primary.name) if report.baseline else None
+    name, now, base = code(primary.name), report.current, report.baseline
+    current = now.metrics[primary.name]
+    before = base.metrics.get(primary.name) if base else None
     if before is None or math.isnan(before) or math.isnan(current):
-        return f"**{name}: {_number(current)}** (no baseline to compare with)."
+        return f"**{name}: {_number(current)}** (no baseline to compare with){_implied(primary)}."
     gain = current - before if primary.direction == "max" else before - current
     verdict = "better" if gain > 0 and gain >= primary.min_gain else "not better by the minimum gain" if gain > 0 else \
         "no gain" if gain == 0 else "worse"
     line = (f"**{name}: {_number(current)}** vs {_number(before)} ({_delta(current, before)}): {verdict}"
-            + (f" (minimum gain {primary.min_gain:g})" if primary.min_gain else "") + ".")
-    noise = change(current, before, now, report.baseline.metrics, primary.name, primary.direction)
+            + (f" (minimum gain {primary.min_gain:g})" if primary.min_gain else "") + _implied(primary) + ".")
+    values = [[run[primary.name] for run in side.seeds if primary.name in run] or [value]
+              for side, value in ((now, current), (base, before))]
+    if max(map(len, values)) > 1:
+        noise, kind = seed_change(*values, primary.direction), "Seed noise"
+    else:
+        noise, kind = change(current, before, now.metrics, base.metrics, primary.name, primary.direction), "Sampling noise"
     if noise is not None:
-        line += (f" Sampling noise: the change's 95% interval is {noise.low:+.4f} to {noise.high:+.4f} "
-                 f"({noise.samples[0]} vs {noise.samples[1]} samples), so it is **{noise.verdict}**.")
+        line += f" {kind}: the change's 95% interval is {noise.describe()}, so it is **{noise.verdict}**."
     return line
+
+
+def _implied(primary) -> str:
+    return " (alops.yaml names no metric: judged by this one, higher is better)" if primary.implied else ""
+
+
+def _spread(side: Side | None, name: str) -> str:
+    """A side's value of a metric; over seeds, the mean ± half its 95% interval."""
+    from alops.noise import spread
+
+    value = side.metrics.get(name) if side else None
+    half = spread([run[name] for run in side.seeds if name in run]) if side and value is not None else None
+    return _number(value) + (f" ± {half:.2g}" if half else "")
 
 
 def _run_link(side: Side | None) -> str:
@@ -348,6 +387,8 @@ def _sides(report: Report) -> list[str]:
         ("commit", code(now.commit[:12]) if now.commit else "–", code(base.commit[:12]) if base and base.commit else "–"),
         ("run", _run_link(now), _run_link(base)),
     ]
+    if now.seeds or (base and base.seeds):
+        rows.append(("seeds", str(len(now.seeds) or 1), str(len(base.seeds) or 1) if base else "–"))
     return ["| | this branch | target |", "|---|---|---|"] + [f"| {name} | {this} | {that} |" for name, this, that in rows]
 
 
@@ -379,6 +420,29 @@ def _active_learning(report: Report, image: str | None) -> list[str]:
     return lines
 
 
+def _candidates(report: Report) -> list[str]:
+    """The parallel candidates' table (the pick in bold) and the pick's params change."""
+    from alops.candidates import PATCH_FILE
+
+    names = sorted({name for row in report.candidates for name in row["params"]})
+    metric = code(report.candidates[0]["metric"])
+    lines = ["", f"### Candidates ({len(report.candidates)}, picked on the mean over seeds)", "",
+             "| candidate | " + " | ".join(code(n) for n in names) + f" | {metric} | seeds |",
+             "|---|" + "---|" * len(names) + "---:|---:|"]
+    for row in report.candidates:
+        value = _number(row["mean"]) + (f" ± {row['spread']:.2g}" if row.get("spread") is not None else "")
+        mark = "**picked**" if row["picked"] else ""
+        lines.append(f"| {code(row['report'])} {mark} | " + " | ".join(_value(row["params"].get(n, "–")) for n in names)
+                     + f" | {value} | {row['seeds']} |")
+    if report.pick_patch:
+        fence = "`" * max(3, max((len(run) for run in re.findall(r"`+", report.pick_patch)), default=0) + 1)
+        lines += ["", f"The pick as a params change (the job's `{PATCH_FILE}`; `git apply {PATCH_FILE}`):", "",
+                  f"{fence}diff", report.pick_patch.rstrip("\n"), fence]
+    else:
+        lines += ["", "params.yaml holds the pick already."]
+    return lines
+
+
 def render(report: Report, images: dict[str, str] | None = None) -> str:
     """The markdown, starting with the hidden marker that finds the comment again: the primary metric's verdict,
     the model metrics, both sides' provenance, params that changed, then collapsed detail. `images` maps each PNG
@@ -394,7 +458,7 @@ def render(report: Report, images: dict[str, str] | None = None) -> str:
     ordered = sorted(report.current.metrics, key=lambda name: (primary is None or name != primary.name, name))
     for name in ordered:
         before = base.metrics.get(name) if base else None
-        lines.append(f"| {code(name)} | {_number(report.current.metrics[name])} | {_number(before)} | "
+        lines.append(f"| {code(name)} | {_spread(report.current, name)} | {_spread(base, name)} | "
                      f"{_delta(report.current.metrics[name], before)} |")
     lines += ["", *_sides(report)]
     before = base.params if base else report.target_params
@@ -409,6 +473,8 @@ def render(report: Report, images: dict[str, str] | None = None) -> str:
                       for k in changed]
         else:
             lines += ["", "None."]
+    if report.candidates:
+        lines += _candidates(report)
     if report.kind == "active-learning":
         lines += _active_learning(report, images.get(LEARNING_CURVE) if report.curve else None)
     shown = list(dict.fromkeys(images[name] for name in report.plots if images.get(name)))

@@ -197,7 +197,8 @@ def track(record: RunRecord, root: str, kind: str, uri: str) -> tuple[str, str]:
 
 
 def best_run(uri: str, experiment: str, metric: str, mode: str, commit: str | None) -> dict:
-    """The finished run with the best `metric` (its id, value and params); an error when there is none."""
+    """The candidate with the best mean of `metric` over its seeds (finished runs that share their params but
+    their seeds): the id of its best run, the mean, the seed count and the params; an error when there is none."""
     from mlflow.exceptions import MlflowException
 
     if metric_name(metric) != metric:
@@ -218,8 +219,17 @@ def best_run(uri: str, experiment: str, metric: str, mode: str, commit: str | No
         raise TrackingUnavailable(f"tracking server {uri}: {str(exc).splitlines()[0]}") from None
     if not runs:
         raise AlopsError(f"no finished run in {experiment!r} has metric {metric!r}")
-    best = runs[0]
-    return {"run_id": best.info.run_id, "metric": metric, "value": best.data.metrics[metric], "params": best.data.params}
+    from alops.noise import mean
+    from alops.seeds import without_seeds
+
+    groups: dict[tuple, list] = {}  # the runs of one candidate differ in their seeds only
+    for run in runs:
+        groups.setdefault(tuple(sorted(without_seeds(dict(run.data.params)).items())), []).append(run)
+    sign = 1 if mode == "max" else -1
+    group = max(groups.values(), key=lambda members: sign * mean([r.data.metrics[metric] for r in members]))
+    best = max(group, key=lambda run: sign * run.data.metrics[metric])
+    return {"run_id": best.info.run_id, "metric": metric, "value": mean([r.data.metrics[metric] for r in group]),
+            "seeds": len(group), "params": without_seeds(dict(best.data.params))}
 
 
 def runner_name(ci_job_url: str | None) -> str:

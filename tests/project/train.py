@@ -10,8 +10,8 @@ import torch
 
 from common import device, load, model, params
 
-torch.manual_seed(0)
 config = params()["train"]
+torch.manual_seed(config.get("seed", 0))
 x, y = load("train")
 net = model(config["hidden"]).to(device())
 optimiser = torch.optim.Adam(net.parameters(), lr=config["lr"])

@@ -17,8 +17,13 @@ from alops.project import Project
               help="Run with a parameter changed (repeatable); the run and dvc.lock record it, params.yaml stays.")
 @click.option("--keep-sets", is_flag=True, help="Also keep the --set values in params.yaml after the run.")
 @click.option("--track/--no-track", default=None, help="Default: on where the profile tracks or MLFLOW_TRACKING_URI is set.")
+@click.option("--seeds", type=int, default=1, show_default=True, envvar="ALOPS_SEEDS",
+              help="Run N times, the seed params (keys named seed) counting up from params.yaml's; the report "
+                   "compares the mean with an interval (env: ALOPS_SEEDS).")
+@click.option("--candidate", metavar="I/N", envvar="ALOPS_CANDIDATE",
+              help="Run combination I of `alops params matrix --sample N` (a CI matrix job's share; env: ALOPS_CANDIDATE).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and do nothing.")
-def run_command(stages, device, allow_cpu, assignments, keep_sets, track, dry_run) -> None:
+def run_command(stages, device, allow_cpu, assignments, keep_sets, track, seeds, candidate, dry_run) -> None:
     """Run the pipeline as the runner does for this branch: data, dvc repro, tracking, push.
 
     \b
@@ -27,18 +32,42 @@ def run_command(stages, device, allow_cpu, assignments, keep_sets, track, dry_ru
       alops run --dry-run
       alops run --set train.lr=0.01 train
       alops run --set train.lr=0.01 --keep-sets   # and write it into params.yaml
+      alops run --seeds 3                # three seeds: the report's mean and interval
+      alops run --candidate 2/3          # the second of `alops params matrix --sample 3`
     """
+    from alops import seeds as spread
     from alops.params import parse_assignment
     from alops.pipeline import run_pipeline
 
     sets = dict(parse_assignment(a) for a in assignments)
+    echo = lambda line: click.echo(f"alops: {line}", err=True)  # noqa: E731
     with Project.open() as project:
         if project.context.notice:
             notice(project.context.notice)
-        result = run_pipeline(project, list(stages), device, allow_cpu, sets, track, dry_run,
-                              echo=lambda line: click.echo(f"alops: {line}", err=True), keep_sets=keep_sets)
-    for name, value in sorted(result.metrics.items()):
-        click.echo(f"{name}: {value:g}")
+        if candidate:
+            from alops.candidates import candidate_sets
+
+            chosen = candidate_sets(project.root, candidate)
+            echo(f"candidate {candidate}: " + ", ".join(f"{k}={v}" for k, v in chosen.items()))
+            sets = {**chosen, **sets}
+
+        def run_one(extra: dict):
+            return run_pipeline(project, list(stages), device, allow_cpu, {**sets, **extra}, track, dry_run,
+                                echo=echo, keep_sets=keep_sets)
+
+        if seeds == 1 or dry_run:
+            result = run_one({})
+            if not dry_run:
+                spread.forget(project.root)
+            metrics = result.metrics
+        else:
+            runs = spread.run_seeds(project, seeds, run_one, echo)
+            metrics = spread.mean_metrics([run["metrics"] for run in runs])
+            result = None
+    for name, value in sorted(metrics.items()):
+        click.echo(f"{name}: {value:g}" + ("" if result else f" (mean of {seeds} seeds)"))
+    if result is None:
+        return
     if sets and not keep_sets and not dry_run and result.ran:
         notice(f"{', '.join(f'{k}={v}' for k, v in sets.items())} held for this run only: params.yaml (what CI "
                "runs) is as it was; to keep them, run again with --keep-sets and commit params.yaml")

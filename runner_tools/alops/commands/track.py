@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from alops.errors import ConfigError
 from alops.project import Project
 
 
@@ -23,17 +24,51 @@ def track_sync() -> None:
 
 
 @click.command("select-best")
-@click.option("--metric", required=True, help="Metric to rank by, e.g. val_accuracy.")
-@click.option("--mode", type=click.Choice(["max", "min"]), default="max", show_default=True)
+@click.argument("reports", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--metric", help="Metric to rank tracked runs by, e.g. val_accuracy (default: alops.yaml's metric).")
+@click.option("--mode", type=click.Choice(["max", "min"]), help="Default: alops.yaml's metric direction, else max.")
 @click.option("--kind", help="Branch kind whose experiment to search; default: this branch's.")
 @click.option("--commit", help="Only runs of this commit (default: the current one, when known).")
-def select_best(metric, mode, kind, commit) -> None:
-    """Pick the best candidate run by a metric (e.g. after a params matrix) and print its params as JSON."""
+@click.option("--target", metavar="BRANCH", help="With REPORTS: the branch to compare the pick with (default: the "
+              "MR's target, else the default branch).")
+@click.option("--out", default="report.md", show_default=True, help="With REPORTS: the pick's report.")
+@click.option("--json", "json_path", metavar="PATH", help="With REPORTS: also keep the pick's report as data.")
+def select_best(reports, metric, mode, kind, commit, target, out, json_path) -> None:
+    """Pick the best candidate by the mean of a metric over its seeds.
+
+    \b
+    Without REPORTS: among the tracked runs (of this commit), grouped by params but their seeds; prints the
+    pick's params as JSON. With REPORTS (each candidate job's `alops report --json`): the pick's report, with
+    every candidate's mean in a table, compared with the target's baseline, and params-pick.patch beside it.
+
+    \b
+    Examples:
+      alops select-best --metric val_accuracy
+      alops select-best candidate-*/report.json --json report.json   # CI's select job
+    """
     import json
 
     from alops import tracking
 
     with Project.open() as project:
+        if reports:
+            from alops import candidates, report as report_mod
+            from alops.files import atomic_write
+
+            built, pngs = candidates.pick(project, list(reports), out, project.target_branch(target), metric, mode)
+            if json_path:
+                report_mod.save(built, pngs, json_path)
+            atomic_write(out, report_mod.render(built))
+            picked = next(row for row in built.candidates if row["picked"])
+            click.echo(f"select-best: {picked['report']} ({', '.join(f'{k}={v}' for k, v in picked['params'].items())}"
+                       f"): {picked['metric']} {picked['mean']:g}, mean of {picked['seeds']} seed(s); report: {out}"
+                       + (f", {candidates.PATCH_FILE}" if built.pick_patch else ""))
+            return
+        primary = project.config.metric
+        metric = metric or (primary.name if primary else None)
+        if metric is None:
+            raise ConfigError("--metric is needed: alops.yaml names no metric")
+        mode = mode or (primary.direction if primary and primary.name == metric else "max")
         best = tracking.best_run(project.tracking_uri, project.experiment(kind), metric, mode,
                                  commit or project.context.commit)
         click.echo(json.dumps(best, indent=2, sort_keys=True))

@@ -1,0 +1,106 @@
+"""Parallel candidates: CI trains N combinations of `alops params matrix --sample N` side by side (job I of N
+runs `alops run --candidate I/N`, each writes its report), then `alops select-best` picks the best mean over
+seeds from those reports, compares it with the target's baseline and writes the pick as a params.yaml change.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shutil
+import tempfile
+
+from alops.errors import ConfigError
+
+MOST_CANDIDATES = 200  # GitLab's most jobs of one `parallel:`
+PATCH_FILE = "params-pick.patch"
+
+
+def _share(spec: str) -> tuple[int, int]:
+    found = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", spec or "")
+    if not found or not 1 <= int(found[1]) <= int(found[2]) <= MOST_CANDIDATES:
+        raise ConfigError(f"--candidate {spec!r}: expected I/N with 1 <= I <= N <= {MOST_CANDIDATES}, e.g. 2/3")
+    return int(found[1]), int(found[2])
+
+
+def candidate_sets(root: str, spec: str) -> dict:
+    """The params of candidate I of N: combination I of `alops params matrix --sample N` (the same N always
+    gives the same combinations)."""
+    from alops import params
+
+    index, count = _share(spec)
+    schema = params.load_schema(root)
+    if schema is None:
+        raise ConfigError(f"--candidate needs {params.SCHEMA_FILE}: list the values to try under `values:`")
+    combos = params.matrix(schema, count)
+    if len(combos) < count:
+        raise ConfigError(f"{params.SCHEMA_FILE} gives {len(combos)} combination(s), fewer than {count} candidates: "
+                          f"ask for at most {len(combos)}")
+    return combos[index - 1]
+
+
+def pick(project, paths: list[str], out: str, target: str, metric: str | None = None, mode: str | None = None,
+         patch: str = PATCH_FILE):
+    """The best candidate report among `paths` by `metric`'s mean over seeds (default: the primary metric's,
+    as its direction says; else `mode`, else max), with every candidate
+    in its table, compared with the target's baseline (found again: made after the candidates ran); the pick's
+    params change written to `patch` (empty when params.yaml has them already). Returns (report, its PNGs)."""
+    from alops import report as report_mod
+    from alops.noise import spread
+
+    loaded = [(path, *report_mod.load(path)) for path in paths]
+    if not loaded:
+        raise ConfigError("no candidate reports: pass the report.json each candidate job wrote")
+    primary = project.config.metric
+    name = metric or (primary.name if primary else None)
+    if name is None:
+        raise ConfigError("select-best needs a metric: pass --metric, or name it in alops.yaml under metric: name:")
+    missing = [path for path, report, _ in loaded if name not in report.current.metrics]
+    if missing:
+        raise ConfigError(f"{missing[0]}: no {name!r} among its metrics: pass the metric to pick by as --metric")
+    direction = mode or (primary.direction if primary and primary.name == name else "max")
+    sign = 1 if direction == "max" else -1
+    _, best, pngs = max(loaded, key=lambda item: sign * item[1].current.metrics[name])
+    varied = sorted({name for _, report, _ in loaded for name in report.current.params
+                     if len({r.current.params.get(name) for _, r, _ in loaded}) > 1})
+    best.candidates = [
+        {"report": os.path.relpath(p, os.path.dirname(os.path.abspath(out))),
+         "params": {name: report.current.params.get(name, "") for name in varied},
+         "metric": name, "mean": report.current.metrics[name],
+         "spread": spread([run[name] for run in report.current.seeds if name in run]),
+         "seeds": len(report.current.seeds) or 1, "picked": report is best}
+        for p, report, _ in loaded]
+    best.baseline, _, reasons, committed = report_mod.find_baseline(project, target, best.current)
+    best.no_baseline = "; ".join(reasons) if best.baseline is None else ""
+    best.target_params = committed.params if best.baseline is None and committed is not None else None
+    best.pick_patch = params_patch(project.root, {name: best.current.params[name] for name in varied
+                                                  if name in best.current.params})
+    if best.pick_patch:
+        with open(os.path.join(os.path.dirname(os.path.abspath(out)), patch), "w", encoding="utf-8") as handle:
+            handle.write(best.pick_patch)
+    folder = os.path.dirname(os.path.abspath(out))
+    copied = []
+    for png in pngs:  # the pick's pictures beside the report
+        destination = os.path.join(folder, os.path.basename(png))
+        if os.path.abspath(png) != destination:
+            shutil.copyfile(png, destination)
+        copied.append(destination)
+    return best, copied
+
+
+def params_patch(root: str, values: dict[str, str]) -> str:
+    """A unified diff (for `git apply`) that sets `values` (as YAML text) in params.yaml, comments kept; empty
+    when nothing changes."""
+    from alops.params import PARAMS_FILE, parse_assignment, set_params
+
+    path = os.path.join(root, PARAMS_FILE)
+    with open(path, encoding="utf-8") as handle:
+        before = handle.read()
+    with tempfile.TemporaryDirectory(prefix="alops-pick-") as staging:
+        shutil.copyfile(path, os.path.join(staging, PARAMS_FILE))
+        set_params(staging, dict(parse_assignment(f"{name}={value}") for name, value in values.items()))
+        with open(os.path.join(staging, PARAMS_FILE), encoding="utf-8") as handle:
+            after = handle.read()
+    return "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
+                                        f"a/{PARAMS_FILE}", f"b/{PARAMS_FILE}"))

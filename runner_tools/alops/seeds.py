@@ -1,0 +1,118 @@
+"""Spread over seeds: the pipeline run N times with its seed params set to s+1, ..., s+N-1 and last s (the seed
+params.yaml holds, so the workspace and dvc.lock end as the file says), each run tracked as any run is; what each
+measured is kept in .alops/seeds.json for the report. A seed param is any params.yaml key named `seed`
+(`train.seed`); the runs of one set of params differ only there.
+"""
+
+from __future__ import annotations
+
+import os
+
+from alops.errors import ConfigError
+from alops.files import write_json
+
+SEEDS_FILE = os.path.join(".alops", "seeds.json")
+MOST_SEEDS = 50
+
+
+def seed_keys(params: dict) -> list[str]:
+    """The dotted params.yaml keys named `seed`."""
+    from alops.params import flatten
+
+    return sorted(name for name in flatten(params) if name.rpartition(".")[2] == "seed")
+
+
+def without_seeds(params: dict[str, str]) -> dict[str, str]:
+    """Flat params but their seeds: what the runs of one candidate share."""
+    return {name: value for name, value in params.items() if name.rpartition(".")[2] != "seed"}
+
+
+def seed_values(params: dict, count: int) -> tuple[list[str], list[int]]:
+    """The seed keys and the seeds to run, the one params.yaml holds last; ConfigError when there is no seed."""
+    from alops.params import PARAMS_FILE, flatten
+
+    if not 1 <= count <= MOST_SEEDS:
+        raise ConfigError(f"--seeds {count}: expected 1 to {MOST_SEEDS}")
+    keys = seed_keys(params)
+    if not keys:
+        raise ConfigError(f"--seeds needs a seed in {PARAMS_FILE}: a key named seed (e.g. train.seed) that the "
+                          "training stage lists under its params and uses")
+    flat = flatten(params)
+    base = flat[keys[0]]
+    if isinstance(base, bool) or not isinstance(base, int):
+        raise ConfigError(f"{PARAMS_FILE}: {keys[0]} is {base!r}; --seeds counts up from an integer seed")
+    return keys, [base + offset for offset in range(1, count)] + [base]
+
+
+def run_seeds(project, count: int, run_one, echo=print) -> list[dict]:
+    """`run_one(sets)` (alops.pipeline.run_pipeline with the caller's options) once per seed; the per-seed
+    metrics (the model's: not the dev dataset's fidelity), kept in SEEDS_FILE with the params they share."""
+    from alops.metrics import is_fidelity_file, workspace_metrics_by_file
+    from alops.params import flatten, load_params
+
+    root = project.root
+    keys, seeds = seed_values(load_params(root), count)
+    forget(root)
+    runs = []
+    for number, seed in enumerate(seeds, 1):
+        echo(f"seed {seed} ({number} of {len(seeds)}): {', '.join(keys)} = {seed}")
+        run_one({key: seed for key in keys})
+        metrics = {name: value for path, found in workspace_metrics_by_file(project).items()
+                   if not is_fidelity_file(path) for name, value in found.items()}
+        runs.append({"seed": seed, "metrics": metrics})
+    shared = {name: str(value) for name, value in without_seeds(flatten(load_params(root))).items()}
+    write_json(os.path.join(root, SEEDS_FILE), {"alops_seeds": 1, "keys": keys, "commit": project.context.commit,
+                                                 "params": shared, "runs": runs}, indent=1)
+    return runs
+
+
+def forget(root: str) -> None:
+    """A run that is not over seeds makes the last seeds' record stale."""
+    try:
+        os.remove(os.path.join(root, SEEDS_FILE))
+    except FileNotFoundError:
+        pass
+
+
+def workspace_seeds(root: str, params: dict[str, str], commit: str | None) -> list[dict[str, float]]:
+    """The per-seed metrics of the last `--seeds` run when it ran these params (seeds aside) at this commit;
+    empty otherwise."""
+    import json
+
+    try:
+        with open(os.path.join(root, SEEDS_FILE), encoding="utf-8") as handle:
+            record = json.load(handle)
+        runs = [{str(k): float(v) for k, v in run["metrics"].items()} for run in record["runs"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []
+    if record.get("commit") != commit or record.get("params") != without_seeds(params):
+        return []
+    return runs
+
+
+def tracked_seeds(uri: str, project: str, run) -> list[dict[str, float]]:
+    """The metrics of the tracked runs that share `run`'s commit, branch, dataset and params but their seeds,
+    one per seed (the newest of each), `run` first."""
+    from alops import tracking
+    from alops.project import TAG_BRANCH, TAG_COMMIT, TAG_DATASET
+
+    tags = run.data.tags
+    if not tags.get(TAG_COMMIT):
+        return [dict(run.data.metrics)]
+    found = tracking.find_runs(uri, project, branch=tags.get(TAG_BRANCH), commit=tags[TAG_COMMIT], limit=MOST_SEEDS * 2,
+                               tags={TAG_DATASET: tags[TAG_DATASET]} if tags.get(TAG_DATASET) else None)
+    shared = without_seeds(dict(run.data.params))
+    by_seed: dict[tuple, dict[str, float]] = {}
+    for other in [run, *found]:
+        params = dict(other.data.params)
+        if without_seeds(params) == shared:
+            by_seed.setdefault(tuple(sorted(set(params.items()) - set(shared.items()))), dict(other.data.metrics))
+    return list(by_seed.values())
+
+
+def mean_metrics(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each metric's mean over the runs that have it."""
+    from alops.noise import mean
+
+    names = sorted({name for run in runs for name in run})
+    return {name: mean([run[name] for run in runs if name in run]) for name in names}
