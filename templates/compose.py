@@ -23,9 +23,9 @@ WORKFLOW_SOURCE = os.path.join(PARTS, "github.yml")
 WORKFLOW = os.path.join(os.path.dirname(HERE), ".github", "workflows", "alops.yml")
 COMPONENTS = {
     "alops": ("The whole alops flow with one include: the branch a developer pushes decides what runs.",
-              ["train", "promote", "release", "deploy", "query", "labels", "devset", "intake"]),
-    "train": ("Params check, tests and training per branch kind (dev data on CPU, full data on GPU), with the report.",
-              ["train"]),
+              ["train", "candidates", "promote", "release", "deploy", "query", "labels", "devset", "intake"]),
+    "train": ("Params check, tests and training per branch kind (dev data on CPU, full data on GPU, parallel candidates), "
+              "with the report.", ["train", "candidates"]),
     "promote": ("Open or update the merge request from experiment and al/ branches.", ["promote"]),
     "release": ("Release branches: train, gate against the champion, move the alias, publish the release, deploy.",
                 ["release", "deploy"]),

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import ALOPS, act_stand_in_args, annotate, clean_env, git
 from alops.forge_stand_in import ForgeServer
 
@@ -506,3 +507,59 @@ def test_a_labelling_round_runs_on_github_schedule_label_studio_dispatched_impor
     assert [labels[sample] for sample in expected] == ["3"] * 6
     assert [labels[sample] for sample in following] == ["5"] * 6
     assert sum(1 for label in labels.values() if label) == labeled_before + 12
+
+
+def _with_inputs(project: Path, inputs: str, name: str) -> None:
+    """The caller with more inputs, and an origin of its own (the tracking experiments are named after it)."""
+    caller = project / ".github/workflows/ci.yml"
+    caller.write_text(caller.read_text() + inputs)
+    git(project, "remote", "set-url", "origin", f"https://github.com/team/{name}.git")
+    git(project, "commit", "-q", "-am", "alops inputs")
+
+
+def _experiment_push(project: Path, branch: str, mlflow_server: str) -> tuple[str, str]:
+    result = act(project, "push", {"ref": f"refs/heads/{branch}"}, secrets={"mlflow-tracking-uri": mlflow_server})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    return output, (project.parent / "artifacts/alops-report/report.md").read_text()
+
+
+def test_three_seeds_turn_the_verdict_from_better_to_within_noise_under_act(workflow_project, mlflow_server):
+    """The must-show on GitHub: the workflow's `seeds` input; "better" for a real gain over main's full-data
+    baseline, "within noise" for a change inside the seeds' spread."""
+    _with_inputs(workflow_project, "      seeds: 3\n", "seeds-act")
+    git(workflow_project, "switch", "-q", "-c", "experiment/longer")
+    params = yaml.safe_load((workflow_project / "params.yaml").read_text())
+    params["train"]["epochs"] = 60
+    (workflow_project / "params.yaml").write_text(yaml.safe_dump(params))
+    git(workflow_project, "commit", "-q", "-am", "train longer")
+    output, report = _experiment_push(workflow_project, "experiment/longer", mlflow_server)
+    assert ran(output, "train-full") and not ran(output, "candidates")
+    assert "latest tracked run of `main` on the full dataset, mean of 3 seeds" in report
+    assert "(mean of 3 vs 3 seeds), so it is **better**" in report
+
+    params["train"]["epochs"], params["train"]["lr"] = 5, 0.0101
+    (workflow_project / "params.yaml").write_text(yaml.safe_dump(params))
+    git(workflow_project, "commit", "-q", "-am", "back to main's training, nearly")
+    output, report = _experiment_push(workflow_project, "experiment/longer", mlflow_server)
+    assert "(mean of 3 vs 3 seeds), so it is **within noise**" in report
+
+
+def test_a_candidate_matrix_picks_the_best_mean_into_the_report_under_act(workflow_project, mlflow_server):
+    """The must-show on GitHub: `candidates: 3` runs a strategy.matrix of 3 jobs, the select job picks the best
+    mean over 2 seeds into the report the report job posts."""
+    _with_inputs(workflow_project, "      candidates: 3\n      seeds: 2\n", "sweep-act")
+    git(workflow_project, "switch", "-q", "-c", "experiment/sweep")
+    output, report = _experiment_push(workflow_project, "experiment/sweep", mlflow_server)
+    assert ran(output, "select") and ran(output, "report") and not ran(output, "train-full")
+    assert len(re.findall(r"Train this candidate's combination", output)) >= 3
+    means = {}
+    for index in (1, 2, 3):
+        kept = json.loads((workflow_project.parent / f"artifacts/alops-candidate-{index}/report.json").read_text())
+        assert len(kept["report"]["current"]["seeds"]) == 2
+        means[index] = kept["report"]["current"]["metrics"]["val_accuracy"]
+    best = max(means, key=means.get)
+    assert "### Candidates (3, picked on the mean over seeds)" in report
+    assert f"`alops-candidates/alops-candidate-{best}/report.json` **picked**" in report
+    assert "latest tracked run of `main` on the full dataset, mean of 2 seeds" in report
+    assert "git apply params-pick.patch" in report

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 
 from alops.errors import ConfigError
+from alops.files import atomic_write
 
 MOST_CANDIDATES = 200  # GitLab's most jobs of one `parallel:`
 PATCH_FILE = "params-pick.patch"
@@ -42,8 +43,8 @@ def candidate_sets(root: str, spec: str) -> dict:
 
 def pick(project, paths: list[str], out: str, target: str, metric: str | None = None, mode: str | None = None,
          patch: str = PATCH_FILE):
-    """The best candidate report among `paths` by `metric`'s mean over seeds (default: the primary metric's,
-    as its direction says; else `mode`, else max), with every candidate
+    """The best candidate report among `paths` by `metric`'s mean over seeds (default: the primary metric's, as
+    the reports judged it, in its direction; else `mode`, else max), with every candidate
     in its table, compared with the target's baseline (found again: made after the candidates ran); the pick's
     params change written to `patch` (empty when params.yaml has them already). Returns (report, its PNGs)."""
     from alops import report as report_mod
@@ -52,7 +53,7 @@ def pick(project, paths: list[str], out: str, target: str, metric: str | None = 
     loaded = [(path, *report_mod.load(path)) for path in paths]
     if not loaded:
         raise ConfigError("no candidate reports: pass the report.json each candidate job wrote")
-    primary = project.config.metric
+    primary = project.config.metric or next((report.primary for _, report, _ in loaded if report.primary), None)
     name = metric or (primary.name if primary else None)
     if name is None:
         raise ConfigError("select-best needs a metric: pass --metric, or name it in alops.yaml under metric: name:")
@@ -65,7 +66,7 @@ def pick(project, paths: list[str], out: str, target: str, metric: str | None = 
     varied = sorted({name for _, report, _ in loaded for name in report.current.params
                      if len({r.current.params.get(name) for _, r, _ in loaded}) > 1})
     best.candidates = [
-        {"report": os.path.relpath(p, os.path.dirname(os.path.abspath(out))),
+        {"report": os.path.relpath(p),
          "params": {name: report.current.params.get(name, "") for name in varied},
          "metric": name, "mean": report.current.metrics[name],
          "spread": spread([run[name] for run in report.current.seeds if name in run]),
@@ -76,10 +77,10 @@ def pick(project, paths: list[str], out: str, target: str, metric: str | None = 
     best.target_params = committed.params if best.baseline is None and committed is not None else None
     best.pick_patch = params_patch(project.root, {name: best.current.params[name] for name in varied
                                                   if name in best.current.params})
-    if best.pick_patch:
-        with open(os.path.join(os.path.dirname(os.path.abspath(out)), patch), "w", encoding="utf-8") as handle:
-            handle.write(best.pick_patch)
     folder = os.path.dirname(os.path.abspath(out))
+    os.makedirs(folder, exist_ok=True)
+    if best.pick_patch:
+        atomic_write(os.path.join(folder, patch), best.pick_patch)
     copied = []
     for png in pngs:  # the pick's pictures beside the report
         destination = os.path.join(folder, os.path.basename(png))

@@ -110,7 +110,8 @@ def _tracked_sides(project, uri: str, target: str, dataset: str, current: Side, 
     from alops import tracking
 
     context, branch_runs, baseline = project.context, [], None
-    found = tracking.find_runs(uri, project.name, commit=context.commit, limit=1) if context.commit else []
+    found = tracking.find_runs(uri, project.name, branch=context.branch, commit=context.commit,
+                               limit=1) if context.commit else []
     if found:
         current.url = tracking.run_url(uri, found[0])
     target_runs = tracking.find_runs(uri, project.name, branch=target, limit=1, tags={TAG_DATASET: dataset})

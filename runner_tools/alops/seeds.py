@@ -48,7 +48,8 @@ def run_seeds(project, count: int, run_one, echo=print) -> list[dict]:
     """`run_one(sets)` (alops.pipeline.run_pipeline with the caller's options) once per seed; the per-seed
     metrics (the model's: not the dev dataset's fidelity), kept in SEEDS_FILE with the params they share."""
     from alops.metrics import is_fidelity_file, workspace_metrics_by_file
-    from alops.params import flatten, load_params
+    from alops.params import load_params
+    from alops.pipeline import params_used
 
     root = project.root
     keys, seeds = seed_values(load_params(root), count)
@@ -60,7 +61,7 @@ def run_seeds(project, count: int, run_one, echo=print) -> list[dict]:
         metrics = {name: value for path, found in workspace_metrics_by_file(project).items()
                    if not is_fidelity_file(path) for name, value in found.items()}
         runs.append({"seed": seed, "metrics": metrics})
-    shared = {name: str(value) for name, value in without_seeds(flatten(load_params(root))).items()}
+    shared = without_seeds(params_used(root))  # as the report reads them: dvc.lock's over params.yaml
     write_json(os.path.join(root, SEEDS_FILE), {"alops_seeds": 1, "keys": keys, "commit": project.context.commit,
                                                  "params": shared, "runs": runs}, indent=1)
     return runs

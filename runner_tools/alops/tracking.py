@@ -102,7 +102,12 @@ def send(record: RunRecord, uri: str) -> str:
             local = None
             if uri.startswith("sqlite:///"):  # the default store: artifacts beside the database
                 local = "file://" + os.path.join(os.path.dirname(uri[len("sqlite:///"):]), "mlartifacts")
-            experiment_id = client.create_experiment(record.experiment, artifact_location=local)
+            try:
+                experiment_id = client.create_experiment(record.experiment, artifact_location=local)
+            except MlflowException as exc:  # parallel jobs (candidates) create it at the same time
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                experiment_id = client.get_experiment_by_name(record.experiment).experiment_id
         found = client.search_runs([experiment_id], filter_string=f"tags.`{TAG_RUN_KEY}` = '{record.run_key}'", max_results=1)
         if found and found[0].info.status == "FINISHED":
             return found[0].info.run_id  # delivered before: never a second run
