@@ -524,6 +524,7 @@ def _experiment_push(project: Path, branch: str, mlflow_server: str) -> tuple[st
     return output, (project.parent / "artifacts/alops-report/report.md").read_text()
 
 
+@pytest.mark.slow
 def test_three_seeds_turn_the_verdict_from_better_to_within_noise_under_act(workflow_project, mlflow_server):
     """The must-show on GitHub: the workflow's `seeds` input; "better" for a real gain over main's full-data
     baseline, "within noise" for a change inside the seeds' spread."""
@@ -545,6 +546,7 @@ def test_three_seeds_turn_the_verdict_from_better_to_within_noise_under_act(work
     assert "(mean of 3 vs 3 seeds), so it is **within noise**" in report
 
 
+@pytest.mark.slow
 def test_a_candidate_matrix_picks_the_best_mean_into_the_report_under_act(workflow_project, mlflow_server):
     """The must-show on GitHub: `candidates: 3` runs a strategy.matrix of 3 jobs, the select job picks the best
     mean over 2 seeds into the report the report job posts."""

@@ -622,6 +622,7 @@ def _experiment_pipeline(project: Path, mlflow_server: str, name: str):
     return output, (project / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_three_seeds_turn_the_verdict_from_better_to_within_noise(ml_project, mlflow_server):
     """The must-show: an experiment branch's report against a full-data baseline of main, both over 3 seeds (the
     component's `seeds` input), says "better" for a real gain and "within noise" for a change inside the spread."""
@@ -645,6 +646,7 @@ def test_three_seeds_turn_the_verdict_from_better_to_within_noise(ml_project, ml
     assert "(mean of 3 vs 3 seeds), so it is **within noise**" in report
 
 
+@pytest.mark.slow
 def test_a_candidate_matrix_picks_the_best_mean_into_the_report(ml_project, mlflow_server):
     """The must-show: 3 candidates (the component's `candidates` input) train side by side with 2 seeds each,
     alops-select picks the best mean, and the report (posted by alops-report) carries the pick and its params
