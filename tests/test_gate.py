@@ -69,3 +69,26 @@ def test_beyond_noise_holds_a_passing_gain_to_its_sampling_interval():
     assert not unknown.passed and "no sample counts to judge noise by" in unknown.reason
     first = judge(strict, 0.5, None, first_release=True)
     assert judge_noise(strict, first, None).passed  # nothing to compare with: the first release passes
+
+
+def test_beyond_noise_judges_the_minimum_gain_against_the_interval_over_seeds():
+    """A mean gain of 0.03 over 3 seeds each, interval about +0.007 to +0.053: beyond noise, and beyond a minimum
+    gain of 0.005, but not beyond one of 0.01 (the interval allows a smaller gain); lower is better mirrored."""
+    from alops.noise import seed_change
+    from alops.release import judge_noise
+
+    now, before = [0.93, 0.94, 0.95], [0.90, 0.91, 0.92]
+    noise = seed_change(now, before)
+    assert noise.verdict == "better" and 0.005 < noise.low < 0.01
+    for min_delta, passes in ((0.005, True), (0.01, False)):
+        gate = Gate("val_accuracy", min_delta=min_delta, beyond_noise=True)
+        decision = judge_noise(gate, judge(gate, 0.94, 0.91, first_release=False), noise)
+        assert decision.passed is passes
+        if not passes:
+            assert f"reaches {noise.low:+.4f}, below the minimum gain 0.01" in decision.reason
+    loss = Gate("val_loss", direction="min", min_delta=0.02, beyond_noise=True)
+    held = judge_noise(loss, judge(loss, 0.91, 0.94, first_release=False), seed_change(before, now, "min"))
+    assert not held.passed and "below the minimum gain 0.02" in held.reason
+    within = judge_noise(Gate("val_accuracy", beyond_noise=True), judge(Gate("val_accuracy"), 0.94, 0.93, False),
+                         seed_change(now, [0.95, 0.92, 0.92]))
+    assert not within.passed and "within noise, not beyond seed noise" in within.reason

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -23,13 +24,15 @@ def release_project(repo: Path) -> Path:
     return repo
 
 
-def tracked_candidate(project: Path, server: str, metrics: dict, tmp_path: Path, bare: bool = False) -> str:
-    """A new commit on the release branch and its finished run (as `alops run` leaves it), with a model folder
-    (`bare=True`: a bare weights file, which no runtime can serve)."""
+def tracked_candidate(project: Path, server: str, metrics: dict, tmp_path: Path, bare: bool = False,
+                      params: dict | None = None, same_commit: bool = False) -> str:
+    """A new commit on the release branch (`same_commit`: the last one) and its finished run (as `alops run`
+    leaves it, with `params`), with a model folder (`bare=True`: a bare weights file, which no runtime can serve)."""
     from mlflow.tracking import MlflowClient
 
-    (project / "params.yaml").write_text(f"dataset: full\ntrain:\n  lr: {uuid.uuid4().int % 1000 / 1e4}\n")
-    git(project, "commit", "-q", "-am", "candidate")
+    if not same_commit:
+        (project / "params.yaml").write_text(f"dataset: full\ntrain:\n  lr: {uuid.uuid4().int % 1000 / 1e4}\n")
+        git(project, "commit", "-q", "-am", "candidate")
     commit = git(project, "rev-parse", "HEAD")
     client = MlflowClient(server)
     experiment = client.get_experiment_by_name("project/release")
@@ -38,6 +41,8 @@ def tracked_candidate(project: Path, server: str, metrics: dict, tmp_path: Path,
                                                  "alops.kind": "release", "alops.data_version": "dv-0123456789abcdef"})
     for name, value in metrics.items():
         client.log_metric(run.info.run_id, name, value)
+    for name, value in (params or {}).items():
+        client.log_param(run.info.run_id, name, value)
     folder = tmp_path / f"model-{uuid.uuid4().hex}" / "model"
     folder.mkdir(parents=True)
     if bare:
@@ -317,3 +322,29 @@ def test_beyond_noise_refuses_a_gain_within_sampling_noise_through_the_environme
     beyond = release(release_project, mlflow_server, model, env=strict)
     assert beyond.returncode == 0, beyond.stderr
     assert "samples): better" in beyond.stdout and champion(mlflow_server, model) == "3"
+
+
+def seeded_candidate(project: Path, server: str, accuracies: list[float], tmp_path: Path) -> None:
+    """A new commit and one run per seed (`alops run --seeds N` on the release branch)."""
+    for seed, accuracy in enumerate(accuracies):
+        tracked_candidate(project, server, {"accuracy": accuracy}, tmp_path, params={"train.seed": str(seed)},
+                          same_commit=seed > 0)
+
+
+def test_the_gate_judges_means_over_seeds_and_the_minimum_gain_against_their_interval(
+        release_project, mlflow_server, tmp_path):
+    """The champion's 3 seeds average 0.80, the candidate's 0.84: the gate compares the means, and with
+    --beyond-noise a minimum gain of 0.03 fails (the interval reaches down to about +0.017), one of 0.01 passes."""
+    model = f"digits-{uuid.uuid4().hex[:8]}"
+    seeded_candidate(release_project, mlflow_server, [0.80, 0.81, 0.79], tmp_path)
+    assert release(release_project, mlflow_server, model).returncode == 0
+    seeded_candidate(release_project, mlflow_server, [0.84, 0.85, 0.83], tmp_path)
+    held = release(release_project, mlflow_server, model, "--beyond-noise", "--min-delta", "0.03")
+    assert held.returncode == 1, held.stderr
+    assert "(means of 3 vs 3 seeds)" in held.stdout and "gate: seed noise: the change's 95% interval is" in held.stdout
+    assert "(mean of 3 vs 3 seeds): better" in held.stdout
+    assert re.search(r"the 95% interval of the gain reaches \+0\.01\d+, below the minimum gain 0\.03", held.stderr)
+    assert champion(mlflow_server, model) == "1"
+    passed = release(release_project, mlflow_server, model, "--beyond-noise", "--min-delta", "0.01")
+    assert passed.returncode == 0, passed.stderr
+    assert champion(mlflow_server, model) == "2"

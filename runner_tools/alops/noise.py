@@ -6,7 +6,7 @@
   independent proportions (Newcombe's hybrid score interval, built from each side's Wilson interval by scipy).
   Each side's n is the `<prefix>_samples` metric beside `<prefix>_<name>` (`val_samples` for `val_accuracy`, as
   the scaffold's evaluate stage writes it), or `samples` beside a name without a prefix. Two runs scored on the
-  same samples would allow a paired test, which is narrower: this interval errs towards "within noise".
+  same samples allow a paired test, which is narrower (alops.rescore); this interval errs towards "within noise".
 """
 
 from __future__ import annotations
@@ -25,16 +25,17 @@ class Change:
     high: float
     samples: tuple[int, int]  # (current, before): samples measured, or seeds run (`unit`)
     verdict: str  # "better", "worse" or "within noise"
-    unit: str = "samples"
+    unit: str = "samples"  # or "seeds", or "paired": both sides scored the same samples
 
     def describe(self) -> str:
         """The interval and its basis, e.g. "+0.0050 to +0.0220 (mean of 3 vs 3 seeds)"."""
-        basis = (f"mean of {self.samples[0]} vs {self.samples[1]} seeds" if self.unit == "seeds"
-                 else f"{self.samples[0]} vs {self.samples[1]} samples")
+        basis = {"seeds": f"mean of {self.samples[0]} vs {self.samples[1]} seeds",
+                 "paired": f"paired bootstrap over {self.samples[0]} samples"}.get(
+                     self.unit, f"{self.samples[0]} vs {self.samples[1]} samples")
         return f"{self.low:+.4f} to {self.high:+.4f} ({basis})"
 
 
-def _verdict(low: float, high: float, direction: str) -> str:
+def verdict_of(low: float, high: float, direction: str) -> str:
     better, worse = (low > 0, high < 0) if direction == "max" else (high < 0, low > 0)
     return "better" if better else "worse" if worse else "within noise"
 
@@ -66,7 +67,7 @@ def seed_change(now: list[float], before: list[float], direction: str = "max") -
     half = float(t.ppf(0.5 + CONFIDENCE / 2, freedom)) * math.sqrt(squares / freedom) * math.sqrt(1 / len(now) + 1 / len(before))
     difference = mean(now) - mean(before)
     low, high = difference - half, difference + half
-    return Change(low, high, (len(now), len(before)), _verdict(low, high, direction), "seeds")
+    return Change(low, high, (len(now), len(before)), verdict_of(low, high, direction), "seeds")
 
 
 def sample_count(metrics: dict[str, float], name: str) -> int | None:
@@ -96,4 +97,4 @@ def change(current: float, before: float, metrics_now: dict[str, float], metrics
     difference = current - before
     low = difference - math.hypot(current - low_now, high_before - before)
     high = difference + math.hypot(high_now - current, before - low_before)
-    return Change(low, high, counts, _verdict(low, high, direction))
+    return Change(low, high, counts, verdict_of(low, high, direction))

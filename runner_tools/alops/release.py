@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 from alops.errors import AlopsError, ConfigError
 from alops.files import atomic_write
-from alops.noise import change
+from alops.noise import change, mean, seed_change
 from alops.project import (TAG_BRANCH, TAG_COMMIT, TAG_DATA_VERSION, TAG_LOCK, TAG_PREVIOUS_CHAMPION,
                            TAG_ROLLED_BACK)
 from alops.secrets import redact_url
@@ -36,7 +36,7 @@ class Gate:
     direction: str = "max"
     min_delta: float = 0.0
     min_relative: float = 0.0
-    beyond_noise: bool = False  # the gain must also be more than sampling noise (alops.noise)
+    beyond_noise: bool = False  # the gain's 95% interval (alops.noise) must also clear 0 and min_delta
 
 
 @dataclass
@@ -68,17 +68,30 @@ def judge(gate: Gate, candidate: float | None, champion: float | None, first_rel
 
 
 def judge_noise(gate: Gate, decision: Decision, noise) -> Decision:
-    """A passed decision held against sampling noise (`noise`: alops.noise.Change or None): with the gate's
-    `beyond_noise`, a gain within noise, or one with no sample counts to judge it by, fails."""
+    """A passed decision held against noise (`noise`: alops.noise.Change over seeds or samples, or None): with
+    the gate's `beyond_noise`, a gain within noise, one with nothing to judge it by, or one whose interval reaches
+    below `min_delta`, fails."""
     if not (gate.beyond_noise and decision.passed and decision.champion is not None):
         return decision
     if noise is None:
         return Decision(False, f"{decision.reason}: no sample counts to judge noise by (log <prefix>_samples beside "
                                f"{gate.metric}, e.g. val_samples, on both runs)", decision.candidate, decision.champion)
     if noise.verdict != "better":
-        return Decision(False, f"{decision.reason}: {noise.verdict}, not beyond sampling noise (95% interval of the change "
+        return Decision(False, f"{decision.reason}: {noise.verdict}, not beyond {'seed' if noise.unit == 'seeds' else 'sampling'} noise (95% interval of the change "
                                f"{noise.low:+.4f} to {noise.high:+.4f})", decision.candidate, decision.champion)
+    least = noise.low if gate.direction == "max" else -noise.high  # the smallest gain the interval allows
+    if least < gate.min_delta:
+        return Decision(False, f"{decision.reason}: the 95% interval of the gain reaches {least:+.4f}, below the minimum "
+                               f"gain {gate.min_delta:g}", decision.candidate, decision.champion)
     return decision
+
+
+def _seed_values(uri: str, project: str, metric: str, run, champion_run) -> tuple[list[float], list[float]]:
+    """The metric over the candidate's and the champion's seed runs (alops.seeds: one each without seeds)."""
+    from alops.seeds import tracked_seeds
+
+    return tuple([found[metric] for found in tracked_seeds(uri, project, side) if metric in found] if side else []
+                 for side in (run, champion_run))
 
 
 @dataclass
@@ -184,13 +197,23 @@ def release(uri: str, root: str, project: str, context, gate: Gate, model: str, 
                 raise AlopsError(f"release gate failed: the candidate's {gate.metric} is missing: the gate fails "
                                  f"closed (run {run.info.run_id} has: {', '.join(sorted(run.data.metrics)) or 'no metrics'}; "
                                  "set metric.name in alops.yaml or pass --metric)")
-            decision = judge(gate, run.data.metrics.get(gate.metric), champion_value, champion is None)
-            echo(f"gate: {decision.reason}")
-            noise = None if not decision.passed or decision.champion is None else change(
-                decision.candidate, decision.champion, run.data.metrics, champion_metrics, gate.metric, gate.direction)
+            values = _seed_values(uri, project, gate.metric, run,
+                                  client.get_run(champion.run_id) if champion is not None and champion.run_id else None)
+            over_seeds = max(map(len, values)) > 1
+            candidate_value, champion_value = (mean(v) if v else None for v in values) if over_seeds else (
+                run.data.metrics.get(gate.metric), champion_value)
+            decision = judge(gate, candidate_value, champion_value, champion is None)
+            echo(f"gate: {decision.reason}" + (f" (means of {len(values[0])} vs {len(values[1])} seeds)" if over_seeds else ""))
+            if not decision.passed or decision.champion is None:
+                noise = None
+            elif over_seeds:
+                noise = seed_change(*values, gate.direction)
+            else:
+                noise = change(decision.candidate, decision.champion, run.data.metrics, champion_metrics, gate.metric,
+                               gate.direction)
             if noise is not None:
-                echo(f"gate: sampling noise: the change's 95% interval is {noise.low:+.4f} to {noise.high:+.4f} "
-                     f"({noise.samples[0]} vs {noise.samples[1]} samples): {noise.verdict}")
+                echo(f"gate: {'seed' if over_seeds else 'sampling'} noise: the change's 95% interval is "
+                     f"{noise.describe()}: {noise.verdict}")
             decision = judge_noise(gate, decision, noise)
             if not decision.passed:
                 raise AlopsError(f"release gate failed: {decision.reason}; the {ALIAS} stays version "

@@ -59,6 +59,7 @@ class Report:
     target_params: dict[str, str] | None = None  # without a baseline: the params the target committed
     candidates: list[dict] = field(default_factory=list)  # parallel candidates, when select-best picked this one
     pick_patch: str = ""  # the pick's params.yaml change (alops.candidates)
+    rescored: dict | None = None  # both models on this branch's smoke set (alops.rescore): current, before, low, high, samples, verdict
 
 
 def _committed_side(project, target: str) -> Side | None:
@@ -205,6 +206,8 @@ def collect(project, target: str, curve_metric: str | None = None, simulation_cs
     report = Report(context.branch or context.tag or "", target, context.kind, current, baseline,
                     no_baseline="; ".join(reasons) if baseline is None else "", primary=primary, fidelity=fidelity,
                     target_params=committed.params if baseline is None and committed is not None else None)
+    if baseline is not None and baseline.run_id and primary is not None:
+        report.rescored = _rescored(project, baseline.run_id, primary.direction)
     if context.kind == "active-learning":
         report.strategy = _branch_strategy(root) or next(
             (value for name, value in sorted(current.params.items()) if name.rpartition(".")[2] == "strategy"), None)
@@ -222,6 +225,17 @@ def collect(project, target: str, curve_metric: str | None = None, simulation_cs
         if simulation_csv:
             report.simulation, report.simulation_seeds = simulation_curves(simulation_csv, report.strategy)
     return report
+
+
+def _rescored(project, run_id: str, direction: str) -> dict | None:
+    from alops.rescore import rescore
+
+    found, _ = rescore(project, run_id, direction)
+    if found is None:
+        return None
+    change = found.change
+    return {"current": found.current, "before": found.before, "low": change.low, "high": change.high,
+            "samples": change.samples[0], "verdict": change.verdict}
 
 
 HIGHER_IS_BETTER = ("val_accuracy", "accuracy", "test_accuracy", "f1", "val_f1")
@@ -349,13 +363,22 @@ def _verdict(report: Report, primary) -> str:
             + (f" (minimum gain {primary.min_gain:g})" if primary.min_gain else "") + _implied(primary) + ".")
     values = [[run[primary.name] for run in side.seeds if primary.name in run] or [value]
               for side, value in ((now, current), (base, before))]
+    again = report.rescored
     if max(map(len, values)) > 1:
         noise, kind = seed_change(*values, primary.direction), "Seed noise"
+    elif again and "accuracy" in primary.name:
+        return line + (f" Both models on this branch's test set ({SMOKE}, {again['samples']} samples): the target's "
+                       f"{_number(again['before'])}, this branch's {_number(again['current'])}; the change's 95% "
+                       f"interval is {again['low']:+.4f} to {again['high']:+.4f} (paired bootstrap), so it is "
+                       f"**{again['verdict']}**.")
     else:
         noise, kind = change(current, before, now.metrics, base.metrics, primary.name, primary.direction), "Sampling noise"
     if noise is not None:
         line += f" {kind}: the change's 95% interval is {noise.describe()}, so it is **{noise.verdict}**."
     return line
+
+
+SMOKE = "`smoke.json`"
 
 
 def _implied(primary) -> str:

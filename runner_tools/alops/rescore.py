@@ -1,0 +1,89 @@
+"""The target's model scored again on this branch's test samples, beside this branch's model: the smoke set the
+evaluate stage writes (smoke.json, `{"inputs": [...], "labels": [...]}`, as `alops deploy` smoke-tests it). Both
+models answer the same samples, so the target's accuracy is measured on this branch's data (whatever data version
+it was trained and scored on), and each sample right or wrong on each side gives a paired bootstrap of the change:
+narrower than two accuracies measured apart, and possible with one run a side.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+
+from alops.errors import ConfigError
+from alops.noise import CONFIDENCE, Change, verdict_of
+
+SMOKE_FILE = "smoke.json"
+ROUNDS = 4000
+
+
+@dataclass(frozen=True)
+class Rescored:
+    current: float  # this branch's model on its smoke set
+    before: float  # the target's model on the same samples
+    change: Change  # the paired bootstrap's interval of current - before
+
+
+def paired_bootstrap(right_now, right_before, direction: str = "max", rounds: int = ROUNDS, seed: int = 0) -> Change:
+    """The 95% percentile interval of mean(right_now) - mean(right_before) over `rounds` resamplings of the
+    samples (pairs kept): each sample's difference is -1, 0 or 1, so a resampling is a multinomial draw."""
+    import numpy as np
+
+    difference = np.asarray(right_now, dtype=int) - np.asarray(right_before, dtype=int)
+    samples = len(difference)
+    shares = [float((difference == value).mean()) for value in (-1, 0, 1)]
+    counts = np.random.default_rng(seed).multinomial(samples, shares, size=rounds)
+    means = (counts[:, 2] - counts[:, 0]) / samples
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = (float(v) for v in np.percentile(means, [tail, 100 - tail]))
+    return Change(low, high, (samples, samples), verdict_of(low, high, direction), "paired")
+
+
+def predicted_classes(model_uri: str, inputs: list):
+    """The class each input gets from the MLflow model at `model_uri` (probabilities: their argmax)."""
+    import mlflow.pyfunc
+    import numpy as np
+
+    model = mlflow.pyfunc.load_model(model_uri)
+    if isinstance(inputs[0], dict):
+        import pandas as pd
+
+        batch = pd.DataFrame(inputs)
+    else:
+        batch = np.asarray(inputs, dtype=np.float32)
+    answer = np.asarray(model.predict(batch))
+    return answer.argmax(1) if answer.ndim == 2 else answer.reshape(-1)
+
+
+def rescore(project, baseline_run_id: str, direction: str = "max") -> tuple[Rescored | None, str]:
+    """This branch's model and the target run's model on this branch's smoke set; (None, why) when they cannot
+    both answer it here (no smoke set, no MLflow model folder, the model's packages missing)."""
+    import numpy as np
+
+    from alops.deploy import load_smoke
+    from alops.pipeline import pipeline_files
+    from alops.tracking import download_files
+
+    smoke = os.path.join(project.root, SMOKE_FILE)
+    models = [path for path in pipeline_files(project)["models"]
+              if os.path.isfile(os.path.join(project.root, path, "MLmodel"))]
+    if not os.path.isfile(smoke) or not models:
+        return None, f"no {SMOKE_FILE} and MLflow model folder in the workspace to score both models on"
+    try:
+        inputs, labels = load_smoke(smoke)
+    except ConfigError as exc:
+        return None, str(exc)
+    expected = np.asarray([str(label) for label in labels])
+    try:
+        with tempfile.TemporaryDirectory(prefix="alops-rescore-") as folder:
+            if not download_files(project.tracking_uri, baseline_run_id, [models[0]], folder):
+                return None, f"the target's run kept no {models[0]}"
+            before = predicted_classes(os.path.join(folder, models[0]), inputs)
+        now = predicted_classes(os.path.join(project.root, models[0]), inputs)
+    except Exception as exc:  # noqa: BLE001 - any model may fail to load here (its packages); the report goes on
+        return None, f"the models could not score it here ({type(exc).__name__})"
+    right_now = np.asarray([str(v) for v in now]) == expected
+    right_before = np.asarray([str(v) for v in before]) == expected
+    return Rescored(float(right_now.mean()), float(right_before.mean()),
+                    paired_bootstrap(right_now, right_before, direction)), ""
