@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from alops import plots
 from conftest import git, run_alops
 
@@ -118,3 +120,33 @@ def test_the_learning_curve_keeps_the_simulation_off_the_branchs_axes(tmp_path):
     assert len(simulated.collections) == 2  # a spread band per strategy
     assert simulated.get_ylabel() == "accuracy"
     report.learning_curve_png(built, str(tmp_path / "learning_curve.png"))
+
+
+def test_a_branch_over_seeds_is_its_mean_with_the_spread_as_a_band(tmp_path):
+    """`alops run --seeds 3` keeps each seed's plot files: the branch's curve is their mean, ± 1 sd shaded, beside
+    the target's dashed curve; seeds whose epochs differ fall back to the last seed's line."""
+    import numpy as np
+
+    branch, target = tmp_path / "branch", tmp_path / "target"
+    seeds = [[0.9, 0.5, 0.3], [0.8, 0.6, 0.2], [1.0, 0.4, 0.4]]
+    roots = []
+    for number, losses in enumerate(seeds):
+        write_curve(tmp_path / "seeds" / str(number), losses)
+        roots.append(str(tmp_path / "seeds" / str(number)))
+    write_curve(branch, seeds[0])
+    write_curve(target, [1.0, 0.7, 0.6])
+    [(_, figure)] = plots.figures(TRAINING, str(branch), str(target), ("experiment/wide", "main"), roots)
+    axes = figure.axes[0]
+    assert [t.get_text() for t in axes.get_legend().get_texts()] == [
+        "loss (experiment/wide), mean of 3 seeds ± 1 sd", "loss (main)"]
+    mean, theirs = axes.get_lines()
+    assert list(mean.get_ydata()) == pytest.approx([0.9, 0.5, 0.3])
+    [band] = axes.collections  # the shaded spread
+    lows = band.get_paths()[0].vertices[:, 1]
+    assert lows.min() == pytest.approx(min(np.mean(s) - np.std(s, ddof=1) for s in zip(*seeds)))
+    assert axes.get_xlabel() == "epoch" and axes.get_ylabel() == "loss"
+    figure.savefig(tmp_path / "band.png")
+
+    write_curve(tmp_path / "seeds" / "2", [1.0, 0.4])  # one seed stopped early: no band, the workspace's line
+    [(_, plain)] = plots.figures(TRAINING, str(branch), None, ("experiment/wide", "main"), roots)
+    assert not plain.axes[0].collections and [t.get_text() for t in plain.axes[0].get_legend().get_texts()] == ["loss"]

@@ -53,6 +53,8 @@ def test_three_seeds_are_three_tracked_runs_and_the_report_shows_their_mean(ml_p
     assert (ml_project / "params.yaml").read_text() == params_before  # the workspace ends on params.yaml's seed
     assert yaml.safe_load((ml_project / "dvc.lock").read_text())["stages"]["train"]["params"]["params.yaml"]["train"]["seed"] == 0
 
+    kept = sorted(p.relative_to(ml_project / ".alops/seeds").as_posix() for p in (ml_project / ".alops/seeds").rglob("*.json"))
+    assert kept == ["0/plots/train.json", "1/plots/train.json", "2/plots/train.json"]  # the report's band
     report = run_alops("report", "--out", "report.md", cwd=ml_project, env=env)
     assert report.returncode == 0, report.stderr
     text = (ml_project / "report.md").read_text()
@@ -65,6 +67,7 @@ def test_three_seeds_are_three_tracked_runs_and_the_report_shows_their_mean(ml_p
     assert run_alops("report", "--out", "report.md", cwd=ml_project, env=env).returncode == 0
     again = (ml_project / "report.md").read_text()
     assert "| seeds |" not in again and "Seed noise" not in again and " ± " not in again
+    assert not (ml_project / ".alops/seeds").exists()
 
 
 def test_seeds_need_a_seed_param(ml_project):

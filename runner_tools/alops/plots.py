@@ -87,8 +87,34 @@ def _files(root: str, path: str) -> list[str]:
 X_FIELDS = ("step", "epoch")  # what a training curve's rows count by, when the definition names no x
 
 
-def _draw_linear(axes, spec: PlotSpec, root: str, baseline_root: str | None, names: tuple[str, str]) -> bool:
-    """y over x for each series; with `baseline_root`, the target's same files dashed beside the branch's."""
+def _points(rows: list[dict], x_field: str | None, column: str) -> list[tuple[float, float]]:
+    points = [(_number(row.get(x_field)) if x_field else index, _number(row.get(column))) for index, row in enumerate(rows)]
+    return [(x, y) for x, y in points if x is not None and y is not None]
+
+
+def _band(axes, file: str, root: str, seed_roots: list[str], x_field, column: str, label: str) -> bool:
+    """The branch's curve over its seeds: the mean, and ± one standard deviation shaded, where every seed's file
+    has the same x values; False when they do not."""
+    import numpy as np
+
+    curves = []
+    for seed_root in seed_roots:
+        rows = _rows(os.path.join(seed_root, os.path.relpath(file, root)))
+        curves.append(dict(_points(rows, x_field, column)) if rows else {})
+    xs = sorted(curves[0]) if curves else []
+    if len(curves) < 2 or not xs or any(sorted(curve) != xs for curve in curves):
+        return False
+    values = np.array([[curve[x] for x in xs] for curve in curves])
+    mean, deviation = values.mean(0), values.std(0, ddof=1)
+    line, = axes.plot(xs, mean, "-", label=f"{label}, mean of {len(curves)} seeds ± 1 sd")
+    axes.fill_between(xs, mean - deviation, mean + deviation, color=line.get_color(), alpha=0.2)
+    return True
+
+
+def _draw_linear(axes, spec: PlotSpec, root: str, baseline_root: str | None, names: tuple[str, str],
+                 seed_roots: list[str] = ()) -> bool:
+    """y over x for each series; with `baseline_root`, the target's same files dashed beside the branch's; with
+    `seed_roots` (alops.seeds: each seed's plot files), the branch's mean over seeds with its spread as a band."""
     drawn, x_label, columns = False, None, set()
     sides = [(root, names[0], "-")] + ([(baseline_root, names[1], "--")] if baseline_root else [])
     for path, name in spec.series:
@@ -102,13 +128,14 @@ def _draw_linear(axes, spec: PlotSpec, root: str, baseline_root: str | None, nam
                 fields = [name] if name else [k for k in rows[0] if k != x_field and k not in X_FIELDS
                                               and _number(rows[0][k]) is not None]
                 for column in fields:
-                    points = [(_number(row.get(x_field)) if x_field else index, _number(row.get(column)))
-                              for index, row in enumerate(rows)]
-                    points = [(x, y) for x, y in points if x is not None and y is not None]
+                    points = _points(rows, x_field, column)
                     if points:
                         where = os.path.relpath(file, side_root)
                         label = column if len(spec.series) == 1 and where == path else f"{where}: {column}"
-                        axes.plot(*zip(*points), style, label=f"{label} ({side_name})" if baseline_root else label)
+                        label = f"{label} ({side_name})" if baseline_root else label
+                        if not (side_root == root and _band(axes, file, root, list(seed_roots), x_field, column,
+                                                            label)):
+                            axes.plot(*zip(*points), style, label=label)
                         drawn = True
                         columns.add(column)
     if drawn:
@@ -152,9 +179,10 @@ def _draw_confusion(axes, spec: PlotSpec, file: str, name: str) -> bool:
 
 
 def figures(document: dict, root: str, baseline_root: str | None = None,
-            names: tuple[str, str] = ("this branch", "target")) -> list[tuple[str, object]]:
+            names: tuple[str, str] = ("this branch", "target"), seed_roots: list[str] = ()) -> list[tuple[str, object]]:
     """(title, matplotlib figure) of each plot the pipeline defines, at most MAX_PLOTS; line plots carry the
-    target's curves from `baseline_root` (the same files as the target has them) where it has them."""
+    target's curves from `baseline_root` (the same files as the target has them) where it has them, and the
+    branch's spread over `seed_roots` (each seed's files) as a band."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -175,7 +203,7 @@ def figures(document: dict, root: str, baseline_root: str | None = None,
                     plt.close(figure)
             continue
         figure, axes = plt.subplots(figsize=(6, 4))
-        if _draw_linear(axes, spec, root, baseline_root, names):
+        if _draw_linear(axes, spec, root, baseline_root, names, seed_roots):
             axes.set_title(f"{spec.title}: {names[0]} vs {names[1]}" if baseline_root else spec.title)
             axes.grid(alpha=0.3)
             drawn.append((spec.title, figure))
@@ -187,7 +215,7 @@ def figures(document: dict, root: str, baseline_root: str | None = None,
 
 
 def render(document: dict, root: str, folder: str, baseline_root: str | None = None,
-           names: tuple[str, str] = ("this branch", "target")) -> list[str]:
+           names: tuple[str, str] = ("this branch", "target"), seed_roots: list[str] = ()) -> list[str]:
     """PNGs of the pipeline's plots (`figures`) in `folder`; the paths written."""
     return [save_png(figure, os.path.join(folder, "plot-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", title).strip("-.") + ".png"))
-            for title, figure in figures(document, root, baseline_root, names)]
+            for title, figure in figures(document, root, baseline_root, names, seed_roots)]

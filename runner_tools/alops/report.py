@@ -543,13 +543,15 @@ def _target_plot_files(project, baseline: Side | None, folder: str) -> int:
 def build(project, target: str, curve_metric: str | None, simulation: str | None, out: str) -> tuple[Report, list[str]]:
     """The report of the project's workspace against `target`, and its PNGs beside `out`: the learning curve
     (al/ branches) and the pipeline's plots."""
-    from alops import plots
+    from alops import plots, seeds
 
     built = collect(project, target, curve_metric, simulation)
     folder = os.path.dirname(os.path.abspath(out))
     with tempfile.TemporaryDirectory(prefix="alops-target-plots-") as staging:
         baseline_root = staging if _target_plot_files(project, built.baseline, staging) else None
-        pngs = plots.render(project.pipeline, project.root, folder, baseline_root, (built.branch, built.target))
+        seed_roots = seeds.plot_roots(project.root) if built.current.seeds else []
+        pngs = plots.render(project.pipeline, project.root, folder, baseline_root, (built.branch, built.target),
+                            seed_roots)
     built.plots = [os.path.basename(png) for png in pngs]
     if built.kind == "active-learning" and built.curve:
         pngs.insert(0, learning_curve_png(built, os.path.join(folder, LEARNING_CURVE)))

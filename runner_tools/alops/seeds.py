@@ -7,11 +7,13 @@ measured is kept in .alops/seeds.json for the report. A seed param is any params
 from __future__ import annotations
 
 import os
+import shutil
 
 from alops.errors import ConfigError
 from alops.files import write_json
 
 SEEDS_FILE = os.path.join(".alops", "seeds.json")
+SEED_PLOTS = os.path.join(".alops", "seeds")  # <seed>/<plot path>: each seed's plot files, for the report's bands
 MOST_SEEDS = 50
 
 
@@ -58,6 +60,7 @@ def run_seeds(project, count: int, run_one, echo=print) -> list[dict]:
     for number, seed in enumerate(seeds, 1):
         echo(f"seed {seed} ({number} of {len(seeds)}): {', '.join(keys)} = {seed}")
         run_one({key: seed for key in keys})
+        _keep_plots(project, seed)
         metrics = {name: value for path, found in workspace_metrics_by_file(project).items()
                    if not is_fidelity_file(path) for name, value in found.items()}
         runs.append({"seed": seed, "metrics": metrics})
@@ -67,12 +70,33 @@ def run_seeds(project, count: int, run_one, echo=print) -> list[dict]:
     return runs
 
 
+def _keep_plots(project, seed: int) -> None:
+    """The plot files dvc.yaml declares, as this seed's run wrote them, under SEED_PLOTS/<seed>/."""
+    from alops.pipeline import pipeline_files
+
+    for path in pipeline_files(project)["plots"]:
+        source = os.path.join(project.root, path)
+        target = os.path.join(project.root, SEED_PLOTS, str(seed), path)
+        if os.path.isdir(source):
+            shutil.copytree(source, target, dirs_exist_ok=True)
+        elif os.path.isfile(source):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copyfile(source, target)
+
+
+def plot_roots(root: str) -> list[str]:
+    """The folders holding each seed's plot files of the last `--seeds` run."""
+    folder = os.path.join(root, SEED_PLOTS)
+    return sorted(os.path.join(folder, name) for name in os.listdir(folder)) if os.path.isdir(folder) else []
+
+
 def forget(root: str) -> None:
     """A run that is not over seeds makes the last seeds' record stale."""
     try:
         os.remove(os.path.join(root, SEEDS_FILE))
     except FileNotFoundError:
         pass
+    shutil.rmtree(os.path.join(root, SEED_PLOTS), ignore_errors=True)
 
 
 def workspace_seeds(root: str, params: dict[str, str], commit: str | None) -> list[dict[str, float]]:
