@@ -56,3 +56,42 @@ def test_the_report_scores_the_targets_model_on_the_branchs_test_set(ml_project)
     text = (ml_project / "report.md").read_text()
     assert "Both models on this branch's test set (`smoke.json`, " in text
     assert "(paired bootstrap), so it is **better**" in text
+
+
+@pytest.mark.slow  # two trainings on the full data
+def test_the_release_gate_compares_with_the_champion_scored_on_the_candidates_test_set(ml_project, mlflow_server):
+    """alops rescore (the release training job) scores the champion on the candidate's smoke set and logs it on the
+    candidate's run; the gate then compares both on those samples, with the paired interval."""
+    import uuid
+
+    from mlflow.tracking import MlflowClient
+
+    model = f"digits-{uuid.uuid4().hex[:8]}"
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server)
+    git(ml_project, "switch", "-q", "-c", "release/1.0")
+    assert run_alops("run", "--allow-cpu", cwd=ml_project, env=env).returncode == 0
+    alone = run_alops("rescore", "--model", model, cwd=ml_project, env=env)
+    assert alone.returncode == 0 and "no champion of" in alone.stdout  # the first release has nothing to score
+    assert run_alops("release", "--metric", "val_accuracy", "--model", model, cwd=ml_project, env=env).returncode == 0
+    [first] = runs_of(mlflow_server, ml_project, "release")
+    params = ml_project / "params.yaml"
+    params.write_text(params.read_text().replace("epochs: 5", "epochs: 60"))
+    git(ml_project, "commit", "-q", "-am", "train longer")
+    assert run_alops("run", "--allow-cpu", cwd=ml_project, env=env).returncode == 0
+
+    scored = run_alops("rescore", "--model", model, cwd=ml_project, env=env)
+    assert scored.returncode == 0, scored.stderr
+    assert "rescore: the champion (version 1) on this commit's test set (smoke.json, 359 samples)" in scored.stdout
+    candidate = next(r for r in runs_of(mlflow_server, ml_project, "release") if r.info.run_id != first.info.run_id)
+    logged = MlflowClient(mlflow_server).get_run(candidate.info.run_id).data
+    # the same data version here: the champion scores on these samples what its own run measured
+    assert logged.metrics["rescored.champion"] == pytest.approx(first.data.metrics["val_accuracy"])
+    assert logged.metrics["rescored.candidate"] == pytest.approx(candidate.data.metrics["val_accuracy"])
+    assert logged.tags["alops.rescored_version"] == "1"
+
+    gated = run_alops("release", "--metric", "val_accuracy", "--model", model, cwd=ml_project, env=env)
+    assert gated.returncode == 0, gated.stderr
+    assert "gate: the champion (version 1) scored on this candidate's test set" in gated.stdout
+    assert "(both on the candidate's test set)" in gated.stdout
+    assert "gate: paired noise: the change's 95% interval is" in gated.stdout
+    assert "(paired bootstrap over 359 samples): better" in gated.stdout

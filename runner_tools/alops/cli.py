@@ -24,6 +24,7 @@ from alops.commands import (
     rehearse,
     release,
     report,
+    rescore,
     run,
     scaffold,
     simulate,
@@ -44,7 +45,7 @@ def cli() -> None:
     """
 
 
-for area in (context, adopt, data, run, baseline, params, track, query, pool, labels, simulate, report, release, deploy, scaffold,
+for area in (context, adopt, data, run, baseline, params, track, query, pool, labels, simulate, report, release, rescore, deploy, scaffold,
              rehearse):
     for command in area.commands:
         cli.add_command(command)

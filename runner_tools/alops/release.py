@@ -86,6 +86,20 @@ def judge_noise(gate: Gate, decision: Decision, noise) -> Decision:
     return decision
 
 
+def _paired(run, champion, gate: Gate):
+    """(candidate, champion, alops.noise.Change) as `alops rescore` logged them on the candidate's run: both models
+    on the candidate's test set, for an accuracy gate; None when it scored no champion or another version."""
+    from alops.noise import Change, verdict_of
+    from alops.rescore import RESCORED_METRICS, TAG_RESCORED
+
+    metrics = run.data.metrics
+    if (champion is None or run.data.tags.get(TAG_RESCORED) != str(champion.version) or "accuracy" not in gate.metric
+            or gate.direction != "max" or not all(name in metrics for name in RESCORED_METRICS)):
+        return None  # (the smoke set's accuracy: higher is better)
+    now, before, low, high, samples = (metrics[name] for name in RESCORED_METRICS)
+    return now, before, Change(low, high, (int(samples), int(samples)), verdict_of(low, high, "max"), "paired")
+
+
 def _seed_values(uri: str, project: str, metric: str, run, champion_run) -> tuple[list[float], list[float]]:
     """The metric over the candidate's and the champion's seed runs (alops.seeds: one each without seeds)."""
     from alops.seeds import tracked_seeds
@@ -119,7 +133,7 @@ class Provenance:
         return "\n".join(["| | |", "|---|---|"] + [f"| {k} | `{v}` |" for k, v in rows]) + "\n"
 
 
-def _candidate_run(client, uri: str, root: str, project: str, commit: str | None, run_id: str | None):
+def candidate_run(client, uri: str, root: str, project: str, commit: str | None, run_id: str | None):
     """--run-id; else the latest tracked run of this commit; else of the same pipeline state (dvc.lock), which
     is what a release branch cut from an already-trained commit has (its `alops run` was a no-op)."""
     from alops.pipeline import lock_digest
@@ -184,7 +198,7 @@ def release(uri: str, root: str, project: str, context, gate: Gate, model: str, 
         raise ConfigError(f"--model {model!r}: a registered model name has letters, digits, _ . - only")
     try:
         client = mlflow_client(uri)
-        run = _candidate_run(client, uri, root, project, context.commit, run_id)
+        run = candidate_run(client, uri, root, project, context.commit, run_id)
         _refuse_rolled_back(client, model, run)
         champion = version_by_alias(client, model, ALIAS)
         champion_metrics = client.get_run(champion.run_id).data.metrics if champion is not None and champion.run_id else {}
@@ -202,17 +216,25 @@ def release(uri: str, root: str, project: str, context, gate: Gate, model: str, 
             over_seeds = max(map(len, values)) > 1
             candidate_value, champion_value = (mean(v) if v else None for v in values) if over_seeds else (
                 run.data.metrics.get(gate.metric), champion_value)
+            paired = None if over_seeds else _paired(run, champion, gate)
+            if paired is not None:
+                echo(f"gate: the {ALIAS} (version {champion.version}) scored on this candidate's test set: "
+                     f"{paired[1]:.6g} (its own run measured {champion_value:.6g})")
+                candidate_value, champion_value = paired[0], paired[1]
             decision = judge(gate, candidate_value, champion_value, champion is None)
-            echo(f"gate: {decision.reason}" + (f" (means of {len(values[0])} vs {len(values[1])} seeds)" if over_seeds else ""))
+            echo(f"gate: {decision.reason}" + (f" (means of {len(values[0])} vs {len(values[1])} seeds)" if over_seeds else
+                                               " (both on the candidate's test set)" if paired else ""))
             if not decision.passed or decision.champion is None:
                 noise = None
+            elif paired is not None:
+                noise = paired[2]
             elif over_seeds:
                 noise = seed_change(*values, gate.direction)
             else:
                 noise = change(decision.candidate, decision.champion, run.data.metrics, champion_metrics, gate.metric,
                                gate.direction)
             if noise is not None:
-                echo(f"gate: {'seed' if over_seeds else 'sampling'} noise: the change's 95% interval is "
+                echo(f"gate: {'seed' if over_seeds else 'paired' if paired else 'sampling'} noise: the change's 95% interval is "
                      f"{noise.describe()}: {noise.verdict}")
             decision = judge_noise(gate, decision, noise)
             if not decision.passed:

@@ -56,14 +56,14 @@ def predicted_classes(model_uri: str, inputs: list):
     return answer.argmax(1) if answer.ndim == 2 else answer.reshape(-1)
 
 
-def rescore(project, baseline_run_id: str, direction: str = "max") -> tuple[Rescored | None, str]:
-    """This branch's model and the target run's model on this branch's smoke set; (None, why) when they cannot
-    both answer it here (no smoke set, no MLflow model folder, the model's packages missing)."""
+def _score(project, before, direction: str) -> tuple[Rescored | None, str]:
+    """This branch's model and the model `before(folder)` returns the location of (a folder to download into
+    given), on this branch's smoke set; (None, why) when they cannot both answer it here (no smoke set, no MLflow
+    model folder, the model's packages missing)."""
     import numpy as np
 
     from alops.deploy import load_smoke
     from alops.pipeline import pipeline_files
-    from alops.tracking import download_files
 
     smoke = os.path.join(project.root, SMOKE_FILE)
     models = [path for path in pipeline_files(project)["models"]
@@ -77,13 +77,60 @@ def rescore(project, baseline_run_id: str, direction: str = "max") -> tuple[Resc
     expected = np.asarray([str(label) for label in labels])
     try:
         with tempfile.TemporaryDirectory(prefix="alops-rescore-") as folder:
-            if not download_files(project.tracking_uri, baseline_run_id, [models[0]], folder):
-                return None, f"the target's run kept no {models[0]}"
-            before = predicted_classes(os.path.join(folder, models[0]), inputs)
-        now = predicted_classes(os.path.join(project.root, models[0]), inputs)
-    except Exception as exc:  # noqa: BLE001 - any model may fail to load here (its packages); the report goes on
-        return None, f"the models could not score it here ({type(exc).__name__})"
-    right_now = np.asarray([str(v) for v in now]) == expected
-    right_before = np.asarray([str(v) for v in before]) == expected
+            where = before(folder, models[0])
+            if where is None:
+                return None, f"the other run kept no {models[0]}"
+            answers_before = predicted_classes(where, inputs)
+        answers_now = predicted_classes(os.path.join(project.root, models[0]), inputs)
+    except Exception as exc:  # noqa: BLE001 - any model may fail to load here (its packages); the caller goes on
+        return None, f"the models could not score it here ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+    right_now = np.asarray([str(v) for v in answers_now]) == expected
+    right_before = np.asarray([str(v) for v in answers_before]) == expected
     return Rescored(float(right_now.mean()), float(right_before.mean()),
                     paired_bootstrap(right_now, right_before, direction)), ""
+
+
+def rescore(project, baseline_run_id: str, direction: str = "max") -> tuple[Rescored | None, str]:
+    """This branch's model and the target run's (its model folder, downloaded) on this branch's smoke set."""
+    from alops.tracking import download_files
+
+    def downloaded(folder: str, path: str) -> str | None:
+        return os.path.join(folder, path) if download_files(project.tracking_uri, baseline_run_id, [path], folder) else None
+
+    return _score(project, downloaded, direction)
+
+
+TAG_RESCORED = "alops.rescored_version"  # the champion version the candidate's run was scored beside
+RESCORED_METRICS = ("rescored.candidate", "rescored.champion", "rescored.low", "rescored.high", "rescored.samples")
+
+
+def rescore_champion(project, model: str, direction: str = "max", echo=print) -> Rescored | None:
+    """The `champion` version of `model` and this commit's model on this commit's smoke set, logged on this
+    commit's tracked run (the candidate `alops release` gates) for the gate to compare on the same samples;
+    None when there is no champion yet."""
+    import mlflow
+
+    from alops.errors import AlopsError
+    from alops.release import ALIAS, candidate_run
+    from alops.tracking import mlflow_client, version_by_alias
+
+    uri = project.tracking_uri
+    client = mlflow_client(uri)
+    champion = version_by_alias(client, model, ALIAS)
+    if champion is None:
+        echo(f"rescore: no {ALIAS} of {model!r} yet: nothing to score beside this run")
+        return None
+    run = candidate_run(client, uri, project.root, project.name, project.context.commit, None)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    found, why = _score(project, lambda folder, path: f"models:/{model}/{champion.version}", direction)
+    if found is None:
+        raise AlopsError(f"the {ALIAS} (version {champion.version}) was not scored on this commit's test set: {why}")
+    values = (found.current, found.before, found.change.low, found.change.high, float(found.change.samples[0]))
+    for name, value in zip(RESCORED_METRICS, values):
+        client.log_metric(run.info.run_id, name, value)
+    client.set_tag(run.info.run_id, TAG_RESCORED, str(champion.version))
+    echo(f"rescore: the {ALIAS} (version {champion.version}) on this commit's test set ({SMOKE_FILE}, "
+         f"{found.change.samples[0]} samples): {found.before:.4f}; this run's model {found.current:.4f}; the change's "
+         f"95% interval {found.change.low:+.4f} to {found.change.high:+.4f} (paired bootstrap): {found.change.verdict}")
+    return found
