@@ -117,6 +117,29 @@ def test_candidates_train_the_sampled_matrix_and_select_best_picks_the_best_mean
     assert len(kept["candidates"]) == 3 and kept["pick_patch"]
 
 
+def test_seed_shares_in_parallel_jobs_are_gathered_as_one_candidate(ml_project):
+    """CI's seed jobs: `--seed-share I/N` runs the I-th seed of `--seeds N`; select-best reads their reports as one
+    candidate over 2 seeds (no candidates table, no params change)."""
+    git(ml_project, "switch", "-q", "-c", "feature/shares")
+    accuracies = []
+    for index, seed in ((1, 1), (2, 0)):
+        result = run_alops("run", "--seed-share", f"{index}/2", cwd=ml_project)
+        assert result.returncode == 0, result.stderr
+        assert f"seed {seed} ({index} of 2): train.seed" in result.stderr
+        folder = ml_project / f"candidate-seed-{index}"
+        assert run_alops("report", "--out", f"{folder}/report.md", "--json", f"{folder}/report.json",
+                         cwd=ml_project).returncode == 0
+        accuracies.append(json.loads((folder / "report.json").read_text())["report"]["current"]["metrics"]["val_accuracy"])
+    result = run_alops("select-best", "candidate-seed-1/report.json", "candidate-seed-2/report.json",
+                       "--metric", "val_accuracy", cwd=ml_project)
+    assert result.returncode == 0, result.stderr
+    text = (ml_project / "report.md").read_text()
+    assert "| seeds | 2 |" in text and "### Candidates" not in text and not (ml_project / "params-pick.patch").exists()
+    assert f"**`val_accuracy`: {sum(accuracies) / 2:.4g}**" in text
+    both = run_alops("run", "--seed-share", "1/2", "--seeds", "2", cwd=ml_project)
+    assert both.returncode == 2 and "leave --seeds (ALOPS_SEEDS) at 1" in both.stderr
+
+
 @pytest.mark.parametrize("spec, message", [
     ("4/3", "expected I/N with 1 <= I <= N"),
     ("one", "expected I/N"),

@@ -526,8 +526,8 @@ def _experiment_push(project: Path, branch: str, mlflow_server: str) -> tuple[st
 
 @pytest.mark.slow
 def test_three_seeds_turn_the_verdict_from_better_to_within_noise_under_act(workflow_project, mlflow_server):
-    """The must-show on GitHub: the workflow's `seeds` input; "better" for a real gain over main's full-data
-    baseline, "within noise" for a change inside the seeds' spread."""
+    """The must-show on GitHub: the workflow's `seeds` input (a matrix job per seed, gathered by the select job);
+    "better" for a real gain over main's full-data baseline, "within noise" for a change inside the seeds' spread."""
     _with_inputs(workflow_project, "      seeds: 3\n", "seeds-act")
     git(workflow_project, "switch", "-q", "-c", "experiment/longer")
     params = yaml.safe_load((workflow_project / "params.yaml").read_text())
@@ -535,8 +535,10 @@ def test_three_seeds_turn_the_verdict_from_better_to_within_noise_under_act(work
     (workflow_project / "params.yaml").write_text(yaml.safe_dump(params))
     git(workflow_project, "commit", "-q", "-am", "train longer")
     output, report = _experiment_push(workflow_project, "experiment/longer", mlflow_server)
-    assert ran(output, "train-full") and not ran(output, "candidates")
+    assert ran(output, "select") and not ran(output, "train-full")  # the seeds matrix trained, one job each
+    assert len(re.findall(r"Train this seed", output)) >= 3 and "seed 0 (3 of 3): train.seed" in output
     assert "latest tracked run of `main` on the full dataset, mean of 3 seeds" in report
+    assert "### Candidates" not in report  # three seeds of one candidate
     assert "(mean of 3 vs 3 seeds), so it is **better**" in report
 
     params["train"]["epochs"], params["train"]["lr"] = 5, 0.0101

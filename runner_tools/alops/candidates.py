@@ -1,6 +1,7 @@
 """Parallel candidates: CI trains N combinations of `alops params matrix --sample N` side by side (job I of N
 runs `alops run --candidate I/N`, each writes its report), then `alops select-best` picks the best mean over
 seeds from those reports, compares it with the target's baseline and writes the pick as a params.yaml change.
+Reports that differ only in their seeds (seeds in parallel jobs, `alops run --seed-share I/N`) are one candidate.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ MOST_CANDIDATES = 200  # GitLab's most jobs of one `parallel:`
 PATCH_FILE = "params-pick.patch"
 
 
-def _share(spec: str) -> tuple[int, int]:
+def share(spec: str, option: str = "--candidate") -> tuple[int, int]:
+    """(I, N) of a job's share `I/N` (GitLab's CI_NODE_INDEX/CI_NODE_TOTAL)."""
     found = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", spec or "")
     if not found or not 1 <= int(found[1]) <= int(found[2]) <= MOST_CANDIDATES:
-        raise ConfigError(f"--candidate {spec!r}: expected I/N with 1 <= I <= N <= {MOST_CANDIDATES}, e.g. 2/3")
+        raise ConfigError(f"{option} {spec!r}: expected I/N with 1 <= I <= N <= {MOST_CANDIDATES}, e.g. 2/3")
     return int(found[1]), int(found[2])
 
 
@@ -30,7 +32,7 @@ def candidate_sets(root: str, spec: str) -> dict:
     gives the same combinations)."""
     from alops import params
 
-    index, count = _share(spec)
+    index, count = share(spec)
     schema = params.load_schema(root)
     if schema is None:
         raise ConfigError(f"--candidate needs {params.SCHEMA_FILE}: list the values to try under `values:`")
@@ -46,7 +48,8 @@ def pick(project, paths: list[str], out: str, target: str, metric: str | None = 
     """The best candidate report among `paths` by `metric`'s mean over seeds (default: the primary metric's, as
     the reports judged it, in its direction; else `mode`, else max), with every candidate
     in its table, compared with the target's baseline (found again: made after the candidates ran); the pick's
-    params change written to `patch` (empty when params.yaml has them already). Returns (report, its PNGs)."""
+    params change written to `patch` (empty when params.yaml has them already). Returns (report, its PNGs, a line
+    naming the pick)."""
     from alops import report as report_mod
     from alops.noise import spread
 
@@ -62,16 +65,17 @@ def pick(project, paths: list[str], out: str, target: str, metric: str | None = 
         raise ConfigError(f"{missing[0]}: no {name!r} among its metrics: pass the metric to pick by as --metric")
     direction = mode or (primary.direction if primary and primary.name == name else "max")
     sign = 1 if direction == "max" else -1
-    _, best, pngs = max(loaded, key=lambda item: sign * item[1].current.metrics[name])
-    varied = sorted({name for _, report, _ in loaded for name in report.current.params
-                     if len({r.current.params.get(name) for _, r, _ in loaded}) > 1})
+    groups = _by_candidate(loaded)
+    path, best, pngs = max(groups, key=lambda item: sign * item[1].current.metrics[name])
+    varied = sorted({key for _, report, _ in groups for key in report.current.params
+                     if len({r.current.params.get(key) for _, r, _ in groups}) > 1})
     best.candidates = [
         {"report": os.path.relpath(p),
-         "params": {name: report.current.params.get(name, "") for name in varied},
+         "params": {key: report.current.params.get(key, "") for key in varied},
          "metric": name, "mean": report.current.metrics[name],
          "spread": spread([run[name] for run in report.current.seeds if name in run]),
          "seeds": len(report.current.seeds) or 1, "picked": report is best}
-        for p, report, _ in loaded]
+        for p, report, _ in groups] if len(groups) > 1 else []
     best.baseline, _, reasons, committed = report_mod.find_baseline(project, target, best.current)
     best.no_baseline = "; ".join(reasons) if best.baseline is None else ""
     best.target_params = committed.params if best.baseline is None and committed is not None else None
@@ -87,7 +91,31 @@ def pick(project, paths: list[str], out: str, target: str, metric: str | None = 
         if os.path.abspath(png) != destination:
             shutil.copyfile(png, destination)
         copied.append(destination)
-    return best, copied
+    chosen = next((row["params"] for row in best.candidates if row["picked"]), {})
+    seeds = len(best.current.seeds) or 1
+    summary = (f"{os.path.relpath(path)}" + (f" ({', '.join(f'{k}={v}' for k, v in chosen.items())})" if chosen else "")
+               + f": {name} {best.current.metrics[name]:g}, mean of {seeds} seed(s)")
+    return best, copied, summary
+
+
+def _by_candidate(loaded: list[tuple]) -> list[tuple]:
+    """The reports grouped by their params but the seeds (seeds trained in parallel jobs, one report each): one
+    (path, report, PNGs) per candidate, its seeds gathered into `current.seeds` and their mean into its metrics;
+    the report kept is the one of params.yaml's seed (the last a share runs), else the last."""
+    from alops.seeds import mean_metrics, without_seeds
+
+    groups: dict[tuple, list[tuple]] = {}
+    for item in loaded:
+        groups.setdefault(tuple(sorted(without_seeds(item[1].current.params).items())), []).append(item)
+    merged = []
+    for members in groups.values():
+        path, report, pngs = members[-1]
+        if len(members) > 1:
+            runs = [run for _, member, _ in members for run in (member.current.seeds or [member.current.metrics])]
+            report.current.seeds = runs
+            report.current.metrics = {**report.current.metrics, **mean_metrics(runs)}
+        merged.append((path, report, pngs))
+    return merged
 
 
 def params_patch(root: str, values: dict[str, str]) -> str:

@@ -46,6 +46,16 @@ def seed_values(params: dict, count: int) -> tuple[list[str], list[int]]:
     return keys, [base + offset for offset in range(1, count)] + [base]
 
 
+def seed_share(params: dict, spec: str) -> tuple[dict, str]:
+    """The seed params of share I of N (`alops run --seed-share I/N`, one CI job of N running seeds in parallel):
+    the I-th seed `--seeds N` would run; and a line saying which."""
+    from alops.candidates import share
+
+    index, count = share(spec, "--seed-share")
+    keys, seeds = seed_values(params, count)
+    return {key: seeds[index - 1] for key in keys}, f"seed {seeds[index - 1]} ({index} of {count}): {', '.join(keys)}"
+
+
 def run_seeds(project, count: int, run_one, echo=print) -> list[dict]:
     """`run_one(sets)` (alops.pipeline.run_pipeline with the caller's options) once per seed; the per-seed
     metrics (the model's: not the dev dataset's fidelity), kept in SEEDS_FILE with the params they share."""

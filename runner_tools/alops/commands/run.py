@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from alops.commands.options import notice
+from alops.errors import ConfigError
 from alops.project import Project
 
 
@@ -22,8 +23,10 @@ from alops.project import Project
                    "compares the mean with an interval (env: ALOPS_SEEDS).")
 @click.option("--candidate", metavar="I/N", envvar="ALOPS_CANDIDATE",
               help="Run combination I of `alops params matrix --sample N` (a CI matrix job's share; env: ALOPS_CANDIDATE).")
+@click.option("--seed-share", metavar="I/N", envvar="ALOPS_SEED_SHARE",
+              help="Run only the I-th seed --seeds N would run (one of N parallel jobs; env: ALOPS_SEED_SHARE).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and do nothing.")
-def run_command(stages, device, allow_cpu, assignments, keep_sets, track, seeds, candidate, dry_run) -> None:
+def run_command(stages, device, allow_cpu, assignments, keep_sets, track, seeds, candidate, seed_share, dry_run) -> None:
     """Run the pipeline as the runner does for this branch: data, dvc repro, tracking, push.
 
     \b
@@ -34,6 +37,7 @@ def run_command(stages, device, allow_cpu, assignments, keep_sets, track, seeds,
       alops run --set train.lr=0.01 --keep-sets   # and write it into params.yaml
       alops run --seeds 3                # three seeds: the report's mean and interval
       alops run --candidate 2/3          # the second of `alops params matrix --sample 3`
+      alops run --seed-share 1/3         # the first of three seeds, in one of three parallel jobs
     """
     from alops import seeds as spread
     from alops.params import parse_assignment
@@ -50,6 +54,14 @@ def run_command(stages, device, allow_cpu, assignments, keep_sets, track, seeds,
             chosen = candidate_sets(project.root, candidate)
             echo(f"candidate {candidate}: " + ", ".join(f"{k}={v}" for k, v in chosen.items()))
             sets = {**chosen, **sets}
+        if seed_share:
+            from alops.params import load_params
+
+            if seeds != 1:
+                raise ConfigError("--seed-share runs one seed of N in parallel jobs: leave --seeds (ALOPS_SEEDS) at 1")
+            chosen, line = spread.seed_share(load_params(project.root), seed_share)
+            echo(line)
+            sets = {**sets, **chosen}
 
         def run_one(extra: dict):
             return run_pipeline(project, list(stages), device, allow_cpu, {**sets, **extra}, track, dry_run,

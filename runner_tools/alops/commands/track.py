@@ -55,14 +55,12 @@ def select_best(reports, metric, mode, kind, commit, target, out, json_path) -> 
             from alops import candidates, report as report_mod
             from alops.files import atomic_write
 
-            built, pngs = candidates.pick(project, list(reports), out, project.target_branch(target), metric, mode)
+            built, pngs, summary = candidates.pick(project, list(reports), out, project.target_branch(target), metric,
+                                                   mode)
             if json_path:
                 report_mod.save(built, pngs, json_path)
             atomic_write(out, report_mod.render(built))
-            picked = next(row for row in built.candidates if row["picked"])
-            click.echo(f"select-best: {picked['report']} ({', '.join(f'{k}={v}' for k, v in picked['params'].items())}"
-                       f"): {picked['metric']} {picked['mean']:g}, mean of {picked['seeds']} seed(s); report: {out}"
-                       + (f", {candidates.PATCH_FILE}" if built.pick_patch else ""))
+            click.echo(f"select-best: {summary}; report: {out}" + (f", {candidates.PATCH_FILE}" if built.pick_patch else ""))
             return
         primary = project.config.metric
         metric = metric or (primary.name if primary else None)
