@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from conftest import clean_env, dvc, git, run_alops
 
 KIT = Path(__file__).parents[1]
@@ -86,6 +87,27 @@ def test_every_option_combination_bakes_a_working_project(tmp_path, forge, examp
     assert "repro: on cpu with the dev dataset" in run.stdout + run.stderr
     metrics = json.loads((project / "metrics.json").read_text())
     assert 0.0 <= metrics["val_accuracy"] <= 1.0 and metrics["val_samples"] > 0
+    # each class's precision and recall, and the (actual, predicted) pairs of the confusion matrix, by class name
+    assert set(metrics["per_class"]) == {"cat", "dog"}
+    assert sum(row["samples"] for row in metrics["per_class"].values()) == metrics["val_samples"]
+    pairs = json.loads((project / "plots/confusion.json").read_text())
+    assert len(pairs) == metrics["val_samples"] and {p["actual"] for p in pairs} <= {"cat", "dog"}
+    right = sum(p["actual"] == p["predicted"] for p in pairs)
+    assert right == round(metrics["val_accuracy"] * metrics["val_samples"])
+    report = run_alops("report", "--out", "report/report.md", cwd=project)
+    assert report.returncode == 0, report.stderr
+    text = (project / "report/report.md").read_text()
+    assert "<details><summary>Per-class metrics (6)</summary>" in text and "| `per_class.cat.recall` |" in text
+    assert (project / "report/plot-Confusion-matrix-validation-split.png").is_file()
+    assert (project / "report/plot-plots-train.json.png").is_file()
+    from alops import plots
+
+    drawn = dict(plots.figures(yaml.safe_load((project / "dvc.yaml").read_text()), str(project)))
+    confusion = drawn["Confusion matrix (validation split)"].axes[0]
+    assert (confusion.get_xlabel(), confusion.get_ylabel()) == ("predicted", "actual")
+    assert sum(int(t.get_text()) for t in confusion.texts) == metrics["val_samples"]
+    curve = drawn["plots/train.json"].axes[0]
+    assert (curve.get_xlabel(), curve.get_ylabel()) == ("epoch", "loss")
     unlabeled = sum(1 for row in csv.DictReader(open(project / "data/dev/manifest.csv")) if not row["label"])
     assert np.load(project / "pool_probs.npy").shape == (unlabeled, 2)
 

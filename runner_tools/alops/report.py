@@ -467,6 +467,19 @@ def _candidates(report: Report) -> list[str]:
     return lines
 
 
+PER_CLASS = "per_class."  # the scaffold's evaluate stage: each class's precision, recall and samples
+
+
+def _metric_rows(report: Report, names: list[str]) -> list[str]:
+    base = report.baseline
+    lines = ["", "| metric | this branch | target | change |", "|---|---:|---:|---:|"]
+    for name in names:
+        before = base.metrics.get(name) if base else None
+        lines.append(f"| {code(name)} | {_spread(report.current, name)} | {_spread(base, name)} | "
+                     f"{_delta(report.current.metrics[name], before)} |")
+    return lines
+
+
 def render(report: Report, images: dict[str, str] | None = None) -> str:
     """The markdown, starting with the hidden marker that finds the comment again: the primary metric's verdict,
     the model metrics, both sides' provenance, params that changed, then collapsed detail. `images` maps each PNG
@@ -478,12 +491,9 @@ def render(report: Report, images: dict[str, str] | None = None) -> str:
                  f"No baseline on the {report.current.dataset} dataset: {report.no_baseline}.")
     if primary is not None:
         lines += ["", _verdict(report, primary)]
-    lines += ["", "| metric | this branch | target | change |", "|---|---:|---:|---:|"]
     ordered = sorted(report.current.metrics, key=lambda name: (primary is None or name != primary.name, name))
-    for name in ordered:
-        before = base.metrics.get(name) if base else None
-        lines.append(f"| {code(name)} | {_spread(report.current, name)} | {_spread(base, name)} | "
-                     f"{_delta(report.current.metrics[name], before)} |")
+    per_class = [name for name in ordered if name.startswith(PER_CLASS)]
+    lines += _metric_rows(report, [name for name in ordered if name not in per_class])
     lines += ["", *_sides(report)]
     before = base.params if base else report.target_params
     if before is not None:
@@ -504,6 +514,9 @@ def render(report: Report, images: dict[str, str] | None = None) -> str:
     shown = list(dict.fromkeys(images[name] for name in report.plots if images.get(name)))
     if shown:
         lines += ["", f"<details><summary>Plots ({len(report.plots)})</summary>", "", *shown, "", "</details>"]
+    if per_class:
+        lines += ["", f"<details><summary>Per-class metrics ({len(per_class)})</summary>", *_metric_rows(report, per_class),
+                  "", "</details>"]
     if report.fidelity:
         lines += ["", f"<details><summary>Dev dataset fidelity ({len(report.fidelity)} statistics)</summary>", "",
                   "| statistic | value |", "|---|---:|"]

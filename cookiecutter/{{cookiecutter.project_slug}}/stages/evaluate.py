@@ -1,10 +1,12 @@
-"""Evaluate: accuracy on the validation split (metrics.json, which dvc.yaml declares), on its production slice
-too once labeled live samples reach it (live_accuracy, live_samples), and that split as the smoke set
-`alops deploy` scores at the deployed endpoint (smoke.json: inputs and class indices)."""
+"""Evaluate: accuracy on the validation split (metrics.json, which dvc.yaml declares), each class's precision and
+recall (per_class), accuracy on its production slice too once labeled live samples reach it (live_accuracy,
+live_samples), the (actual, predicted) pairs the report draws as a confusion matrix (plots/confusion.json), and
+that split as the smoke set `alops deploy` scores at the deployed endpoint (smoke.json: inputs and class indices)."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import torch
@@ -26,6 +28,17 @@ def load_model(folder: str = "model") -> torch.nn.Module:
     return mlflow.pytorch.load_model(folder, map_location="cpu")
 
 
+def per_class(actual: np.ndarray, predicted: np.ndarray, names: list[str]) -> dict:
+    """Each class's precision, recall and sample count (0.0 where a class was never predicted or never seen)."""
+    found = {}
+    for index, name in enumerate(names):
+        right = int(((predicted == index) & (actual == index)).sum())
+        guessed, present = int((predicted == index).sum()), int((actual == index).sum())
+        found[name] = {"precision": right / guessed if guessed else 0.0, "recall": right / present if present else 0.0,
+                       "samples": present}
+    return found
+
+
 def main() -> None:
     settings = params()
     data = np.load("work/processed.npz")
@@ -37,8 +50,14 @@ def main() -> None:
     live = data["live"][chosen]
     if live.any():  # the same model on the validation samples that came from production
         metrics.update(live_accuracy=float((probs.argmax(1) == data["y"][chosen])[live].mean()), live_samples=int(live.sum()))
+    names = [str(name) for name in settings["classes"]]
+    actual, predicted = data["y"][chosen], probs.argmax(1)
+    metrics["per_class"] = per_class(actual, predicted, names)
     with open("metrics.json", "w", encoding="utf-8") as handle:
         json.dump(metrics, handle)
+    os.makedirs("plots", exist_ok=True)
+    with open("plots/confusion.json", "w", encoding="utf-8") as handle:
+        json.dump([{"actual": names[a], "predicted": names[p]} for a, p in zip(actual, predicted)], handle)
     with open("smoke.json", "w", encoding="utf-8") as handle:
         json.dump({"inputs": data["x"][chosen].tolist(), "labels": data["y"][chosen].tolist()}, handle)
 
