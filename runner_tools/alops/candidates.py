@@ -15,16 +15,7 @@ import tempfile
 from alops.errors import ConfigError
 from alops.files import atomic_write
 
-MOST_CANDIDATES = 200  # GitLab's most jobs of one `parallel:`
 PATCH_FILE = "params-pick.patch"
-
-
-def share(spec: str, option: str = "--candidate") -> tuple[int, int]:
-    """(I, N) of a job's share `I/N` (GitLab's CI_NODE_INDEX/CI_NODE_TOTAL)."""
-    found = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", spec or "")
-    if not found or not 1 <= int(found[1]) <= int(found[2]) <= MOST_CANDIDATES:
-        raise ConfigError(f"{option} {spec!r}: expected I/N with 1 <= I <= N <= {MOST_CANDIDATES}, e.g. 2/3")
-    return int(found[1]), int(found[2])
 
 
 def candidate_sets(root: str, spec: str) -> dict:
@@ -32,7 +23,7 @@ def candidate_sets(root: str, spec: str) -> dict:
     gives the same combinations)."""
     from alops import params
 
-    index, count = share(spec)
+    index, count = params.job_share(spec, "--candidate")
     schema = params.load_schema(root)
     if schema is None:
         raise ConfigError(f"--candidate needs {params.SCHEMA_FILE}: list the values to try under `values:`")

@@ -13,11 +13,13 @@ import itertools
 import math
 import os
 import random
+import re
 
 from alops.errors import ConfigError
 
 PARAMS_FILE = "params.yaml"
 SCHEMA_FILE = "params.schema.yaml"
+MOST_JOBS = 200  # GitLab's most jobs of one `parallel:`
 TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool}
 RULE_KEYS = ("type", "allowed", "min", "max", "values", "required", "allow_nonfinite")
 
@@ -156,6 +158,14 @@ def matrix(schema: dict, sample: int | None = None, seed: int = 0) -> list[dict]
 def variable_name(param: str) -> str:
     """The CI variable carrying a parameter: train.lr -> PARAM_TRAIN_LR."""
     return "PARAM_" + "".join(c if c.isalnum() else "_" for c in param).upper()
+
+
+def job_share(spec: str, option: str) -> tuple[int, int]:
+    """(I, N) of a CI job's share `I/N` (GitLab's CI_NODE_INDEX/CI_NODE_TOTAL): `--candidate`, `--seed-share`."""
+    found = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", spec or "")
+    if not found or not 1 <= int(found[1]) <= int(found[2]) <= MOST_JOBS:
+        raise ConfigError(f"{option} {spec!r}: expected I/N with 1 <= I <= N <= {MOST_JOBS}, e.g. 2/3")
+    return int(found[1]), int(found[2])
 
 
 def gitlab_matrix(combos: list[dict]) -> list[dict]:

@@ -17,16 +17,21 @@ SEED_PLOTS = os.path.join(".alops", "seeds")  # <seed>/<plot path>: each seed's 
 MOST_SEEDS = 50
 
 
+def is_seed(name: str) -> bool:
+    """Whether a dotted params.yaml key is a seed: named `seed`."""
+    return name.rpartition(".")[2] == "seed"
+
+
 def seed_keys(params: dict) -> list[str]:
     """The dotted params.yaml keys named `seed`."""
     from alops.params import flatten
 
-    return sorted(name for name in flatten(params) if name.rpartition(".")[2] == "seed")
+    return sorted(name for name in flatten(params) if is_seed(name))
 
 
 def without_seeds(params: dict[str, str]) -> dict[str, str]:
     """Flat params but their seeds: what the runs of one candidate share."""
-    return {name: value for name, value in params.items() if name.rpartition(".")[2] != "seed"}
+    return {name: value for name, value in params.items() if not is_seed(name)}
 
 
 def seed_values(params: dict, count: int) -> tuple[list[str], list[int]]:
@@ -49,9 +54,9 @@ def seed_values(params: dict, count: int) -> tuple[list[str], list[int]]:
 def seed_share(params: dict, spec: str) -> tuple[dict, str]:
     """The seed params of share I of N (`alops run --seed-share I/N`, one CI job of N running seeds in parallel):
     the I-th seed `--seeds N` would run; and a line saying which."""
-    from alops.candidates import share
+    from alops.params import job_share
 
-    index, count = share(spec, "--seed-share")
+    index, count = job_share(spec, "--seed-share")
     keys, seeds = seed_values(params, count)
     return {key: seeds[index - 1] for key in keys}, f"seed {seeds[index - 1]} ({index} of {count}): {', '.join(keys)}"
 
