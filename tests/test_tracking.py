@@ -125,3 +125,22 @@ def test_an_unreachable_server_buffers_the_run_and_a_release_run_fails_closed(tm
     client = tracking.mlflow_client(mlflow_server)
     experiment = client.get_experiment_by_name("tracking-tests")
     assert client.search_runs([experiment.experiment_id], filter_string="attributes.run_name = 'offline'")
+
+
+def test_downloaded_artifacts_land_at_their_project_paths(tmp_path):
+    """The target's plot files for the report: `plots/train.json` and `roc/train.json` of one run come down as
+    two files at their own paths (MLflow hands a file back under its base name)."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    run_id = client.create_run(client.create_experiment("downloads", str(tmp_path / "artifacts"))).info.run_id
+    for folder, text in (("plots", '{"train": [{"epoch": 1, "loss": 2.0}]}'), ("roc", '[{"fpr": 0, "tpr": 0}]')):
+        (tmp_path / "workspace" / folder).mkdir(parents=True)
+        (tmp_path / "workspace" / folder / "train.json").write_text(text)
+        client.log_artifact(run_id, str(tmp_path / "workspace" / folder / "train.json"), folder)
+    into = tmp_path / "target"
+    into.mkdir()
+    assert tracking.download_files(uri, run_id, ["plots/train.json", "roc/train.json", "plots/absent.json"], str(into)) == 2
+    assert sorted(str(p.relative_to(into)) for p in into.rglob("*") if p.is_file()) == ["plots/train.json", "roc/train.json"]
+    assert (into / "roc/train.json").read_text() == '[{"fpr": 0, "tpr": 0}]'

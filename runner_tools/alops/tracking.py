@@ -26,8 +26,10 @@ from alops.secrets import redact_url
 
 BUFFER_DIR = os.path.join(".alops", "tracking-buffer")
 FAIL_CLOSED_KINDS = ("release",)
-# MLflow's defaults retry for about four minutes against a dead server; keep it short and bounded.
-RETRY_ENV = {
+# MLflow's defaults retry for about four minutes against a dead server (keep it short and bounded) and draw a
+# progress bar for every file downloaded (none in a job's log)
+CLIENT_ENV = {
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0",
@@ -75,8 +77,8 @@ def _reachable(uri: str) -> bool:
 
 
 def mlflow_client(uri: str):
-    """An MlflowClient with short, bounded retries."""
-    for key, value in RETRY_ENV.items():
+    """An MlflowClient with short, bounded retries and no progress bars."""
+    for key, value in CLIENT_ENV.items():
         os.environ.setdefault(key, value)
     from mlflow.tracking import MlflowClient
 
@@ -292,11 +294,15 @@ def download_files(uri: str, run_id: str, paths: list[str], folder: str) -> int:
 
     client, found = mlflow_client(uri), 0
     for path in paths:
-        try:
-            client.download_artifacts(run_id, path, folder)
+        with tempfile.TemporaryDirectory(dir=folder) as staging:
+            try:  # a file comes down by its base name, whatever folder it was logged under: moved to its path
+                local = client.download_artifacts(run_id, path, staging)
+            except (MlflowException, OSError):
+                continue  # a run tracked before plots kept their paths, or a plot the run did not write
+            destination = os.path.join(folder, path)
+            os.makedirs(os.path.dirname(destination) or folder, exist_ok=True)
+            shutil.move(local, destination)
             found += 1
-        except (MlflowException, OSError):
-            continue  # a run tracked before plots kept their paths, or a plot the run did not write
     return found
 
 
