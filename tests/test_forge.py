@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -534,4 +535,6 @@ def test_plots_defined_by_name_are_drawn_and_shown_collapsed(repo, tmp_path):
         assert (repo / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     plots = body[body.index("<details><summary>Plots (3)</summary>"):]
     assert plots.count("](/uploads/") == 3
+    for name in ("plot-live-plots-metrics", "plot-ROC", "plot-Confusion-Matrix"):  # each picture by its own name
+        assert re.search(rf"!\[{name}\]\(/uploads/\d+/{name}\.png\)", plots), plots
     assert "![plot-ROC.png](plot-ROC.png)" in (repo / "report.md").read_text()  # the local report: files beside it

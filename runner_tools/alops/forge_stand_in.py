@@ -10,6 +10,7 @@ request first, optionally with `Retry-After`.
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -228,10 +229,13 @@ def gl_update_note(handler, query, body, project, iid, note_id):
 
 
 def gl_upload(handler, query, body, project):
+    """The file's name from the multipart form, as GitLab answers: alt (the name without its extension), url, markdown."""
     handler.state.uploads.append(project)
-    url = f"/uploads/{handler.state.new_id()}/learning_curve.png"
-    return 201, {"alt": "learning_curve", "url": url, "full_path": f"/group/project{url}",
-                 "markdown": f"![learning_curve]({url})"}
+    named = re.search(rb'filename="([^"]+)"', body.get("_raw", b""))
+    name = os.path.basename(named[1].decode()) if named else "file"
+    url = f"/uploads/{handler.state.new_id()}/{name}"
+    alt = os.path.splitext(name)[0]
+    return 201, {"alt": alt, "url": url, "full_path": f"/group/project{url}", "markdown": f"![{alt}]({url})"}
 
 
 def _gl_release(handler, release):
