@@ -150,3 +150,25 @@ def test_a_branch_over_seeds_is_its_mean_with_the_spread_as_a_band(tmp_path):
     write_curve(tmp_path / "seeds" / "2", [1.0, 0.4])  # one seed stopped early: no band, the workspace's line
     [(_, plain)] = plots.figures(TRAINING, str(branch), None, ("experiment/wide", "main"), roots)
     assert not plain.axes[0].collections and [t.get_text() for t in plain.axes[0].get_legend().get_texts()] == ["loss"]
+
+
+def test_a_target_over_seeds_is_its_mean_dashed_with_its_own_band(tmp_path):
+    """The baseline tracked with `alops baseline --seeds 3`: the target's curve is its seeds' mean, dashed, with a
+    band of its own beside the branch's."""
+    branch, target = tmp_path / "branch", tmp_path / "target"
+    write_curve(branch, [0.9, 0.5, 0.3])
+    write_curve(target, [1.0, 0.7, 0.6])
+    target_seeds = []
+    for number, losses in enumerate([[1.0, 0.7, 0.6], [1.2, 0.9, 0.7], [1.1, 0.8, 0.8]]):
+        write_curve(tmp_path / "target-seeds" / str(number), losses)
+        target_seeds.append(str(tmp_path / "target-seeds" / str(number)))
+    [(_, figure)] = plots.figures(TRAINING, str(branch), str(target), ("experiment/wide", "main"), [], target_seeds)
+    axes = figure.axes[0]
+    assert [t.get_text() for t in axes.get_legend().get_texts()] == [
+        "loss (experiment/wide)", "loss (main), mean of 3 seeds ± 1 sd"]
+    mine, theirs = axes.get_lines()
+    assert theirs.get_linestyle() == "--" and list(theirs.get_ydata()) == pytest.approx([1.1, 0.8, 0.7])
+    from matplotlib.colors import to_rgb
+
+    [band] = axes.collections  # the target's spread, in the target's colour
+    assert tuple(band.get_facecolor()[0][:3]) == pytest.approx(to_rgb(theirs.get_color()))

@@ -157,3 +157,34 @@ def test_select_best_without_reports_it_can_read(ml_project):
     assert result.returncode == 2 and "broken.json: not a report saved by `alops report --json`" in result.stderr
     assert not (ml_project / "report.md").exists()
     shutil.rmtree(ml_project / ".alops", ignore_errors=True)
+
+
+@pytest.mark.slow  # six trainings on the full data
+def test_the_targets_curve_over_its_seeds_is_banded_beside_the_branchs(ml_project, monkeypatch):
+    """A baseline tracked with 3 seeds (`alops baseline --seeds 3`) brings each seed run's plot files: the report's
+    training curve draws the target's mean, dashed, with its band, beside the branch's over its own 3 seeds."""
+    from alops import plots, report
+    from alops.project import Project
+
+    env = clean_env(MLFLOW_TRACKING_URI=f"sqlite:///{ml_project / 'mlflow.db'}")  # the project's own store
+    git(ml_project, "switch", "-q", "-c", "experiment/band")
+    assert run_alops("baseline", "--seeds", "3", "--allow-cpu", cwd=ml_project, env=env).returncode == 0
+    assert run_alops("run", "--seeds", "3", "--allow-cpu", cwd=ml_project, env=env).returncode == 0
+
+    drawn = {}
+    figures = plots.figures
+
+    def kept(*args, **kwargs):
+        drawn.update(figures(*args, **kwargs))
+        return list(drawn.items())
+
+    monkeypatch.setattr(plots, "figures", kept)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])
+    monkeypatch.chdir(ml_project)
+    with Project.open(str(ml_project)) as project:
+        built, pngs = report.build(project, "main", None, None, str(ml_project / "report.md"))
+    assert len(built.baseline.seed_run_ids) == 3 and any(png.endswith(".png") for png in pngs)
+    axes = drawn["plots/train.json"].axes[0]
+    assert [t.get_text() for t in axes.get_legend().get_texts()] == [
+        "loss (experiment/band), mean of 3 seeds ± 1 sd", "loss (main), mean of 3 seeds ± 1 sd"]
+    assert len(axes.collections) == 2 and axes.get_lines()[1].get_linestyle() == "--"

@@ -92,8 +92,8 @@ def _points(rows: list[dict], x_field: str | None, column: str) -> list[tuple[fl
     return [(x, y) for x, y in points if x is not None and y is not None]
 
 
-def _band(axes, file: str, root: str, seed_roots: list[str], x_field, column: str, label: str) -> bool:
-    """The branch's curve over its seeds: the mean, and ± one standard deviation shaded, where every seed's file
+def _band(axes, file: str, root: str, seed_roots: list[str], x_field, column: str, label: str, style: str) -> bool:
+    """A side's curve over its seeds: the mean, and ± one standard deviation shaded, where every seed's file
     has the same x values; False when they do not."""
     import numpy as np
 
@@ -106,19 +106,21 @@ def _band(axes, file: str, root: str, seed_roots: list[str], x_field, column: st
         return False
     values = np.array([[curve[x] for x in xs] for curve in curves])
     mean, deviation = values.mean(0), values.std(0, ddof=1)
-    line, = axes.plot(xs, mean, "-", label=f"{label}, mean of {len(curves)} seeds ± 1 sd")
+    line, = axes.plot(xs, mean, style, label=f"{label}, mean of {len(curves)} seeds ± 1 sd")
     axes.fill_between(xs, mean - deviation, mean + deviation, color=line.get_color(), alpha=0.2)
     return True
 
 
 def _draw_linear(axes, spec: PlotSpec, root: str, baseline_root: str | None, names: tuple[str, str],
-                 seed_roots: list[str] = ()) -> bool:
+                 seed_roots: list[str] = (), baseline_seed_roots: list[str] = ()) -> bool:
     """y over x for each series; with `baseline_root`, the target's same files dashed beside the branch's; with
-    `seed_roots` (alops.seeds: each seed's plot files), the branch's mean over seeds with its spread as a band."""
+    `seed_roots` (alops.seeds: each seed's plot files), the branch's mean over seeds with its spread as a band,
+    and likewise the target's over `baseline_seed_roots`."""
     drawn, x_label, columns = False, None, set()
-    sides = [(root, names[0], "-")] + ([(baseline_root, names[1], "--")] if baseline_root else [])
+    sides = [(root, names[0], "-", list(seed_roots))]
+    sides += [(baseline_root, names[1], "--", list(baseline_seed_roots))] if baseline_root else []
     for path, name in spec.series:
-        for side_root, side_name, style in sides:
+        for side_root, side_name, style, side_seeds in sides:
             for file in _files(side_root, path):
                 rows = _rows(file)
                 if not rows:
@@ -133,8 +135,7 @@ def _draw_linear(axes, spec: PlotSpec, root: str, baseline_root: str | None, nam
                         where = os.path.relpath(file, side_root)
                         label = column if len(spec.series) == 1 and where == path else f"{where}: {column}"
                         label = f"{label} ({side_name})" if baseline_root else label
-                        if not (side_root == root and _band(axes, file, root, list(seed_roots), x_field, column,
-                                                            label)):
+                        if not _band(axes, file, side_root, side_seeds, x_field, column, label, style):
                             axes.plot(*zip(*points), style, label=label)
                         drawn = True
                         columns.add(column)
@@ -179,10 +180,11 @@ def _draw_confusion(axes, spec: PlotSpec, file: str, name: str) -> bool:
 
 
 def figures(document: dict, root: str, baseline_root: str | None = None,
-            names: tuple[str, str] = ("this branch", "target"), seed_roots: list[str] = ()) -> list[tuple[str, object]]:
+            names: tuple[str, str] = ("this branch", "target"), seed_roots: list[str] = (),
+            baseline_seed_roots: list[str] = ()) -> list[tuple[str, object]]:
     """(title, matplotlib figure) of each plot the pipeline defines, at most MAX_PLOTS; line plots carry the
-    target's curves from `baseline_root` (the same files as the target has them) where it has them, and the
-    branch's spread over `seed_roots` (each seed's files) as a band."""
+    target's curves from `baseline_root` (the same files as the target has them) where it has them, and each
+    side's spread over its seeds' files (`seed_roots`, `baseline_seed_roots`) as a band."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -203,7 +205,7 @@ def figures(document: dict, root: str, baseline_root: str | None = None,
                     plt.close(figure)
             continue
         figure, axes = plt.subplots(figsize=(6, 4))
-        if _draw_linear(axes, spec, root, baseline_root, names, seed_roots):
+        if _draw_linear(axes, spec, root, baseline_root, names, seed_roots, baseline_seed_roots):
             axes.set_title(f"{spec.title}: {names[0]} vs {names[1]}" if baseline_root else spec.title)
             axes.grid(alpha=0.3)
             drawn.append((spec.title, figure))
@@ -215,7 +217,8 @@ def figures(document: dict, root: str, baseline_root: str | None = None,
 
 
 def render(document: dict, root: str, folder: str, baseline_root: str | None = None,
-           names: tuple[str, str] = ("this branch", "target"), seed_roots: list[str] = ()) -> list[str]:
+           names: tuple[str, str] = ("this branch", "target"), seed_roots: list[str] = (),
+           baseline_seed_roots: list[str] = ()) -> list[str]:
     """PNGs of the pipeline's plots (`figures`) in `folder`; the paths written."""
     return [save_png(figure, os.path.join(folder, "plot-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", title).strip("-.") + ".png"))
-            for title, figure in figures(document, root, baseline_root, names, seed_roots)]
+            for title, figure in figures(document, root, baseline_root, names, seed_roots, baseline_seed_roots)]

@@ -38,6 +38,7 @@ class Side:
     commit: str | None = None
     run_id: str | None = None  # the tracked run, when the side is one
     seeds: list[dict[str, float]] = field(default_factory=list)  # per-seed metrics (metrics holds their mean)
+    seed_run_ids: list[str] = field(default_factory=list)  # a tracked side's seed runs, for its curves' band
 
 
 @dataclass
@@ -91,18 +92,19 @@ def _committed_side(project, target: str) -> Side | None:
 
 def _run_side(run, uri: str, project: str, description: str) -> Side:
     """A tracked run as a side; with its seeds' runs (alops.seeds) when it has them, their mean as its metrics."""
-    from alops.seeds import mean_metrics, tracked_seeds
+    from alops.seeds import mean_metrics, seed_runs
     from alops.tracking import run_url
 
     labeled = run.data.tags.get(TAG_LABELED)
-    per_seed = tracked_seeds(uri, project, run)
-    per_seed = per_seed if len(per_seed) > 1 else []
+    runs = seed_runs(uri, project, run)
+    runs = runs if len(runs) > 1 else []
+    per_seed = [dict(other.data.metrics) for other in runs]
     if per_seed:
         description += f", mean of {len(per_seed)} seeds"
     return Side(description, {**run.data.metrics, **mean_metrics(per_seed)}, dict(run.data.params),
                 run.data.tags.get(TAG_DATA_VERSION), int(labeled) if labeled and labeled.isdigit() else None,
                 run_url(uri, run), run.data.tags.get(TAG_DATASET), run.data.tags.get(TAG_COMMIT), run.info.run_id,
-                per_seed)
+                per_seed, [other.info.run_id for other in runs])
 
 
 def _tracked_sides(project, uri: str, target: str, dataset: str, current: Side, reasons: list[str]):
@@ -553,6 +555,22 @@ def _target_plot_files(project, baseline: Side | None, folder: str) -> int:
     return found
 
 
+def _target_seed_plot_files(project, baseline: Side | None, folder: str) -> list[str]:
+    """Each of the baseline's seed runs' plot files in a folder of its own under `folder`: the roots that have
+    them (none without seed runs or a tracking store)."""
+    if baseline is None or len(baseline.seed_run_ids) < 2 or not project.tracking_store_exists:
+        return []
+    from alops.pipeline import pipeline_files
+    from alops.tracking import download_files
+
+    paths, roots = pipeline_files(project)["plots"], []
+    for number, run_id in enumerate(baseline.seed_run_ids, 1):
+        root = os.path.join(folder, str(number))
+        if download_files(project.tracking_uri, run_id, paths, root):
+            roots.append(root)
+    return roots
+
+
 def build(project, target: str, curve_metric: str | None, simulation: str | None, out: str) -> tuple[Report, list[str]]:
     """The report of the project's workspace against `target`, and its PNGs beside `out`: the learning curve
     (al/ branches) and the pipeline's plots."""
@@ -561,10 +579,12 @@ def build(project, target: str, curve_metric: str | None, simulation: str | None
     built = collect(project, target, curve_metric, simulation)
     folder = os.path.dirname(os.path.abspath(out))
     with tempfile.TemporaryDirectory(prefix="alops-target-plots-") as staging:
-        baseline_root = staging if _target_plot_files(project, built.baseline, staging) else None
+        target_files, target_seeds = os.path.join(staging, "target"), os.path.join(staging, "seeds")
+        baseline_root = target_files if _target_plot_files(project, built.baseline, target_files) else None
         seed_roots = seeds.plot_roots(project.root) if built.current.seeds else []
+        baseline_seed_roots = _target_seed_plot_files(project, built.baseline, target_seeds) if baseline_root else []
         pngs = plots.render(project.pipeline, project.root, folder, baseline_root, (built.branch, built.target),
-                            seed_roots)
+                            seed_roots, baseline_seed_roots)
     built.plots = [os.path.basename(png) for png in pngs]
     if built.kind == "active-learning" and built.curve:
         pngs.insert(0, learning_curve_png(built, os.path.join(folder, LEARNING_CURVE)))

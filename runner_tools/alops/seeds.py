@@ -130,24 +130,29 @@ def workspace_seeds(root: str, params: dict[str, str], commit: str | None) -> li
     return runs
 
 
-def tracked_seeds(uri: str, project: str, run) -> list[dict[str, float]]:
-    """The metrics of the tracked runs that share `run`'s commit, branch, dataset and params but their seeds,
-    one per seed (the newest of each), `run` first."""
+def seed_runs(uri: str, project: str, run) -> list:
+    """The tracked runs that share `run`'s commit, branch, dataset and params but their seeds, one per seed (the
+    newest of each), `run` first."""
     from alops import tracking
     from alops.project import TAG_BRANCH, TAG_COMMIT, TAG_DATASET
 
     tags = run.data.tags
     if not tags.get(TAG_COMMIT):
-        return [dict(run.data.metrics)]
+        return [run]
     found = tracking.find_runs(uri, project, branch=tags.get(TAG_BRANCH), commit=tags[TAG_COMMIT], limit=MOST_SEEDS * 2,
                                tags={TAG_DATASET: tags[TAG_DATASET]} if tags.get(TAG_DATASET) else None)
     shared = without_seeds(dict(run.data.params))
-    by_seed: dict[tuple, dict[str, float]] = {}
+    by_seed: dict[tuple, object] = {}
     for other in [run, *found]:
         params = dict(other.data.params)
         if without_seeds(params) == shared:
-            by_seed.setdefault(tuple(sorted(set(params.items()) - set(shared.items()))), dict(other.data.metrics))
+            by_seed.setdefault(tuple(sorted(set(params.items()) - set(shared.items()))), other)
     return list(by_seed.values())
+
+
+def tracked_seeds(uri: str, project: str, run) -> list[dict[str, float]]:
+    """The metrics of `run`'s seed runs (`seed_runs`), `run`'s first."""
+    return [dict(other.data.metrics) for other in seed_runs(uri, project, run)]
 
 
 def mean_metrics(runs: list[dict[str, float]]) -> dict[str, float]:

@@ -293,6 +293,7 @@ def download_files(uri: str, run_id: str, paths: list[str], folder: str) -> int:
     from mlflow.exceptions import MlflowException
 
     client, found = mlflow_client(uri), 0
+    os.makedirs(folder, exist_ok=True)
     for path in paths:
         with tempfile.TemporaryDirectory(dir=folder) as staging:
             try:  # a file comes down by its base name, whatever folder it was logged under: moved to its path
