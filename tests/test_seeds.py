@@ -126,6 +126,7 @@ def test_seed_shares_in_parallel_jobs_are_gathered_as_one_candidate(ml_project):
         result = run_alops("run", "--seed-share", f"{index}/2", cwd=ml_project)
         assert result.returncode == 0, result.stderr
         assert f"seed {seed} ({index} of 2): train.seed" in result.stderr
+        assert "held for this run only" not in result.stderr  # the job's seed is not the user's --set
         folder = ml_project / f"candidate-seed-{index}"
         assert run_alops("report", "--out", f"{folder}/report.md", "--json", f"{folder}/report.json",
                          cwd=ml_project).returncode == 0

@@ -43,7 +43,8 @@ def run_command(stages, device, allow_cpu, assignments, keep_sets, track, seeds,
     from alops.params import parse_assignment
     from alops.pipeline import run_pipeline
 
-    sets = dict(parse_assignment(a) for a in assignments)
+    asked = dict(parse_assignment(a) for a in assignments)
+    sets = dict(asked)  # and the candidate's and seed's values, which say so as they are set
     echo = lambda line: click.echo(f"alops: {line}", err=True)  # noqa: E731
     with Project.open() as project:
         if project.context.notice:
@@ -80,8 +81,8 @@ def run_command(stages, device, allow_cpu, assignments, keep_sets, track, seeds,
         click.echo(f"{name}: {value:g}" + ("" if result else f" (mean of {seeds} seeds)"))
     if result is None:
         return
-    if sets and not keep_sets and not dry_run and result.ran:
-        notice(f"{', '.join(f'{k}={v}' for k, v in sets.items())} held for this run only: params.yaml (what CI "
+    if asked and not keep_sets and not dry_run and result.ran:
+        notice(f"{', '.join(f'{k}={v}' for k, v in asked.items())} held for this run only: params.yaml (what CI "
                "runs) is as it was; to keep them, run again with --keep-sets and commit params.yaml")
 
 
