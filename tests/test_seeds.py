@@ -189,3 +189,25 @@ def test_the_targets_curve_over_its_seeds_is_banded_beside_the_branchs(ml_projec
     assert [t.get_text() for t in axes.get_legend().get_texts()] == [
         "loss (experiment/band), mean of 3 seeds ± 1 sd", "loss (main), mean of 3 seeds ± 1 sd"]
     assert len(axes.collections) == 2 and axes.get_lines()[1].get_linestyle() == "--"
+
+
+def test_the_pick_carries_its_whole_combination_even_what_every_candidate_shares(ml_project):
+    """Candidates sampled from the matrix may agree on a value params.yaml does not hold (here all train with lr
+    0.05, params.yaml says 0.01): the params change sets the pick's whole combination, not only what varied."""
+    from alops import report
+
+    for index, (hidden, accuracy) in enumerate([("16", 0.8), ("32", 0.9)], 1):
+        side = report.Side("workspace", {"val_accuracy": accuracy},
+                           {"dataset": "dev", "train.lr": "0.05", "train.hidden": hidden, "train.epochs": "5",
+                            "train.seed": "0"})
+        report.save(report.Report("feature/sweep", "main", "feature", side, None), [],
+                    str(ml_project / f"candidate-{index}" / "report.json"))
+    result = run_alops("select-best", "candidate-1/report.json", "candidate-2/report.json", "--metric", "val_accuracy",
+                       "--target", "main", cwd=ml_project)
+    assert result.returncode == 0, result.stderr
+    patch = (ml_project / "params-pick.patch").read_text()
+    assert "+  lr: 0.05" in patch and "-  lr: 0.01" in patch  # shared by both candidates, still the pick's
+    assert "+  hidden" not in patch and "-  hidden" not in patch  # params.yaml holds 32 already
+    subprocess.run(["git", "apply", "params-pick.patch"], cwd=ml_project, check=True)
+    assert yaml.safe_load((ml_project / "params.yaml").read_text())["train"] == {"lr": 0.05, "epochs": 5, "hidden": 32,
+                                                                                "seed": 0}

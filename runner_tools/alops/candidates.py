@@ -41,6 +41,7 @@ def pick(project, paths: list[str], out: str, target: str, metric: str | None = 
     in its table, compared with the target's baseline (found again: made after the candidates ran); the pick's
     params change written to `patch` (empty when params.yaml has them already). Returns (report, its PNGs, a line
     naming the pick)."""
+    from alops import params
     from alops import report as report_mod
     from alops.noise import spread
 
@@ -70,7 +71,9 @@ def pick(project, paths: list[str], out: str, target: str, metric: str | None = 
     best.baseline, _, reasons, committed = report_mod.find_baseline(project, target, best.current)
     best.no_baseline = "; ".join(reasons) if best.baseline is None else ""
     best.target_params = committed.params if best.baseline is None and committed is not None else None
-    best.pick_patch = params_patch(project.root, {name: best.current.params[name] for name in varied
+    schema = params.load_schema(project.root)  # the pick's whole combination, not only what the candidates varied
+    combination = set(params.matrix_axes(schema)) if schema else set(varied)
+    best.pick_patch = params_patch(project.root, {name: best.current.params[name] for name in sorted(combination)
                                                   if name in best.current.params})
     folder = os.path.dirname(os.path.abspath(out))
     os.makedirs(folder, exist_ok=True)

@@ -140,10 +140,16 @@ def check_project(root: str) -> dict:
     return params
 
 
+def matrix_axes(schema: dict) -> dict[str, list]:
+    """The parameters a matrix spreads, with their values: each one that lists `values` (or `allowed`) but the
+    dataset (the branch's to choose)."""
+    axes = {name: rules.get("values", rules.get("allowed")) for name, rules in schema.items()}
+    return {name: values for name, values in axes.items() if values and name != "dataset"}
+
+
 def matrix(schema: dict, sample: int | None = None, seed: int = 0) -> list[dict]:
     """The allowed combinations of every parameter that lists `values` (or `allowed`), optionally a sample."""
-    axes = {name: rules.get("values", rules.get("allowed")) for name, rules in schema.items()}
-    axes = {name: values for name, values in axes.items() if values and name != "dataset"}
+    axes = matrix_axes(schema)
     for name, values in axes.items():
         for value in values:
             if value_problem(value, schema[name]):
