@@ -46,3 +46,12 @@ def test_the_reports_verdict_says_when_a_gain_is_within_noise():
     assert "the change's 95% interval is -0.0095 to +0.0551 (359 vs 359 samples), so it is **within noise**." in text
     baseline.metrics.pop("val_samples")
     assert "Sampling noise" not in report.render(built)  # no count on one side: no claim
+
+
+def test_means_equal_up_to_rounding_show_no_change():
+    """A per-class recall of 0.1 on every seed of both sides: the means differ in the last bit only."""
+    current = report.Side("workspace", {"recall": sum([0.1] * 3) / 3, "loss": 0.5})
+    baseline = report.Side("tracked run of main", {"recall": 0.1, "loss": 0.4})
+    assert current.metrics["recall"] != baseline.metrics["recall"]
+    text = report.render(report.Report("experiment/x", "main", "experiment", current, baseline))
+    assert "| `recall` | 0.1 | 0.1 | +0 (+0.0%) |" in text and "| `loss` | 0.5 | 0.4 | +0.1 (+25.0%) |" in text

@@ -330,7 +330,7 @@ def _number(value: float | None) -> str:
 def _delta(current: float, before: float | None) -> str:
     if before is None or math.isnan(before) or math.isnan(current):
         return "–"
-    change = current - before
+    change = 0.0 if math.isclose(current, before, rel_tol=1e-9) else current - before  # means: no -1.1e-16
     relative = f" ({change / abs(before):+.1%})" if before else ""
     return f"{change:+.4g}{relative}"
 
