@@ -99,14 +99,14 @@ def test_every_option_combination_bakes_a_working_project(tmp_path, forge, examp
     text = (project / "report/report.md").read_text()
     assert "<details><summary>Per-class metrics (6)</summary>" in text and "| `per_class.cat.recall` |" in text
     assert (project / "report/plot-Confusion-matrix-validation-split.png").is_file()
-    assert (project / "report/plot-plots-train.json.png").is_file()
+    assert (project / "report/plot-Training-loss.png").is_file()
     from alops import plots
 
     drawn = dict(plots.figures(yaml.safe_load((project / "dvc.yaml").read_text()), str(project)))
     confusion = drawn["Confusion matrix (validation split)"].axes[0]
     assert (confusion.get_xlabel(), confusion.get_ylabel()) == ("predicted", "actual")
     assert sum(int(t.get_text()) for t in confusion.texts) == metrics["val_samples"]
-    curve = drawn["plots/train.json"].axes[0]
+    curve = drawn["Training loss"].axes[0]
     assert (curve.get_xlabel(), curve.get_ylabel()) == ("epoch", "loss")
     unlabeled = sum(1 for row in csv.DictReader(open(project / "data/dev/manifest.csv")) if not row["label"])
     assert np.load(project / "pool_probs.npy").shape == (unlabeled, 2)
