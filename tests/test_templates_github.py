@@ -546,24 +546,3 @@ def test_three_seeds_turn_the_verdict_from_better_to_within_noise_under_act(work
     git(workflow_project, "commit", "-q", "-am", "back to main's training, nearly")
     output, report = _experiment_push(workflow_project, "experiment/longer", mlflow_server)
     assert "(mean of 3 vs 3 seeds), so it is **within noise**" in report
-
-
-@pytest.mark.slow
-def test_a_candidate_matrix_picks_the_best_mean_into_the_report_under_act(workflow_project, mlflow_server):
-    """The must-show on GitHub: `candidates: 3` runs a strategy.matrix of 3 jobs, the select job picks the best
-    mean over 2 seeds into the report the report job posts."""
-    _with_inputs(workflow_project, "      candidates: 3\n      seeds: 2\n", "sweep-act")
-    git(workflow_project, "switch", "-q", "-c", "experiment/sweep")
-    output, report = _experiment_push(workflow_project, "experiment/sweep", mlflow_server)
-    assert ran(output, "select") and ran(output, "report") and not ran(output, "train-full")
-    assert len(re.findall(r"Train this candidate's combination", output)) >= 3
-    means = {}
-    for index in (1, 2, 3):
-        kept = json.loads((workflow_project.parent / f"artifacts/alops-candidate-{index}/report.json").read_text())
-        assert len(kept["report"]["current"]["seeds"]) == 2
-        means[index] = kept["report"]["current"]["metrics"]["val_accuracy"]
-    best = max(means, key=means.get)
-    assert "### Candidates (3, picked on the mean over seeds)" in report
-    assert f"`alops-candidates/alops-candidate-{best}/report.json` **picked**" in report
-    assert "latest tracked run of `main` on the full dataset, mean of 2 seeds" in report
-    assert "git apply params-pick.patch" in report

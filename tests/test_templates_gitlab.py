@@ -623,35 +623,6 @@ def _experiment_pipeline(project: Path, mlflow_server: str, name: str):
 
 
 @pytest.mark.slow
-def test_three_seeds_turn_the_verdict_from_better_to_within_noise(ml_project, mlflow_server):
-    """The must-show: an experiment branch's report against a full-data baseline of main, both over 3 seeds (the
-    component's `seeds` input: a job per seed, gathered by alops-select), says "better" for a real gain and "within
-    noise" for a change inside the spread."""
-    use_component(ml_project, "      seeds: 3\n")
-    git(ml_project, "switch", "-q", "-c", "experiment/longer")
-    params = yaml.safe_load((ml_project / "params.yaml").read_text())
-    params["train"]["epochs"] = 60
-    (ml_project / "params.yaml").write_text(yaml.safe_dump(params))
-    git(ml_project, "commit", "-q", "-am", "train longer")
-    assert planned_jobs(ml_project, {"CI_PIPELINE_SOURCE": "push"}) == {
-        "alops-params-check", "alops-seeds: [1/3]", "alops-seeds: [2/3]", "alops-seeds: [3/3]", "alops-select",
-        "alops-report", "alops-promote"}  # a job per seed, gathered by alops-select
-    output, report = _experiment_pipeline(ml_project, mlflow_server, "seeds-test")
-    assert "seed 0 (3 of 3)" in output and "main: seed 0 (3 of 3)" in output  # the branch's and the baseline's
-    assert "### Candidates" not in report  # three seeds of one candidate
-    assert "latest tracked run of `main` on the full dataset, mean of 3 seeds" in report
-    assert "| seeds | 3 | 3 |" in report
-    assert "Seed noise: the change's 95% interval is" in report and "(mean of 3 vs 3 seeds), so it is **better**" in report
-
-    params["train"]["epochs"], params["train"]["lr"] = 5, 0.0101  # main's but for a hundredth of its rate
-    (ml_project / "params.yaml").write_text(yaml.safe_dump(params))
-    git(ml_project, "commit", "-q", "-am", "back to main's training, nearly")
-    output, report = _experiment_pipeline(ml_project, mlflow_server, "seeds-test")
-    assert "has 3 seeds of its tracked run" in output  # main's baseline is made once per commit
-    assert "(mean of 3 vs 3 seeds), so it is **within noise**" in report
-
-
-@pytest.mark.slow
 def test_a_candidate_matrix_picks_the_best_mean_into_the_report(ml_project, mlflow_server):
     """The must-show: 3 candidates (the component's `candidates` input) train side by side with 2 seeds each,
     alops-select picks the best mean, and the report (posted by alops-report) carries the pick and its params
