@@ -90,10 +90,10 @@ def _paired(run, champion, gate: Gate):
     """(candidate, champion, alops.noise.Change) as `alops rescore` logged them on the candidate's run: both models
     on the candidate's test set, for an accuracy gate; None when it scored no champion or another version."""
     from alops.noise import Change, verdict_of
-    from alops.rescore import RESCORED_METRICS, TAG_RESCORED
+    from alops.rescore import RESCORED_METRICS, TAG_RESCORED, judges
 
     metrics = run.data.metrics
-    if (champion is None or run.data.tags.get(TAG_RESCORED) != str(champion.version) or "accuracy" not in gate.metric
+    if (champion is None or run.data.tags.get(TAG_RESCORED) != str(champion.version) or not judges(gate.metric)
             or gate.direction != "max" or not all(name in metrics for name in RESCORED_METRICS)):
         return None  # (the smoke set's accuracy: higher is better)
     now, before, low, high, samples = (metrics[name] for name in RESCORED_METRICS)
@@ -201,7 +201,8 @@ def release(uri: str, root: str, project: str, context, gate: Gate, model: str, 
         run = candidate_run(client, uri, root, project, context.commit, run_id)
         _refuse_rolled_back(client, model, run)
         champion = version_by_alias(client, model, ALIAS)
-        champion_metrics = client.get_run(champion.run_id).data.metrics if champion is not None and champion.run_id else {}
+        champion_run = client.get_run(champion.run_id) if champion is not None and champion.run_id else None
+        champion_metrics = champion_run.data.metrics if champion_run is not None else {}
         champion_value = champion_metrics.get(gate.metric)
         if champion is not None and champion.run_id == run.info.run_id:
             echo(f"release: version {champion.version} of {model} is already the {ALIAS}")
@@ -211,8 +212,7 @@ def release(uri: str, root: str, project: str, context, gate: Gate, model: str, 
                 raise AlopsError(f"release gate failed: the candidate's {gate.metric} is missing: the gate fails "
                                  f"closed (run {run.info.run_id} has: {', '.join(sorted(run.data.metrics)) or 'no metrics'}; "
                                  "set metric.name in alops.yaml or pass --metric)")
-            values = _seed_values(uri, project, gate.metric, run,
-                                  client.get_run(champion.run_id) if champion is not None and champion.run_id else None)
+            values = _seed_values(uri, project, gate.metric, run, champion_run)
             over_seeds = max(map(len, values)) > 1
             candidate_value, champion_value = (mean(v) if v else None for v in values) if over_seeds else (
                 run.data.metrics.get(gate.metric), champion_value)

@@ -22,6 +22,7 @@ from alops.forge import REPORT_MARKER
 from alops.release import ALIAS as CHAMPION
 from alops.manifest import labeled_count
 from alops.project import TAG_COMMIT, TAG_DATA_VERSION, TAG_DATASET, TAG_LABELED
+from alops.rescore import SMOKE_FILE, judges, rescore
 
 
 @dataclass
@@ -208,7 +209,7 @@ def collect(project, target: str, curve_metric: str | None = None, simulation_cs
     report = Report(context.branch or context.tag or "", target, context.kind, current, baseline,
                     no_baseline="; ".join(reasons) if baseline is None else "", primary=primary, fidelity=fidelity,
                     target_params=committed.params if baseline is None and committed is not None else None)
-    if baseline is not None and baseline.run_id and primary is not None:
+    if _rescoring_judges(primary, current, baseline):
         report.rescored = _rescored(project, baseline.run_id, primary.direction)
     if context.kind == "active-learning":
         report.strategy = _branch_strategy(root) or next(
@@ -229,9 +230,14 @@ def collect(project, target: str, curve_metric: str | None = None, simulation_cs
     return report
 
 
-def _rescored(project, run_id: str, direction: str) -> dict | None:
-    from alops.rescore import rescore
+def _rescoring_judges(primary, current: Side, baseline: Side | None) -> bool:
+    """Whether the verdict rests on both models scored on this branch's smoke set: one run a side (no seeds), a
+    tracked baseline and an accuracy (alops.rescore)."""
+    return (primary is not None and judges(primary.name) and baseline is not None and bool(baseline.run_id)
+            and not current.seeds and not baseline.seeds)
 
+
+def _rescored(project, run_id: str, direction: str) -> dict | None:
     found, _ = rescore(project, run_id, direction)
     if found is None:
         return None
@@ -368,8 +374,8 @@ def _verdict(report: Report, primary) -> str:
     again = report.rescored
     if max(map(len, values)) > 1:
         noise, kind = seed_change(*values, primary.direction), "Seed noise"
-    elif again and "accuracy" in primary.name:
-        return line + (f" Both models on this branch's test set ({SMOKE}, {again['samples']} samples): the target's "
+    elif again:
+        return line + (f" Both models on this branch's test set ({code(SMOKE_FILE)}, {again['samples']} samples): the target's "
                        f"{_number(again['before'])}, this branch's {_number(again['current'])}; the change's 95% "
                        f"interval is {again['low']:+.4f} to {again['high']:+.4f} (paired bootstrap), so it is "
                        f"**{again['verdict']}**.")
@@ -378,9 +384,6 @@ def _verdict(report: Report, primary) -> str:
     if noise is not None:
         line += f" {kind}: the change's 95% interval is {noise.describe()}, so it is **{noise.verdict}**."
     return line
-
-
-SMOKE = "`smoke.json`"
 
 
 def _implied(primary) -> str:
@@ -555,20 +558,19 @@ def _target_plot_files(project, baseline: Side | None, folder: str) -> int:
     return found
 
 
-def _target_seed_plot_files(project, baseline: Side | None, folder: str) -> list[str]:
-    """Each of the baseline's seed runs' plot files in a folder of its own under `folder`: the roots that have
-    them (none without seed runs or a tracking store)."""
+def _target_plot_roots(project, baseline: Side | None, folder: str) -> tuple[str | None, list[str]]:
+    """Where the target's plot files are, downloaded under `folder`: (its run's or commit's root, or None; each of
+    its seed runs' roots when it has several: the first is the run's own)."""
     if baseline is None or len(baseline.seed_run_ids) < 2 or not project.tracking_store_exists:
-        return []
+        return (folder if _target_plot_files(project, baseline, folder) else None), []
     from alops.pipeline import pipeline_files
     from alops.tracking import download_files
 
-    paths, roots = pipeline_files(project)["plots"], []
-    for number, run_id in enumerate(baseline.seed_run_ids, 1):
-        root = os.path.join(folder, str(number))
-        if download_files(project.tracking_uri, run_id, paths, root):
-            roots.append(root)
-    return roots
+    paths = pipeline_files(project)["plots"]
+    roots = {os.path.join(folder, str(number)): run_id for number, run_id in enumerate(baseline.seed_run_ids)}
+    found = [root for root, run_id in roots.items() if download_files(project.tracking_uri, run_id, paths, root)]
+    own = next(iter(roots))
+    return (own if own in found else None), found
 
 
 def build(project, target: str, curve_metric: str | None, simulation: str | None, out: str) -> tuple[Report, list[str]]:
@@ -579,10 +581,8 @@ def build(project, target: str, curve_metric: str | None, simulation: str | None
     built = collect(project, target, curve_metric, simulation)
     folder = os.path.dirname(os.path.abspath(out))
     with tempfile.TemporaryDirectory(prefix="alops-target-plots-") as staging:
-        target_files, target_seeds = os.path.join(staging, "target"), os.path.join(staging, "seeds")
-        baseline_root = target_files if _target_plot_files(project, built.baseline, target_files) else None
+        baseline_root, baseline_seed_roots = _target_plot_roots(project, built.baseline, staging)
         seed_roots = seeds.plot_roots(project.root) if built.current.seeds else []
-        baseline_seed_roots = _target_seed_plot_files(project, built.baseline, target_seeds) if baseline_root else []
         pngs = plots.render(project.pipeline, project.root, folder, baseline_root, (built.branch, built.target),
                             seed_roots, baseline_seed_roots)
     built.plots = [os.path.basename(png) for png in pngs]

@@ -18,6 +18,11 @@ SMOKE_FILE = "smoke.json"
 ROUNDS = 4000
 
 
+def judges(metric: str) -> bool:
+    """Whether re-scoring measures `metric`: an accuracy (the share of the smoke set's labels a model gets right)."""
+    return "accuracy" in metric
+
+
 @dataclass(frozen=True)
 class Rescored:
     current: float  # this branch's model on its smoke set
