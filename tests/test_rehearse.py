@@ -129,6 +129,33 @@ def test_a_rehearsal_plans_alops_jobs_and_the_teams_in_a_clone_and_leaves_the_pr
     assert mr.returncode == 0 and "alops-train-dev" not in mr.stdout and "alops-params-check" in mr.stdout
 
 
+TEAM_JOB_THAT_FETCHES_AND_PUSHES = GENERATED_CI + """
+team-branches:
+  script:
+    - git branch --all --format='has %(refname:short)'
+    - git fetch --quiet origin main
+    - git push --quiet origin HEAD:refs/heads/from-the-job
+"""
+
+
+def test_the_rehearsal_clone_holds_the_branch_only_and_its_pushes_never_reach_the_project(repo):
+    """As a runner's clone: the pushed branch only, other branches fetched from the forge's copy of the
+    repository, which is also where a job's push lands; the project keeps its branches."""
+    project = project_with_ci(repo, TEAM_JOB_THAT_FETCHES_AND_PUSHES)
+    git(project, "remote", "add", "origin", "https://gitlab.example.com/team/project.git")
+    git(project, "switch", "-q", "-c", "feature/x")
+    result = rehearse(project, "--job", "team-branches", "--keep")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    kept = Path(result.stderr.split("the rehearsal's folder is kept: ", 1)[1].split()[0])
+    assert "has origin/feature/x" in output and "has origin/main" not in output
+    assert git(project, "branch", "--list", "from-the-job") == ""
+    clone = kept / project.name
+    assert git(kept / "origin.git", "rev-parse", "from-the-job") == git(clone, "rev-parse", "HEAD")
+    assert git(clone, "remote", "get-url", "gcl-origin") == "https://gitlab.example.com/team/project.git"
+    shutil.rmtree(kept)
+
+
 @pytest.mark.parametrize("setup, args, message", [
     (lambda repo: project_with_ci(repo, "team-lint:\n  script: [echo]\n"), (),
      ".gitlab-ci.yml includes no alops component: run `alops init`"),

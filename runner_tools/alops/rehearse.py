@@ -1,7 +1,11 @@
 """`alops rehearse`: the project's own CI file run offline, as the forge would run it: .gitlab-ci.yml by
 gitlab-ci-local, the GitHub workflow that calls alops' reusable workflow by act.
 
-The rehearsal runs in a clone of the project's last commit (what a push sends) in a temporary folder. GitLab:
+The rehearsal runs in a clone of the project's last commit (what a push sends) in a temporary folder, holding
+that branch only, as a runner's clone does; its origin is a bare copy of the project's repository in the same
+folder (the forge's copy: jobs fetch other branches from it and push to it), so the project is never written to,
+and the forge's URL is the remote `gcl-origin` (gitlab-ci-local reads the project's path there, act by
+--remote-name). GitLab:
 the kit's components of this alops (`alops.components`) are copied into it as `templates/` and the include
 points at them (gitlab-ci-local resolves `$CI_SERVER_FQDN/$CI_PROJECT_PATH/<name>@$CI_COMMIT_SHA` to that
 folder). GitHub: this alops' reusable workflow is written beside the caller, which `uses:` it by path, and
@@ -40,6 +44,7 @@ RUNNER_LABELS = re.compile(r"^\s*(?:cpu|gpu|query)-runs-on:\s*'([^']*)'", re.MUL
 INCLUDE = re.compile(r"^(\s*-?\s*component:\s*)(\S+)/([a-z]+)@(\S+)\s*$", re.MULTILINE)
 LOCAL_ADDRESS = "$CI_SERVER_FQDN/$CI_PROJECT_PATH"
 # predefined variables the rehearsal sets itself, which gitlab-ci-local would otherwise derive
+FORGE_REMOTE = "gcl-origin"
 OWN_VARIABLES = "GITLAB_CI,CI_PIPELINE_SOURCE,CI_COMMIT_REF_PROTECTED,CI_PROJECT_ID,CI_SERVER_URL"
 
 
@@ -93,7 +98,8 @@ def _included(ci_text: str, ci_file: str) -> list[re.Match]:
 
 
 def clone_branch(root: str, folder: str, branch: str | None, target: str = "main") -> tuple[str, str, list[str]]:
-    """A clone of `root`'s last commit on `branch` in `folder`: (the clone, the branch, notices)."""
+    """A clone of `root`'s last commit on `branch` in `folder`, holding that branch only: (the clone, the branch,
+    notices). Its origin is `folder`/origin.git, a bare copy of the project's branches (the forge's copy)."""
     current = git(root, "symbolic-ref", "--quiet", "--short", "HEAD", check=False).stdout.strip()
     branch = branch or current
     if not branch:
@@ -103,11 +109,13 @@ def clone_branch(root: str, folder: str, branch: str | None, target: str = "main
     notices = []
     if git(root, "status", "--porcelain", "--untracked-files=no", check=False).stdout.strip() and branch == current:
         notices.append("uncommitted changes are not rehearsed: the pipeline runs the last commit, as a push sends it")
+    forge_copy = os.path.join(folder, "origin.git")
+    git(folder, "clone", "--quiet", "--bare", os.path.abspath(root), forge_copy)
     clone = os.path.join(folder, os.path.basename(os.path.abspath(root)))
-    git(folder, "clone", "--quiet", "--branch", branch, root, clone)
-    origin = git(root, "remote", "get-url", "origin", check=False).stdout.strip()
-    if origin:
-        git(clone, "remote", "set-url", "origin", origin)  # the project's name and the forge, as CI has them
+    git(folder, "clone", "--quiet", "--single-branch", "--branch", branch, forge_copy, clone)
+    forge = git(root, "remote", "get-url", "origin", check=False).stdout.strip()
+    if forge:
+        git(clone, "remote", "add", FORGE_REMOTE, forge)  # the project's name and the forge, as CI has them
     # the forge's default branch (CI_DEFAULT_BRANCH): the project's origin/HEAD, else the target, never the branch
     # that happened to be checked out when the clone was made
     default = git(root, "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD", check=False).stdout.strip()
@@ -267,7 +275,7 @@ def act_command(act: str, clone: str, caller: str, labels: list[str], event: str
     """act's command line: self-hosted runners for every label, one job at a time (act 0.2.89 can crash when two
     jobs of a reusable workflow start together), the stand-ins for the pinned remote actions."""
     stand_ins = files("alops.components") / "stand-ins"
-    line = [act, event, "-W", caller, "-e", event_file, "--concurrent-jobs", "1",
+    line = [act, event, "-W", caller, "-e", event_file, "--concurrent-jobs", "1", "--remote-name", FORGE_REMOTE,
             "--env", f"STAND_IN_ARTIFACTS={artifacts}"]
     for label in labels:
         line += ["-P", f"{label}=-self-hosted"]
