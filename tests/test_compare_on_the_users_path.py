@@ -53,24 +53,42 @@ def push(project: Path, env: dict, branch: str, params: dict, *args: str) -> str
     return output, comment.group(1)
 
 
-def test_seeds_3_on_gitlab_judges_an_experiment_better_then_within_noise(wheel, tmp_path, mlflow_server):  # noqa: F811
-    """`seeds: 3` switched on in the generated .gitlab-ci.yml: an experiment push runs a job per seed, alops-select
-    trains main's full-data baseline with 3 seeds, and the posted report says "better" for 15 epochs against main's
-    2, then "within noise" for main's training with a learning rate 0.2% off."""
-    project, env = team_with_digits(wheel, tmp_path, "gitlab", "seeds: 3", epochs_on_main=2)
-    git(project, "remote", "set-url", "origin", "https://gitlab.example.com/team/digits-seeds.git")  # its MLflow name
+def pipeline_options(forge: str, mlflow_server: str, wheel: Path) -> tuple[str, ...]:
+    """What a team sets for its pipelines: the tracking server (a GitLab CI/CD variable, a secret the GitHub
+    caller passes on) and, here, where pip finds alops (the wheel's folder: there is no package index)."""
+    tracking = "--variable" if forge == "gitlab" else "--secret"
+    return tracking, f"MLFLOW_TRACKING_URI={mlflow_server}", "--variable", f"PIP_FIND_LINKS={wheel.parent}"
+
+
+def origin_of(forge: str, name: str) -> str:
+    """The project's forge URL (its MLflow experiments are named after it)."""
+    return f"https://gitlab.example.com/team/{name}.git" if forge == "gitlab" else f"https://github.com/team/{name}.git"
+
+
+@pytest.mark.parametrize("forge", ["gitlab", "github"])
+def test_seeds_3_judge_an_experiment_better_then_within_noise(wheel, tmp_path, mlflow_server, forge):  # noqa: F811
+    """`seeds: 3` switched on in the generated CI file: an experiment push runs a job per seed (GitLab `parallel`,
+    GitHub a matrix), the select job trains main's full-data baseline with 3 seeds, and the posted report says
+    "better" for 15 epochs against main's 2, then "within noise" for main's training with a learning rate 0.2%
+    off."""
+    project, env = team_with_digits(wheel, tmp_path, forge, "seeds: 3", epochs_on_main=2)
+    git(project, "remote", "set-url", "origin", origin_of(forge, f"digits-seeds-{forge}"))
     git(project, "switch", "-q", "-c", "experiment/longer")
     params = yaml.safe_load((project / "params.yaml").read_text())
-    options = ("--variable", f"MLFLOW_TRACKING_URI={mlflow_server}", "--variable", f"PIP_FIND_LINKS={wheel.parent}")
+    options = pipeline_options(forge, mlflow_server, wheel)
 
     output, comment = push(project, env, "experiment/longer", {**params, "train": {**params["train"], "epochs": 15}},
                            *options)
-    assert {f"alops-seeds: [{i}/3]" for i in (1, 2, 3)} <= set(re.findall(r"PASS +(.+?)\s*$", output, re.MULTILINE))
-    assert "main: seed 0 (3 of 3)" in output  # main's baseline, made in alops-select
+    if forge == "gitlab":
+        assert {f"alops-seeds: [{i}/3]" for i in (1, 2, 3)} <= set(re.findall(r"PASS +(.+?)\s*$", output, re.MULTILINE))
+        for picture in ("plot-Training-loss", "plot-Confusion-matrix-validation-split"):  # uploaded with the comment
+            assert re.search(rf"!\[{picture}\]\(/uploads/\d+/{picture}\.png\)", comment), comment
+    else:
+        assert len(re.findall(r"Train this seed", output)) >= 3
+        assert "[The report's images (the job's artifacts)](" in comment, comment  # GitHub takes no uploads
+    assert "main: seed 0 (3 of 3)" in output  # main's baseline, made in the select job
     assert "latest tracked run of `main` on the full dataset, mean of 3 seeds" in comment
     assert "| `train.epochs` | `15` | `2` |" in comment and "| seeds | 3 | 3 |" in comment, comment
-    for picture in ("plot-Training-loss", "plot-Confusion-matrix-validation-split"):  # uploaded with the comment
-        assert re.search(rf"!\[{picture}\]\(/uploads/\d+/{picture}\.png\)", comment), comment
     assert "(mean of 3 vs 3 seeds), so it is **better**" in comment, comment
 
     nearly_main = {**params, "train": {**params["train"], "lr": params["train"]["lr"] * 1.002}}
@@ -79,23 +97,26 @@ def test_seeds_3_on_gitlab_judges_an_experiment_better_then_within_noise(wheel, 
     assert "(mean of 3 vs 3 seeds), so it is **within noise**" in comment, comment
 
 
-def test_candidates_3_on_github_picks_the_best_mean_into_the_posted_report(wheel, tmp_path, mlflow_server):  # noqa: F811
-    """`candidates: 3` (and `seeds: 2`) switched on in the generated caller: three matrix jobs train combinations of
-    the example's `alops params matrix --sample 3`, the select job picks the best mean over seeds against main's
-    full-data baseline, and the posted report carries the pick and its params change."""
-    project, env = team_with_digits(wheel, tmp_path, "github", "candidates: 3", epochs_on_main=2)
-    caller = project / ".github/workflows/ci.yml"
-    caller.write_text(caller.read_text().replace("      # seeds: 3\n", "      seeds: 2\n"))
-    git(project, "remote", "set-url", "origin", "https://github.com/team/digits-sweep.git")
+@pytest.mark.parametrize("forge", ["gitlab", "github"])
+def test_candidates_3_pick_the_best_mean_into_the_posted_report(wheel, tmp_path, mlflow_server, forge):  # noqa: F811
+    """`candidates: 3` (and `seeds: 2`) switched on in the generated CI file: three matrix jobs (GitLab
+    `parallel`, GitHub `strategy.matrix`) train combinations of the example's `alops params matrix --sample 3`,
+    the select job picks the best mean over seeds against main's full-data baseline, and the posted report
+    carries the pick and its params change."""
+    project, env = team_with_digits(wheel, tmp_path, forge, "candidates: 3", epochs_on_main=2)
+    ci_file = project / (".gitlab-ci.yml" if forge == "gitlab" else ".github/workflows/ci.yml")
+    ci_file.write_text(ci_file.read_text().replace("      # seeds: 3\n", "      seeds: 2\n"))
+    git(project, "remote", "set-url", "origin", origin_of(forge, f"digits-sweep-{forge}"))
     git(project, "commit", "-q", "-am", "two seeds each")
     git(project, "switch", "-q", "-c", "experiment/sweep")
     params = yaml.safe_load((project / "params.yaml").read_text())  # main's: no combination of the matrix
-    output, comment = push(project, env, "experiment/sweep", params,
-                           "--secret", f"MLFLOW_TRACKING_URI={mlflow_server}",
-                           "--variable", f"PIP_FIND_LINKS={wheel.parent}")
-    assert len(re.findall(r"Train this candidate's combination", output)) >= 3
+    output, comment = push(project, env, "experiment/sweep", params, *pipeline_options(forge, mlflow_server, wheel))
+    if forge == "gitlab":
+        assert {f"alops-candidates: [{i}/3]" for i in (1, 2, 3)} <= set(re.findall(r"PASS +(.+?)\s*$", output, re.MULTILINE))
+    else:
+        assert len(re.findall(r"Train this candidate's combination", output)) >= 3
     assert "### Candidates (3, picked on the mean over seeds)" in comment, comment
-    rows = re.findall(r"^\| `alops-candidates/alops-candidate-(\d)/report\.json` (\*\*picked\*\*)? \|.*\| ([0-9.]+)(?: ± [0-9.e-]+)? \| 2 \|$",
+    rows = re.findall(r"^\| `(?:alops-candidates/alops-)?candidate-(\d)/report\.json` (\*\*picked\*\*)? \|.*\| ([0-9.]+)(?: ± [0-9.e-]+)? \| 2 \|$",
                       comment, re.MULTILINE)
     assert sorted(index for index, _, _ in rows) == ["1", "2", "3"], comment  # each over its 2 seeds
     [picked] = [float(mean) for _, mark, mean in rows if mark]

@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 from conftest import ALOPS, act_stand_in_args, annotate, clean_env, git
 from alops.forge_stand_in import ForgeServer
 
@@ -514,42 +513,3 @@ def test_a_labelling_round_runs_on_github_schedule_label_studio_dispatched_impor
     assert [labels[sample] for sample in expected] == ["3"] * 6
     assert [labels[sample] for sample in following] == ["5"] * 6
     assert sum(1 for label in labels.values() if label) == labeled_before + 12
-
-
-def _with_inputs(project: Path, inputs: str, name: str) -> None:
-    """The caller with more inputs, and an origin of its own (the tracking experiments are named after it)."""
-    caller = project / ".github/workflows/ci.yml"
-    caller.write_text(caller.read_text() + inputs)
-    git(project, "remote", "set-url", "origin", f"https://github.com/team/{name}.git")
-    git(project, "commit", "-q", "-am", "alops inputs")
-
-
-def _experiment_push(project: Path, branch: str, mlflow_server: str) -> tuple[str, str]:
-    result = act(project, "push", {"ref": f"refs/heads/{branch}"}, secrets={"mlflow-tracking-uri": mlflow_server})
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
-    return output, (project.parent / "artifacts/alops-report/report.md").read_text()
-
-
-@pytest.mark.slow
-def test_three_seeds_turn_the_verdict_from_better_to_within_noise_under_act(workflow_project, mlflow_server):
-    """The must-show on GitHub: the workflow's `seeds` input (a matrix job per seed, gathered by the select job);
-    "better" for a real gain over main's full-data baseline, "within noise" for a change inside the seeds' spread."""
-    _with_inputs(workflow_project, "      seeds: 3\n", "seeds-act")
-    git(workflow_project, "switch", "-q", "-c", "experiment/longer")
-    params = yaml.safe_load((workflow_project / "params.yaml").read_text())
-    params["train"]["epochs"] = 60
-    (workflow_project / "params.yaml").write_text(yaml.safe_dump(params))
-    git(workflow_project, "commit", "-q", "-am", "train longer")
-    output, report = _experiment_push(workflow_project, "experiment/longer", mlflow_server)
-    assert ran(output, "select") and not ran(output, "train-full")  # the seeds matrix trained, one job each
-    assert len(re.findall(r"Train this seed", output)) >= 3 and "seed 0 (3 of 3): train.seed" in output
-    assert "latest tracked run of `main` on the full dataset, mean of 3 seeds" in report
-    assert "### Candidates" not in report  # three seeds of one candidate
-    assert "(mean of 3 vs 3 seeds), so it is **better**" in report
-
-    params["train"]["epochs"], params["train"]["lr"] = 5, 0.0101
-    (workflow_project / "params.yaml").write_text(yaml.safe_dump(params))
-    git(workflow_project, "commit", "-q", "-am", "back to main's training, nearly")
-    output, report = _experiment_push(workflow_project, "experiment/longer", mlflow_server)
-    assert "(mean of 3 vs 3 seeds), so it is **within noise**" in report

@@ -612,36 +612,3 @@ def test_two_labelling_rounds_run_job_by_job_schedule_label_studio_trigger_impor
     labels = labels_of(checkout("final"))
     assert [labels[s] for s in first] == ["3"] * 6 and [labels[s] for s in second] == ["5"] * 6
     assert sum(1 for label in labels.values() if label) == labeled_before + 12
-
-
-def _experiment_pipeline(project: Path, mlflow_server: str, name: str):
-    result = gitlab_ci_local(project, variables={"CI_PIPELINE_SOURCE": "push", "MLFLOW_TRACKING_URI": mlflow_server,
-                                                 "CI_PROJECT_NAME": name})
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
-    return output, (project / "report.md").read_text()
-
-
-@pytest.mark.slow
-def test_a_candidate_matrix_picks_the_best_mean_into_the_report(ml_project, mlflow_server):
-    """The must-show: 3 candidates (the component's `candidates` input) train side by side with 2 seeds each,
-    alops-select picks the best mean, and the report (posted by alops-report) carries the pick and its params
-    change."""
-    use_component(ml_project, "      candidates: 3\n      seeds: 2\n")
-    git(ml_project, "switch", "-q", "-c", "experiment/sweep")
-    assert planned_jobs(ml_project, {"CI_PIPELINE_SOURCE": "push"}) == {
-        "alops-params-check", "alops-candidates: [1/3]", "alops-candidates: [2/3]", "alops-candidates: [3/3]",
-        "alops-select", "alops-report", "alops-promote"}
-    output, report = _experiment_pipeline(ml_project, mlflow_server, "sweep-test")
-    means = {}
-    for index in (1, 2, 3):
-        kept = json.loads((ml_project / f"candidate-{index}" / "report.json").read_text())["report"]["current"]
-        assert len(kept["seeds"]) == 2
-        means[index] = kept["metrics"]["val_accuracy"]
-    best = max(means, key=means.get)
-    assert f"select-best: candidate-{best}/report.json" in output
-    assert "### Candidates (3, picked on the mean over seeds)" in report
-    assert f"`candidate-{best}/report.json` **picked**" in report
-    assert "latest tracked run of `main` on the full dataset" in report
-    patch = (ml_project / "params-pick.patch").read_text()
-    assert patch.startswith("--- a/params.yaml") and patch in report
