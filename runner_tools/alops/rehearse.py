@@ -43,8 +43,9 @@ PINNED_ACTION = re.compile(r"uses: ([\w-]+/[\w-]+@[0-9a-f]{40})")
 RUNNER_LABELS = re.compile(r"^\s*(?:cpu|gpu|query)-runs-on:\s*'([^']*)'", re.MULTILINE)
 INCLUDE = re.compile(r"^(\s*-?\s*component:\s*)(\S+)/([a-z]+)@(\S+)\s*$", re.MULTILINE)
 LOCAL_ADDRESS = "$CI_SERVER_FQDN/$CI_PROJECT_PATH"
-# predefined variables the rehearsal sets itself, which gitlab-ci-local would otherwise derive
+# the clone's remote with the project's forge URL: gitlab-ci-local reads it under this name, act by --remote-name
 FORGE_REMOTE = "gcl-origin"
+# predefined variables the rehearsal sets itself, which gitlab-ci-local would otherwise derive
 OWN_VARIABLES = "GITLAB_CI,CI_PIPELINE_SOURCE,CI_COMMIT_REF_PROTECTED,CI_PROJECT_ID,CI_SERVER_URL"
 
 
