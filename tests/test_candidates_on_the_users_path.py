@@ -11,7 +11,7 @@ import yaml
 
 from conftest import git
 from test_install import wheel  # noqa: F401 (the module's fixture)
-from users_path import origin_of, pipeline_options, push, team_with_digits
+from users_path import ci_file_of, origin_of, pipeline_options, push, team_with_digits
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ def test_candidates_3_pick_the_best_mean_into_the_posted_report(wheel, tmp_path,
     the select job picks the best mean over seeds against main's full-data baseline, and the posted report
     carries the pick and its params change."""
     project, env = team_with_digits(wheel, tmp_path, forge, "candidates: 3", epochs_on_main=2)
-    ci_file = project / (".gitlab-ci.yml" if forge == "gitlab" else ".github/workflows/ci.yml")
+    ci_file = ci_file_of(project, forge)
     ci_file.write_text(ci_file.read_text().replace("      # seeds: 3\n", "      seeds: 2\n"))
     git(project, "remote", "set-url", "origin", origin_of(forge, f"digits-sweep-{forge}"))
     git(project, "commit", "-q", "-am", "two seeds each")

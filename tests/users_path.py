@@ -15,13 +15,18 @@ from conftest import git
 from test_install import GITLAB_CI_LOCAL, run, runner_project
 
 
+def ci_file_of(project: Path, forge: str) -> Path:
+    """The CI file `alops new` wrote for `forge`."""
+    return project / (".gitlab-ci.yml" if forge == "gitlab" else ".github/workflows/ci.yml")
+
+
 def team_with_digits(wheel: Path, tmp_path: Path, forge: str, turn_on: str, epochs_on_main: int) -> tuple[Path, dict]:
     """The digits example from the wheel, its data pushed, the CI file's commented `turn_on` input switched on and
     main training `epochs_on_main` epochs (a team's first quick model); alops installed for `alops rehearse`:
     (project, environment)."""
     venv, project, env = runner_project(wheel, tmp_path, forge)
     run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps", str(wheel)], cwd=tmp_path)
-    ci_file = project / (".gitlab-ci.yml" if forge == "gitlab" else ".github/workflows/ci.yml")
+    ci_file = ci_file_of(project, forge)
     text = ci_file.read_text()
     assert f"      # {turn_on}\n" in text  # the generated file offers the input, commented out
     ci_file.write_text(text.replace(f"      # {turn_on}\n", f"      {turn_on}\n"))
@@ -34,8 +39,9 @@ def team_with_digits(wheel: Path, tmp_path: Path, forge: str, turn_on: str, epoc
     return project, env
 
 
-def push(project: Path, env: dict, branch: str, params: dict, *args: str) -> str:
-    """Commit `params` on `branch` and rehearse its push pipeline; the comment posted on the merge/pull request."""
+def push(project: Path, env: dict, branch: str, params: dict, *args: str) -> tuple[str, str]:
+    """Commit `params` on `branch` and rehearse its push pipeline: (the rehearsal's output, the comment posted on
+    the merge/pull request)."""
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git(project, "commit", "-q", "--allow-empty", "-am", f"params: {params['train']}")
     result = subprocess.run([str(Path(env["PATH"].split(":", 1)[0]) / "alops"), "rehearse", "--allow-cpu", *args],

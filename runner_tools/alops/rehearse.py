@@ -114,9 +114,9 @@ def clone_branch(root: str, folder: str, branch: str | None, target: str = "main
     git(folder, "clone", "--quiet", "--bare", os.path.abspath(root), forge_copy)
     clone = os.path.join(folder, os.path.basename(os.path.abspath(root)))
     git(folder, "clone", "--quiet", "--single-branch", "--branch", branch, forge_copy, clone)
-    forge = git(root, "remote", "get-url", "origin", check=False).stdout.strip()
-    if forge:
-        git(clone, "remote", "add", FORGE_REMOTE, forge)  # the project's name and the forge, as CI has them
+    forge_url = git(root, "remote", "get-url", "origin", check=False).stdout.strip()
+    if forge_url:
+        git(clone, "remote", "add", FORGE_REMOTE, forge_url)  # the project's name and the forge, as CI has them
     # the forge's default branch (CI_DEFAULT_BRANCH): the project's origin/HEAD, else the target, never the branch
     # that happened to be checked out when the clone was made
     default = git(root, "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD", check=False).stdout.strip()

