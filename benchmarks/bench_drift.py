@@ -20,7 +20,7 @@ import tempfile
 
 import numpy as np
 
-from alops.devset import check_dev
+from alops.data.devset import check_dev
 
 DRAWS = int(os.environ.get("ALOPS_BENCH_DRAWS", 100))
 SEEDS = (2026, 2027, 2028)  # three runs of 100 draws: the range is what docs/data.md quotes

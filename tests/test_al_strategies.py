@@ -9,7 +9,7 @@ from alops.al.strategies import (
     BALD, ClassBalanced, CoreSet, EmptyPoolError, Entropy, Hybrid, LeastConfidence, Pool, PoolTooSmallError,
     RandomSampling, SmallestMargin, k_center_greedy, mc_dropout_probs,
 )
-from alops.errors import ConfigError
+from alops.core.errors import ConfigError
 
 
 def make_pool(n: int, seed: int = 0, classes: int = 5) -> Pool:

@@ -21,13 +21,13 @@ def test_one_run_opens_dvc_once_and_reads_alops_yaml_params_and_the_lock_once(ml
     run's tags: its digest and the data version)."""
     import dvc.repo
 
-    import alops.config
+    import alops.core.config
     from alops.cli import main
 
     git(ml_project, "switch", "-q", "-c", "feature/count")
     (ml_project / "alops.yaml").write_text("data: {full: data/full, dev: data/dev}\n")
     opened, read, files = [], [], []
-    real_init, real_load, real_open = dvc.repo.Repo.__init__, alops.config.load_config, open
+    real_init, real_load, real_open = dvc.repo.Repo.__init__, alops.core.config.load_config, open
 
     def counting_init(self, *args, **kwargs):
         opened.append(args[:1])
@@ -45,8 +45,8 @@ def test_one_run_opens_dvc_once_and_reads_alops_yaml_params_and_the_lock_once(ml
 
     monkeypatch.setattr(dvc.repo.Repo, "__init__", counting_init)
     monkeypatch.setattr("builtins.open", counting_open)
-    monkeypatch.setattr(alops.config, "load_config", counting_load)
-    monkeypatch.setattr("alops.project.load_config", counting_load)
+    monkeypatch.setattr(alops.core.config, "load_config", counting_load)
+    monkeypatch.setattr("alops.core.project.load_config", counting_load)
     environment = clean_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
     for name in list(os.environ):
         monkeypatch.delenv(name)
@@ -59,13 +59,13 @@ def test_one_run_opens_dvc_once_and_reads_alops_yaml_params_and_the_lock_once(ml
     assert (ml_project / "metrics.json").exists()  # the pipeline really ran: pull, repro, push
     assert len(opened) == 1, opened
     assert len(read) == 1, read
-    parsed = [caller for name, caller, mode in files if name == "params.yaml" and caller != "alops.pipeline"]
-    assert parsed == ["alops.params", "alops.params"], files  # validated once, edited once (comments kept)
-    assert [caller for name, caller, _ in files if name == "dvc.lock"] == ["alops.pipeline", "alops.pipeline"], files
+    parsed = [caller for name, caller, mode in files if name == "params.yaml" and caller != "alops.runs.pipeline"]
+    assert parsed == ["alops.core.params", "alops.core.params"], files  # validated once, edited once (comments kept)
+    assert [caller for name, caller, _ in files if name == "dvc.lock"] == ["alops.runs.pipeline", "alops.runs.pipeline"], files
 
 
 def test_files_written_by_alops_follow_the_umask(tmp_path):
-    from alops.files import atomic_write, write_json
+    from alops.core.files import atomic_write, write_json
 
     previous = os.umask(0o022)
     try:
@@ -79,7 +79,7 @@ def test_files_written_by_alops_follow_the_umask(tmp_path):
 
 
 def test_a_failed_write_leaves_the_target_and_no_temporary(tmp_path):
-    from alops.files import atomic_path
+    from alops.core.files import atomic_path
 
     target = tmp_path / "keep.txt"
     target.write_text("before")
@@ -119,7 +119,7 @@ def test_cli_module_is_the_root_group_only():
 
 
 def test_the_scrubber_masks_tokens_and_url_credentials(monkeypatch):
-    from alops.secrets import scrub
+    from alops.core.secrets import scrub
 
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "tok-canary-123")
     text = scrub("server https://user:pw-canary@mlflow.example.com/x said tok-canary-123")

@@ -31,10 +31,10 @@ def hook(event, args):
 
 sys.addaudithook(hook)
 if what == "file":
-    from alops.files import atomic_write
+    from alops.core.files import atomic_write
     atomic_write(target, "new " * 100_000)
 else:
-    from alops.tracking import RunRecord, buffer
+    from alops.runs.tracking import RunRecord, buffer
     record = RunRecord("e", "r", {"p": "1"}, {"m": 0.5}, {"m": [(0, 0.5)]}, {}, run_key=os.path.basename(target))
     buffer(record, sys.argv[4])
 print(json.dumps(opened))
@@ -65,7 +65,7 @@ def test_a_crash_before_the_rename_leaves_the_old_file_and_the_target_is_never_w
 
 @pytest.mark.parametrize("crash", [True, False])
 def test_a_buffered_run_appears_whole_or_not_at_all(tmp_path, crash):
-    from alops.tracking import BUFFER_DIR
+    from alops.runs.tracking import BUFFER_DIR
 
     root = tmp_path / "project"
     root.mkdir()
@@ -81,7 +81,7 @@ def test_a_buffered_run_appears_whole_or_not_at_all(tmp_path, crash):
 
 def test_a_writer_that_fails_leaves_the_old_file_and_no_temporary(tmp_path):
     """An exception while writing (a full disk, a bad value) keeps the target as it was and the folder clean."""
-    from alops.files import atomic_path, atomic_write
+    from alops.core.files import atomic_path, atomic_write
 
     target = tmp_path / "metrics.json"
     atomic_write(str(target), '{"accuracy": 0.9}')

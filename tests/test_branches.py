@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from alops.branches import BranchSettings, kind_of, pattern_problem, pattern_regex, resolve_context
-from alops.errors import ContextError
+from alops.core.branches import BranchSettings, kind_of, pattern_problem, pattern_regex, resolve_context
+from alops.core.errors import ContextError
 
 from conftest import git
 

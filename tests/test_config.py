@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from alops.errors import ConfigError
+from alops.core.errors import ConfigError
 from conftest import git, run_alops
 
 
@@ -79,7 +79,7 @@ def test_alops_config_variable_points_at_a_file(repo, tmp_path):
 
 
 def test_the_primary_metric_is_declared_once(tmp_path):
-    from alops.config import load_config
+    from alops.core.config import load_config
 
     (tmp_path / "alops.yaml").write_text("metric: {name: val_loss, direction: min, min_gain: 0.01}\n")
     metric = load_config(str(tmp_path)).metric
@@ -95,7 +95,7 @@ def test_the_primary_metric_is_declared_once(tmp_path):
     ("metric: [acc]\n", "metric: expected a name"),
 ])
 def test_a_bad_primary_metric_is_one_line(tmp_path, text, message):
-    from alops.config import load_config
+    from alops.core.config import load_config
 
     (tmp_path / "alops.yaml").write_text(text)
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -105,7 +105,7 @@ def test_a_bad_primary_metric_is_one_line(tmp_path, text, message):
 def test_the_experiment_name_does_not_depend_on_the_clones_folder(tmp_path, monkeypatch):
     """alops.yaml's project first; without it the origin remote's repository name (a URL, not a local path);
     the folder's name only when there is neither."""
-    from alops.project import Project
+    from alops.core.project import Project
 
     for name in ("CI_PROJECT_NAME", "GITHUB_REPOSITORY"):
         monkeypatch.delenv(name, raising=False)

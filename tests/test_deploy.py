@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import requests
 from conftest import clean_env, dvc, free_port, git, run_alops
-from alops.forge_stand_in import ForgeServer
+from alops.forge.stand_in import ForgeServer
 from test_forge import CANARY
 from test_release import champion, release_project, tracked_candidate  # noqa: F401 - fixture
 from test_templates_github import CALLER, act, ran

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from alops.devset import _chi_square, ks_statistic
+from alops.data.devset import _chi_square, ks_statistic
 
 from conftest import dvc, kill_inside, run_alops
 from datasets import read_manifest, write_full_dataset, write_manifest
@@ -163,10 +163,10 @@ def test_bad_size_exits_2_and_writes_nothing(dvc_project, args, message):
 
 
 MAKE_DEV_KILL_POINTS = {  # (function, before/after the call)
-    "full data spooled": ("alops.manifest:Spool.close", "after"),
-    "dev manifest half written": ("alops.manifest:ManifestWriter.close", "before"),
-    "dev folder built, not swapped in": ("alops.devset:_replace_folder", "before"),
-    "swapped in, not yet tracked": ("alops.data:track", "before"),
+    "full data spooled": ("alops.data.manifest:Spool.close", "after"),
+    "dev manifest half written": ("alops.data.manifest:ManifestWriter.close", "before"),
+    "dev folder built, not swapped in": ("alops.data.devset:_replace_folder", "before"),
+    "swapped in, not yet tracked": ("alops.data.storage:track", "before"),
 }
 
 
@@ -273,7 +273,7 @@ def test_image_rows_are_predicted_from_their_files_as_the_capture_feeds_the_endp
     import torch
     from mlflow.models import infer_signature
 
-    from alops.capture import png_bytes
+    from alops.serve.capture import png_bytes
 
     rng = np.random.default_rng(12)
     images = dvc_project / "data/full/images"

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alops import drift
-from alops.devset import check_dev
+from alops.data import drift
+from alops.data.devset import check_dev
 from datasets import write_manifest
 
 CLASSES = np.array(["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"])

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import clean_env, run_alops
-from alops.forge_stand_in import ForgeServer
+from alops.forge.stand_in import ForgeServer
 
 CANARY = "glpat-drift-canary-4242"
 HOSTILE = "<img src=x onerror=alert(1)> **7** | @team [x](javascript:alert(1))"
@@ -96,7 +96,7 @@ def test_the_first_representative_verdict_closes_the_branchs_drift_issue_saying_
 
 
 def test_class_names_and_branches_in_the_issue_are_inert_text(tmp_path):
-    from alops.drift_issue import issue, marker
+    from alops.report.drift_issue import issue, marker
 
     title, body = issue(verdict(branch="al/x-->y <b>", label=HOSTILE), "https://gitlab.example.com/-/jobs/5")
     first, rest = body.split("\n", 1)

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import requests
 
-from alops.deploy import kserve_manifest
-from alops.errors import ConfigError
+from alops.release.deploy import kserve_manifest
+from alops.core.errors import ConfigError
 from conftest import ALOPS, clean_env, free_port, run_alops
 
 

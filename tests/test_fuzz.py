@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from alops.errors import ConfigError
+from alops.core.errors import ConfigError
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 10), st.floats(allow_nan=True), st.text(max_size=6))
 VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
@@ -40,7 +40,7 @@ def digest(path: Path) -> str:
 @FUZZ
 @given(export=EXPORTS, partial=st.booleans())
 def test_label_import_takes_any_export_without_a_traceback_or_a_partial_write(tmp_path_factory, export, partial):
-    from alops.labeling import import_labels, read_batch
+    from alops.labels.handoff import import_labels, read_batch
 
     folder = tmp_path_factory.mktemp("fuzz")
     manifest = folder / "manifest.csv"
@@ -62,7 +62,7 @@ def test_label_import_takes_any_export_without_a_traceback_or_a_partial_write(tm
 @FUZZ
 @given(text=st.text(alphabet=st.sampled_from(list("id,label,split,path,x\n\"0123456789ab .;\t-é")), max_size=200))
 def test_the_manifest_reader_takes_any_csv_without_a_traceback(tmp_path_factory, text):
-    from alops.manifest import inspect_manifest, iter_batches
+    from alops.data.manifest import inspect_manifest, iter_batches
 
     path = tmp_path_factory.mktemp("fuzz") / "manifest.csv"
     path.write_text(text, encoding="utf-8")
@@ -91,7 +91,7 @@ VERDICT_FIELDS = {"format": st.one_of(st.just(2), VALUES), "branch": st.one_of(s
 @given(verdict=st.one_of(st.fixed_dictionaries({}, optional=VERDICT_FIELDS), VALUES))
 def test_the_drift_verdict_reader_takes_any_json_without_a_traceback(tmp_path_factory, verdict):
     """A verdict either reads (and renders as an issue) or stops with one line naming the field."""
-    from alops.drift_issue import issue, read
+    from alops.report.drift_issue import issue, read
 
     path = tmp_path_factory.mktemp("fuzz") / "drift.json"
     path.write_text(json.dumps(verdict))

@@ -89,7 +89,7 @@ def test_negative_probabilities_are_refused_by_every_uncertainty_strategy(tmp_pa
 
 
 def test_report_values_render_as_inert_text():
-    from alops.report import Report, Side, code, render
+    from alops.report.merge_request import Report, Side, code, render
 
     hostile = ["@all", "![x](https://evil.example/beacon.png)", "a`b``c", "[click](https://evil.example)", "<img src=x>"]
     current = Side("workspace", {name: 1.0 for name in hostile}, {name: name for name in hostile}, "dv-1")
@@ -106,7 +106,7 @@ def test_report_values_render_as_inert_text():
 def test_label_studio_config_escapes_class_names():
     import xml.etree.ElementTree as ElementTree
 
-    from alops.labeling import label_config
+    from alops.labels.handoff import label_config
 
     names = ['cat"/><Script>x</Script><Choice value="', "dog & <b>"]
     root = ElementTree.fromstring(label_config(names))
@@ -114,7 +114,7 @@ def test_label_studio_config_escapes_class_names():
 
 
 def test_metric_names_mlflow_refuses_are_normalised():
-    from alops.metrics import metric_name
+    from alops.runs.metrics import metric_name
 
     assert metric_name("loss//val") == "loss/val" and metric_name("/x/") == "x" and metric_name("acc..test") == "acc.test"
 
@@ -183,8 +183,8 @@ def test_unknown_params_and_sets_are_refused_with_the_closest_name(tracked):
 
 
 def test_a_manifest_line_of_several_mb_is_one_line(tmp_path):
-    from alops.errors import ConfigError
-    from alops.manifest import inspect_manifest, iter_batches
+    from alops.core.errors import ConfigError
+    from alops.data.manifest import inspect_manifest, iter_batches
 
     path = tmp_path / "manifest.csv"
     path.write_text("id,label,split\n" + "".join(f"{i},a,train\n" for i in range(10)) + "10," + "x" * (5 << 20) + ",train\n")

@@ -1,4 +1,4 @@
-"""alops.integrity: damaged sample files found from their size, first and last bytes, or by a full decode."""
+"""alops.data.integrity: damaged sample files found from their size, first and last bytes, or by a full decode."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alops.integrity import decode_problem, file_problem
+from alops.data.integrity import decode_problem, file_problem
 
 
 @pytest.mark.parametrize("extension", ["png", "jpg", "jpeg", "webp"])

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from alops.errors import ConfigError
+from alops.core.errors import ConfigError
 from conftest import clean_env, dvc, git, run_alops
 from datasets import read_manifest, write_full_dataset
 
@@ -449,8 +449,8 @@ def test_every_strategy_name_reaches_the_report_through_the_import_commit_traile
     """The al/ report names the branch's strategy from the label import's commit: every strategy the CLI
     offers (hyphens and the balanced variants' + included) survives the trip through git's trailer parser."""
     from alops.al.strategies import STRATEGIES, make_strategy
-    from alops.labeling import import_commit_message
-    from alops.report import _branch_strategy
+    from alops.labels.handoff import import_commit_message
+    from alops.report.merge_request import _branch_strategy
 
     names = []
     for name in STRATEGIES:
@@ -466,7 +466,7 @@ def test_every_strategy_name_reaches_the_report_through_the_import_commit_traile
 
 @pytest.mark.parametrize("hostile", ["margin\nAlops-Strategy: random", "margin; rm -rf /", "", "x" * 81, ["margin"]])
 def test_a_strategy_value_that_is_not_a_name_never_becomes_a_trailer(hostile):
-    from alops.labeling import STRATEGY_TRAILER, import_commit_message
+    from alops.labels.handoff import STRATEGY_TRAILER, import_commit_message
 
     message = import_commit_message({"batch_id": "b1", "strategy": hostile})
     assert message == "Labels of batch b1" and STRATEGY_TRAILER not in message
@@ -565,7 +565,7 @@ def test_a_batch_record_of_the_wrong_types_is_one_line(batch_project):
 @pytest.mark.parametrize("min_agreement", [0.0, 0.5])
 def test_a_tie_between_annotators_is_requeued_however_low_the_agreement_bar(min_agreement):
     """Two labels with the same count have no majority: neither wins, even when the bar would let a half pass."""
-    from alops.labeling import Vote, decide
+    from alops.labels.handoff import Vote, decide
 
     batch = {"batch_id": "b1", "sample_ids": ["s1", "s2"], "classes": ["cat", "dog"]}
     votes = [Vote("s1", 1, "ann", "cat"), Vote("s1", 1, "bob", "dog"),

@@ -93,12 +93,12 @@ def test_dirty_checkout_is_refused_before_anything_changes(al_remote, tmp_path):
 
 
 KILL_POINTS = {  # where the import is killed: (function, before/after the call, a word its arguments mention)
-    "manifest half written": ("alops.manifest:ManifestWriter.close", "before", ""),
-    "manifest replaced": ("alops.labeling:apply_labels", "after", ""),
-    "dvc add done": ("alops.data:track", "after", ""),
-    "data pushed": ("alops.data:push", "after", ""),
-    "commit made": ("alops.record:git", "after", "'commit'"),
-    "branch pushed": ("alops.record:git", "after", "'push'"),
+    "manifest half written": ("alops.data.manifest:ManifestWriter.close", "before", ""),
+    "manifest replaced": ("alops.labels.handoff:apply_labels", "after", ""),
+    "dvc add done": ("alops.data.storage:track", "after", ""),
+    "data pushed": ("alops.data.storage:push", "after", ""),
+    "commit made": ("alops.data.record:git", "after", "'commit'"),
+    "branch pushed": ("alops.data.record:git", "after", "'push'"),
 }
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from alops import report
-from alops.config import PrimaryMetric
-from alops.noise import change, sample_count
+from alops.report import merge_request as report
+from alops.core.config import PrimaryMetric
+from alops.runs.noise import change, sample_count
 
 
 def test_the_interval_is_newcombes_hybrid_score_interval():

@@ -45,8 +45,8 @@ def test_release_gate_options_from_flags_and_the_templates_variables(monkeypatch
         seen["gate"] = (metric, direction, min_delta, beyond_noise)
         raise Stop
 
-    monkeypatch.setattr("alops.release.project_gate", capture)
-    monkeypatch.setattr("alops.project.Project.open", classmethod(lambda cls, *a, **k: contextlib.nullcontext(object())))
+    monkeypatch.setattr("alops.release.gate.project_gate", capture)
+    monkeypatch.setattr("alops.core.project.Project.open", classmethod(lambda cls, *a, **k: contextlib.nullcontext(object())))
     result = CliRunner().invoke(cli, ["release", *args], env=env)
     assert isinstance(result.exception, Stop), result.output
     assert seen["gate"] == expected

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from alops import plots
+from alops.report import plots
 from conftest import git, run_alops
 
 TRAINING = {"stages": {"train": {"cmd": "python train.py", "plots": [{"plots/train.json": {"cache": False}}]}}}
@@ -78,7 +78,7 @@ def test_the_report_draws_the_targets_committed_curve_beside_the_branchs(repo):
 
 def test_on_github_the_plots_are_one_link_to_the_jobs_artifacts(tmp_path):
     """GitHub takes no image uploads: one link to the job's artifacts, not one per picture to the same page."""
-    from alops import report
+    from alops.report import merge_request as report
 
     class NoUploads:
         def upload_image(self, path):
@@ -95,7 +95,7 @@ def test_on_github_the_plots_are_one_link_to_the_jobs_artifacts(tmp_path):
 def test_the_learning_curve_keeps_the_simulation_off_the_branchs_axes(tmp_path):
     """The simulation trains its own model over its own range of labels: its strategies get a panel of their own,
     the branch's strategy beside random with their spread over the seeds, never on the branch's axes."""
-    from alops import report
+    from alops.report import merge_request as report
 
     simulation = tmp_path / "simulation.csv"
     rows = ["strategy,seed,round,labels,accuracy"]

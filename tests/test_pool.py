@@ -98,7 +98,7 @@ def test_a_bad_log_is_one_line_and_changes_nothing(al_remote, tmp_path, extra, c
 def test_new_samples_take_the_manifests_split_shares_by_id_the_same_on_every_run():
     """by-id: a sample's split depends on its id alone (a re-run, another runner: the same split), and over many
     samples the shares are the manifest's (3,000 ids: within 3 standard deviations of each share)."""
-    from alops.pool import splits_by_id
+    from alops.data.pool import splits_by_id
 
     shares = [("test", 0.2), ("train", 0.6), ("val", 0.2)]
     ids = [f"live-{number}" for number in range(3000)]

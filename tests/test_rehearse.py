@@ -60,8 +60,8 @@ def rehearse(project: Path, *args: str, tool: str | None = str(GITLAB_CI_LOCAL))
 @pytest.mark.parametrize("forge", ["gitlab", "github"])
 def test_the_forge_stand_in_holds_the_branch_request_and_lists_what_the_jobs_post(forge):
     """What a rehearsal's report job finds and posts, through the same clients as on the forge."""
-    from alops.forge import GitHubForge, GitLabForge
-    from alops.forge_stand_in import ForgeServer
+    from alops.forge.client import GitHubForge, GitLabForge
+    from alops.forge.stand_in import ForgeServer
 
     with ForgeServer("stand-in-token") as stand_in:
         number = stand_in.open_request(forge, "experiment/x", "main")
@@ -81,7 +81,7 @@ def test_the_forge_stand_in_holds_the_branch_request_and_lists_what_the_jobs_pos
     ("https://github.com/team/project.git", "team/project"), ("git@github.com:team/project.git", "team/project"),
     ("https://gitlab.example.com/group/sub/project.git", "sub/project"), (None, "local/repo")])
 def test_the_github_repository_of_a_rehearsal_comes_from_the_origin(tmp_path, origin, expected):
-    from alops.rehearse import repository_of
+    from alops.forge.rehearse import repository_of
 
     project = tmp_path / "repo"
     project.mkdir()
@@ -92,7 +92,7 @@ def test_the_github_repository_of_a_rehearsal_comes_from_the_origin(tmp_path, or
 
 
 def test_each_event_sets_the_variables_gitlab_would():
-    from alops.rehearse import plan
+    from alops.forge.rehearse import plan
 
     push = plan("push", "feature/x").variables
     assert push["CI_PIPELINE_SOURCE"] == "push" and "CI_MERGE_REQUEST_IID" not in push
@@ -138,6 +138,7 @@ team-branches:
 """
 
 
+@pytest.mark.slow  # runs a job with gitlab-ci-local, which `make test` installs
 def test_the_rehearsal_clone_holds_the_branch_only_and_its_pushes_never_reach_the_project(repo):
     """As a runner's clone: the pushed branch only, other branches fetched from the forge's copy of the
     repository, which is also where a job's push lands; the project keeps its branches."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import clean_env, dvc, git, run_alops
-from alops.forge_stand_in import ForgeServer
+from alops.forge.stand_in import ForgeServer
 from test_forge import CANARY, DVC_YAML
 
 

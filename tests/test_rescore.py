@@ -1,4 +1,4 @@
-"""Both models on the branch's test samples (alops.rescore): the target's model scored again on this branch's
+"""Both models on the branch's test samples (alops.release.rescore): the target's model scored again on this branch's
 smoke set, and the paired bootstrap of the change when one run a side is all there is."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from test_run import runs_of
 
 
 def test_the_paired_bootstrap_follows_the_samples_both_models_answer():
-    from alops.rescore import paired_bootstrap
+    from alops.release.rescore import paired_bootstrap
 
     rng = np.random.default_rng(1)
     before = rng.random(400) < 0.80

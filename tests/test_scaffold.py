@@ -100,7 +100,7 @@ def test_every_option_combination_bakes_a_working_project(tmp_path, forge, examp
     assert "<details><summary>Per-class metrics (6)</summary>" in text and "| `per_class.cat.recall` |" in text
     assert (project / "report/plot-Confusion-matrix-validation-split.png").is_file()
     assert (project / "report/plot-Training-loss.png").is_file()
-    from alops import plots
+    from alops.report import plots
 
     drawn = dict(plots.figures(yaml.safe_load((project / "dvc.yaml").read_text()), str(project)))
     confusion = drawn["Confusion matrix (validation split)"].axes[0]

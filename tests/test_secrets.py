@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alops.secrets import MASK, redact_url, scrub
+from alops.core.secrets import MASK, redact_url, scrub
 
 
 def test_tokens_are_masked_whole_even_when_one_contains_another(monkeypatch):

@@ -17,7 +17,7 @@ from conftest import clean_env, git, run_alops
 def test_the_seed_interval_is_students_t_pooled_over_both_sides():
     from scipy.stats import ttest_ind
 
-    from alops.noise import seed_change, spread
+    from alops.runs.noise import seed_change, spread
 
     now, before = [0.91, 0.93, 0.92], [0.88, 0.90, 0.87]
     expected = ttest_ind(now, before, equal_var=True).confidence_interval(0.95)
@@ -164,8 +164,9 @@ def test_select_best_without_reports_it_can_read(ml_project):
 def test_the_targets_curve_over_its_seeds_is_banded_beside_the_branchs(ml_project, monkeypatch):
     """A baseline tracked with 3 seeds (`alops baseline --seeds 3`) brings each seed run's plot files: the report's
     training curve draws the target's mean, dashed, with its band, beside the branch's over its own 3 seeds."""
-    from alops import plots, report
-    from alops.project import Project
+    from alops.report import plots
+    from alops.report import merge_request as report
+    from alops.core.project import Project
 
     env = clean_env(MLFLOW_TRACKING_URI=f"sqlite:///{ml_project / 'mlflow.db'}")  # the project's own store
     git(ml_project, "switch", "-q", "-c", "experiment/band")
@@ -194,7 +195,7 @@ def test_the_targets_curve_over_its_seeds_is_banded_beside_the_branchs(ml_projec
 def test_the_pick_carries_its_whole_combination_even_what_every_candidate_shares(ml_project):
     """Candidates sampled from the matrix may agree on a value params.yaml does not hold (here all train with lr
     0.05, params.yaml says 0.01): the params change sets the pick's whole combination, not only what varied."""
-    from alops import report
+    from alops.report import merge_request as report
 
     for index, (hidden, accuracy) in enumerate([("16", 0.8), ("32", 0.9)], 1):
         side = report.Side("workspace", {"val_accuracy": accuracy},

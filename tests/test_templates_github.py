@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ALOPS, act_stand_in_args, annotate, clean_env, git
-from alops.forge_stand_in import ForgeServer
+from alops.forge.stand_in import ForgeServer
 
 KIT = Path(__file__).parents[1]
 ACT = str(Path(ALOPS).with_name("act"))

@@ -424,7 +424,7 @@ def test_label_studios_webhook_starts_the_import_pipeline_through_gitlabs_trigge
     import requests
 
     from conftest import annotate, run_alops
-    from alops.forge_stand_in import ForgeServer
+    from alops.forge.stand_in import ForgeServer
 
     url, token = label_studio
     title = f"webhook {tmp_path.name}"
@@ -488,7 +488,7 @@ def test_an_al_branch_pipeline_trains_on_its_data_version_and_keeps_the_report(c
 def test_a_protected_release_branch_trains_gates_registers_and_publishes(ml_project, mlflow_server):
     from mlflow.tracking import MlflowClient
 
-    from alops.forge_stand_in import ForgeServer
+    from alops.forge.stand_in import ForgeServer
     from test_forge import CANARY
 
     use_component(ml_project, "      release-metric: val_accuracy\n")
@@ -509,7 +509,7 @@ def test_a_protected_release_branch_trains_gates_registers_and_publishes(ml_proj
 
 
 def test_the_manual_promote_job_opens_the_merge_request_with_the_training_jobs_report(component_project, mlflow_server):
-    from alops.forge_stand_in import ForgeServer
+    from alops.forge.stand_in import ForgeServer
     from test_forge import CANARY
 
     git(component_project, "switch", "-q", "-c", "experiment/promoted")

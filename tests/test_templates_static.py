@@ -72,7 +72,7 @@ def test_no_input_reaches_a_script_line():
 
 
 def test_branch_pattern_inputs_default_to_the_runner_tools_patterns():
-    from alops.branches import DEFAULT_PATTERNS, pattern_regex
+    from alops.core.branches import DEFAULT_PATTERNS, pattern_regex
 
     inputs, _jobs = component("alops")
     names = {"feature": "feature-branches", "experiment": "experiment-branches", "release": "release-branches",

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from alops import tracking
-from alops.errors import AlopsError
+from alops.runs import tracking
+from alops.core.errors import AlopsError
 from conftest import free_port
 
 

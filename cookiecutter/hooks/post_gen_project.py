@@ -1,10 +1,10 @@
-"""Keep the chosen forge's CI file and example, then git init, dvc init and the DVC remote (alops.scaffold)."""
+"""Keep the chosen forge's CI file and example, then git init, dvc init and the DVC remote (alops.setup.scaffold)."""
 
 import os
 import sys
 
-from alops.errors import AlopsError
-from alops.scaffold import finish_project
+from alops.core.errors import AlopsError
+from alops.setup.scaffold import finish_project
 
 try:
     finish_project(os.getcwd(), {{ cookiecutter.forge | tojson }}, {{ cookiecutter.example | tojson }},

@@ -1,9 +1,9 @@
-"""Refuse a bad slug, forge or class list before anything is written (the logic lives in alops.scaffold)."""
+"""Refuse a bad slug, forge or class list before anything is written (the logic lives in alops.setup.scaffold)."""
 
 import sys
 
-from alops.errors import AlopsError
-from alops.scaffold import check_options
+from alops.core.errors import AlopsError
+from alops.setup.scaffold import check_options
 
 try:
     check_options({{ cookiecutter.project_slug | tojson }}, {{ cookiecutter.forge | tojson }},

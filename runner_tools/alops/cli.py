@@ -30,8 +30,8 @@ from alops.commands import (
     simulate,
     track,
 )
-from alops.errors import AlopsError
-from alops.secrets import scrub
+from alops.core.errors import AlopsError
+from alops.core.secrets import scrub
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,1 +1,3 @@
-"""Active learning: query strategies (`strategies`) and streaming, sharded scoring of large pools (`scoring`)."""
+"""Query strategies, streaming and sharded scoring, simulation with an oracle.
+
+May import: alops.core, alops.data."""

@@ -15,7 +15,7 @@ import math
 import numba
 import numpy as np
 
-from alops.errors import ConfigError
+from alops.core.errors import ConfigError
 
 BLOCK_ROWS = 16384  # 640 KiB of float32 x 10: entropy's log pass stays in L2
 SUM_TOLERANCE = 1e-3

@@ -20,9 +20,9 @@ import numpy as np
 from alops.al.selection import Selection
 from alops.al.strategies import STREAMABLE, EmptyPoolError, PoolTooSmallError, make_strategy
 from alops.al.topk import top_k
-from alops.errors import ConfigError
-from alops.extras import require
-from alops.files import atomic_path
+from alops.core.errors import ConfigError
+from alops.core.extras import require
+from alops.core.files import atomic_path
 
 CHUNK_ROWS = 1 << 20
 
@@ -293,7 +293,7 @@ def model_file(model: str, folder: str) -> str:
     mlflow = require("mlflow", "track", "a model from the MLflow registry")
     from mlflow.exceptions import MlflowException
 
-    from alops.secrets import redact_url
+    from alops.core.secrets import redact_url
 
     try:
         source = _version_source(model) if model.startswith("models:/") else model

@@ -10,7 +10,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
-from alops.errors import ConfigError
+from alops.core.errors import ConfigError
 
 SCHEMA = 1
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from alops.al.strategies import Pool, make_strategy
-from alops.errors import ConfigError
-from alops.extras import require
-from alops.files import atomic_path, save_png
+from alops.core.errors import ConfigError
+from alops.core.extras import require
+from alops.core.files import atomic_path, save_png
 
 MODELS = ("logreg", "torch-mlp")
 
@@ -201,7 +201,7 @@ def manifest_dataset(path: str) -> tuple[np.ndarray, np.ndarray]:
     """The labeled rows of a manifest: its numeric feature columns (NaN as 0) and labels."""
     import pyarrow.compute as pc
 
-    from alops.manifest import inspect_manifest, iter_batches
+    from alops.data.manifest import inspect_manifest, iter_batches
 
     info = inspect_manifest(path, required=("label",))
     if not info.numeric:

@@ -18,8 +18,8 @@ import numpy as np
 from alops.al.kernels import bald
 from alops.al.kernels import scores as block_scores
 from alops.al.topk import RunningTopK, add_scored, top_k
-from alops.errors import ConfigError
-from alops.extras import require
+from alops.core.errors import ConfigError
+from alops.core.extras import require
 
 
 BLOCK_BYTES = 64 * 2**20  # the float64 work memory of core-set's blocks

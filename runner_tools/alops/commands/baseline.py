@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from alops.project import Project
+from alops.core.project import Project
 
 
 @click.command("baseline")
@@ -23,7 +23,7 @@ def baseline(target, device, allow_cpu, seeds) -> None:
     Example (an experiment job, before `alops report`; main itself trains on the dev data):
       alops baseline            # main@1a2b3c4d trained on the full dataset and tracked: run ...
     """
-    from alops import baseline as baseline_mod
+    from alops.runs import baseline as baseline_mod
 
     with Project.open() as project:
         line = baseline_mod.ensure(project, project.target_branch(target), device, allow_cpu,

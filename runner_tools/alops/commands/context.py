@@ -6,8 +6,8 @@ import os
 
 import click
 
-from alops.errors import ConfigError
-from alops.formats import FORMATS
+from alops.core.errors import ConfigError
+from alops.core.formats import FORMATS
 
 
 @click.command()
@@ -30,9 +30,9 @@ def context(fmt: str, branch: str | None) -> None:
       alops context --format json | jq -r .profile.dataset
       eval "$(alops context --format env)"; echo "$ALOPS_KIND"
     """
-    from alops import formats
-    from alops.branches import resolve_context
-    from alops.config import load_config
+    from alops.core import formats
+    from alops.core.branches import resolve_context
+    from alops.core.config import load_config
 
     resolved = resolve_context(load_config().branches, branch=branch)
     if resolved.notice:

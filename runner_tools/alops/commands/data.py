@@ -8,8 +8,8 @@ import shlex
 import click
 
 from alops.commands.options import DATASET_OPTION, REMOTE_OPTION
-from alops.errors import AlopsError, ConfigError
-from alops.project import Project
+from alops.core.errors import AlopsError, ConfigError
+from alops.core.project import Project
 
 
 @click.group()
@@ -38,7 +38,7 @@ def data_pull(paths: tuple[str, ...], dataset: str | None, remote: str | None, a
       alops data pull --dataset full --manifest-only
       alops data pull pool_probs.npy pool_ids.txt
     """
-    from alops import data as dvc_data
+    from alops.data import storage as dvc_data
 
     with Project.open() as project:
         context = project.context
@@ -67,7 +67,7 @@ def data_pull(paths: tuple[str, ...], dataset: str | None, remote: str | None, a
 @REMOTE_OPTION
 def data_push(dataset: str | None, remote: str | None) -> None:
     """Push the branch's dataset (or all tracked data) to the DVC remote."""
-    from alops import data as dvc_data
+    from alops.data import storage as dvc_data
 
     with Project.open() as project:
         dataset = dataset or project.dataset
@@ -82,8 +82,8 @@ def data_version(fmt: str) -> None:
     """Print a stable identifier of the data the workspace's DVC files record (for tracking and releases)."""
     import json
 
-    from alops import data as dvc_data
-    from alops.project import find_dvc_root
+    from alops.data import storage as dvc_data
+    from alops.core.project import find_dvc_root
 
     version = dvc_data.data_version(find_dvc_root())
     click.echo(json.dumps(version, indent=2, sort_keys=True) if fmt == "json" else version["version"])
@@ -126,8 +126,8 @@ def data_make_dev(fraction, count, time_budget, seconds_per_sample, seed, z_outl
       alops data make-dev --count 359 --like intake/new-samples.jsonl --label-column prediction
       alops data make-dev --remedy intake/drift.json --commit   # what a failed drift check asks for
     """
-    from alops import drift_issue
-    from alops.devset import DevSize, check_size, class_shares, commit_project_dev, current_dev_rows, make_project_dev
+    from alops.report import drift_issue
+    from alops.data.devset import DevSize, check_size, class_shares, commit_project_dev, current_dev_rows, make_project_dev
 
     if remedy_path:
         if any((fraction, count, time_budget, like_log, label_column)):
@@ -210,8 +210,8 @@ def data_check_dev(against, label_column, alpha, min_effect, verdict_path, branc
     Example (a scheduled CI job, the log's predictions against the served model's on the dev rows):
       alops data check-dev --against logs/last-week.csv --label-column prediction --model models:/digits@champion
     """
-    from alops import drift_issue
-    from alops.devset import check_dev, dataset_files
+    from alops.report import drift_issue
+    from alops.data.devset import check_dev, dataset_files
 
     with Project.open() as project:
         label = project.config.data.label
@@ -219,7 +219,7 @@ def data_check_dev(against, label_column, alpha, min_effect, verdict_path, branc
         dev_files = dataset_files(project, "dev")
         predicted = None
         if model_uri:
-            from alops.drift_model import predicted_classes
+            from alops.serve.drift_model import predicted_classes
 
             predicted = predicted_classes(model_uri, dev_files, label)
         elif against and label_column and label_column != label:
@@ -268,8 +268,9 @@ def data_drift_issue(verdict_path) -> None:
     Example (after `alops data check-dev ... --verdict intake/drift.json` failed):
       alops data drift-issue intake/drift.json
     """
-    from alops import drift_issue, forge
-    from alops.branches import resolve_context
+    from alops.report import drift_issue
+    from alops.forge import client as forge
+    from alops.core.branches import resolve_context
 
     verdict = drift_issue.read(verdict_path)
     context = resolve_context()

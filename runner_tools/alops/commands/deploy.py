@@ -6,7 +6,7 @@ import os
 
 import click
 
-from alops.project import Project
+from alops.core.project import Project
 
 
 @click.command()
@@ -32,7 +32,7 @@ def serve(model, host, port, log_dir, rotate_mb, workers) -> None:
       alops serve models:/digits@champion --host 0.0.0.0 --port 8080
       curl -d @model/serving_input_example.json -H 'Content-Type: application/json' localhost:8080/invocations
     """
-    from alops.serving import serve as serve_model
+    from alops.serve.server import serve as serve_model
 
     serve_model(model, host, port, log_dir or None, int(rotate_mb * (1 << 20)), workers,
                 ready=lambda address, live: click.echo(
@@ -74,8 +74,8 @@ def deploy(target, model, version, record, environment, endpoint, smoke, toleran
       alops deploy --target kserve                  # inferenceservice.yaml; kubectl apply with a cluster context
       alops deploy --target command --command './deploy.sh'
     """
-    from alops.deploy import deploy as deploy_model
-    from alops.deploy import recorded_version
+    from alops.release.deploy import deploy as deploy_model
+    from alops.release.deploy import recorded_version
 
     if record:
         model, version, recorded_metric = recorded_version(record)
@@ -110,7 +110,7 @@ def capture(host, port, log_dir, rotate_mb) -> None:
     Example:
       alops capture --host 0.0.0.0 --port 8081 --log-dir predictions
     """
-    from alops.events import serve_events
+    from alops.serve.events import serve_events
 
     serve_events(log_dir, host, port, int(rotate_mb * (1 << 20)),
                  ready=lambda address: click.echo(f"capture: KServe logger events at {address}, logging to {log_dir}/"))

@@ -7,7 +7,7 @@ import os
 import click
 
 from alops.commands.options import LABEL_STUDIO_PROJECT, LABEL_STUDIO_URL
-from alops.project import Project
+from alops.core.project import Project
 
 
 @click.group("labels")
@@ -29,7 +29,7 @@ def labels_export(selection, out, model_version, image_prefix, label_studio_url,
     adds none twice.
     """
     from alops.al.selection import Selection
-    from alops.labeling import export_batch, label_config
+    from alops.labels.handoff import export_batch, label_config
 
     with Project.open() as project:
         batch, classes = export_batch(project, Selection.read(selection), out, model_version, image_prefix)
@@ -37,7 +37,7 @@ def labels_export(selection, out, model_version, image_prefix, label_studio_url,
                    + (f"; {batch['labeled_since']} selected samples are labeled already and were left out"
                       if batch["labeled_since"] else ""))
         if label_studio_url:
-            from alops.labelstudio import send_tasks
+            from alops.labels.labelstudio import send_tasks
 
             project_id, added = send_tasks(label_studio_url, studio_project, label_config(classes),
                                            os.path.join(out, "tasks.json"))
@@ -62,12 +62,12 @@ def labels_import(export, batch_path, min_agreement, partial, label_studio_url, 
     alops' sample and batch ids) and what is annotated so far is imported. On an al/ branch the new data
     version is committed and pushed; a push rejected by a concurrent import is retried on top of it.
     """
-    from alops.labeling import batch_of_export, import_into_project, read_batch
+    from alops.labels.handoff import batch_of_export, import_into_project, read_batch
 
     given = click.get_current_context().get_parameter_source("batch_path") != click.core.ParameterSource.DEFAULT
     batch = read_batch(batch_path) if given or os.path.exists(batch_path) else None
     if label_studio_url:
-        from alops.labelstudio import fetch_export
+        from alops.labels.labelstudio import fetch_export
 
         fetch_export(label_studio_url, studio_project, export, batch)
     if batch is None:  # no batch file here: the export's own tasks say what was asked; some may be unlabeled yet

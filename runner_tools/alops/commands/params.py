@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from alops.commands.options import notice
-from alops.errors import ConfigError
-from alops.project import Project
+from alops.core.errors import ConfigError
+from alops.core.project import Project
 
 
 @click.group("params")
@@ -17,7 +17,7 @@ def params_group() -> None:
 @params_group.command("check")
 def params_check() -> None:
     """Validate params.yaml against params.schema.yaml: one line per problem, exit 2 (a notice without a schema)."""
-    from alops import params
+    from alops.core import params
 
     with Project.open() as project:
         root = project.root
@@ -51,7 +51,7 @@ def params_matrix(fmt, sample, seed) -> None:
     """
     import json
 
-    from alops import params
+    from alops.core import params
 
     with Project.open() as project:
         schema = params.load_schema(project.root)

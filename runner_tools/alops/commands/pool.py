@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from alops.project import Project
+from alops.core.project import Project
 
 
 @click.group("pool")
@@ -31,7 +31,7 @@ def pool_add(log, split, record) -> None:
       alops pool add logs/2026-11-23.csv            # on an al/ branch: a new data version, pushed
       alops pool add predictions.parquet --no-commit
     """
-    from alops.pool import add_to_project, split_summary
+    from alops.data.pool import add_to_project, split_summary
 
     with Project.open() as project:
         addition, commit = add_to_project(project, log, split, record)
@@ -70,8 +70,8 @@ def pool_intake(source, pattern, split, new_samples, record, branch) -> None:
       alops pool intake /mnt/serving/predictions --no-commit
       git switch al/production && alops pool intake s3://team-logs/digits/ --branch al/production
     """
-    from alops.intake import take_into_project
-    from alops.pool import split_summary
+    from alops.data.intake import take_into_project
+    from alops.data.pool import split_summary
 
     with Project.open(branch=branch) as project:
         intake, commit = take_into_project(project, source, split, new_samples, record, pattern)

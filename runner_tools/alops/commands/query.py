@@ -52,7 +52,7 @@ def query_select(pool, strategy, k, seed, shard, balanced, embeddings, labeled_e
       alops query select pool_inputs.npy --model model.pt -k 500 --shard 2/8 --out shard-2.json
     """
     from alops.al import scoring
-    from alops.files import write_json
+    from alops.core.files import write_json
 
     result = scoring.select(pool, strategy, k, seed, shard, balanced, embeddings, labeled_embeddings,
                             progress=progress_printer(), ids=ids or None, model=model,
@@ -68,9 +68,9 @@ def query_select(pool, strategy, k, seed, shard, balanced, embeddings, labeled_e
 
 def _labeled_ids() -> set[str]:
     """The ids the project's full manifest labels."""
-    from alops.errors import ConfigError
-    from alops.manifest import labeled_ids
-    from alops.project import Project
+    from alops.core.errors import ConfigError
+    from alops.data.manifest import labeled_ids
+    from alops.core.project import Project
 
     with Project.open() as project:
         manifest = project.manifest("full")
@@ -82,9 +82,9 @@ def _labeled_ids() -> set[str]:
 
 def _provenance() -> tuple[str | None, str | None]:
     """The commit (whose model scored the pool) and the data version of the project around, when there is one."""
-    from alops import data
-    from alops.errors import AlopsError
-    from alops.project import Project
+    from alops.data import storage as data
+    from alops.core.errors import AlopsError
+    from alops.core.project import Project
 
     commit = None
     try:
@@ -122,7 +122,7 @@ def query_merge(shards, out) -> None:
     """Merge the selections of all shards into the single-pass selection."""
     from alops.al import scoring
     from alops.al.selection import Selection
-    from alops.files import write_json
+    from alops.core.files import write_json
 
     result = scoring.merge([Selection.read(path) for path in shards])
     write_json(out, result.to_json())

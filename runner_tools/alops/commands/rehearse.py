@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from alops.errors import ConfigError
+from alops.core.errors import ConfigError
 
 
 @click.command()
@@ -49,8 +49,8 @@ def rehearse(event, forge, branch, target, schedule, protected, allow_cpu, varia
     """
     import os
 
-    from alops import rehearse as rehearsal_mod
-    from alops.git import git
+    from alops.forge import rehearse as rehearsal_mod
+    from alops.core.git import git
 
     def pairs(option: str, items: tuple[str, ...]) -> dict[str, str]:
         found = {}

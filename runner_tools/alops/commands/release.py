@@ -6,7 +6,7 @@ import os
 
 import click
 
-from alops.project import Project
+from alops.core.project import Project
 
 
 @click.command("release")
@@ -40,7 +40,7 @@ def release_command(metric, direction, min_delta, min_relative, beyond_noise, mo
       alops release --beyond-noise              # and more than sampling noise
       alops release --challenger && alops deploy --target serve --endpoint http://host:8080
     """
-    from alops import release as release_mod
+    from alops.release import gate as release_mod
 
     with Project.open() as project:
         gate = release_mod.project_gate(project, metric, direction, min_delta, min_relative, beyond_noise)
@@ -74,14 +74,14 @@ def rollback(model: str | None, target: str | None, endpoint: str | None, enviro
       ALOPS_SERVE_TOKEN=... alops rollback --target serve --endpoint http://10.0.0.5:8080
       alops rollback --publish                 # in CI: the forge release of that version says so too
     """
-    from alops import forge
-    from alops import release as release_mod
+    from alops.forge import client as forge
+    from alops.release import gate as release_mod
 
     with Project.open() as project:
         name, uri = model or project.name, project.tracking_uri
         target_forge = forge.connect(project.context) if publish else None  # a missing token fails before anything moves
     if target:
-        from alops.deploy import check_target
+        from alops.release.deploy import check_target
 
         check_target(target, endpoint, os.environ.get("ALOPS_SERVE_TOKEN"), command)  # before the alias moves
     moved_from, moved_to, tag = release_mod.rollback(uri, name)
@@ -91,7 +91,7 @@ def rollback(model: str | None, target: str | None, endpoint: str | None, enviro
         click.echo(f"rollback: release {tag} marked rolled back ({marked.url})" if marked and marked.url else
                    f"rollback: no forge release of version {moved_from} to mark")
     if target:
-        from alops.deploy import deploy
+        from alops.release.deploy import deploy
 
         deploy(uri, name, target, environment, None, moved_to, endpoint, os.environ.get("ALOPS_SERVE_TOKEN"),
                command=command, echo=click.echo)

@@ -7,8 +7,8 @@ import os
 import click
 
 from alops.commands.options import TARGET_OPTION, notice
-from alops.errors import ConfigError
-from alops.project import Project
+from alops.core.errors import ConfigError
+from alops.core.project import Project
 
 
 @click.command()
@@ -38,9 +38,9 @@ def report(target: str | None, out: str, post: bool, post_if_open: bool, curve_m
       alops report --json report.json                 # the training job: no forge token
       alops report --from report.json --post-if-open  # a job of its own holds the token
     """
-    from alops import report as report_mod
-    from alops.config import load_config
-    from alops.files import atomic_write
+    from alops.report import merge_request as report_mod
+    from alops.core.config import load_config
+    from alops.core.files import atomic_write
 
     # the posting job (--from): the CI context is all it needs, not the project's code or data
     with Project(os.getcwd(), load_config()) if from_path else Project.open() as project:
@@ -73,7 +73,8 @@ def promote(target: str | None, title: str | None, labels: tuple[str, ...], draf
     Examples:
       alops promote --label experiment --draft
     """
-    from alops import forge, report as report_mod
+    from alops.forge import client as forge
+    from alops.report import merge_request as report_mod
 
     with Project.open() as project:
         context = project.context

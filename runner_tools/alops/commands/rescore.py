@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from alops.project import Project
+from alops.core.project import Project
 
 
 @click.command("rescore")
@@ -18,7 +18,7 @@ def rescore(model: str | None) -> None:
     Example (the release training job, after `alops run`; needs the project's packages to load both models):
       alops rescore      # rescore: the champion (version 3) on this commit's test set (smoke.json, 359 samples): ...
     """
-    from alops import rescore as rescore_mod
+    from alops.release import rescore as rescore_mod
 
     with Project.open() as project:
         rescore_mod.rescore_champion(project, model or project.name, echo=click.echo)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from alops.commands.options import notice
-from alops.errors import ConfigError
-from alops.project import Project
+from alops.core.errors import ConfigError
+from alops.core.project import Project
 
 
 @click.command("run")
@@ -39,9 +39,9 @@ def run_command(stages, device, allow_cpu, assignments, keep_sets, track, seeds,
       alops run --candidate 2/3          # the second of `alops params matrix --sample 3`
       alops run --seed-share 1/3         # the first of three seeds, in one of three parallel jobs
     """
-    from alops import seeds as spread
-    from alops.params import parse_assignment
-    from alops.pipeline import run_pipeline
+    from alops.runs import seeds as spread
+    from alops.core.params import parse_assignment
+    from alops.runs.pipeline import run_pipeline
 
     asked = dict(parse_assignment(a) for a in assignments)
     sets = dict(asked)  # and the candidate's and seed's values, which say so as they are set
@@ -50,13 +50,13 @@ def run_command(stages, device, allow_cpu, assignments, keep_sets, track, seeds,
         if project.context.notice:
             notice(project.context.notice)
         if candidate:
-            from alops.candidates import candidate_sets
+            from alops.report.candidates import candidate_sets
 
             chosen = candidate_sets(project.root, candidate)
             echo(f"candidate {candidate}: " + ", ".join(f"{k}={v}" for k, v in chosen.items()))
             sets = {**chosen, **sets}
         if seed_share:
-            from alops.params import load_params
+            from alops.core.params import load_params
 
             if seeds != 1:
                 raise ConfigError("--seed-share runs one seed of N in parallel jobs: leave --seeds (ALOPS_SEEDS) at 1")

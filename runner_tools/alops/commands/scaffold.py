@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from alops.errors import ConfigError
+from alops.core.errors import ConfigError
 
 
 @click.command()
@@ -21,7 +21,7 @@ def demo(folder: str | None) -> None:
       alops demo
       alops demo --keep /tmp/alops-demo
     """
-    from alops.demo import run_demo
+    from alops.setup.demo import run_demo
 
     if folder and os.path.exists(folder) and os.listdir(folder):
         raise ConfigError(f"{folder} exists and is not empty: choose a new folder for the demo")
@@ -52,7 +52,7 @@ def new(path: str, name, forge, version, remote, gitlab_kit, github_kit, classes
       alops new digits_al --forge both --example digits
       alops new digits_al --gitlab-kit gitlab.example.com/tools/alops
     """
-    from alops.scaffold import default_remote, new_project, placeholders_in
+    from alops.setup.scaffold import default_remote, new_project, placeholders_in
 
     made = new_project(path, name, forge, version, remote, classes, example, gitlab_kit, github_kit)
     click.echo(f"new: project in {made}; next: cd {path} && alops context")

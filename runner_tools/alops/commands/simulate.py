@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from alops.errors import ConfigError
+from alops.core.errors import ConfigError
 
 # (initial, rounds, per round, scoring pool) when not given: one data set, or the suite (which holds wine's 178 samples)
 PLAN_DEFAULTS = {"single": (20, 20, 20, 300), "suite": (10, 10, 10, 100_000)}

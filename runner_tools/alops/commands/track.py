@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from alops.errors import ConfigError
-from alops.project import Project
+from alops.core.errors import ConfigError
+from alops.core.project import Project
 
 
 @click.group("track")
@@ -16,7 +16,7 @@ def track_group() -> None:
 @track_group.command("sync")
 def track_sync() -> None:
     """Send runs buffered while the tracking server was unreachable; each is recorded once."""
-    from alops import tracking
+    from alops.runs import tracking
 
     with Project.open() as project:
         sent, left = tracking.sync(project.root, project.tracking_uri)
@@ -48,12 +48,13 @@ def select_best(reports, metric, mode, kind, commit, target, out, json_path) -> 
     """
     import json
 
-    from alops import tracking
+    from alops.runs import tracking
 
     with Project.open() as project:
         if reports:
-            from alops import candidates, report as report_mod
-            from alops.files import atomic_write
+            from alops.report import candidates
+            from alops.report import merge_request as report_mod
+            from alops.core.files import atomic_write
 
             built, pngs, summary = candidates.pick(project, list(reports), out, project.target_branch(target), metric,
                                                    mode)

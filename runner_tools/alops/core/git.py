@@ -1,0 +1,48 @@
+"""The one git wrapper: run a git command in the project, one readable line when it fails."""
+
+from __future__ import annotations
+
+import subprocess
+
+from alops.core.errors import AlopsError
+
+
+def git(root: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """`git ARGS` in `root`; raises AlopsError with git's message when `check` and it fails."""
+    result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AlopsError(f"git {args[0]} failed: {' '.join(result.stderr.split())}")
+    return result
+
+
+def first_commit(root: str, revisions: tuple[str, ...]) -> str | None:
+    """The commit of the first of `revisions` that exists; None when none does."""
+    for rev in revisions:
+        found = git(root, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}", check=False)
+        if found.returncode == 0:
+            return found.stdout.strip()
+    return None
+
+
+def show(root: str, revisions: tuple[str, ...], relative: str) -> str | None:
+    """A file as committed at the first of `revisions` that has it; None when none does."""
+    for rev in revisions:
+        result = git(root, "show", f"{rev}:{relative}", check=False)
+        if result.returncode == 0:
+            return result.stdout
+    return None
+
+
+def identity_args(root: str) -> list[str]:
+    """`-c user.name/-c user.email` for commits alops makes where git has no identity configured (CI runners)."""
+    configured = git(root, "config", "user.email", check=False).stdout.strip()
+    return [] if configured else ["-c", "user.name=alops", "-c", "user.email=alops@localhost"]
+
+
+def fetch_branch(root: str, branch: str, remote: str = "origin") -> bool:
+    """Make `remote/branch` present (a CI clone holds only the pipeline's ref); whether it is there now."""
+    if git(root, "rev-parse", "--verify", "--quiet", f"refs/remotes/{remote}/{branch}", check=False).returncode == 0:
+        return True
+    fetched = git(root, "fetch", "--quiet", "--depth=1", remote,
+                  f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}", check=False)
+    return fetched.returncode == 0
