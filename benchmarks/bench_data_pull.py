@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import csv
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
-import statistics
 import time
 from pathlib import Path
 

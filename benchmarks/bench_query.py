@@ -22,7 +22,6 @@ import tempfile
 import time
 
 import numpy as np
-
 from child import PEAK, report, run_child
 
 ROWS = int(os.environ.get("ALOPS_BENCH_QUERY_ROWS", 10_000_000))

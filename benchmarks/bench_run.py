@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import subprocess
 import sys
-import statistics
 import tempfile
 import time
 from pathlib import Path

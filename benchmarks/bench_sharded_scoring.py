@@ -16,7 +16,6 @@ import tempfile
 import warnings
 
 import numpy as np
-
 from child import PEAK, report, run_child
 
 ROWS = int(os.environ.get("ALOPS_BENCH_SCORING_ROWS", 1_000_000))

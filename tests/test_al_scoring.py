@@ -6,10 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from conftest import run_alops
 
 from alops.al.scoring import Shard, merge, pool_digest, select_streaming
-
-from conftest import run_alops
 
 
 @pytest.fixture
@@ -239,9 +238,8 @@ def test_a_registered_model_is_scored_from_the_mlflow_registry_by_alias(tmp_path
     """`--model models:/name@champion`: the version the alias points at is downloaded and scores the pool; the
     selection names the URI and the digest of what it downloaded."""
     import torch
-    from mlflow.tracking import MlflowClient
-
     from conftest import clean_env
+    from mlflow.tracking import MlflowClient
 
     model = _small_torch_model()
     torch.jit.save(torch.jit.script(model), tmp_path / "model.pt")
@@ -277,10 +275,9 @@ def test_mlflow_model_folders_of_the_sklearn_and_pytorch_flavours_score_the_pool
     import mlflow.pytorch
     import mlflow.sklearn
     import torch
+    from conftest import clean_env
     from mlflow.tracking import MlflowClient
     from sklearn.linear_model import LogisticRegression
-
-    from conftest import clean_env
 
     rng = np.random.default_rng(6)
     inputs = rng.normal(size=(1500, 6)).astype(np.float32)

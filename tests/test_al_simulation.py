@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from alops.al.simulation import SimulationPlan, simulate
-
 from conftest import run_alops
 from datasets import write_digits
+
+from alops.al.simulation import SimulationPlan, simulate
 
 
 def test_uncertainty_beats_random_on_digits():

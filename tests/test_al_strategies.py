@@ -6,8 +6,19 @@ import numpy as np
 import pytest
 
 from alops.al.strategies import (
-    BALD, ClassBalanced, CoreSet, EmptyPoolError, Entropy, Hybrid, LeastConfidence, Pool, PoolTooSmallError,
-    RandomSampling, SmallestMargin, k_center_greedy, mc_dropout_probs,
+    BALD,
+    ClassBalanced,
+    CoreSet,
+    EmptyPoolError,
+    Entropy,
+    Hybrid,
+    LeastConfidence,
+    Pool,
+    PoolTooSmallError,
+    RandomSampling,
+    SmallestMargin,
+    k_center_greedy,
+    mc_dropout_probs,
 )
 from alops.core.errors import ConfigError
 

@@ -1,7 +1,9 @@
-"""The structure the package promises: state derived once, one atomic writer, no private imports across modules."""
+"""The structure the package promises: subpackages in layers without cycles, state derived once, one atomic writer,
+no private imports across modules."""
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import stat
@@ -9,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import clean_env, git
 
 PACKAGE = Path(__file__).parent.parent / "runner_tools" / "alops"
@@ -124,3 +125,105 @@ def test_the_scrubber_masks_tokens_and_url_credentials(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "tok-canary-123")
     text = scrub("server https://user:pw-canary@mlflow.example.com/x said tok-canary-123")
     assert "pw-canary" not in text and "tok-canary-123" not in text and "mlflow.example.com/x" in text
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports() -> dict[str, set[str]]:
+    """Each alops module and the alops modules it imports, at its top or inside a function."""
+    modules = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+    found: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                targets.update(m for m in [base, *(f"{base}.{a.name}" for a in node.names)] if m in modules)
+            elif isinstance(node, ast.Import):
+                targets.update(a.name for a in node.names if a.name in modules)
+        found[name] = targets - {name}
+    return found
+
+
+def _subpackage(module: str) -> str:
+    """alops.data.pool -> data; alops.cli -> cli; alops -> '' (the root: its version only)."""
+    return module.split(".")[1] if "." in module else ""
+
+
+def _allowed() -> dict[str, set[str]]:
+    """What each subpackage may import, as its docstring's `May import:` line says."""
+    allowed = {}
+    for init in PACKAGE.glob("*/__init__.py"):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        if init.parent.name == "commands":
+            continue  # the commands may use every subpackage
+        match = re.search(r"May import: (.*)", doc, re.S)
+        assert match, f"{init.parent.name}/__init__.py: the docstring says nothing of what it may import"
+        allowed[init.parent.name] = set(re.findall(r"alops\.(\w+)", match[1]))
+    return allowed
+
+
+def test_each_subpackage_imports_only_the_layers_its_docstring_allows():
+    allowed = _allowed()
+    assert set(allowed) >= {"core", "data", "al", "labels", "serve", "runs", "forge", "release", "report", "setup"}
+    upward = sorted(f"{module} -> {target}" for module, targets in _imports().items() for target in targets
+                    if _subpackage(module) in allowed and _subpackage(target) not in ("", _subpackage(module))
+                    and _subpackage(target) not in allowed[_subpackage(module)])
+    assert upward == []
+
+
+def test_the_layers_themselves_have_no_cycle():
+    """The docstrings' `May import:` lines order the subpackages: none may reach itself through others."""
+    allowed = _allowed()
+
+    def reach(start: str, seen: set[str]) -> set[str]:
+        for nxt in allowed.get(start, set()) - seen:
+            seen.add(nxt)
+            reach(nxt, seen)
+        return seen
+
+    assert [name for name in allowed if name in reach(name, set())] == []
+
+
+def test_no_module_imports_itself_through_others():
+    """No import cycle between modules, counting the imports inside functions (they hid three)."""
+    graph, index, low, stack, on_stack, cycles = _imports(), {}, {}, [], set(), []
+
+    def visit(module: str) -> None:  # Tarjan's strongly connected components
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for target in graph[module]:
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in on_stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for module in graph:
+        if module not in index:
+            visit(module)
+    assert cycles == []
+
+
+def test_nothing_imports_the_commands_or_the_cli():
+    offenders = sorted(f"{module} -> {target}" for module, targets in _imports().items() for target in targets
+                       if _subpackage(target) in ("commands", "cli", "__main__")
+                       and _subpackage(module) not in ("commands", "cli", "__main__"))
+    assert offenders == []

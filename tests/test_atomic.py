@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import clean_env
 
 # argv: target, crash ("yes"/"no"), what to write ("file" or "buffer"); prints the opens of the target for writing

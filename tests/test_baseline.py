@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from conftest import clean_env, git, run_alops
 from test_run import runs_of
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import git
 
 from alops.core.branches import BranchSettings, kind_of, pattern_problem, pattern_regex, resolve_context
 from alops.core.errors import ContextError
-
-from conftest import git
 
 EXPECTED_PROFILES = {
     "feature": dict(dataset="dev", device="cpu", tracking=False, deploy=False, data_commits=False, report_target="merge-request"),

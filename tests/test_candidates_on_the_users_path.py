@@ -8,7 +8,6 @@ import re
 
 import pytest
 import yaml
-
 from conftest import git
 from test_install import wheel  # noqa: F401 (the module's fixture)
 from users_path import ci_file_of, origin_of, pipeline_options, push, team_with_digits
@@ -17,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("forge", ["gitlab", "github"])
-def test_candidates_3_pick_the_best_mean_into_the_posted_report(wheel, tmp_path, mlflow_server, forge):  # noqa: F811
+def test_candidates_3_pick_the_best_mean_into_the_posted_report(wheel, tmp_path, mlflow_server, forge):
     """`candidates: 3` (and `seeds: 2`) switched on in the generated CI file: three matrix jobs (GitLab
     `parallel`, GitHub `strategy.matrix`) train combinations of the example's `alops params matrix --sample 3`,
     the select job picks the best mean over seeds against main's full-data baseline, and the posted report

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alops.serve.capture import PredictionLog, png_bytes, probabilities
-from alops.release.deploy import judge_smoke, kserve_manifest, load_smoke
 from alops.core.errors import AlopsError, ConfigError
+from alops.release.deploy import judge_smoke, kserve_manifest, load_smoke
+from alops.serve.capture import PredictionLog, png_bytes, probabilities
 
 
 def test_an_image_round_trips_through_the_png_the_loader_reads(tmp_path):

@@ -6,11 +6,10 @@ import json
 import subprocess
 
 import pytest
-
-from alops import __version__
-
 from conftest import clean_env, git, run_alops
 from test_branches import EXPECTED_PROFILES
+
+from alops import __version__
 
 HOSTILE_BRANCHES = ["feature/x;touch${IFS}pwned", "feature/$(touch${IFS}pwned)", "feature/`touch${IFS}pwned`", "feature/a'b\"c"]
 

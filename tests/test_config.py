@@ -6,9 +6,9 @@ import json
 import re
 
 import pytest
+from conftest import git, run_alops
 
 from alops.core.errors import ConfigError
-from conftest import git, run_alops
 
 
 def write_config(repo, text: str):

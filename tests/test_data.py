@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ALOPS, clean_env, dvc, git, run_alops
 from datasets import read_manifest, write_full_dataset
 
@@ -122,7 +121,7 @@ def test_pull_killed_mid_transfer_then_rerun_completes(dvc_project, tmp_path, ph
         else:
             dvc(work, "fetch", "-q", "data/full.dvc")
             watched = work / "data/full"
-        killed = _kill_when([ALOPS, "data", "pull"], work, lambda: 0 < _file_count(watched) < total)
+        killed = _kill_when([ALOPS, "data", "pull"], work, lambda: 0 < _file_count(watched) < total)  # noqa: B023
         if killed and 0 < _file_count(watched) < total:  # the kill landed mid-transfer: some files there, not all
             break
     else:

@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 import requests
 from conftest import clean_env, dvc, free_port, git, run_alops
-from alops.forge.stand_in import ForgeServer
 from test_forge import CANARY
 from test_release import champion, release_project, tracked_candidate  # noqa: F401 - fixture
 from test_templates_github import CALLER, act, ran
 from test_templates_gitlab import gitlab_ci_local, use_component
+
+from alops.forge.stand_in import ForgeServer
 
 TOKEN = "serve-token-0123456789"
 
@@ -69,6 +70,7 @@ def logged_rows(folder: Path) -> list[dict]:
 
 
 def test_release_deploys_blue_green_captures_feeds_the_pool_and_rolls_back(digits_release, mlflow_server):
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     project, model = digits_release, f"digits-{uuid.uuid4().hex[:8]}"
@@ -80,7 +82,7 @@ def test_release_deploys_blue_green_captures_feeds_the_pool_and_rolls_back(digit
     assert staged.returncode == 0, staged.stderr
     assert "is the challenger" in staged.stdout
     client = MlflowClient(mlflow_server)
-    with pytest.raises(Exception):
+    with pytest.raises(MlflowException):
         client.get_model_version_by_alias(model, "champion")  # nothing is champion before its deploy
 
     # started before any champion exists, the server waits for the first deploy

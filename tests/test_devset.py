@@ -6,15 +6,15 @@ import json
 import math
 import os
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import dvc, kill_inside, run_alops
+from datasets import read_manifest, write_full_dataset, write_manifest
 from scipy import stats
 
 from alops.data.devset import _chi_square, ks_statistic
-
-from conftest import dvc, kill_inside, run_alops
-from datasets import read_manifest, write_full_dataset, write_manifest
 
 
 def strata(rows):
@@ -571,7 +571,6 @@ def test_a_dev_dataset_pinned_to_another_revision_with_dvc_import_is_pulled_and_
     """docs/data.md's pinned dev dataset: `dvc import --rev small` of a data registry; a fresh clone pulls
     it with `alops data pull`, check-dev compares it with the full data, and make-dev refuses to replace it."""
     import pyarrow.csv as pcsv
-
     from conftest import git
 
     registry = tmp_path / "registry"

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from datasets import write_manifest
 
 from alops.data import drift
 from alops.data.devset import check_dev
-from datasets import write_manifest
 
 CLASSES = np.array(["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"])
 SHARES = np.array([0.086, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.114])  # the digits log's class shares, roughly

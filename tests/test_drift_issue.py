@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import clean_env, run_alops
+
 from alops.forge.stand_in import ForgeServer
 
 CANARY = "glpat-drift-canary-4242"

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-
-from alops.release.deploy import kserve_manifest
-from alops.core.errors import ConfigError
 from conftest import ALOPS, clean_env, free_port, run_alops
+
+from alops.core.errors import ConfigError
+from alops.release.deploy import kserve_manifest
 
 
 @pytest.fixture

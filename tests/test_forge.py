@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import clean_env, dvc, git, run_alops
+
 from alops.forge.stand_in import ForgeServer
 
 CANARY = "glpat-CANARY-9f8e7d6c5b4a"

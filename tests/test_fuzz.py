@@ -7,7 +7,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from alops.core.errors import ConfigError
 

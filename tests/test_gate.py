@@ -53,8 +53,8 @@ def test_the_first_release_passes_with_nothing_to_compare():
 def test_beyond_noise_holds_a_passing_gain_to_its_sampling_interval():
     """With beyond_noise, 0.9638 vs 0.9415 on 359 samples each passes the minimum gain but not the noise test;
     0.99 vs 0.90 passes both; no sample counts fail closed; without it the decision is the plain gate's."""
-    from alops.runs.noise import change
     from alops.release.gate import judge_noise
+    from alops.runs.noise import change
 
     counts = {"val_samples": 359}
     strict, plain = Gate("val_accuracy", beyond_noise=True), Gate("val_accuracy")
@@ -74,8 +74,8 @@ def test_beyond_noise_holds_a_passing_gain_to_its_sampling_interval():
 def test_beyond_noise_judges_the_minimum_gain_against_the_interval_over_seeds():
     """A mean gain of 0.03 over 3 seeds each, interval about +0.007 to +0.053: beyond noise, and beyond a minimum
     gain of 0.005, but not beyond one of 0.01 (the interval allows a smaller gain); lower is better mirrored."""
-    from alops.runs.noise import seed_change
     from alops.release.gate import judge_noise
+    from alops.runs.noise import seed_change
 
     now, before = [0.93, 0.94, 0.95], [0.90, 0.91, 0.92]
     noise = seed_change(now, before)

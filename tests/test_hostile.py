@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import clean_env, git, run_alops
 from datasets import write_full_dataset
 

@@ -14,9 +14,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import act_stand_in_args, clean_env, git
 
 from alops import __version__
-from conftest import act_stand_in_args, clean_env, git
 
 KIT = Path(__file__).parents[1]
 GITLAB_CI_LOCAL = KIT / ".tools" / "node_modules" / ".bin" / "gitlab-ci-local"
@@ -117,7 +117,8 @@ def push_pipeline(wheel: Path, env: dict) -> list[str]:
 def torch_indexes(tmp_path: Path) -> tuple[Path, Path]:
     """Stand-ins for PyPI (a torch 2.13.0 that pulls an nvidia-* library) and PyTorch's CPU index (the real
     torch 2.13.0+cpu wheel): (pypi, cpu), PEP 503 folders."""
-    from test_torch_index import CUDA_LIBRARY, wheel as stand_in_wheel
+    from test_torch_index import CUDA_LIBRARY
+    from test_torch_index import wheel as stand_in_wheel
 
     pypi, cpu = tmp_path / "pypi", tmp_path / "cpu"
     stand_in_wheel(pypi, "torch", "2.13.0", [CUDA_LIBRARY])

@@ -10,12 +10,11 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-
 from conftest import dvc, git
-from alops.forge.stand_in import ForgeServer
 from test_templates_github import act, act_stopped, ran, workflow_project  # noqa: F401 (a fixture)
 from test_templates_gitlab import gitlab_ci_local, use_component
 
+from alops.forge.stand_in import ForgeServer
 
 CANARY = "glpat-intake-canary-2718"
 

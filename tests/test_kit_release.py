@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import clean_env, git
 
 KIT = Path(__file__).parents[1]

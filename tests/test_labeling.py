@@ -7,10 +7,10 @@ import json
 
 import numpy as np
 import pytest
-
-from alops.core.errors import ConfigError
 from conftest import clean_env, dvc, git, run_alops
 from datasets import read_manifest, write_full_dataset
+
+from alops.core.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import json
 import subprocess
 
 import pytest
-
 from conftest import ALOPS, clean_env, dvc, git, kill_inside, run_alops
 from datasets import read_manifest
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from alops.report import merge_request as report
 from alops.core.config import PrimaryMetric
+from alops.report import merge_request as report
 from alops.runs.noise import change, sample_count
 
 

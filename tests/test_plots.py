@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import git, run_alops
 
 from alops.report import plots
-from conftest import git, run_alops
 
 TRAINING = {"stages": {"train": {"cmd": "python train.py", "plots": [{"plots/train.json": {"cache": False}}]}}}
 

@@ -7,7 +7,6 @@ import re
 from collections import Counter
 
 import pytest
-
 from conftest import git, run_alops
 from datasets import read_manifest
 from test_hostile import checksums

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 from conftest import clean_env, dvc, git, run_alops
-from alops.forge.stand_in import ForgeServer
 from test_forge import CANARY, DVC_YAML
+
+from alops.forge.stand_in import ForgeServer
 
 
 @pytest.fixture

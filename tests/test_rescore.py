@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import clean_env, git, run_alops
 from test_run import runs_of
 

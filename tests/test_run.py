@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import clean_env, dvc, free_port, git, run_alops
 
 
@@ -61,8 +60,8 @@ def test_experiment_branch_without_gpu_fails_unless_allowed(ml_project):
                                          ("github", "set the workflow's input `allow-cpu: true`")])
 def test_the_gpu_guard_names_what_allows_the_cpu_where_the_run_is(monkeypatch, forge, names):
     """In CI the team sets a template input, not a command-line flag: the error names the one they can set."""
-    from alops.runs import pipeline
     from alops.core.errors import AlopsError
+    from alops.runs import pipeline
 
     monkeypatch.setattr(pipeline, "cuda_device_count", lambda: 0)
     with pytest.raises(AlopsError, match="no CUDA device is visible") as error:

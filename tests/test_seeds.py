@@ -10,7 +10,6 @@ import subprocess
 
 import pytest
 import yaml
-
 from conftest import clean_env, git, run_alops
 
 
@@ -76,7 +75,7 @@ def test_seeds_need_a_seed_param(ml_project):
     del params["train"]["seed"]
     (ml_project / "params.yaml").write_text(yaml.safe_dump(params))
     schema = (ml_project / "params.schema.yaml").read_text()
-    (ml_project / "params.schema.yaml").write_text("\n".join(l for l in schema.splitlines() if "seed" not in l) + "\n")
+    (ml_project / "params.schema.yaml").write_text("\n".join(line for line in schema.splitlines() if "seed" not in line) + "\n")
     result = run_alops("run", "--seeds", "3", cwd=ml_project)
     assert result.returncode == 2 and "--seeds needs a seed in params.yaml" in result.stderr
     assert "Traceback" not in result.stderr and not (ml_project / ".alops" / "seeds.json").exists()
@@ -164,9 +163,9 @@ def test_select_best_without_reports_it_can_read(ml_project):
 def test_the_targets_curve_over_its_seeds_is_banded_beside_the_branchs(ml_project, monkeypatch):
     """A baseline tracked with 3 seeds (`alops baseline --seeds 3`) brings each seed run's plot files: the report's
     training curve draws the target's mean, dashed, with its band, beside the branch's over its own 3 seeds."""
-    from alops.report import plots
-    from alops.report import merge_request as report
     from alops.core.project import Project
+    from alops.report import merge_request as report
+    from alops.report import plots
 
     env = clean_env(MLFLOW_TRACKING_URI=f"sqlite:///{ml_project / 'mlflow.db'}")  # the project's own store
     git(ml_project, "switch", "-q", "-c", "experiment/band")

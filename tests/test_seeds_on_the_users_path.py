@@ -8,7 +8,6 @@ import re
 
 import pytest
 import yaml
-
 from conftest import git
 from test_install import wheel  # noqa: F401 (the module's fixture)
 from users_path import origin_of, pipeline_options, push, team_with_digits
@@ -17,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("forge", ["gitlab", "github"])
-def test_seeds_3_judge_an_experiment_better_then_within_noise(wheel, tmp_path, mlflow_server, forge):  # noqa: F811
+def test_seeds_3_judge_an_experiment_better_then_within_noise(wheel, tmp_path, mlflow_server, forge):
     """`seeds: 3` switched on in the generated CI file: an experiment push runs a job per seed (GitLab `parallel`,
     GitHub a matrix), the select job trains main's full-data baseline with 3 seeds, and the posted report says
     "better" for 15 epochs against main's 2, then "within noise" for main's training with a learning rate 0.2%

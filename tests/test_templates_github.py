@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ALOPS, act_stand_in_args, annotate, clean_env, git
+
 from alops.forge.stand_in import ForgeServer
 
 KIT = Path(__file__).parents[1]
@@ -416,9 +417,8 @@ def test_a_labelling_round_runs_on_github_schedule_label_studio_dispatched_impor
     import csv
 
     import numpy as np
-    from mlflow.tracking import MlflowClient
-
     from conftest import dvc
+    from mlflow.tracking import MlflowClient
 
     url, token = label_studio
     project, title = workflow_project, f"github loop {tmp_path.name}"

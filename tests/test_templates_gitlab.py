@@ -142,9 +142,8 @@ def test_experiment_pipeline_trains_on_full_data_and_tracks(component_project, m
 def test_a_run_buffered_during_an_outage_is_sent_by_the_branchs_next_pipeline(component_project, mlflow_server):
     """The tracking server is down for one pipeline: the feature job passes and buffers its run; the branch's
     cache brings the buffer to the next pipeline, whose `alops run` sends it first, then its own run."""
-    from mlflow.tracking import MlflowClient
-
     from conftest import free_port
+    from mlflow.tracking import MlflowClient
 
     git(component_project, "switch", "-q", "-c", "feature/outage")
     variables = {"CI_PIPELINE_SOURCE": "push", "CI_PROJECT_NAME": "outage-test"}
@@ -261,7 +260,6 @@ def test_the_scheduled_query_runs_every_shard_and_merges_the_single_pass_selecti
     import csv
 
     import numpy as np
-
     from conftest import dvc
 
     with open(component_project / "data/full/manifest.csv", newline="") as handle:
@@ -296,10 +294,9 @@ def test_the_scheduled_query_scores_the_pool_with_the_registered_model_in_every_
 
     import mlflow.sklearn
     import numpy as np
+    from conftest import dvc
     from mlflow.tracking import MlflowClient
     from sklearn.linear_model import LogisticRegression
-
-    from conftest import dvc
 
     with open(ml_project / "data/full/manifest.csv", newline="") as handle:
         ids = [row["id"] for row in csv.DictReader(handle) if not row["label"]]
@@ -358,7 +355,6 @@ def test_a_triggered_label_import_job_takes_the_labels_from_label_studio_and_pus
 
     import numpy as np
     import requests
-
     from conftest import dvc, run_alops
 
     url, token = label_studio
@@ -422,8 +418,8 @@ def test_label_studios_webhook_starts_the_import_pipeline_through_gitlabs_trigge
 
     import numpy as np
     import requests
-
     from conftest import annotate, run_alops
+
     from alops.forge.stand_in import ForgeServer
 
     url, token = label_studio
@@ -487,9 +483,9 @@ def test_an_al_branch_pipeline_trains_on_its_data_version_and_keeps_the_report(c
 
 def test_a_protected_release_branch_trains_gates_registers_and_publishes(ml_project, mlflow_server):
     from mlflow.tracking import MlflowClient
+    from test_forge import CANARY
 
     from alops.forge.stand_in import ForgeServer
-    from test_forge import CANARY
 
     use_component(ml_project, "      release-metric: val_accuracy\n")
     git(ml_project, "switch", "-q", "-c", "release/1.0")
@@ -509,8 +505,9 @@ def test_a_protected_release_branch_trains_gates_registers_and_publishes(ml_proj
 
 
 def test_the_manual_promote_job_opens_the_merge_request_with_the_training_jobs_report(component_project, mlflow_server):
-    from alops.forge.stand_in import ForgeServer
     from test_forge import CANARY
+
+    from alops.forge.stand_in import ForgeServer
 
     git(component_project, "switch", "-q", "-c", "experiment/promoted")
     with ForgeServer(CANARY) as server:
@@ -535,9 +532,8 @@ def test_two_labelling_rounds_run_job_by_job_schedule_label_studio_trigger_impor
     import csv
 
     import numpy as np
-    from mlflow.tracking import MlflowClient
-
     from conftest import annotate, dvc
+    from mlflow.tracking import MlflowClient
 
     url, token = label_studio
     title = f"gitlab loop {tmp_path.name}"

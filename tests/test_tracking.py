@@ -10,10 +10,10 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
-from alops.runs import tracking
-from alops.core.errors import AlopsError
 from conftest import free_port
+
+from alops.core.errors import AlopsError
+from alops.runs import tracking
 
 
 class FaultyProxy:

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import yaml
-
 from conftest import git
 from test_install import GITLAB_CI_LOCAL, run, runner_project
 

@@ -3,7 +3,6 @@
 import json
 
 import mlflow.pytorch
-
 from common import load
 
 net = mlflow.pytorch.load_model("model")

@@ -5,10 +5,9 @@ import os
 import shutil
 
 import mlflow.pytorch
-from mlflow.models import infer_signature
 import torch
-
 from common import device, load, model, params
+from mlflow.models import infer_signature
 
 config = params()["train"]
 torch.manual_seed(config.get("seed", 0))

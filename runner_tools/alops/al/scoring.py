@@ -12,8 +12,8 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -115,7 +115,7 @@ class PassesSource:
         buffers = [np.empty((self.passes, rows, width), dtype=self.dtype) for _ in range(2)]
         positions = list(range(start, stop, rows))
         with open(self.path, "rb", buffering=0) as handle, ThreadPoolExecutor(1) as reader:
-            read = lambda index: reader.submit(self._read, handle, buffers[index % 2], positions[index],  # noqa: E731
+            read = lambda index: reader.submit(self._read, handle, buffers[index % 2], positions[index],
                                                min(rows, stop - positions[index]))
             pending = read(0) if positions else None
             for index, position in enumerate(positions):
@@ -486,7 +486,7 @@ def sample_ids(ids_path: str, rows: list[int], pool_rows: int) -> list[str]:
     """The ids of pool `rows` from a text file with one id per pool row, streamed (memory: the chosen ids)."""
     wanted = {row: None for row in rows}
     count = 0
-    for count, (row, sample) in enumerate(_pool_ids(ids_path), start=1):
+    for count, (row, sample) in enumerate(_pool_ids(ids_path), start=1):  # noqa: B007 (count: after the loop)
         if row in wanted:
             wanted[row] = sample
     if count != pool_rows:
@@ -501,7 +501,7 @@ def sample_ids(ids_path: str, rows: list[int], pool_rows: int) -> list[str]:
 def rows_of_ids(ids_path: str, wanted: set[str]) -> tuple[list[int], int]:
     """The pool rows whose id (one per line of `ids_path`) is in `wanted`, and the number of rows; streamed."""
     rows, count = [], 0
-    for count, (row, sample) in enumerate(_pool_ids(ids_path), start=1):
+    for count, (row, sample) in enumerate(_pool_ids(ids_path), start=1):  # noqa: B007 (count: after the loop)
         if sample in wanted:
             rows.append(row)
     return rows, count

@@ -21,7 +21,6 @@ from alops.al.topk import RunningTopK, add_scored, top_k
 from alops.core.errors import ConfigError
 from alops.core.extras import require
 
-
 BLOCK_BYTES = 64 * 2**20  # the float64 work memory of core-set's blocks
 
 
@@ -146,7 +145,7 @@ class BALD(UncertaintyStrategy):
         best = RunningTopK(k)
         for offset, passes in blocks:
             bounds = np.linspace(0, passes.shape[1], (os.cpu_count() or 1) + 1).astype(int)
-            parts = on_every_core(lambda part: bald(passes[:, bounds[part]:bounds[part + 1]], offset + bounds[part]),
+            parts = on_every_core(lambda part: bald(passes[:, bounds[part]:bounds[part + 1]], offset + bounds[part]),  # noqa: B023 (run at once)
                                   range(len(bounds) - 1))
             best.add(np.concatenate(list(parts)), offset)
             if progress:

@@ -69,6 +69,6 @@ def add_scored(best: RunningTopK, strategy: str, array: np.ndarray, offset: int,
     """Score `array` (rows starting at global row `offset`) in pieces, on every core, and feed the running top-k
     in row order (the result is the single-threaded one; a bad row is the first one, as in one pass)."""
     starts = range(0, array.shape[0], SCORE_ROWS)
-    score = lambda start: block_scores(strategy, array[start:start + SCORE_ROWS], offset + start, seed)  # noqa: E731
+    score = lambda start: block_scores(strategy, array[start:start + SCORE_ROWS], offset + start, seed)
     for start, scores in zip(starts, on_every_core(score, starts)):
         best.add(scores, offset + start)

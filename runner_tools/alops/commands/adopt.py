@@ -33,8 +33,8 @@ def init(forge: str | None, version: str | None, dry_run: bool, force: bool, git
     """
     import os
 
-    from alops.setup.adopt import apply_plan, plan_init
     from alops.core.git import git
+    from alops.setup.adopt import apply_plan, plan_init
 
     top = git(os.getcwd(), "rev-parse", "--show-toplevel", check=False).stdout.strip() or os.getcwd()
     plan = plan_init(top, forge, version, force, gitlab_kit, github_kit, dvc_remote, stages_from_makefile)

@@ -69,8 +69,8 @@ def query_select(pool, strategy, k, seed, shard, balanced, embeddings, labeled_e
 def _labeled_ids() -> set[str]:
     """The ids the project's full manifest labels."""
     from alops.core.errors import ConfigError
-    from alops.data.manifest import labeled_ids
     from alops.core.project import Project
+    from alops.data.manifest import labeled_ids
 
     with Project.open() as project:
         manifest = project.manifest("full")
@@ -82,9 +82,9 @@ def _labeled_ids() -> set[str]:
 
 def _provenance() -> tuple[str | None, str | None]:
     """The commit (whose model scored the pool) and the data version of the project around, when there is one."""
-    from alops.data import storage as data
     from alops.core.errors import AlopsError
     from alops.core.project import Project
+    from alops.data import storage as data
 
     commit = None
     try:

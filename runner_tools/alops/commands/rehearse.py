@@ -49,8 +49,8 @@ def rehearse(event, forge, branch, target, schedule, protected, allow_cpu, varia
     """
     import os
 
-    from alops.forge import rehearse as rehearsal_mod
     from alops.core.git import git
+    from alops.forge import rehearse as rehearsal_mod
 
     def pairs(option: str, items: tuple[str, ...]) -> dict[str, str]:
         found = {}

@@ -41,11 +41,12 @@ def release_command(metric, direction, min_delta, min_relative, beyond_noise, mo
       alops release --challenger && alops deploy --target serve --endpoint http://host:8080
     """
     from alops.release import gate as release_mod
+    from alops.release.registry import CHALLENGER, CHAMPION
 
     with Project.open() as project:
         gate = release_mod.project_gate(project, metric, direction, min_delta, min_relative, beyond_noise)
         deploying = challenger or bool(os.environ.get("ALOPS_DEPLOY_TARGET"))
-        alias = release_mod.CHALLENGER if deploying else release_mod.ALIAS
+        alias = CHALLENGER if deploying else CHAMPION
         provenance, published = release_mod.release_project(project, gate, model, artifact, run_id, record, publish,
                                                              echo=click.echo, alias=alias)
         click.echo(f"release: {provenance.model} version {provenance.version} is the {alias} "

@@ -38,9 +38,9 @@ def report(target: str | None, out: str, post: bool, post_if_open: bool, curve_m
       alops report --json report.json                 # the training job: no forge token
       alops report --from report.json --post-if-open  # a job of its own holds the token
     """
-    from alops.report import merge_request as report_mod
     from alops.core.config import load_config
     from alops.core.files import atomic_write
+    from alops.report import merge_request as report_mod
 
     # the posting job (--from): the CI context is all it needs, not the project's code or data
     with Project(os.getcwd(), load_config()) if from_path else Project.open() as project:

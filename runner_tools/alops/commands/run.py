@@ -39,13 +39,13 @@ def run_command(stages, device, allow_cpu, assignments, keep_sets, track, seeds,
       alops run --candidate 2/3          # the second of `alops params matrix --sample 3`
       alops run --seed-share 1/3         # the first of three seeds, in one of three parallel jobs
     """
-    from alops.runs import seeds as spread
     from alops.core.params import parse_assignment
+    from alops.runs import seeds as spread
     from alops.runs.pipeline import run_pipeline
 
     asked = dict(parse_assignment(a) for a in assignments)
     sets = dict(asked)  # and the candidate's and seed's values, which say so as they are set
-    echo = lambda line: click.echo(f"alops: {line}", err=True)  # noqa: E731
+    echo = lambda line: click.echo(f"alops: {line}", err=True)
     with Project.open() as project:
         if project.context.notice:
             notice(project.context.notice)

@@ -46,7 +46,7 @@ def simulate_command(manifest, digits, suite, datasets, model, strategies, initi
     given = (initial, rounds, per_round, scoring_pool)
     plan = simulation.SimulationPlan(*(d if v is None else v for v, d in zip(given, defaults)),
                                      tuple(s.strip() for s in strategies.split(",") if s.strip()), seeds, model)
-    echo = lambda line: click.echo(line, err=True)  # noqa: E731
+    echo = lambda line: click.echo(line, err=True)
     if suite:
         result = simulation.run_suite(plan, simulation.suite_datasets(datasets), echo=echo)
         click.echo(f"{'data set':16} {'strategy':17} {'AULC':>13} {'vs random':>15} {'wins':>6} {'worst round':>19} {'to 95%':>6}  verdict")

@@ -52,16 +52,16 @@ def select_best(reports, metric, mode, kind, commit, target, out, json_path) -> 
 
     with Project.open() as project:
         if reports:
+            from alops.core.files import atomic_write
             from alops.report import candidates
             from alops.report import merge_request as report_mod
-            from alops.core.files import atomic_write
 
             built, pngs, summary = candidates.pick(project, list(reports), out, project.target_branch(target), metric,
                                                    mode)
             if json_path:
                 report_mod.save(built, pngs, json_path)
             atomic_write(out, report_mod.render(built))
-            click.echo(f"select-best: {summary}; report: {out}" + (f", {candidates.PATCH_FILE}" if built.pick_patch else ""))
+            click.echo(f"select-best: {summary}; report: {out}" + (f", {report_mod.PATCH_FILE}" if built.pick_patch else ""))
             return
         primary = project.config.metric
         metric = metric or (primary.name if primary else None)

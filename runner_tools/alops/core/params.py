@@ -49,6 +49,21 @@ def flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
+def is_seed(name: str) -> bool:
+    """Whether a dotted params.yaml key is a seed: named `seed`."""
+    return name.rpartition(".")[2] == "seed"
+
+
+def seed_keys(params: dict) -> list[str]:
+    """The dotted params.yaml keys named `seed`."""
+    return sorted(name for name in flatten(params) if is_seed(name))
+
+
+def without_seeds(params: dict[str, str]) -> dict[str, str]:
+    """Flat params but their seeds: what the runs of one candidate share."""
+    return {name: value for name, value in params.items() if not is_seed(name)}
+
+
 def load_params(root: str) -> dict:
     path = os.path.join(root, PARAMS_FILE)
     if not os.path.exists(path):

@@ -19,10 +19,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from alops.data import drift
-from alops.data import integrity
 from alops.core.errors import ConfigError
 from alops.core.files import copy_file, stays_inside, write_json
+from alops.data import drift, integrity
 from alops.data.manifest import (
     ROW_FILE_SUFFIXES,
     ManifestInfo,
@@ -789,9 +788,7 @@ def make_project_dev(project, report_path: str, size: DevSize | None, seed: int 
     _refuse_imported(project.root, dev)
     report_file = os.path.join(project.root, report_path)
     if settings.dev_stage is not None:
-        from alops.runs.pipeline import reproduce
-
-        reproduce(project, [settings.dev_stage], "cpu")
+        data.reproduce(project, [settings.dev_stage], "cpu")
         report = _stage_report(project, settings.dev_stage)
         write_json(report_file, report, indent=2)
     else:

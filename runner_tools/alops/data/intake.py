@@ -114,8 +114,8 @@ def _fetch(fs, remote: str, staging: str) -> str:
 def take(manifest: str, source: str, split: str, new_samples: str, pattern: str = PATTERN) -> Intake:
     """Add the source's logs that the ledger does not name to the pool, then name them there (the change to
     record); write the new samples as logged to `new_samples`. Validates every log before the pool changes."""
-    from alops.data.pool import manifest_ids, add_to_pool, check_log
     from alops.data.manifest import inspect_manifest
+    from alops.data.pool import add_to_pool, check_log, manifest_ids
 
     folder = os.path.dirname(manifest)
     ledger = read_ledger(folder)

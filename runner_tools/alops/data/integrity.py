@@ -52,6 +52,6 @@ def decode_problem(path: str) -> str | None:
     try:
         with Image.open(path) as image:
             image.load()
-    except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds for broken data; each is the finding
+    except Exception as exc:
         return f"does not decode ({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})"
     return None

@@ -8,8 +8,8 @@ are the features. Labels and splits are read as text.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -254,7 +254,7 @@ class ManifestWriter:
                 raise ValueError("Parquet files cannot be appended to")
             self._writer = pq.ParquetWriter(path, schema)
         else:
-            self._file = open(path, "ab" if append else "wb")  # noqa: SIM115 (closed by close())
+            self._file = open(path, "ab" if append else "wb")
             if append and self._file.tell() and not _ends_with_newline(path):
                 self._file.write(b"\n")
 

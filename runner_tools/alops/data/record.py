@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Callable
+from collections.abc import Callable
 
-from alops.data import storage as data
 from alops.core.errors import AlopsError, ConfigError
 from alops.core.files import remove_interrupted_writes, write_json
 from alops.core.git import git, identity_args
+from alops.data import storage as data
 
 PENDING = os.path.join(".alops", "pending-record.json")
 

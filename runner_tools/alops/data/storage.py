@@ -295,3 +295,22 @@ def data_version(root: str, lock_text: str | None = None) -> dict:
                          "datasets first")
     digest = hashlib.sha256("".join(f"{path}\t{value}\n" for path, value in entries).encode()).hexdigest()
     return {"version": VERSION_PREFIX + digest[:16], "outputs": dict(entries)}
+
+
+def reproduce(project, targets: list[str], device: str, frozen: str | None = None) -> list[str]:
+    """`dvc repro` of `targets` (checked with `check_stages`); the stages that ran (none when up to date). The
+    `frozen` stage is taken as its outputs are, as DVC takes a frozen stage: never run, its inputs not needed."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import lock_repo
+
+    os.environ["ALOPS_DEVICE"] = device
+    repo = project.dvc
+    try:
+        with lock_repo(repo):  # DVC reads dvc.yaml again when it takes the lock: freeze inside the same lock
+            for stage in repo.index.stages if frozen else ():
+                if stage.addressing == frozen:
+                    stage.frozen = True
+            stages = repo.reproduce(targets=targets or None)
+    except DvcException as exc:
+        raise dvc_failure("repro", exc) from None
+    return [getattr(stage, "addressing", str(stage)) for stage in stages]

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from alops.core.errors import AlopsError, ConfigError
 from alops.core.secrets import scrub

@@ -147,10 +147,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._reply(fault.status, {"message": message}, headers)
             self._route(method, path, query, raw)
 
-    do_GET = lambda self: self._handle("GET")  # noqa: E731
-    do_POST = lambda self: self._handle("POST")  # noqa: E731
-    do_PUT = lambda self: self._handle("PUT")  # noqa: E731
-    do_PATCH = lambda self: self._handle("PATCH")  # noqa: E731
+    do_GET = lambda self: self._handle("GET")
+    do_POST = lambda self: self._handle("POST")
+    do_PUT = lambda self: self._handle("PUT")
+    do_PATCH = lambda self: self._handle("PATCH")
 
     def _route(self, method: str, path: str, query: dict, raw: bytes, answer: bool = True) -> None:
         reply = self._reply if answer else (lambda *a, **k: None)

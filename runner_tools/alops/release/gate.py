@@ -10,20 +10,24 @@ from __future__ import annotations
 import datetime
 import json
 import math
-import os
 import re
 from dataclasses import asdict, dataclass
 
 from alops.core.errors import AlopsError, ConfigError
 from alops.core.files import atomic_write
-from alops.runs.noise import change, mean, seed_change
-from alops.core.project import (TAG_BRANCH, TAG_COMMIT, TAG_DATA_VERSION, TAG_LOCK, TAG_PREVIOUS_CHAMPION,
-                           TAG_ROLLED_BACK)
+from alops.core.project import (
+    TAG_BRANCH,
+    TAG_COMMIT,
+    TAG_DATA_VERSION,
+    TAG_PREVIOUS_CHAMPION,
+    TAG_ROLLED_BACK,
+)
 from alops.core.secrets import redact_url
+from alops.release.registry import CHALLENGER, candidate_run
+from alops.release.registry import CHAMPION as ALIAS
+from alops.runs.noise import change, mean, seed_change
 from alops.runs.tracking import mlflow_client, version_by_alias
 
-ALIAS = "champion"
-CHALLENGER = "challenger"  # a gated version awaiting its deploy step (alops.release.deploy)
 PREVIOUS_TAG = TAG_PREVIOUS_CHAMPION
 DIRECTIONS = ("max", "min")
 
@@ -89,8 +93,8 @@ def judge_noise(gate: Gate, decision: Decision, noise) -> Decision:
 def _paired(run, champion, gate: Gate):
     """(candidate, champion, alops.runs.noise.Change) as `alops rescore` logged them on the candidate's run: both models
     on the candidate's test set, for an accuracy gate; None when it scored no champion or another version."""
-    from alops.runs.noise import Change, verdict_of
     from alops.release.rescore import RESCORED_METRICS, TAG_RESCORED, judges
+    from alops.runs.noise import Change, verdict_of
 
     metrics = run.data.metrics
     if (champion is None or run.data.tags.get(TAG_RESCORED) != str(champion.version) or not judges(gate.metric)
@@ -131,25 +135,6 @@ class Provenance:
     def markdown(self) -> str:
         rows = [(k, v) for k, v in asdict(self).items() if k != "tracking_uri" or not v.startswith("sqlite")]
         return "\n".join(["| | |", "|---|---|"] + [f"| {k} | `{v}` |" for k, v in rows]) + "\n"
-
-
-def candidate_run(client, uri: str, root: str, project: str, commit: str | None, run_id: str | None):
-    """--run-id; else the latest tracked run of this commit; else of the same pipeline state (dvc.lock), which
-    is what a release branch cut from an already-trained commit has (its `alops run` was a no-op)."""
-    from alops.runs.pipeline import lock_digest
-    from alops.runs.tracking import find_runs
-
-    if run_id:
-        if not re.fullmatch(r"[0-9a-f]{32}", run_id):
-            raise ConfigError(f"--run-id {run_id!r} is not an MLflow run id (32 hex digits)")
-        return client.get_run(run_id)
-    runs = find_runs(uri, project, commit=commit, limit=1) if commit else []
-    if not runs and os.path.isfile(os.path.join(root, "dvc.lock")):
-        runs = find_runs(uri, project, tags={TAG_LOCK: lock_digest(root)}, limit=1)
-    if not runs:
-        raise AlopsError(f"no finished tracked run for commit {(commit or '?')[:12]} or its dvc.lock: run `alops run` "
-                         "on this branch first")
-    return runs[0]
 
 
 def _registered_version(client, model: str, run, artifact: str) -> str:

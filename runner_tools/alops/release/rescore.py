@@ -67,7 +67,7 @@ def _score(project, before, direction: str) -> tuple[Rescored | None, str]:
     model folder, the model's packages missing)."""
     import numpy as np
 
-    from alops.release.deploy import load_smoke
+    from alops.release.smoke import load_smoke
     from alops.runs.pipeline import pipeline_files
 
     smoke = os.path.join(project.root, SMOKE_FILE)
@@ -87,7 +87,7 @@ def _score(project, before, direction: str) -> tuple[Rescored | None, str]:
                 return None, f"the other run kept no {models[0]}"
             answers_before = predicted_classes(where, inputs)
         answers_now = predicted_classes(os.path.join(project.root, models[0]), inputs)
-    except Exception as exc:  # noqa: BLE001 - any model may fail to load here (its packages); the caller goes on
+    except Exception as exc:
         return None, f"the models could not score it here ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
     right_now = np.asarray([str(v) for v in answers_now]) == expected
     right_before = np.asarray([str(v) for v in answers_before]) == expected
@@ -116,7 +116,8 @@ def rescore_champion(project, model: str, direction: str = "max", echo=print) ->
     import mlflow
 
     from alops.core.errors import AlopsError
-    from alops.release.gate import ALIAS, candidate_run
+    from alops.release.registry import CHAMPION as ALIAS
+    from alops.release.registry import candidate_run
     from alops.runs.tracking import mlflow_client, version_by_alias
 
     uri = project.tracking_uri

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 import shutil
 import tempfile
 
 from alops.core.errors import ConfigError
 from alops.core.files import atomic_write
-
-PATCH_FILE = "params-pick.patch"
+from alops.report.merge_request import PATCH_FILE
 
 
 def candidate_sets(root: str, spec: str) -> dict:
@@ -96,7 +94,8 @@ def _by_candidate(loaded: list[tuple]) -> list[tuple]:
     """The reports grouped by their params but the seeds (seeds trained in parallel jobs, one report each): one
     (path, report, PNGs) per candidate, its seeds gathered into `current.seeds` and their mean into its metrics;
     the report kept is the one of params.yaml's seed (the last a share runs), else the last."""
-    from alops.runs.seeds import mean_metrics, without_seeds
+    from alops.core.params import without_seeds
+    from alops.runs.seeds import mean_metrics
 
     groups: dict[tuple, list[tuple]] = {}
     for item in loaded:

@@ -18,11 +18,13 @@ from dataclasses import asdict, dataclass, field
 
 from alops.core.errors import AlopsError, ConfigError
 from alops.core.files import save_png, write_json
-from alops.forge.client import REPORT_MARKER
-from alops.release.gate import ALIAS as CHAMPION
-from alops.data.manifest import labeled_count
 from alops.core.project import TAG_COMMIT, TAG_DATA_VERSION, TAG_DATASET, TAG_LABELED
+from alops.data.manifest import labeled_count
+from alops.forge.client import REPORT_MARKER
+from alops.release.registry import CHAMPION
 from alops.release.rescore import SMOKE_FILE, judges, rescore
+
+PATCH_FILE = "params-pick.patch"  # the pick among parallel candidates as a params change (alops.report.candidates)
 
 
 @dataclass
@@ -70,8 +72,8 @@ def _committed_side(project, target: str) -> Side | None:
     import yaml
 
     from alops.core.git import first_commit, show
-    from alops.runs.metrics import revision_metrics
     from alops.core.params import flatten
+    from alops.runs.metrics import revision_metrics
     from alops.runs.pipeline import locked_params
 
     commit = first_commit(project.root, (f"origin/{target}", target))  # origin's branch first, else the local one
@@ -151,8 +153,8 @@ def _branch_strategy(root: str) -> str | None:
 def find_baseline(project, target: str, current: Side):
     """(the baseline for `current`, the branch's tracked runs, why there is no baseline, the target's committed
     side): the target's tracked run on the same dataset (or the champion's), else what the target committed."""
-    from alops.runs import tracking
     from alops.core.git import fetch_branch
+    from alops.runs import tracking
 
     # nothing tracked here: compare with what the target branch committed
     uri = project.tracking_uri if project.tracking_store_exists else None
@@ -452,7 +454,6 @@ def _active_learning(report: Report, image: str | None) -> list[str]:
 
 def _candidates(report: Report) -> list[str]:
     """The parallel candidates' table (the pick in bold) and the pick's params change."""
-    from alops.report.candidates import PATCH_FILE
 
     names = sorted({name for row in report.candidates for name in row["params"]})
     metric = code(report.candidates[0]["metric"])

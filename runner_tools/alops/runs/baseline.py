@@ -19,6 +19,7 @@ from dataclasses import replace
 from alops.core.errors import AlopsError, ConfigError
 from alops.core.git import fetch_branch, git
 
+
 def target_commit(root: str, target: str) -> str:
     """The target's last commit: the local branch, else origin's (fetched: a CI clone holds one ref)."""
     local = git(root, "rev-parse", "--verify", "--quiet", f"refs/heads/{target}^{{commit}}", check=False)
@@ -63,10 +64,9 @@ def _share_dvc_settings(root: str, clone: str, cache_dir: str) -> None:
 def ensure(project, target: str, device: str | None = None, allow_cpu: bool = False, echo=print, seeds: int = 1) -> str:
     """The target's run on this branch's dataset (`seeds` of them: alops.runs.seeds), found or made; one line saying
     which."""
-    from alops.runs import pipeline
-    from alops.runs import tracking
-    from alops.core.project import TAG_DATASET, Project
     from alops.core.params import load_params
+    from alops.core.project import TAG_DATASET, Project
+    from alops.runs import pipeline, tracking
     from alops.runs.seeds import run_seeds, seed_values, tracked_seeds
 
     dataset, uri = project.context.profile.dataset, project.tracking_uri

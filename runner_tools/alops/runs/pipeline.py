@@ -17,9 +17,9 @@ import os
 from dataclasses import dataclass, field
 
 from alops.core import params as params_mod
-from alops.data.storage import dvc_failure
 from alops.core.errors import AlopsError, ConfigError
 from alops.core.files import atomic_write, write_json
+from alops.data.storage import reproduce
 
 MODEL_SUFFIXES = (".pt", ".pth", ".ckpt", ".onnx", ".pkl", ".joblib", ".safetensors")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
@@ -245,7 +245,7 @@ def reads_dataset_choice(project) -> bool:
         if any({"dataset", DATASET_DIR} & _param_names(entry) for entry in stage.get("params") or []):
             return True
         text = " ".join(map(str, [stage.get("cmd", ""), *(stage.get("deps") or [])]))
-        if "${dataset}" in text or "${%s}" % DATASET_DIR in text or dev in text.split():
+        if "${dataset}" in text or f"${{{DATASET_DIR}}}" in text or dev in text.split():
             return True
     return False
 
@@ -263,7 +263,7 @@ def depends_on_dataset(project, dataset: str) -> bool:
     folder = os.path.normpath(os.path.relpath(project.dataset_folder(dataset), project.root))
     for stage in (project.pipeline.get("stages") or {}).values():
         for dep in (stage.get("deps") or []) if isinstance(stage, dict) else []:
-            path = os.path.normpath(str(dep).replace("${%s}" % DATASET_DIR, folder).replace("${dataset}", dataset))
+            path = os.path.normpath(str(dep).replace(f"${{{DATASET_DIR}}}", folder).replace("${dataset}", dataset))
             if path == folder or path.startswith(folder + os.sep):
                 return True
     return False
@@ -274,25 +274,6 @@ def check_stages(project, targets: list[str]) -> None:
     for target in targets:
         if target not in known:
             raise ConfigError(f"stage {target!r} is not in dvc.yaml (stages: {', '.join(known) or 'none'})")
-
-
-def reproduce(project, targets: list[str], device: str, frozen: str | None = None) -> list[str]:
-    """`dvc repro` of `targets` (checked with `check_stages`); the stages that ran (none when up to date). The
-    `frozen` stage is taken as its outputs are, as DVC takes a frozen stage: never run, its inputs not needed."""
-    from dvc.exceptions import DvcException
-    from dvc.repo import lock_repo
-
-    os.environ["ALOPS_DEVICE"] = device
-    repo = project.dvc
-    try:
-        with lock_repo(repo):  # DVC reads dvc.yaml again when it takes the lock: freeze inside the same lock
-            for stage in repo.index.stages if frozen else ():
-                if stage.addressing == frozen:
-                    stage.frozen = True
-            stages = repo.reproduce(targets=targets or None)
-    except DvcException as exc:
-        raise dvc_failure("repro", exc) from None
-    return [getattr(stage, "addressing", str(stage)) for stage in stages]
 
 
 def _missing_lock_outputs(root: str) -> bool:
@@ -420,10 +401,19 @@ def lock_digest(root: str, lock_text: str | None = None) -> str:
 
 
 def _tags(project, device: str) -> dict[str, str]:
+    from alops.core.project import (
+        TAG_BRANCH,
+        TAG_COMMIT,
+        TAG_DATA_VERSION,
+        TAG_DATASET,
+        TAG_DEVICE,
+        TAG_KIND,
+        TAG_LABELED,
+        TAG_LOCK,
+        TAG_RUNNER,
+    )
     from alops.data import storage as data
     from alops.runs import tracking
-    from alops.core.project import (TAG_BRANCH, TAG_COMMIT, TAG_DATA_VERSION, TAG_DATASET, TAG_DEVICE, TAG_KIND,
-                               TAG_LABELED, TAG_LOCK, TAG_RUNNER)
 
     root, context = project.root, project.context
     lock = os.path.join(root, "dvc.lock")

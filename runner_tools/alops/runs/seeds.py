@@ -11,27 +11,11 @@ import shutil
 
 from alops.core.errors import ConfigError
 from alops.core.files import write_json
+from alops.core.params import seed_keys, without_seeds
 
 SEEDS_FILE = os.path.join(".alops", "seeds.json")
 SEED_PLOTS = os.path.join(".alops", "seeds")  # <seed>/<plot path>: each seed's plot files, for the report's bands
 MOST_SEEDS = 50
-
-
-def is_seed(name: str) -> bool:
-    """Whether a dotted params.yaml key is a seed: named `seed`."""
-    return name.rpartition(".")[2] == "seed"
-
-
-def seed_keys(params: dict) -> list[str]:
-    """The dotted params.yaml keys named `seed`."""
-    from alops.core.params import flatten
-
-    return sorted(name for name in flatten(params) if is_seed(name))
-
-
-def without_seeds(params: dict[str, str]) -> dict[str, str]:
-    """Flat params but their seeds: what the runs of one candidate share."""
-    return {name: value for name, value in params.items() if not is_seed(name)}
 
 
 def seed_values(params: dict, count: int) -> tuple[list[str], list[int]]:
@@ -64,8 +48,8 @@ def seed_share(params: dict, spec: str) -> tuple[dict, str]:
 def run_seeds(project, count: int, run_one, echo=print) -> list[dict]:
     """`run_one(sets)` (alops.runs.pipeline.run_pipeline with the caller's options) once per seed; the per-seed
     metrics (the model's: not the dev dataset's fidelity), kept in SEEDS_FILE with the params they share."""
-    from alops.runs.metrics import is_fidelity_file, workspace_metrics_by_file
     from alops.core.params import load_params
+    from alops.runs.metrics import is_fidelity_file, workspace_metrics_by_file
     from alops.runs.pipeline import params_used
 
     root = project.root
@@ -133,8 +117,8 @@ def workspace_seeds(root: str, params: dict[str, str], commit: str | None) -> li
 def seed_runs(uri: str, project: str, run) -> list:
     """The tracked runs that share `run`'s commit, branch, dataset and params but their seeds, one per seed (the
     newest of each), `run` first."""
-    from alops.runs import tracking
     from alops.core.project import TAG_BRANCH, TAG_COMMIT, TAG_DATASET
+    from alops.runs import tracking
 
     tags = run.data.tags
     if not tags.get(TAG_COMMIT):

@@ -19,10 +19,12 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from alops.core.errors import AlopsError, ConfigError
-from alops.core.project import TAG_BRANCH, TAG_COMMIT, TAG_RUN_KEY, experiment_name
 from alops.core.files import write_json
-from alops.runs.metrics import metric_name
+from alops.core.params import without_seeds
+from alops.core.project import TAG_BRANCH, TAG_COMMIT, TAG_RUN_KEY, experiment_name
 from alops.core.secrets import redact_url
+from alops.runs.metrics import metric_name
+from alops.runs.noise import mean
 
 BUFFER_DIR = os.path.join(".alops", "tracking-buffer")
 FAIL_CLOSED_KINDS = ("release",)
@@ -226,9 +228,6 @@ def best_run(uri: str, experiment: str, metric: str, mode: str, commit: str | No
         raise TrackingUnavailable(f"tracking server {uri}: {str(exc).splitlines()[0]}") from None
     if not runs:
         raise AlopsError(f"no finished run in {experiment!r} has metric {metric!r}")
-    from alops.runs.noise import mean
-    from alops.runs.seeds import without_seeds
-
     groups: dict[tuple, list] = {}  # the runs of one candidate differ in their seeds only
     for run in runs:
         groups.setdefault(tuple(sorted(without_seeds(dict(run.data.params)).items())), []).append(run)

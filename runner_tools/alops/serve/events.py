@@ -15,8 +15,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from alops.serve.capture import PredictionLog
 from alops.core.errors import ConfigError
+from alops.serve.capture import PredictionLog
 
 REQUEST, RESPONSE = "org.kubeflow.serving.inference.request", "org.kubeflow.serving.inference.response"
 MAX_PENDING = 10_000  # halves of pairs kept waiting for their other half; the oldest go first
@@ -110,7 +110,7 @@ def serve_events(log_folder: str, host: str, port: int, rotate_bytes: int, ready
     intake = EventIntake(log)
 
     class Receiver(JsonHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's names
+        def do_POST(self) -> None:
             body = self._body()
             if body is None:
                 return
@@ -121,7 +121,7 @@ def serve_events(log_folder: str, host: str, port: int, rotate_bytes: int, ready
                 return
             self._reply(202, {"logged": logged})
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self._reply(200, {"status": "ok"})
 
     try:

@@ -27,8 +27,8 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from alops.serve.capture import PredictionLog
 from alops.core.errors import AlopsError, ConfigError
+from alops.serve.capture import PredictionLog
 
 TOKEN_VARIABLE = "ALOPS_SERVE_TOKEN"
 MAX_BODY = 64 << 20
@@ -207,7 +207,7 @@ class JsonHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format, *args) -> None:
         pass
 
     def _reply(self, status: int, payload: bytes | dict) -> None:
@@ -246,16 +246,16 @@ class Handler(JsonHandler):
         if body is not None and (name in PUBLIC or self._admin()):
             getattr(self, name)(body)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's names
+    def do_GET(self) -> None:
         self._route("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._route("POST")
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._route("PUT")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._route("DELETE")
 
     def health(self, _body: bytes) -> None:

@@ -1,3 +1,4 @@
 """A project set up: `alops new` (the scaffold), `alops init` (adopt a repository), DVC bootstrap, `alops demo`.
 
-May import: every subpackage but alops.commands."""
+May import: alops.core, alops.data, alops.al, alops.labels, alops.serve, alops.runs, alops.forge, alops.release,
+alops.report."""

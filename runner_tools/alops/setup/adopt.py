@@ -19,10 +19,10 @@ import re
 from dataclasses import dataclass, field
 
 from alops import __version__
-from alops.setup.bootstrap import hiding_rules, hidden_message, setup_dvc
-from alops.data.storage import tracked_data
 from alops.core.errors import ConfigError
 from alops.core.git import git
+from alops.data.storage import tracked_data
+from alops.setup.bootstrap import hidden_message, hiding_rules, setup_dvc
 
 GITIGNORE_LINES = ("mlflow.db", "mlartifacts/", ".alops/", "report.md", "report.json", "learning_curve.png",
                    "plot-*.png", "release.json", "selection*.json", "labeling/")

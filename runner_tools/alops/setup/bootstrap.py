@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 
-from alops.data.storage import init_with_remote, quiet_dvc
 from alops.core.errors import AlopsError, ConfigError
 from alops.core.git import git
 from alops.core.secrets import redact_url
+from alops.data.storage import init_with_remote, quiet_dvc
 
 REMOTE = "storage"
 
