@@ -46,6 +46,7 @@ demo: $(STAMP)
 
 # the templates' static checks (also part of `make test`)
 lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) templates/compose.py --check
 	$(PY) docs/generate.py --check
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml

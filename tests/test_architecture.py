@@ -7,6 +7,7 @@ import ast
 import os
 import re
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -227,3 +228,10 @@ def test_nothing_imports_the_commands_or_the_cli():
                        if _subpackage(target) in ("commands", "cli", "__main__")
                        and _subpackage(module) not in ("commands", "cli", "__main__"))
     assert offenders == []
+
+
+def test_ruff_finds_nothing():
+    """The linter `make lint` runs (ruff.toml): unused or undefined names, import order, likely bugs."""
+    result = subprocess.run([str(Path(sys.executable).parent / "ruff"), "check", "--no-cache", "."],
+                            cwd=PACKAGE.parent.parent, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:]

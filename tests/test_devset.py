@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -304,6 +305,30 @@ def test_image_rows_are_predicted_from_their_files_as_the_capture_feeds_the_endp
     shifted = run_alops("data", "check-dev", "--against", log("bright.csv", 0.3), "--label-column", "prediction",
                         "--model", str(tmp_path / "model"), cwd=dvc_project)
     assert shifted.returncode == 1 and "predicted class 1:" in shifted.stdout
+    assert "check-dev --model: the model predicted 300 of 300 dev rows" in like.stdout
+    for image in (dvc_project / "data/dev/images").iterdir():  # as `alops data pull --manifest-only` leaves them
+        image.unlink()
+    blind = run_alops(*same, "--model", str(tmp_path / "model"), cwd=dvc_project)
+    assert blind.returncode == 1 and "representative" not in blind.stdout, blind.stdout + blind.stderr
+    assert ("drift check not made: the model predicted 0 of 300 dev rows (300 image file(s) missing or unreadable), "
+            "fewer than 90%: pull the dev dataset's files (`alops data pull --dataset dev`") in blind.stderr
+
+
+@pytest.mark.parametrize("dev_predicted, log_rows, message", [
+    ({}, [{"prediction": "1", "x": "0.1"}] * 20, "drift check not made: 0 dev rows and 20 compared rows have a predicted class"),
+    (None, [{"prediction": "1"}] * 20, "shares neither the labels ('label') nor a numeric column with the dev dataset"),
+])
+def test_a_drift_check_that_compared_nothing_fails_and_counts_what_it_had(tmp_path, dev_predicted, log_rows, message):
+    """No dev row predicted (a model that answered nothing); a log without the label column or a shared numeric
+    column: neither is 'representative'."""
+    from alops.core.errors import AlopsError
+    from alops.data.devset import check_dev
+
+    write_manifest(tmp_path / "dev.csv", [{"id": str(i), "label": str(i % 2), "path": f"{i}.png"} for i in range(40)])
+    write_manifest(tmp_path / "live.csv", log_rows)
+    with pytest.raises(AlopsError, match=re.escape(message)):
+        check_dev(str(tmp_path / "dev.csv"), str(tmp_path / "live.csv"),
+                  "prediction" if dev_predicted is not None else "label", dev_predicted=dev_predicted)
 
 
 def test_a_model_whose_inputs_the_dev_dataset_lacks_is_one_line(dvc_project, tmp_path):

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import clean_env, git, run_alops
 from test_templates_github import ACT
 from test_templates_gitlab import GITLAB_CI_LOCAL
@@ -216,3 +215,66 @@ def test_a_github_rehearsal_points_the_caller_at_this_alops_workflow_and_plans_i
     assert (clone / ".github/workflows/alops-kit.yml").read_text() == kit.read_text()
     assert (project / ".github/workflows/alops.yml").read_text() == CALLER
     shutil.rmtree(kept)
+
+
+@pytest.mark.parametrize("outcome, status, line", [
+    ({"passed": ["a", "b"]}, 0, "the pipeline passed: 2 of 2 job(s) passed"),
+    ({"passed": ["a"], "allowed": ["lint"]}, 0, "the pipeline passed: 1 of 2 job(s) passed (1 failed as allowed: lint)"),
+    ({"passed": ["a"], "failed": ["tests"]}, 1, "the pipeline failed: 1 of 2 job(s) failed: tests"),
+    ({"failed": ["tests"], "status": 3}, 3, "the pipeline failed: 1 of 1 job(s) failed: tests"),
+    ({"passed": ["a"], "status": 2}, 2, "the pipeline failed: the runner exited with status 2 after 1 job(s)"),
+    ({}, 1, "no job ran"),
+])
+def test_a_rehearsal_exits_as_its_pipeline_ended_and_says_so_in_one_line(outcome, status, line):
+    from alops.forge.rehearse import Outcome
+
+    verdict = Outcome(**{"status": 0, **outcome}).verdict()
+    assert verdict[0] == status and verdict[1].startswith(line)
+
+
+def test_each_tools_job_lines_are_read_as_outcomes(tmp_path):
+    """The lines gitlab-ci-local 4.64.1 and act 0.2.89 print when jobs end, replayed by a stand-in tool."""
+    from alops.forge.rehearse import watch
+
+    tool = tmp_path / "tool"
+    tool.write_text("#!/bin/sh\ncat <<'OUT'\n WARN  spec:inputs:regex is currently not supported\n"
+                    "parsing and downloads finished in 377 ms.\nbuild finished in 1.01 s\nlint finished in 95 ms  WARN 1 \n"
+                    "alops-seeds: [1/3] finished in 2.5 min  FAIL 3 \n\n PASS  build\n WARN  lint  pre_script\n"
+                    "[ci/alops/tests] \U0001F3C1  Job succeeded\n[ci/alops/query] \U0001F3C1  Job failed\nOUT\nexit 0\n")
+    tool.chmod(0o755)
+    relayed = []
+    outcome = watch([str(tool)], str(tmp_path), {"PATH": "/usr/bin:/bin"}, relayed.append)
+    assert (outcome.passed, outcome.failed, outcome.allowed) == (
+        ["build", "ci/alops/tests"], ["alops-seeds: [1/3]", "ci/alops/query"], ["lint"])
+    assert len(relayed) == 10 and outcome.verdict()[0] == 1  # the tool said 0; the failed jobs say otherwise
+
+
+TEAM_JOB_THAT_FAILS = GENERATED_CI + """
+team-tests:
+  script: [echo the team tests fail, exit 3]
+"""
+
+CALLER_WITH_A_FAILING_JOB = CALLER + """  team-tests:
+    runs-on: cpu-box
+    steps:
+      - run: echo the team tests fail; exit 3
+"""
+
+
+@pytest.mark.slow  # runs gitlab-ci-local and act
+@pytest.mark.parametrize("forge", ["gitlab", "github"])
+def test_a_rehearsal_with_a_failing_job_exits_non_zero_and_names_it(repo, forge):
+    if forge == "gitlab":
+        project = project_with_ci(repo, TEAM_JOB_THAT_FAILS)
+    else:
+        (repo / ".github/workflows").mkdir(parents=True)
+        (repo / ".github/workflows/alops.yml").write_text(CALLER_WITH_A_FAILING_JOB)
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", "caller")
+        project = repo
+    git(project, "switch", "-q", "-c", "feature/x")
+    result = rehearse(project, "--job", "team-tests")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert "the team tests fail" in output
+    assert "alops: the pipeline failed: 1 of 1 job(s) failed: " in result.stderr and "team-tests" in result.stderr.splitlines()[-1]

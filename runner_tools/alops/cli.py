@@ -54,7 +54,8 @@ for area in (context, adopt, data, run, baseline, params, track, query, pool, la
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script: one readable line and an exit code on error."""
     try:
-        cli.main(args=argv, prog_name="alops", standalone_mode=False)
+        # without standalone mode, click hands a command's exit status back (click.exceptions.Exit is caught)
+        status = cli.main(args=argv, prog_name="alops", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("alops: aborted", err=True)
         return 1
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     except AlopsError as exc:
         click.echo(f"alops: error: {scrub(str(exc))}", err=True)
         return exc.exit_code
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":

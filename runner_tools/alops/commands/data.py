@@ -82,8 +82,8 @@ def data_version(fmt: str) -> None:
     """Print a stable identifier of the data the workspace's DVC files record (for tracking and releases)."""
     import json
 
-    from alops.data import storage as dvc_data
     from alops.core.project import find_dvc_root
+    from alops.data import storage as dvc_data
 
     version = dvc_data.data_version(find_dvc_root())
     click.echo(json.dumps(version, indent=2, sort_keys=True) if fmt == "json" else version["version"])
@@ -126,8 +126,15 @@ def data_make_dev(fraction, count, time_budget, seconds_per_sample, seed, z_outl
       alops data make-dev --count 359 --like intake/new-samples.jsonl --label-column prediction
       alops data make-dev --remedy intake/drift.json --commit   # what a failed drift check asks for
     """
+    from alops.data.devset import (
+        DevSize,
+        check_size,
+        class_shares,
+        commit_project_dev,
+        current_dev_rows,
+        make_project_dev,
+    )
     from alops.report import drift_issue
-    from alops.data.devset import DevSize, check_size, class_shares, commit_project_dev, current_dev_rows, make_project_dev
 
     if remedy_path:
         if any((fraction, count, time_budget, like_log, label_column)):
@@ -210,8 +217,8 @@ def data_check_dev(against, label_column, alpha, min_effect, verdict_path, branc
     Example (a scheduled CI job, the log's predictions against the served model's on the dev rows):
       alops data check-dev --against logs/last-week.csv --label-column prediction --model models:/digits@champion
     """
-    from alops.report import drift_issue
     from alops.data.devset import check_dev, dataset_files
+    from alops.report import drift_issue
 
     with Project.open() as project:
         label = project.config.data.label
@@ -221,7 +228,9 @@ def data_check_dev(against, label_column, alpha, min_effect, verdict_path, branc
         if model_uri:
             from alops.serve.drift_model import predicted_classes
 
-            predicted = predicted_classes(model_uri, dev_files, label)
+            predictions = predicted_classes(model_uri, dev_files, label)
+            click.echo(f"check-dev --model: {predictions.summary()}")
+            predicted = predictions.counts
         elif against and label_column and label_column != label:
             click.echo(f"note: the dev labels are compared with the log's {label_column!r}; pass --model (the model "
                        "that made them) to compare predictions with predictions", err=True)
@@ -268,9 +277,9 @@ def data_drift_issue(verdict_path) -> None:
     Example (after `alops data check-dev ... --verdict intake/drift.json` failed):
       alops data drift-issue intake/drift.json
     """
-    from alops.report import drift_issue
-    from alops.forge import client as forge
     from alops.core.branches import resolve_context
+    from alops.forge import client as forge
+    from alops.report import drift_issue
 
     verdict = drift_issue.read(verdict_path)
     context = resolve_context()

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from alops.core.errors import ConfigError
+from alops.core.errors import AlopsError, ConfigError
 from alops.core.files import copy_file, stays_inside, write_json
 from alops.data import drift, integrity
 from alops.data.manifest import (
@@ -678,7 +678,10 @@ def check_dev(
         both = UNLABELED in dev_counts and UNLABELED in live_counts  # unlabeled rows compare only with their like
         dev_classes = {k: v for k, v in dev_counts.items() if k != UNLABELED or both}
         live_classes = {k: v for k, v in live_counts.items() if k != UNLABELED or both}
-        dev_total, live_total = max(sum(dev_classes.values()), 1), max(sum(live_classes.values()), 1)
+        if not sum(dev_classes.values()) or not sum(live_classes.values()):
+            raise AlopsError(f"drift check not made: {sum(dev_classes.values())} dev rows and "
+                             f"{sum(live_classes.values())} compared rows have a {kind} to compare")
+        dev_total, live_total = sum(dev_classes.values()), sum(live_classes.values())
         for name in sorted(set(dev_classes) | set(live_classes)):
             labels[name] = {"dev_pct": 100 * dev_classes.get(name, 0) / dev_total,
                             "live_pct": 100 * live_classes.get(name, 0) / live_total}
@@ -694,6 +697,9 @@ def check_dev(
         if test.drifted:
             problems.append(f"feature {column}: KS statistic {test.effect:.3f}, p {test.p_value:.2g} between dev "
                             "and live data")
+    if not tests:
+        raise AlopsError(f"drift check not made: {live_files[0]} shares neither the {kind}s ({label!r}) nor a numeric "
+                         "column with the dev dataset, so nothing was compared; pass --label-column")
     return {"representative": not problems, "problems": problems, "labels": labels, "ks": ks,
             "tests": {name: {"effect": t.effect, "p_value": t.p_value, "drifted": t.drifted} for name, t in tests.items()},
             "dev_rows": dev_rows, "live_rows": live_rows, "alpha": alpha, "min_effect": min_effect}

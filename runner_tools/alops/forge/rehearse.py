@@ -23,14 +23,15 @@ import re
 import secrets as token_source
 import shutil
 import subprocess
+import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.resources import files
 
 from alops import __version__
-from alops.data import storage as data
 from alops.core.errors import ConfigError
 from alops.core.git import git, identity_args
+from alops.data import storage as data
 
 EVENTS = ("push", "merge-request", "schedule")
 SCHEDULES = ("query", "intake", "dev-check", "make-dev")
@@ -47,6 +48,56 @@ LOCAL_ADDRESS = "$CI_SERVER_FQDN/$CI_PROJECT_PATH"
 FORGE_REMOTE = "gcl-origin"
 # predefined variables the rehearsal sets itself, which gitlab-ci-local would otherwise derive
 OWN_VARIABLES = "GITLAB_CI,CI_PIPELINE_SOURCE,CI_COMMIT_REF_PROTECTED,CI_PROJECT_ID,CI_SERVER_URL"
+
+
+# how each tool says a job ended: gitlab-ci-local's `name finished in 1.2 s` (with ` FAIL 3`, or ` WARN 1` for a
+# failure the job allows; its summary and warnings share the ` WARN  ` prefix, so they are not read) and act's
+# `[workflow/job] 🏁  Job succeeded|failed`
+GITLAB_OUTCOME = re.compile(r"^(.+?) finished in [\d.]+ \w+(?:\s+(FAIL|WARN) \d+)?\s*$")
+ACT_OUTCOME = re.compile(r"^\[(.+?)\]\s+\U0001F3C1\s+Job (succeeded|failed)")
+
+
+@dataclass
+class Outcome:
+    """What the jobs of a rehearsal did, as the tool reported them."""
+
+    status: int  # the tool's exit status
+    passed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    allowed: list[str] = field(default_factory=list)  # failed, but allowed to (GitLab's allow_failure)
+
+    def verdict(self) -> tuple[int, str]:
+        """The rehearsal's exit status and its one-line summary: non-zero when a job failed that may not, when the
+        tool failed, or when no job ran at all."""
+        ran = len(self.passed) + len(self.failed) + len(self.allowed)
+        allowed = f" ({len(self.allowed)} failed as allowed: {', '.join(self.allowed)})" if self.allowed else ""
+        if self.failed:
+            return (self.status or 1, f"the pipeline failed: {len(self.failed)} of {ran} job(s) failed: "
+                    f"{', '.join(self.failed)}{allowed}")
+        if self.status:
+            return self.status, f"the pipeline failed: the runner exited with status {self.status} after {ran} job(s)"
+        if not ran:
+            return 1, ("no job ran: nothing in the CI file matched this event and branch (see --list), so nothing "
+                       "was rehearsed")
+        return 0, f"the pipeline passed: {len(self.passed)} of {ran} job(s) passed{allowed}"
+
+
+def watch(line: list[str], cwd: str, env: dict[str, str], relay=None) -> Outcome:
+    """Run the tool, relaying its output line by line, and read each job's outcome from it."""
+    relay = relay or (lambda text: (sys.stdout.write(text), sys.stdout.flush()))
+    outcome = Outcome(0)
+    with subprocess.Popen(line, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          encoding="utf-8", errors="replace") as process:
+        assert process.stdout is not None
+        for text in process.stdout:
+            relay(text)
+            gitlab, act = GITLAB_OUTCOME.match(text.rstrip("\n")), ACT_OUTCOME.match(text)
+            if gitlab:
+                {None: outcome.passed, "FAIL": outcome.failed, "WARN": outcome.allowed}[gitlab[2]].append(gitlab[1])
+            elif act:
+                (outcome.passed if act[2] == "succeeded" else outcome.failed).append(act[1])
+    outcome.status = process.returncode
+    return outcome
 
 
 @dataclass(frozen=True)
@@ -303,7 +354,8 @@ def run(root: str, forge: str | None, event: str, target: str = "main", schedule
         jobs: tuple[str, ...] = (), listing: bool = False, keep: bool = False, branch: str | None = None,
         allow_cpu: bool = False, notice=print, show=print) -> int:
     """Rehearse `event` in a temporary clone, the jobs' forge calls answered by a stand-in whose posts are
-    shown after the run; the tool's exit status."""
+    shown after the run; the pipeline's exit status (non-zero when a job failed that may not, or none ran), which
+    the last notice gives in one line."""
     from alops.forge.stand_in import ForgeServer
 
     forge = forge_of(root, forge)
@@ -343,12 +395,14 @@ def run(root: str, forge: str | None, event: str, target: str = "main", schedule
             for text in notices:
                 notice(text)
             notice(f"rehearsing a {event} pipeline of {branch!r} ({forge}) in {clone}")
-            status = subprocess.run(line, cwd=clone, env=env).returncode
+            if listing:
+                return subprocess.run(line, cwd=clone, env=env).returncode
+            status, summary = watch(line, clone, env).verdict()
             posts = stand_in.posts(forge)
-        if not listing:
-            notice(f"the forge stand-in received {len(posts)} post(s)" + (":" if posts else ""))
-            for what, text in posts:
-                show(f"--- {what} ---\n{text.rstrip()}\n")
+        notice(f"the forge stand-in received {len(posts)} post(s)" + (":" if posts else ""))
+        for what, text in posts:
+            show(f"--- {what} ---\n{text.rstrip()}\n")
+        notice(summary)
         return status
     finally:
         if keep:
