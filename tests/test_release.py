@@ -26,7 +26,7 @@ def release_project(repo: Path) -> Path:
 
 
 def tracked_candidate(project: Path, server: str, metrics: dict, tmp_path: Path, bare: bool = False,
-                      params: dict | None = None, same_commit: bool = False) -> str:
+                      params: dict | None = None, same_commit: bool = False, tags: dict | None = None) -> str:
     """A new commit on the release branch (`same_commit`: the last one) and its finished run (as `alops run`
     leaves it, with `params`), with a model folder (`bare=True`: a bare weights file, which no runtime can serve)."""
     from mlflow.tracking import MlflowClient
@@ -39,7 +39,8 @@ def tracked_candidate(project: Path, server: str, metrics: dict, tmp_path: Path,
     experiment = client.get_experiment_by_name("project/release")
     experiment_id = experiment.experiment_id if experiment else client.create_experiment("project/release")
     run = client.create_run(experiment_id, tags={"git.commit": commit, "git.branch": "al/round-3",
-                                                 "alops.kind": "release", "alops.data_version": "dv-0123456789abcdef"})
+                                                 "alops.kind": "release", "alops.data_version": "dv-0123456789abcdef",
+                                                 **(tags or {})})
     for name, value in metrics.items():
         client.log_metric(run.info.run_id, name, value)
     for name, value in (params or {}).items():
@@ -118,6 +119,41 @@ def test_a_nan_or_missing_metric_fails_closed(release_project, mlflow_server, tm
     assert result.returncode == 1
     assert reason in result.stderr and "fails closed" in result.stderr
     assert champion(mlflow_server, model) == "1"
+
+
+def test_a_run_made_from_uncommitted_changes_is_released_only_from_a_commit_that_reproduces_it(
+        release_project, mlflow_server, tmp_path):
+    """The tutorial's order: params changed, `alops run`, then commit. The run is tagged with the parent commit and
+    dirty; a release whose dvc.lock names other outputs refuses it in one line, and a commit that recorded the
+    run's dvc.lock releases it with that commit as git_commit and the run's own commit beside it."""
+    from alops.runs.pipeline import lock_digest
+
+    model = f"digits-{uuid.uuid4().hex[:8]}"
+    parent = git(release_project, "rev-parse", "HEAD")
+    (release_project / "dvc.lock").write_text("schema: '2.0'\nstages: {train: {cmd: python train.py}}\n")
+    dirty = {"alops.dirty": "params.yaml", "alops.dvc_lock": lock_digest(str(release_project)),
+             "alops.device": "cpu", "alops.cpu_fallback": "true"}
+    (release_project / "dvc.lock").write_text("schema: '2.0'\nstages: {train: {cmd: python other.py}}\n")
+    git(release_project, "add", "dvc.lock")
+    git(release_project, "commit", "-q", "-m", "another pipeline state")
+    run_id = tracked_candidate(release_project, mlflow_server, {"accuracy": 0.8}, tmp_path, same_commit=True,
+                               tags={**dirty, "git.commit": parent})
+    refused = release(release_project, mlflow_server, model, "--run-id", run_id)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert (f"run {run_id} was made from uncommitted changes (params.yaml) at commit {parent[:12]}, and this commit's "
+            "dvc.lock names other outputs, so no commit reproduces its model: commit the change, then `alops run`"
+            in refused.stderr)
+    assert not (release_project / "release.json").exists()
+
+    (release_project / "dvc.lock").write_text("schema: '2.0'\nstages: {train: {cmd: python train.py}}\n")
+    git(release_project, "commit", "-q", "-am", "the change the run was made with, committed")
+    released = release(release_project, mlflow_server, model, "--run-id", run_id)
+    assert released.returncode == 0, released.stderr
+    record = json.loads((release_project / "release.json").read_text())
+    assert record["git_commit"] == git(release_project, "rev-parse", "HEAD") and record["run_commit"] == parent
+    assert record["tree"].startswith(f"dirty at {parent[:12]} (params.yaml)")
+    assert record["device"] == "cpu (CPU fallback: the profile asks for a GPU)"
+    assert record["noise"] == "not measured: no champion to compare with"
 
 
 def test_release_only_runs_on_release_branches(release_project, mlflow_server):
@@ -319,6 +355,9 @@ def test_beyond_noise_refuses_a_gain_within_sampling_noise_through_the_environme
     lenient = release(release_project, mlflow_server, model,
                       env=clean_env(MLFLOW_TRACKING_URI=mlflow_server, ALOPS_RELEASE_BEYOND_NOISE="false"))
     assert lenient.returncode == 0 and champion(mlflow_server, model) == "2"
+    assert "gate: passed, but the gain is within noise: the release notes say so" in lenient.stdout
+    noted = json.loads((release_project / "release.json").read_text())["noise"]
+    assert noted.startswith("within noise (95% interval of the change ")  # release.json and the forge release's notes
     tracked_candidate(release_project, mlflow_server, {"accuracy": 0.97, "samples": 200}, tmp_path)
     beyond = release(release_project, mlflow_server, model, env=strict)
     assert beyond.returncode == 0, beyond.stderr

@@ -85,6 +85,8 @@ def test_experiment_run_on_full_data_is_tracked_with_every_tag(ml_project, mlflo
     assert tags["alops.kind"] == "experiment" and tags["alops.dataset"] == "full"
     assert tags["alops.data_version"] == run_alops("data", "version", cwd=ml_project).stdout.strip()
     assert tags["alops.runner"].startswith("local:") and tags["alops.device"] == "cpu"
+    assert tags["alops.cpu_fallback"] == "true" and tags["alops.dirty"] == "false"  # a clean tree, a GPU profile
+    assert "device: the CPU, not the GPU the experiment profile asks for (allowed by allow-cpu)" in result.stderr
     assert run.data.params["train.lr"] == "0.01" and run.data.params["dataset"] == "full"
     assert "val_accuracy" in run.data.metrics, (run.data.metrics, result.stdout)
     assert run.data.metrics["val_accuracy"] == json.loads((ml_project / "metrics.json").read_text())["val_accuracy"]
@@ -102,8 +104,33 @@ def test_second_identical_run_is_a_no_op(ml_project, mlflow_server):
     again = run_alops("run", "--allow-cpu", cwd=ml_project, env=env)
     assert again.returncode == 0, again.stderr
     assert "nothing ran, nothing tracked" in again.stderr
+    first = [r for r in runs_of(mlflow_server, ml_project, "experiment") if r.data.tags["git.branch"] == "experiment/again"]
+    assert f"its outputs are run {first[0].info.run_id}'s (the same dvc.lock)" in again.stderr  # the report links it
+    recorded = json.loads((ml_project / ".alops/run.json").read_text())
+    assert (recorded["run_id"], recorded["restored"]) == (first[0].info.run_id, True)
     assert (ml_project / "model" / "MLmodel").stat().st_mtime_ns == model
     assert len([r for r in runs_of(mlflow_server, ml_project, "experiment") if r.data.tags["git.branch"] == "experiment/again"]) == 1
+
+
+def test_a_run_from_uncommitted_changes_on_the_cpu_says_so_in_its_tags_and_its_report(ml_project, mlflow_server):
+    """params.yaml changed and not committed, a GPU profile run on the CPU: the run's tags, and the report's
+    table of both sides, name the device, the fallback and the uncommitted file, and link the run."""
+    git(ml_project, "switch", "-q", "-c", "experiment/dirty")
+    params = ml_project / "params.yaml"
+    params.write_text(params.read_text().replace("epochs: 5", "epochs: 2"))
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server)
+    result = run_alops("run", "--allow-cpu", cwd=ml_project, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "tree: uncommitted changes to params.yaml: the run is tagged dirty" in result.stderr
+    run = [r for r in runs_of(mlflow_server, ml_project, "experiment") if r.data.tags["git.branch"] == "experiment/dirty"][0]
+    assert run.data.tags["alops.dirty"] == "params.yaml" and len(run.data.tags["alops.dirty_diff"]) == 16
+    assert "run.json" not in git(ml_project, "status", "--porcelain", "--untracked-files=all")  # .alops ignores itself
+    report = run_alops("report", "--target", "main", "--out", "report.md", cwd=ml_project, env=env)
+    assert report.returncode == 0, report.stderr
+    text = (ml_project / "report.md").read_text()
+    assert "| device | `cpu (CPU fallback: the profile asks for a GPU)` |" in text
+    assert "| uncommitted changes | **1 file(s)**: `params.yaml` | none |" in text
+    assert f"runs/{run.info.run_id})" in text.split("| run |")[1].split("\n")[0]  # this branch's run, linked
 
 
 def test_dead_server_on_feature_buffers_and_sync_delivers_once(ml_project, mlflow_server):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 
 from alops.core.errors import AlopsError
@@ -46,3 +47,16 @@ def fetch_branch(root: str, branch: str, remote: str = "origin") -> bool:
     fetched = git(root, "fetch", "--quiet", "--depth=1", remote,
                   f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}", check=False)
     return fetched.returncode == 0
+
+
+def changed_files(root: str) -> list[str]:
+    """The tracked files under `root` whose content differs from HEAD (staged or not), relative to `root`;
+    untracked files are not part of any commit and are left out; none before the first commit."""
+    listed = git(root, "diff", "HEAD", "--name-only", "-z", "--relative", "--no-renames", check=False)
+    return sorted(name for name in listed.stdout.split("\0") if name) if listed.returncode == 0 else []
+
+
+def diff_digest(root: str, paths: list[str]) -> str:
+    """A digest of how `paths` differ from HEAD: the same uncommitted change gives the same digest."""
+    diff = git(root, "diff", "--binary", "--relative", "HEAD", "--", *paths).stdout if paths else ""
+    return hashlib.sha256(diff.encode("utf-8", "surrogateescape")).hexdigest()[:16]

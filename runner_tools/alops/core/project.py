@@ -21,6 +21,9 @@ TAG_DATASET = "alops.dataset"
 TAG_DATA_VERSION = "alops.data_version"
 TAG_RUNNER = "alops.runner"
 TAG_DEVICE = "alops.device"
+TAG_CPU_FALLBACK = "alops.cpu_fallback"  # "true": the profile asked for a GPU and the run used the CPU (allow-cpu)
+TAG_DIRTY = "alops.dirty"  # "false", or the tracked files that differed from the commit when the run started
+TAG_DIRTY_DIFF = "alops.dirty_diff"  # a digest of those differences (git diff HEAD), when there were any
 TAG_LOCK = "alops.dvc_lock"
 TAG_LABELED = "alops.labeled"
 TAG_RUN_KEY = "alops.run_key"
@@ -29,6 +32,11 @@ TAG_PREVIOUS_CHAMPION = "alops.previous_champion"
 TAG_ROLLED_BACK = "alops.rolled_back"
 
 LOCAL_STORE = "mlflow.db"
+
+
+def device_of(device: str | None, cpu_fallback: bool) -> str | None:
+    """A run's device as a reviewer reads it (TAG_DEVICE, TAG_CPU_FALLBACK): a CPU fallback named as one."""
+    return f"{device} (CPU fallback: the profile asks for a GPU)" if device and cpu_fallback else device
 
 
 def find_dvc_root(start: str | None = None) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import os
 import re
 from dataclasses import asdict, dataclass
 
@@ -18,14 +19,20 @@ from alops.core.files import atomic_write
 from alops.core.project import (
     TAG_BRANCH,
     TAG_COMMIT,
+    TAG_CPU_FALLBACK,
     TAG_DATA_VERSION,
+    TAG_DEVICE,
+    TAG_DIRTY,
+    TAG_LOCK,
     TAG_PREVIOUS_CHAMPION,
     TAG_ROLLED_BACK,
+    device_of,
 )
 from alops.core.secrets import redact_url
 from alops.release.registry import CHALLENGER, candidate_run
 from alops.release.registry import CHAMPION as ALIAS
 from alops.runs.noise import change, mean, seed_change
+from alops.runs.pipeline import lock_digest
 from alops.runs.tracking import mlflow_client, version_by_alias
 
 PREVIOUS_TAG = TAG_PREVIOUS_CHAMPION
@@ -125,16 +132,37 @@ class Provenance:
     champion_value: float | None
     gate: str
     git_tag: str
-    git_commit: str
+    git_commit: str  # a commit whose code, params and data (its dvc.lock) reproduce the model
     branch: str  # the release branch
     trained_on: str  # the branch of the candidate run
     data_version: str
     tracking_uri: str
     released_at: str
+    noise: str = "not measured"  # the gain against noise: better, within noise, worse (with its interval)
+    device: str = "unknown"  # what trained the model: cuda, cpu, or a CPU fallback of a GPU profile
+    run_commit: str = ""  # the commit the run was made at (git_commit's parent when it ran before a commit)
+    tree: str = "unknown"  # clean, or the uncommitted changes the run was made with
 
     def markdown(self) -> str:
         rows = [(k, v) for k, v in asdict(self).items() if k != "tracking_uri" or not v.startswith("sqlite")]
         return "\n".join(["| | |", "|---|---|"] + [f"| {k} | `{v}` |" for k, v in rows]) + "\n"
+
+
+def _reproducible(run, root: str) -> str:
+    """The run's tree as the release records it; AlopsError for a run made from uncommitted changes that the
+    released commit does not reproduce (its dvc.lock names other outputs)."""
+    dirty = run.data.tags.get(TAG_DIRTY)
+    if dirty is None:
+        return "unknown (the run predates the record)"
+    if dirty == "false":
+        return "clean"
+    lock = os.path.join(root, "dvc.lock")
+    if os.path.isfile(lock) and run.data.tags.get(TAG_LOCK) == lock_digest(root):
+        return f"dirty at {run.data.tags.get(TAG_COMMIT, '?')[:12]} ({dirty}); this commit's dvc.lock names its outputs"
+    raise AlopsError(f"run {run.info.run_id} was made from uncommitted changes ({dirty}) at commit "
+                     f"{run.data.tags.get(TAG_COMMIT, '?')[:12]}, and this commit's dvc.lock names other outputs, so "
+                     "no commit reproduces its model: commit the change, then `alops run` (or pass --run-id of a "
+                     "clean run)")
 
 
 def _registered_version(client, model: str, run, artifact: str) -> str:
@@ -185,10 +213,12 @@ def release(uri: str, root: str, project: str, context, gate: Gate, model: str, 
         client = mlflow_client(uri)
         run = candidate_run(client, uri, root, project, context.commit, run_id)
         _refuse_rolled_back(client, model, run)
+        tree = _reproducible(run, root)
         champion = version_by_alias(client, model, ALIAS)
         champion_run = client.get_run(champion.run_id) if champion is not None and champion.run_id else None
         champion_metrics = champion_run.data.metrics if champion_run is not None else {}
         champion_value = champion_metrics.get(gate.metric)
+        noise_verdict = "not measured: no champion to compare with" if champion is None else "not measured"
         if champion is not None and champion.run_id == run.info.run_id:
             echo(f"release: version {champion.version} of {model} is already the {ALIAS}")
             decision = Decision(True, "already released", run.data.metrics.get(gate.metric, float("nan")), champion_value)
@@ -222,6 +252,11 @@ def release(uri: str, root: str, project: str, context, gate: Gate, model: str, 
                 echo(f"gate: {'seed' if over_seeds else 'paired' if paired else 'sampling'} noise: the change's 95% interval is "
                      f"{noise.describe()}: {noise.verdict}")
             decision = judge_noise(gate, decision, noise)
+            if noise is not None:
+                noise_verdict = f"{noise.verdict} (95% interval of the change {noise.describe()})"
+            if noise is not None and noise.verdict != "better" and decision.passed and decision.champion is not None:
+                echo(f"gate: passed, but the gain is {noise.verdict}: the release notes say so (--beyond-noise, the "
+                     "release-beyond-noise input, refuses such a gain)")
             if not decision.passed:
                 raise AlopsError(f"release gate failed: {decision.reason}; the {ALIAS} stays version "
                                  f"{champion.version if champion else '(none)'}")
@@ -233,9 +268,12 @@ def release(uri: str, root: str, project: str, context, gate: Gate, model: str, 
         record = Provenance(
             model=model, version=version, previous_version=str(previous) if previous else None,
             run_id=run.info.run_id, metric=gate.metric, value=decision.candidate, champion_value=decision.champion,
-            gate=decision.reason, git_tag=f"{model}-v{version}", git_commit=tags.get(TAG_COMMIT, context.commit or ""),
+            gate=decision.reason, git_tag=f"{model}-v{version}",
+            git_commit=(context.commit or "") if tree.startswith("dirty") else tags.get(TAG_COMMIT, context.commit or ""),
             branch=context.branch or "", trained_on=tags.get(TAG_BRANCH, ""), data_version=tags.get(TAG_DATA_VERSION, "unknown"),
             tracking_uri=redact_url(uri), released_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            noise=noise_verdict, device=device_of(tags.get(TAG_DEVICE), tags.get(TAG_CPU_FALLBACK) == "true") or "unknown",
+            run_commit=tags.get(TAG_COMMIT, ""), tree=tree,
         )
         if previous:
             client.set_model_version_tag(model, version, PREVIOUS_TAG, str(previous))

@@ -18,7 +18,16 @@ from dataclasses import asdict, dataclass, field
 
 from alops.core.errors import AlopsError, ConfigError
 from alops.core.files import save_png, write_json
-from alops.core.project import TAG_COMMIT, TAG_DATA_VERSION, TAG_DATASET, TAG_LABELED
+from alops.core.project import (
+    TAG_COMMIT,
+    TAG_CPU_FALLBACK,
+    TAG_DATA_VERSION,
+    TAG_DATASET,
+    TAG_DEVICE,
+    TAG_DIRTY,
+    TAG_LABELED,
+    device_of,
+)
 from alops.data.manifest import labeled_count
 from alops.forge.client import REPORT_MARKER
 from alops.release.registry import CHAMPION
@@ -42,6 +51,8 @@ class Side:
     run_id: str | None = None  # the tracked run, when the side is one
     seeds: list[dict[str, float]] = field(default_factory=list)  # per-seed metrics (metrics holds their mean)
     seed_run_ids: list[str] = field(default_factory=list)  # a tracked side's seed runs, for its curves' band
+    device: str | None = None  # what trained it: cuda, cpu, or a CPU fallback of a GPU profile
+    dirty: list[str] = field(default_factory=list)  # tracked files that differed from its commit when it ran
 
 
 @dataclass
@@ -107,7 +118,9 @@ def _run_side(run, uri: str, project: str, description: str) -> Side:
     return Side(description, {**run.data.metrics, **mean_metrics(per_seed)}, dict(run.data.params),
                 run.data.tags.get(TAG_DATA_VERSION), int(labeled) if labeled and labeled.isdigit() else None,
                 run_url(uri, run), run.data.tags.get(TAG_DATASET), run.data.tags.get(TAG_COMMIT), run.info.run_id,
-                per_seed, [other.info.run_id for other in runs])
+                per_seed, [other.info.run_id for other in runs],
+                device_of(run.data.tags.get(TAG_DEVICE), run.data.tags.get(TAG_CPU_FALLBACK) == "true"),
+                [path for path in run.data.tags.get(TAG_DIRTY, "false").split(",") if path and path != "false"])
 
 
 def _tracked_sides(project, uri: str, target: str, dataset: str, current: Side, reasons: list[str]):
@@ -182,7 +195,7 @@ def collect(project, target: str, curve_metric: str | None = None, simulation_cs
     from alops.data import storage as data
     from alops.runs import seeds
     from alops.runs.metrics import is_fidelity_file, workspace_metrics_by_file
-    from alops.runs.pipeline import params_used, pipeline_files
+    from alops.runs.pipeline import params_used, pipeline_files, read_run_file
 
     root, context = project.root, project.context
     if target.startswith("-"):
@@ -204,6 +217,11 @@ def collect(project, target: str, curve_metric: str | None = None, simulation_cs
     per_seed = seeds.workspace_seeds(root, used, context.commit)
     current = Side("workspace", {**metrics, **seeds.mean_metrics(per_seed)}, used, version, labeled, dataset=dataset,
                    commit=context.commit, seeds=per_seed)
+    ran = read_run_file(root, context.commit)  # what `alops run` recorded of the run that left these metrics
+    if ran:
+        current.device = device_of(ran.get("device"), bool(ran.get("cpu_fallback")))
+        current.dirty = list(ran.get("dirty") or [])
+        current.run_id, current.url = ran.get("run_id"), ran.get("run_url") or ran.get("run_id")
     baseline, branch_runs, reasons, committed = find_baseline(project, target, current)
     primary = project.config.metric or _implied_primary(metrics)
     if primary is not None and primary.name not in metrics:
@@ -408,6 +426,12 @@ def _run_link(side: Side | None) -> str:
     return f"[run]({side.url})" if side.url.startswith("http") else code(side.url)
 
 
+def _dirty(side: Side | None) -> str:
+    if side is None or not side.dirty:
+        return "none"
+    return f"**{len(side.dirty)} file(s)**: " + ", ".join(code(path) for path in side.dirty[:5])
+
+
 def _sides(report: Report) -> list[str]:
     """Both sides' dataset, data version, commit and run, in one table under the header."""
     now, base = report.current, report.baseline
@@ -419,6 +443,10 @@ def _sides(report: Report) -> list[str]:
         ("commit", code(now.commit[:12]) if now.commit else "–", code(base.commit[:12]) if base and base.commit else "–"),
         ("run", _run_link(now), _run_link(base)),
     ]
+    if now.device or (base and base.device):
+        rows.append(("device", code(now.device) if now.device else "–", code(base.device) if base and base.device else "–"))
+    if now.dirty or (base and base.dirty):
+        rows.append(("uncommitted changes", _dirty(now), _dirty(base)))
     if now.seeds or (base and base.seeds):
         rows.append(("seeds", str(len(now.seeds) or 1), str(len(base.seeds) or 1) if base else "–"))
     return ["| | this branch | target |", "|---|---|---|"] + [f"| {name} | {this} | {that} |" for name, this, that in rows]

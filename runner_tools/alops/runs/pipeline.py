@@ -33,6 +33,45 @@ class RunResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+RUN_FILE = os.path.join(".alops", "run.json")  # the workspace's last run, for the report beside it
+
+
+def uncommitted_inputs(project) -> list[str]:
+    """The tracked files that differ from the commit, but for what the pipeline writes itself (dvc.lock, its
+    outputs, metrics and plots): what makes a run's commit not the code, params and data that trained it."""
+    from alops.core.git import changed_files
+
+    document = project.pipeline
+    written = {"dvc.lock", *_entries(document.get("metrics"))}
+    for stage in (document.get("stages") or {}).values():
+        for key in ("outs", "metrics", "plots"):
+            written.update(os.path.normpath(path) for path in _entries(stage.get(key)))
+    return [path for path in changed_files(project.root)
+            if not any(path == out or path.startswith(out.rstrip("/") + "/") for out in written)]
+
+
+def write_run_file(root: str, commit: str | None, device: str, cpu_fallback: bool, dirty: list[str],
+                   run_id: str | None, run_url: str | None, restored: bool = False) -> None:
+    """What the report says of this branch's run: its commit, device, whether the tree was clean, and the run.
+    `.alops/` ignores itself (as pytest's cache does), so the record never shows as a change to commit."""
+    ignore = os.path.join(root, ".alops", ".gitignore")
+    if not os.path.exists(ignore):
+        atomic_write(ignore, "# written by alops: nothing in this folder is committed\n*\n")
+    write_json(os.path.join(root, RUN_FILE), {"commit": commit, "device": device, "cpu_fallback": cpu_fallback,
+                                              "dirty": dirty, "run_id": run_id, "run_url": run_url,
+                                              "restored": restored}, indent=2)
+
+
+def read_run_file(root: str, commit: str | None) -> dict | None:
+    """The workspace's run record when it is this commit's (an older one says nothing of this checkout)."""
+    try:
+        with open(os.path.join(root, RUN_FILE), encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("commit") == commit else None
+
+
 def resolve_device(requested: str | None, profile_device: str, kind: str, allow_cpu: bool, forge: str = "local") -> str:
     """cpu or cuda: the profile's device unless one is requested; a GPU branch without CUDA fails unless allowed
     (the error names what allows it where the run is: the flag locally, the template's input in CI)."""
@@ -336,6 +375,18 @@ def run_pipeline(
     restore_interrupted_run_params(root)  # a killed run's values are not this run's
     validated = validated_params(root, profile.dataset, sets or {}, folder)  # refused before any data moves
     chosen = resolve_device(device, profile.device, context.kind, allow_cpu, context.forge)
+    cpu_fallback = chosen == "cpu" and (device or profile.device) in ("gpu", "cuda")
+    if cpu_fallback:
+        echo(f"device: the CPU, not the GPU the {context.kind} profile asks for (allowed by allow-cpu); the run, "
+             "its report and its release say so")
+    dirty = uncommitted_inputs(project)
+    on_file = params_mod.flatten(validated[1])
+    held = sorted(name for name, value in (sets or {}).items() if on_file.get(name) != value)
+    if held and params_mod.PARAMS_FILE not in dirty:  # values no commit holds (--set, a candidate's, a seed's)
+        dirty.append(params_mod.PARAMS_FILE)
+    if dirty:
+        echo(f"tree: uncommitted changes to {', '.join(dirty[:5])}{' ...' if len(dirty) > 5 else ''}: the run is "
+             "tagged dirty, and a release takes it only from a commit whose dvc.lock names its outputs; commit, then run")
     missing = depends_on_dataset(project, profile.dataset) and data.untracked_dataset(project, profile.dataset)
     if missing:  # a stage reads the dataset's folder, and this branch cannot have it
         raise ConfigError(missing)
@@ -352,7 +403,10 @@ def run_pipeline(
         sampler = project.config.data.dev_stage if profile.dataset == "dev" else None  # a dev run never samples
         result = RunResult(ran=reproduce(project, list(targets), chosen, frozen=sampler), device=chosen)
     if not result.ran:
-        echo("pipeline up to date: nothing ran, nothing tracked")
+        made_by = _run_of_outputs(project) if track else None
+        echo("pipeline up to date: nothing ran, nothing tracked" +
+             (f"; its outputs are run {made_by[0]}'s (the same dvc.lock)" if made_by else ""))
+        write_run_file(root, context.commit, chosen, cpu_fallback, dirty, *(made_by or (None, None)), restored=True)
         return result
     files = pipeline_files(project)
     result.metrics, steps = read_metrics(project, files)
@@ -364,13 +418,16 @@ def run_pipeline(
             params={k: str(v) for k, v in params_mod.flatten(used).items()},
             metrics=result.metrics,
             steps=steps,
-            tags=_tags(project, chosen),
+            tags=_tags(project, chosen, cpu_fallback, dirty),
             artifacts=files["models"] + files["plots"] + ["dvc.lock"], artifact_root=root,
         )
         result.tracking = tracking.track(record, root, context.kind, project.tracking_uri)
         state, where = result.tracking
         echo(f"tracking: run {where} sent" if state == "sent" else
              f"tracking: server unreachable; run buffered in {os.path.relpath(where, root)} (send it with `alops track sync`)")
+    sent = result.tracking is not None and result.tracking[0] == "sent"
+    write_run_file(root, context.commit, chosen, cpu_fallback, dirty, result.tracking[1] if sent else None,
+                   _run_url(project, result.tracking[1]) if sent else None)
     if project.has_remote:
         echo("push: outputs and run cache")
         data.push(project, None, run_cache=True)
@@ -400,13 +457,43 @@ def lock_digest(root: str, lock_text: str | None = None) -> str:
     return hashlib.sha256(lock_text.encode()).hexdigest()[:16]
 
 
-def _tags(project, device: str) -> dict[str, str]:
+def _run_of_outputs(project) -> tuple[str, str] | None:
+    """(run id, link) of the tracked run whose dvc.lock is the workspace's: the run that made the outputs a
+    run-cache restore or an up-to-date pipeline left here; None when none is found or tracking is unreachable."""
+    from alops.core.project import TAG_LOCK
+    from alops.runs import tracking
+
+    if not os.path.isfile(os.path.join(project.root, "dvc.lock")) or not project.tracking_store_exists:
+        return None
+    try:
+        runs = tracking.find_runs(project.tracking_uri, project.name, tags={TAG_LOCK: lock_digest(project.root)})
+    except AlopsError:
+        return None
+    return (runs[0].info.run_id, tracking.run_url(project.tracking_uri, runs[0])) if runs else None
+
+
+def _run_url(project, run_id: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    from alops.runs import tracking
+
+    try:
+        return tracking.run_url(project.tracking_uri, tracking.mlflow_client(project.tracking_uri).get_run(run_id))
+    except (MlflowException, OSError):  # a link is a convenience: the run id is recorded either way
+        return None
+
+
+def _tags(project, device: str, cpu_fallback: bool = False, dirty: list[str] | None = None) -> dict[str, str]:
+    from alops.core.git import diff_digest
     from alops.core.project import (
         TAG_BRANCH,
         TAG_COMMIT,
+        TAG_CPU_FALLBACK,
         TAG_DATA_VERSION,
         TAG_DATASET,
         TAG_DEVICE,
+        TAG_DIRTY,
+        TAG_DIRTY_DIFF,
         TAG_KIND,
         TAG_LABELED,
         TAG_LOCK,
@@ -433,7 +520,11 @@ def _tags(project, device: str) -> dict[str, str]:
         TAG_DATA_VERSION: version,
         TAG_RUNNER: tracking.runner_name(context.ci_job_url),
         TAG_DEVICE: device,
+        TAG_CPU_FALLBACK: str(cpu_fallback).lower(),
+        TAG_DIRTY: ",".join(dirty)[:250] if dirty else "false",
     }
+    if dirty:
+        tags[TAG_DIRTY_DIFF] = diff_digest(root, dirty)
     if lock_text is not None:
         tags[TAG_LOCK] = lock_digest(root, lock_text)
     manifest = project.manifest(context.profile.dataset)
