@@ -235,3 +235,38 @@ def test_ruff_finds_nothing():
     result = subprocess.run([str(Path(sys.executable).parent / "ruff"), "check", "--no-cache", "."],
                             cwd=PACKAGE.parent.parent, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+ARCHITECTURE = PACKAGE.parent.parent / "docs" / "architecture.md"
+
+
+def _mapped_modules() -> set[str]:
+    """The modules docs/architecture.md's module map names (`alops.x.y`, and `.z` after one in the same cell)."""
+    text = ARCHITECTURE.read_text().split("## Module map", 1)[1].split("\n## ", 1)[0]
+    named = set()
+    for row in text.splitlines():
+        cell = row.split("|")[1] if row.startswith("|") else ""
+        base = None
+        for name in re.findall(r"`(alops(?:\.\w+)+|\.\w+)`", cell):
+            if name.startswith("alops"):
+                base, full = name.rpartition(".")[0], name
+            else:
+                full = f"{base}{name}" if base else name
+            named.add(full)
+    return named
+
+
+def test_the_architecture_map_names_every_module_and_only_modules_that_exist():
+    modules = {_module_name(path) for path in PACKAGE.rglob("*.py") if path.name != "__init__.py"}
+    named = _mapped_modules()
+    assert sorted(modules - named) == [] and sorted(named - modules) == []
+
+
+def test_the_fail_closed_tests_the_architecture_names_exist():
+    section = ARCHITECTURE.read_text().split("## Fail closed", 1)[1].split("\n## ", 1)[0]
+    named = re.findall(r"`(?:(test_\w+\.py)::)?(test_\w+)`", section)
+    assert len(named) >= 5
+    module = None
+    for file, test in named:
+        module = file or module
+        assert f"def {test}(" in (Path(__file__).parent / module).read_text(), (module, test)
