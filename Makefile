@@ -47,6 +47,7 @@ demo: $(STAMP)
 # the templates' static checks (also part of `make test`)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) templates/compose.py --check
 	$(PY) docs/generate.py --check
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml

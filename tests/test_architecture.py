@@ -230,6 +230,13 @@ def test_nothing_imports_the_commands_or_the_cli():
     assert offenders == []
 
 
+def test_mypy_finds_nothing():
+    """The type checker `make lint` runs (setup.cfg's [mypy]): the whole package."""
+    result = subprocess.run([str(Path(sys.executable).parent / "mypy")], cwd=PACKAGE.parent.parent,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
 def test_ruff_finds_nothing():
     """The linter `make lint` runs (ruff.toml): unused or undefined names, import order, likely bugs."""
     result = subprocess.run([str(Path(sys.executable).parent / "ruff"), "check", "--no-cache", "."],

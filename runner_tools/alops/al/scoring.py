@@ -83,7 +83,7 @@ class NpySource:
             while position < stop:
                 count = min(buffer.shape[0], stop - position)
                 view = buffer[:count]
-                if handle.readinto(memoryview(view).cast("B")) != view.nbytes:
+                if handle.readinto(memoryview(view).cast("B")) != view.nbytes:  # type: ignore[arg-type]
                     raise ConfigError(f"{self.path}: the file is shorter than its header says; it is truncated")
                 block = view if self.work is None else view.astype(self.work)
                 yield position, block.reshape((count, *self.sample_shape))
@@ -119,6 +119,7 @@ class PassesSource:
                                                min(rows, stop - positions[index]))
             pending = read(0) if positions else None
             for index, position in enumerate(positions):
+                assert pending is not None  # read(index) was submitted for every position
                 block = pending.result()
                 if index + 1 < len(positions):
                     pending = read(index + 1)  # into the other buffer, which the caller is done with
@@ -130,7 +131,7 @@ class PassesSource:
         for one in range(self.passes):
             handle.seek(self.offset + ((one * total) + position) * width * size)
             view = buffer[one, :count]
-            if handle.readinto(memoryview(view).cast("B")) != view.nbytes:
+            if handle.readinto(memoryview(view).cast("B")) != view.nbytes:  # type: ignore[arg-type]
                 raise ConfigError(f"{self.path}: the file is shorter than its header says; it is truncated")
         return buffer[:, :count]
 
@@ -349,9 +350,9 @@ def _version_source(uri: str) -> str:
     client = MlflowClient()
     if "@" in reference:
         name, _, alias = reference.partition("@")
-        return client.get_model_version_by_alias(name, alias).source
+        return client.get_model_version_by_alias(name, alias).source or ""
     name, _, number = reference.rpartition("/")
-    return client.get_model_version(name, number).source
+    return client.get_model_version(name, number).source or ""
 
 
 def _predictor(model_path: str, device: str):
@@ -463,7 +464,7 @@ def merge(selections: list[Selection]) -> Selection:
     merged = dataclasses.replace(first, shard=None, rows=[0, first.pool_rows], indices=rows.tolist(),
                                  scores=scores.tolist(), sample_ids=None, skipped_labeled=None)
     if all(named):
-        ids = {row: sample for s in selections for row, sample in zip(s.indices, s.sample_ids)}
+        ids = {row: sample for s in selections for row, sample in zip(s.indices, s.sample_ids or [])}
         merged.sample_ids = [ids[row] for row in merged.indices]
     return merged
 
@@ -484,7 +485,7 @@ def _pool_ids(ids_path: str) -> Iterator[tuple[int, str]]:
 
 def sample_ids(ids_path: str, rows: list[int], pool_rows: int) -> list[str]:
     """The ids of pool `rows` from a text file with one id per pool row, streamed (memory: the chosen ids)."""
-    wanted = {row: None for row in rows}
+    wanted: dict[int, str | None] = {row: None for row in rows}
     count = 0
     for count, (row, sample) in enumerate(_pool_ids(ids_path), start=1):  # noqa: B007 (count: after the loop)
         if row in wanted:
@@ -495,7 +496,7 @@ def sample_ids(ids_path: str, rows: list[int], pool_rows: int) -> list[str]:
     missing = [row for row, found in wanted.items() if not found]
     if missing:
         raise ConfigError(f"{ids_path}: line {missing[0] + 1} is empty; every pool row needs a sample id")
-    return [wanted[row] for row in rows]
+    return [str(wanted[row]) for row in rows]  # every one found (checked above)
 
 
 def rows_of_ids(ids_path: str, wanted: set[str]) -> tuple[list[int], int]:
@@ -527,7 +528,7 @@ def select(pool: str, strategy: str, k: int, seed: int = 0, shard: str | None = 
     if ids and not os.path.isfile(ids):
         raise ConfigError(f"{ids}: no such ids file (one sample id per pool row, in the pool's order)")
     skipped: list[int] = []
-    if skip_ids:
+    if skip_ids and ids:  # skip_ids without ids was refused above
         skipped, count = rows_of_ids(ids, skip_ids)
         if k > count - len(skipped):
             raise PoolTooSmallError(f"k={k} is larger than the {count - len(skipped)} pool samples still unlabeled "

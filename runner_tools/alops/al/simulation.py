@@ -149,7 +149,7 @@ def summarise(rows: list[dict], full_accuracy: float) -> dict:
     """Per strategy: mean and spread of accuracy per labels count, and the labels needed for 95% of full data."""
     summary = {}
     for name in dict.fromkeys(r["strategy"] for r in rows):
-        curve = {}
+        curve: dict = {}
         for row in rows:
             if row["strategy"] == name:
                 curve.setdefault(row["labels"], []).append(row["accuracy"])

@@ -44,7 +44,8 @@ def simulate_command(manifest, digits, suite, datasets, model, strategies, initi
         raise ConfigError("--datasets chooses among the suite's data sets: add --suite")
     defaults = PLAN_DEFAULTS["suite" if suite else "single"]
     given = (initial, rounds, per_round, scoring_pool)
-    plan = simulation.SimulationPlan(*(d if v is None else v for v, d in zip(given, defaults)),
+    sizes = [d if v is None else v for v, d in zip(given, defaults)]
+    plan = simulation.SimulationPlan(sizes[0], sizes[1], sizes[2], sizes[3],
                                      tuple(s.strip() for s in strategies.split(",") if s.strip()), seeds, model)
     echo = lambda line: click.echo(line, err=True)
     if suite:

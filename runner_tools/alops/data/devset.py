@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,10 +51,12 @@ class DevSize:
     def rows(self, total: int) -> int:
         if self.count is not None:
             wanted = self.count
-        elif self.time_budget_s is not None:
+        elif self.time_budget_s is not None and self.seconds_per_sample:
             wanted = int(self.time_budget_s / self.seconds_per_sample)
-        else:
+        elif self.fraction is not None:
             wanted = round(self.fraction * total)
+        else:
+            raise ConfigError("a dev dataset's size needs --fraction, --count or --time-budget")
         return max(1, min(total, wanted))
 
 
@@ -386,6 +389,8 @@ def _write(info: ManifestInfo, selection: _Selection, target: str, name: str) ->
                     problem = None if rel in known else integrity.decode_problem(source)
                     if problem:
                         selection.damaged.append((rel, problem))
+    if writer is None:
+        raise ConfigError(f"{info.path}: no rows to sample a dev dataset from")
     writer.close()
     return {column: cdf.ks() for column, cdf in cdfs.items()}
 
@@ -407,7 +412,7 @@ def _chi_square(observed: np.ndarray, expected: np.ndarray) -> dict[str, float]:
 
 
 def _fidelity(census: _Census, selection: _Selection, labels: _Codes, splits: _Codes, ks: dict, seed: int,
-              weights: dict[int, float]) -> dict:
+              weights: Mapping[int, float]) -> dict:
     """The dev dataset against its target: the full data's strata, or (make-dev --like) the mapped ones."""
     dev_total = selection.rows.size
     dev_strata = _count(selection.strata)
@@ -799,6 +804,8 @@ def make_project_dev(project, report_path: str, size: DevSize | None, seed: int 
         write_json(report_file, report, indent=2)
     else:
         source = full if settings.rows is not None else os.path.join(full, settings.manifest)
+        if size is None:
+            raise ConfigError("make-dev needs a size: --fraction, --count or --time-budget")
         report = make_dev(source, dev, report_file, size, seed=seed, classes=settings.classes, z_outlier=z_outlier,
                           outlier_share=outlier_share, rows=settings.rows, label=settings.label, like=like)
         if track:

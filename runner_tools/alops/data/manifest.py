@@ -192,7 +192,7 @@ class Spool:
         import dataclasses
 
         self.info = dataclasses.replace(info, path=os.path.join(folder, "manifest" + SPOOL_SUFFIX))
-        self._writer = None
+        self._writer: pa.ipc.RecordBatchFileWriter | None = None
 
     def write(self, batch: pa.RecordBatch) -> None:
         if self._writer is None:

@@ -137,15 +137,16 @@ def check_log(manifest: str, log: str, split: str):
     if not split or not split.strip():
         raise ConfigError(f"--split must name a split, e.g. train, or be {BY_ID}")
     manifest_info = inspect_manifest(manifest)
+    split_by: str | list[tuple[str, float]] = split
     if split == BY_ID:
         shares = split_shares(manifest_info)
         if not shares:
             raise ConfigError(f"{manifest}: no split in any row to share new samples by; name one with --split train")
-        split = shares
+        split_by = shares
     batches, outcome = _read_log(log, manifest_info, manifest_ids(manifest_info))
     if manifest_info.has_path:
         _check_files(log, os.path.dirname(manifest), batches)
-    return manifest_info, [_as_manifest_rows(batch, manifest_info, split, log) for batch in batches], outcome
+    return manifest_info, [_as_manifest_rows(batch, manifest_info, split_by, log) for batch in batches], outcome
 
 
 def add_to_pool(manifest: str, log: str, split: str) -> PoolAddition:
@@ -214,7 +215,9 @@ class _Appender:
     """Writes batches in the manifest file's own types, all in the schema of the first one."""
 
     def __init__(self, path: str, stored: pa.Schema | None, append: bool = False):
-        self.path, self.stored, self.append, self.writer, self.schema = path, stored, append, None, None
+        self.path, self.stored, self.append = path, stored, append
+        self.writer: ManifestWriter | None = None
+        self.schema: pa.Schema | None = None
 
     def write(self, batch: pa.RecordBatch) -> None:
         batch = restore_types(batch, self.stored)

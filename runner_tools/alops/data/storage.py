@@ -235,7 +235,7 @@ def register_metrics(root: str, metrics_path: str) -> None:
     yaml = YAML()
     dvc_yaml = os.path.join(root, "dvc.yaml")
     relative = os.path.relpath(os.path.abspath(metrics_path), root)
-    document = {}
+    document: dict = {}
     if os.path.exists(dvc_yaml):
         with open(dvc_yaml, encoding="utf-8") as handle:
             document = yaml.load(handle) or {}

@@ -83,8 +83,8 @@ class GitLabForge:
         import gitlab
 
         self._secrets = (token,)
-        auth = {"job_token": token} if job_token else {"private_token": token}
-        self._gl = gitlab.Gitlab(url, retry_transient_errors=True, timeout=30, **auth)
+        self._gl = (gitlab.Gitlab(url, job_token=token, retry_transient_errors=True, timeout=30) if job_token else
+                    gitlab.Gitlab(url, private_token=token, retry_transient_errors=True, timeout=30))
         self._project = self._gl.projects.get(project, lazy=True)
         self.server_url = url.rstrip("/")
         self.web_url = (project_url or f"{self.server_url}/{project}").rstrip("/")

@@ -14,8 +14,10 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 
@@ -53,7 +55,7 @@ class ForgeServer:
 
     def __init__(self, token: str):
         self.state = ForgeState(token)
-        handler = type("Handler", (_Handler,), {"state": self.state})
+        handler: type[_Handler] = type("Handler", (_Handler,), {"state": self.state})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
         handler.base = self.url
@@ -453,7 +455,7 @@ def gh_update_issue(handler, query, body, owner, repo, number):
 
 GL = r"/api/v4/projects/([^/]+)"
 GH = r"/repos/([^/]+)/([^/]+)"
-ROUTES = [
+ROUTES: list[tuple[str, str, Callable[..., tuple[int, Any]]]] = [
     (GL + r"/merge_requests", "GET", gl_list_mrs),
     (GL + r"/merge_requests", "POST", gl_create_mr),
     (GL + r"/merge_requests/(\d+)", "PUT", gl_update_mr),

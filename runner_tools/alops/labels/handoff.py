@@ -62,7 +62,7 @@ def _rows_by_id(manifest: str, ids: list[str]) -> list[dict | None]:
     labeled already. One line naming an id the manifest does not have."""
     from alops.data.manifest import inspect_manifest, iter_batches
 
-    wanted = {str(sample): None for sample in ids}
+    wanted: dict[str, dict | None] = {str(sample): None for sample in ids}
     for batch in iter_batches(inspect_manifest(manifest)):
         for row in batch.to_pylist():
             if str(row["id"]) in wanted:
@@ -71,7 +71,8 @@ def _rows_by_id(manifest: str, ids: list[str]) -> list[dict | None]:
     if unknown:
         raise ConfigError(f"{len(unknown)} selected sample(s) are not in {manifest} (first: {unknown[0]!r}): the pool "
                           "was scored on other data; score it again")
-    return [wanted[str(sample)] if wanted[str(sample)]["label"] is None else None for sample in ids]
+    rows = [wanted[str(sample)] or {} for sample in ids]  # every one found (checked above)
+    return [row if row.get("label") is None else None for row in rows]
 
 
 def export_tasks(selection: Selection, manifest: str, out_dir: str, classes: list[str], model_version: str,
@@ -98,7 +99,7 @@ def export_tasks(selection: Selection, manifest: str, out_dir: str, classes: lis
         if row is None:
             continue
         data = {"sample_id": str(row["id"]), "image": image_prefix + (row.get("path") or ""), "batch_id": batch_id}
-        task = {"data": data}
+        task: dict[str, object] = {"data": data}
         if score is not None:
             task["predictions"] = [{"model_version": model_version, "score": float(score), "result": []}]
         tasks.append(task)
@@ -173,11 +174,12 @@ def read_export(path: str) -> list[Vote]:
         return [Vote(r["sample_id"], r.get("id") or r["sample_id"], r.get("annotator", ""), r["label"] or None) for r in rows]
     try:
         tasks = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc.msg} at character {exc.pos}); is the export truncated?") from None
     if not isinstance(tasks, list):
         raise ConfigError(f"{path}: expected a list of tasks (a Label Studio JSON or JSON-MIN export)")
-    votes, seen = [], set()
+    votes: list[Vote] = []
+    seen: set = set()  # task ids (full export), (task id, annotator) pairs (JSON-MIN)
     for number, task in enumerate(tasks, 1):
         if not isinstance(task, dict):
             raise ConfigError(f"{path}: every task must be an object")

@@ -84,7 +84,8 @@ class LabelStudio:
 
     def sample_ids(self, project: int) -> set[str]:
         """The `sample_id`s of the project's tasks."""
-        ids, page = set(), 1
+        ids: set = set()
+        page = 1
         while True:
             data = self._call("GET", "/api/tasks", params={"project": project, "page": page, "page_size": 500})
             tasks = self._records(data, "tasks", "tasks")

@@ -79,7 +79,8 @@ class ServeTarget:
         try:
             accuracy = None
             if smoke is not None:
-                accuracy = smoke_accuracy(self.endpoint + "/alops/challenger/invocations", *smoke, headers=self.headers)
+                inputs, labels = smoke
+                accuracy = smoke_accuracy(self.endpoint + "/alops/challenger/invocations", inputs, labels, self.headers)
                 judge_smoke(accuracy, expected, tolerance)
         except AlopsError:
             self._call("DELETE", "/alops/challenger")
@@ -208,12 +209,14 @@ def deploy(uri: str, name: str, target: str, environment: str, metric: str | Non
         model_uri = f"models:/{name}/{number}"
         accuracy = None
         if target == "serve":
+            assert endpoint and token  # check_target refused a serve target without them
             accuracy = ServeTarget(endpoint, token).deploy(model_uri, smoke, expected, tolerance)
         else:
             if target == "kserve":
                 deploy_kserve(name, client.get_model_version_download_uri(name, number), number, environment,
                               manifest_path, echo, capture_url)
             else:
+                assert command  # check_target refused a command target without one
                 deploy_command(command, name, model_uri, number, environment)
             if smoke is not None and endpoint:
                 accuracy = smoke_accuracy(endpoint.rstrip("/") + "/invocations", *smoke)

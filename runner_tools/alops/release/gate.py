@@ -115,8 +115,9 @@ def _seed_values(uri: str, project: str, metric: str, run, champion_run) -> tupl
     """The metric over the candidate's and the champion's seed runs (alops.runs.seeds: one each without seeds)."""
     from alops.runs.seeds import tracked_seeds
 
-    return tuple([found[metric] for found in tracked_seeds(uri, project, side) if metric in found] if side else []
-                 for side in (run, champion_run))
+    candidate, champion = ([found[metric] for found in tracked_seeds(uri, project, side) if metric in found] if side else []
+                           for side in (run, champion_run))
+    return candidate, champion
 
 
 @dataclass

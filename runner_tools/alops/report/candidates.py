@@ -83,7 +83,7 @@ def pick(project, paths: list[str], out: str, target: str, metric: str | None = 
         if os.path.abspath(png) != destination:
             shutil.copyfile(png, destination)
         copied.append(destination)
-    chosen = next((row["params"] for row in best.candidates if row["picked"]), {})
+    chosen: dict = next((row["params"] for row in best.candidates if row["picked"]), {})
     seeds = len(best.current.seeds) or 1
     summary = (f"{os.path.relpath(path)}" + (f" ({', '.join(f'{k}={v}' for k, v in chosen.items())})" if chosen else "")
                + f": {name} {best.current.metrics[name]:g}, mean of {seeds} seed(s)")

@@ -16,6 +16,7 @@ import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 
+from alops.core.config import PrimaryMetric
 from alops.core.errors import AlopsError, ConfigError
 from alops.core.files import save_png, write_json
 from alops.core.project import (
@@ -63,7 +64,7 @@ class Report:
     current: Side
     baseline: Side | None
     no_baseline: str = ""  # why no baseline qualifies
-    primary: object = None  # alops.core.config.PrimaryMetric: the first row, with a verdict
+    primary: PrimaryMetric | None = None  # the first row, with a verdict
     curve: list[tuple[int, float]] = field(default_factory=list)  # (labels, metric) over the branch's runs
     curve_metric: str | None = None
     simulation: dict[str, list[tuple[int, float, float]]] = field(default_factory=dict)  # strategy: (labels, mean, sd)
@@ -171,10 +172,11 @@ def find_baseline(project, target: str, current: Side):
 
     # nothing tracked here: compare with what the target branch committed
     uri = project.tracking_uri if project.tracking_store_exists else None
-    baseline, branch_runs, reasons, dataset = None, [], [], current.dataset
+    baseline, branch_runs, dataset = None, [], current.dataset
+    reasons: list[str] = []
     try:
         if uri:
-            baseline, branch_runs = _tracked_sides(project, uri, target, dataset, current, reasons)
+            baseline, branch_runs = _tracked_sides(project, uri, target, dataset or "", current, reasons)
     except tracking.TrackingUnavailable as exc:  # an outage must not fail the job that trained and buffered
         reasons.append(f"the tracking server did not answer ({exc})")
     committed = None
@@ -201,7 +203,8 @@ def collect(project, target: str, curve_metric: str | None = None, simulation_cs
     if target.startswith("-"):
         raise ConfigError(f"--target {target!r} is not a branch name")
     files = pipeline_files(project)
-    metrics, fidelity = {}, {}
+    metrics: dict[str, float] = {}
+    fidelity: dict[str, float] = {}
     for path, found in (workspace_metrics_by_file(project) if files["metrics"] else {}).items():
         (fidelity if is_fidelity_file(path) else metrics).update(found)
     if not metrics:
@@ -272,8 +275,6 @@ HIGHER_IS_BETTER = ("val_accuracy", "accuracy", "test_accuracy", "f1", "val_f1")
 
 def _implied_primary(metrics: dict[str, float]):
     """Without a metric in alops.yaml, a verdict on the first of the metrics whose direction is known."""
-    from alops.core.config import PrimaryMetric
-
     name = next((name for name in HIGHER_IS_BETTER if name in metrics), None)
     return PrimaryMetric(name, implied=True) if name else None
 
@@ -385,6 +386,7 @@ def _verdict(report: Report, primary) -> str:
     before = base.metrics.get(primary.name) if base else None
     if before is None or math.isnan(before) or math.isnan(current):
         return f"**{name}: {_number(current)}** (no baseline to compare with){_implied(primary)}."
+    assert base is not None  # before came from it
     gain = current - before if primary.direction == "max" else before - current
     verdict = "better" if gain > 0 and gain >= primary.min_gain else "not better by the minimum gain" if gain > 0 else \
         "no gain" if gain == 0 else "worse"
@@ -394,7 +396,7 @@ def _verdict(report: Report, primary) -> str:
               for side, value in ((now, current), (base, before))]
     again = report.rescored
     if max(map(len, values)) > 1:
-        noise, kind = seed_change(*values, primary.direction), "Seed noise"
+        noise, kind = seed_change(values[0], values[1], primary.direction), "Seed noise"
     elif again:
         return line + (f" Both models on this branch's test set ({code(SMOKE_FILE)}, {again['samples']} samples): the target's "
                        f"{_number(again['before'])}, this branch's {_number(again['current'])}; the change's 95% "
@@ -630,8 +632,6 @@ def save(report: Report, pngs: list[str], path: str) -> None:
 
 def load(path: str) -> tuple[Report, list[str]]:
     """A report kept by `save`, and those of its PNGs that are beside the file."""
-    from alops.core.config import PrimaryMetric
-
     problem = f"{path}: not a report saved by `alops report --json`"
     try:
         with open(path, encoding="utf-8") as handle:

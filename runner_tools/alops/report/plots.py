@@ -14,6 +14,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from alops.core.files import save_png
 
@@ -39,7 +40,7 @@ def specs(document: dict) -> list[PlotSpec]:
             x = config.get("x") if isinstance(config.get("x"), str) else None
             y = config.get("y")
             if isinstance(y, dict):  # a named definition: {file: field or [fields]}
-                series = [(str(path), str(name)) for path, names in y.items()
+                series: list[tuple[str, str | None]] = [(str(path), str(name)) for path, names in y.items()
                           for name in (names if isinstance(names, list) else [names])]
             else:  # the key is a file (or folder) of data
                 names = y if isinstance(y, list) else [y] if isinstance(y, str) else [None]
@@ -112,7 +113,7 @@ def _band(axes, file: str, root: str, seed_roots: list[str], x_field, column: st
 
 
 def _draw_linear(axes, spec: PlotSpec, root: str, baseline_root: str | None, names: tuple[str, str],
-                 seed_roots: list[str] = (), baseline_seed_roots: list[str] = ()) -> bool:
+                 seed_roots: tuple[str, ...] | list[str] = (), baseline_seed_roots: tuple[str, ...] | list[str] = ()) -> bool:
     """y over x for each series; with `baseline_root`, the target's same files dashed beside the branch's; with
     `seed_roots` (alops.runs.seeds: each seed's plot files), the branch's mean over seeds with its spread as a band,
     and likewise the target's over `baseline_seed_roots`."""
@@ -150,12 +151,12 @@ def _draw_linear(axes, spec: PlotSpec, root: str, baseline_root: str | None, nam
     return drawn
 
 
-def _confusion_files(spec: PlotSpec, root: str) -> list[tuple[str, str]]:
+def _confusion_files(spec: PlotSpec, root: str) -> list[tuple[str, str | None]]:
     """(file, predicted field) of each confusion data file: one matrix per file (train and test apart)."""
     return [(file, name) for path, name in spec.series for file in _files(root, path)]
 
 
-def _draw_confusion(axes, spec: PlotSpec, file: str, name: str) -> bool:
+def _draw_confusion(axes, spec: PlotSpec, file: str, name: str | None) -> bool:
     counts: dict[tuple[str, str], int] = {}
     for row in _rows(file):
         if spec.x in row and name in row:
@@ -172,16 +173,16 @@ def _draw_confusion(axes, spec: PlotSpec, file: str, name: str) -> bool:
     axes.set_xlabel("predicted" if name == "predicted" else f"predicted ({name})")
     axes.set_ylabel("actual" if spec.x == "actual" else f"actual ({spec.x})")
     top = max(max(row) for row in matrix)
-    for i, row in enumerate(matrix):
-        for j, value in enumerate(row):
+    for i, cells in enumerate(matrix):
+        for j, value in enumerate(cells):
             axes.text(j, i, str(value), ha="center", va="center", fontsize="small",
                       color="white" if value > top / 2 else "black")
     return True
 
 
 def figures(document: dict, root: str, baseline_root: str | None = None,
-            names: tuple[str, str] = ("this branch", "target"), seed_roots: list[str] = (),
-            baseline_seed_roots: list[str] = ()) -> list[tuple[str, object]]:
+            names: tuple[str, str] = ("this branch", "target"), seed_roots: tuple[str, ...] | list[str] = (),
+            baseline_seed_roots: tuple[str, ...] | list[str] = ()) -> list[tuple[str, Any]]:
     """(title, matplotlib figure) of each plot the pipeline defines, at most MAX_PLOTS; line plots carry the
     target's curves from `baseline_root` (the same files as the target has them) where it has them, and each
     side's spread over its seeds' files (`seed_roots`, `baseline_seed_roots`) as a band."""
@@ -217,8 +218,8 @@ def figures(document: dict, root: str, baseline_root: str | None = None,
 
 
 def render(document: dict, root: str, folder: str, baseline_root: str | None = None,
-           names: tuple[str, str] = ("this branch", "target"), seed_roots: list[str] = (),
-           baseline_seed_roots: list[str] = ()) -> list[str]:
+           names: tuple[str, str] = ("this branch", "target"), seed_roots: tuple[str, ...] | list[str] = (),
+           baseline_seed_roots: tuple[str, ...] | list[str] = ()) -> list[str]:
     """PNGs of the pipeline's plots (`figures`) in `folder`; the paths written."""
     return [save_png(figure, os.path.join(folder, "plot-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", title).strip("-.") + ".png"))
             for title, figure in figures(document, root, baseline_root, names, seed_roots, baseline_seed_roots)]

@@ -90,10 +90,11 @@ def change(current: float, before: float, metrics_now: dict[str, float], metrics
            name: str, direction: str = "max") -> Change | None:
     """The interval of `current - before` for a proportion metric, or None when it is not one (a value outside
     [0, 1]) or either side lacks its sample count."""
-    counts = sample_count(metrics_now, name), sample_count(metrics_before, name)
-    if None in counts or not all(0.0 <= v <= 1.0 for v in (current, before)):
+    samples_now, samples_before = sample_count(metrics_now, name), sample_count(metrics_before, name)
+    if samples_now is None or samples_before is None or not all(0.0 <= v <= 1.0 for v in (current, before)):
         return None
-    (low_now, high_now), (low_before, high_before) = _wilson(current, counts[0]), _wilson(before, counts[1])
+    counts = samples_now, samples_before
+    (low_now, high_now), (low_before, high_before) = _wilson(current, samples_now), _wilson(before, samples_before)
     difference = current - before
     low = difference - math.hypot(current - low_now, high_before - before)
     high = difference + math.hypot(high_now - current, before - low_before)

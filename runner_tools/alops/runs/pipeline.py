@@ -267,7 +267,7 @@ def read_metrics(project, files: dict[str, list[str]]) -> tuple[dict[str, float]
         for row in rows:
             if not isinstance(row, dict) or ("step" not in row and "epoch" not in row):
                 continue
-            step = int(row.get("step", row.get("epoch")))
+            step = int(row["step"] if "step" in row else row["epoch"])
             for name, value in flat_numbers(row).items():
                 if name not in ("step", "epoch"):
                     steps.setdefault(metric_name(name), []).append((step, value))
@@ -343,7 +343,7 @@ def pull_previous_outputs(project, stages: list[str]) -> None:
 
 def run_pipeline(
     project,
-    targets: list[str] = (),
+    targets: tuple[str, ...] | list[str] = (),
     device: str | None = None,
     allow_cpu: bool = False,
     sets: dict | None = None,
@@ -406,7 +406,8 @@ def run_pipeline(
         made_by = _run_of_outputs(project) if track else None
         echo("pipeline up to date: nothing ran, nothing tracked" +
              (f"; its outputs are run {made_by[0]}'s (the same dvc.lock)" if made_by else ""))
-        write_run_file(root, context.commit, chosen, cpu_fallback, dirty, *(made_by or (None, None)), restored=True)
+        run_id, run_link = made_by or (None, None)
+        write_run_file(root, context.commit, chosen, cpu_fallback, dirty, run_id, run_link, restored=True)
         return result
     files = pipeline_files(project)
     result.metrics, steps = read_metrics(project, files)
@@ -425,9 +426,9 @@ def run_pipeline(
         state, where = result.tracking
         echo(f"tracking: run {where} sent" if state == "sent" else
              f"tracking: server unreachable; run buffered in {os.path.relpath(where, root)} (send it with `alops track sync`)")
-    sent = result.tracking is not None and result.tracking[0] == "sent"
-    write_run_file(root, context.commit, chosen, cpu_fallback, dirty, result.tracking[1] if sent else None,
-                   _run_url(project, result.tracking[1]) if sent else None)
+    sent_id = result.tracking[1] if result.tracking is not None and result.tracking[0] == "sent" else None
+    write_run_file(root, context.commit, chosen, cpu_fallback, dirty, sent_id,
+                   _run_url(project, sent_id) if sent_id else None)
     if project.has_remote:
         echo("push: outputs and run cache")
         data.push(project, None, run_cache=True)

@@ -91,6 +91,7 @@ class PredictionLog:
             if rows is not None:
                 row.update({k: v for k, v in rows[index].items() if k not in row})
             else:
+                assert tensor is not None  # count came from it
                 row.update(self._input(sample, tensor[index]))
             lines.append(json.dumps(row) + "\n")
         with self._lock:

@@ -111,6 +111,7 @@ class Runtime:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                assert self.process.stderr is not None  # started with stderr=PIPE
                 last = (self.process.stderr.read().decode(errors="replace").strip().splitlines() or ["no output"])[-1]
                 raise AlopsError(f"the scoring server for {self.model.uri} exited ({last})")
             try:
@@ -149,7 +150,8 @@ class Runtime:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, 9)
-        self.process.stderr.close()
+        if self.process.stderr is not None:
+            self.process.stderr.close()
 
 
 class Serving:

@@ -240,7 +240,7 @@ class _GitLabLoader:
     def load(text: str):
         import yaml
 
-        loader = type("GitLabCiLoader", (yaml.SafeLoader,), {})
+        loader: type[yaml.SafeLoader] = type("GitLabCiLoader", (yaml.SafeLoader,), {})
         loader.add_multi_constructor("!", lambda _loader, _suffix, _node: None)
         return yaml.load(text, Loader=loader)
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from alops.core.errors import AlopsError
@@ -27,7 +28,7 @@ PER_ROUND = 60
 @dataclass
 class Demo:
     folder: str
-    echo: object = print
+    echo: Callable[[str], object] = print
     steps: list[tuple[str, float]] = field(default_factory=list)
     total_steps: int = 0
 
