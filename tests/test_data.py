@@ -279,3 +279,17 @@ def test_a_local_remote_this_machine_lacks_is_named_as_such(origin, tmp_path):
     assert result.returncode == 1, result.stderr
     assert "DVC remote 'store' is a local folder this machine does not have" in result.stderr
     assert "docs/data.md#remotes" in result.stderr and not (work / "data/dev").exists()
+
+
+def test_pulling_an_output_a_branch_never_trained_says_to_train_it_first(dvc_project):
+    """A scheduled query round on an al/ branch that never trained pulls the pool scores its query stage would
+    write: the line names the missing run, not the DVC remote."""
+    (dvc_project / "dvc.yaml").write_text("stages:\n  query:\n    cmd: python query.py\n    outs: [pool_probs.npy]\n")
+    git(dvc_project, "add", "dvc.yaml")
+    git(dvc_project, "commit", "-q", "-m", "a query stage")
+    git(dvc_project, "switch", "-q", "-c", "al/untrained")
+    result = run_alops("data", "pull", "pool_probs.npy", cwd=dvc_project)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert ("pool_probs.npy: an output of this branch's pipeline that its dvc.lock does not record (the stage never "
+            "ran on this branch), so there is nothing to pull: train the branch first (`alops run`") in result.stderr
+    assert "remote" not in result.stderr.splitlines()[-1]

@@ -91,6 +91,21 @@ def test_dirty_checkout_is_refused_before_anything_changes(al_remote, tmp_path):
     assert (work / "data/full/manifest.csv").read_bytes() == before
 
 
+def test_a_refused_import_leaves_nothing_pending_and_the_next_commit_claims_nothing(al_remote, tmp_path):
+    """A label outside the classes is refused before anything is written; the next import's commit is its own,
+    without "Completes the interrupted recording" of a batch that was never recorded."""
+    work = checkout(al_remote, tmp_path, "runner")
+    unlabeled = [r["id"] for r in read_manifest(work / "data/full/manifest.csv") if r["label"] == ""]
+    write_batch(tmp_path / "bad", "bad", unlabeled[:3], "9")
+    refused = run_alops(*import_args(tmp_path / "bad"), cwd=work)
+    assert refused.returncode == 2 and not (work / ".alops/pending-record.json").exists(), refused.stderr
+    write_batch(tmp_path / "good", "good", unlabeled[:3], "1")
+    recorded = run_alops(*import_args(tmp_path / "good"), cwd=work)
+    assert recorded.returncode == 0, recorded.stderr
+    assert git(work, "log", "-1", "--format=%B").strip().splitlines()[0] == "Labels of batch good"
+    assert "interrupted" not in git(work, "log", "-1", "--format=%B")
+
+
 KILL_POINTS = {  # where the import is killed: (function, before/after the call, a word its arguments mention)
     "manifest half written": ("alops.data.manifest:ManifestWriter.close", "before", ""),
     "manifest replaced": ("alops.labels.handoff:apply_labels", "after", ""),

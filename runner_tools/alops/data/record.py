@@ -71,7 +71,15 @@ def commit_data_change(project, folder: str, apply: Callable[[], int], message: 
     note = os.path.join(root, PENDING)
     write_json(note, {"branch": branch, "folder": relative, "message": message.split("\n")[0]})
     for _ in range(attempts):
-        if not apply() and not pending:
+        try:
+            changed = apply()
+        except AlopsError:  # refused before writing (validation): nothing of this change is pending
+            if pending:
+                write_json(note, pending)
+            else:
+                os.remove(note)
+            raise
+        if not changed and not pending:
             os.remove(note)
             return None
         data.track(project, folder, committed=True)

@@ -106,8 +106,13 @@ def pull(project, targets: list[str], remote: str | None = None, allow_missing: 
     try:
         return project.dvc.pull(targets=targets, remote=remote, allow_missing=allow_missing)
     except CheckoutError as exc:
-        _check_local_remote(project, remote)
         failed = sorted(str(p) for p in (exc.result or {}).get("failed", []) or exc.target_infos)
+        unrecorded = _unrecorded_outputs(project, failed)
+        if unrecorded:
+            raise AlopsError(f"{', '.join(unrecorded)}: an output of this branch's pipeline that its dvc.lock does not "
+                             "record (the stage never ran on this branch), so there is nothing to pull: train the "
+                             "branch first (`alops run`, or push it so its training job runs), then pull") from None
+        _check_local_remote(project, remote)
         name = remote or project.dvc.config["core"].get("remote") or "the default remote"
         raise AlopsError(
             f"dvc pull failed: {', '.join(failed[:3])}{' ...' if len(failed) > 3 else ''} could not be checked out: "
@@ -122,6 +127,24 @@ def pull(project, targets: list[str], remote: str | None = None, allow_missing: 
     except DvcException as exc:
         _check_local_remote(project, remote)
         raise dvc_failure("pull", exc) from None
+
+
+def _unrecorded_outputs(project, paths: list[str]) -> list[str]:
+    """Those of `paths` that a stage of dvc.yaml outputs and dvc.lock has no hash for (relative to the root)."""
+    import yaml
+
+    relative = [os.path.relpath(path, project.root) if os.path.isabs(path) else path for path in paths]
+    declared = {os.path.normpath(str(out if isinstance(out, str) else next(iter(out))))
+                for stage in (project.pipeline.get("stages") or {}).values() if isinstance(stage, dict)
+                for out in stage.get("outs") or []}
+    lock_path = os.path.join(project.root, "dvc.lock")
+    recorded: set[str] = set()
+    if os.path.isfile(lock_path):
+        with open(lock_path, encoding="utf-8") as handle:
+            lock = yaml.safe_load(handle) or {}
+        recorded = {os.path.normpath(out["path"]) for stage in (lock.get("stages") or {}).values()
+                    for out in stage.get("outs") or [] if out.get("md5") or out.get("hash")}
+    return [path for path in map(os.path.normpath, relative) if path in declared and path not in recorded]
 
 
 def _check_local_remote(project, remote: str | None) -> None:
