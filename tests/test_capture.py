@@ -9,8 +9,14 @@ import pytest
 from PIL import Image
 
 from alops.core.errors import AlopsError, ConfigError
+from alops.data.intake import PATTERN as INTAKE_PATTERN
 from alops.release.deploy import judge_smoke, kserve_manifest, load_smoke
 from alops.serve.capture import PredictionLog, png_bytes, probabilities
+
+
+def finished(folder):
+    """The finished logs in `folder`, as the intake lists them."""
+    return sorted(folder.glob(INTAKE_PATTERN))
 
 
 def test_an_image_round_trips_through_the_png_the_loader_reads(tmp_path):
@@ -26,7 +32,7 @@ def test_image_tensors_are_logged_as_files_with_probabilities_and_the_version(tm
     logits = [[0.0, 2.0], [3.0, 0.0], [1.0, 1.0]]
     assert log.record({"inputs": images}, logits, "7", logits=True) == 3
     log.close()
-    rows = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in finished(tmp_path)[0].read_text().splitlines()]
     assert [r["prediction"] for r in rows] == [1, 0, 0]
     assert rows[2]["probabilities"] == [0.5, 0.5] and {r["model_version"] for r in rows} == {"7"}
     assert len({r["id"] for r in rows}) == 3 and all(isinstance(r["id"], int) for r in rows)
@@ -40,7 +46,7 @@ def test_dataframe_requests_keep_their_columns_and_other_tensors_their_values(tm
     assert log.record({"inputs": [[5.0, -1.0]]}, [[0.9, 0.1]], "1", logits=False) == 1
     assert log.record({"inputs": [[1.0], [2.0]]}, [[0.9, 0.1]], "1", logits=False) == 0  # rows and answers disagree
     log.close()
-    first, second = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    first, second = [json.loads(line) for line in finished(tmp_path)[0].read_text().splitlines()]
     assert (first["f0"], first["f1"], first["prediction"]) == (1.5, 2.0, 1)
     assert second["input"] == [5.0, -1.0] and "path" not in second
 
@@ -53,6 +59,27 @@ def test_the_log_rotates_by_size_and_loses_no_row(tmp_path):
     files = sorted(tmp_path.glob("predictions*.jsonl"))
     assert len(files) > 2 and all(f.stat().st_size < 2400 for f in files)
     assert sum(len(f.read_text().splitlines()) for f in files) == 50
+
+
+def test_a_quiet_endpoints_rows_are_finished_by_age_and_on_a_clean_stop(tmp_path):
+    """One request now and then (a minute apart in production, 0.2 s here with a 0.5 s age limit): each log is
+    finished, for the intake, once its first row is that old, with or without a later request; a clean stop
+    finishes the rest. No row is lost or written twice."""
+    import time
+
+    log = PredictionLog(str(tmp_path), max_age_s=0.5)
+    log.record({"dataframe_records": [{"f0": 1.0}]}, [[0.1, 0.9]], "2", logits=False)
+    assert finished(tmp_path) == []
+    deadline = time.monotonic() + 10
+    while not finished(tmp_path) and time.monotonic() < deadline:  # no further request comes
+        time.sleep(0.05)
+    assert len(finished(tmp_path)) == 1 and len(finished(tmp_path)[0].read_text().splitlines()) == 1
+    for _ in range(3):
+        time.sleep(0.2)
+        log.record({"dataframe_records": [{"f0": 2.0}]}, [[0.1, 0.9]], "2", logits=False)
+    log.close()
+    assert sum(len(f.read_text().splitlines()) for f in finished(tmp_path)) == 4
+    assert (tmp_path / "predictions.jsonl").read_text() == ""
 
 
 def test_probabilities_are_a_softmax_of_logits_and_the_rows_otherwise():

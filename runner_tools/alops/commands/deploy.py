@@ -8,6 +8,10 @@ import click
 
 from alops.core.project import Project
 
+# a quiet endpoint's rows must still reach the intake, which takes finished logs only
+ROTATE_MINUTES = click.option("--rotate-minutes", type=click.FloatRange(min=0.01), default=60.0, show_default=True,
+                              help="Finish the log once its first row is this old (and on a clean stop).")
+
 
 @click.command()
 @click.argument("model")
@@ -17,8 +21,9 @@ from alops.core.project import Project
               help="Where the prediction log goes (the input of `alops pool add`); '' for no capture.")
 @click.option("--rotate-mb", type=click.FloatRange(min=0.001), default=64.0, show_default=True,
               help="Start a new log file past this size.")
+@ROTATE_MINUTES
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Scoring-server worker processes.")
-def serve(model, host, port, log_dir, rotate_mb, workers) -> None:
+def serve(model, host, port, log_dir, rotate_mb, rotate_minutes, workers) -> None:
     """Serve an MLflow model (MLflow's scoring server) with prediction capture, until interrupted.
 
     MODEL is a local MLflow model folder or a registry URI (models:/name@champion, models:/name/3; from
@@ -34,7 +39,7 @@ def serve(model, host, port, log_dir, rotate_mb, workers) -> None:
     """
     from alops.serve.server import serve as serve_model
 
-    serve_model(model, host, port, log_dir or None, int(rotate_mb * (1 << 20)), workers,
+    serve_model(model, host, port, log_dir or None, int(rotate_mb * (1 << 20)), workers, rotate_minutes * 60,
                 ready=lambda address, live: click.echo(
                     f"serve: {model} at {address}" + (f", logging to {log_dir}/" if log_dir else "")
                     + ("" if live else " (no version has that alias yet: the first `alops deploy` brings one)")))
@@ -99,7 +104,8 @@ def deploy(target, model, version, record, environment, endpoint, smoke, toleran
 @click.option("--log-dir", default="predictions", show_default=True, help="Where the prediction log goes.")
 @click.option("--rotate-mb", type=click.FloatRange(min=0.001), default=64.0, show_default=True,
               help="Start a new log file past this size.")
-def capture(host, port, log_dir, rotate_mb) -> None:
+@ROTATE_MINUTES
+def capture(host, port, log_dir, rotate_mb, rotate_minutes) -> None:
     """Receive a KServe InferenceService's logger events into the prediction log, until interrupted.
 
     Point the InferenceService's `spec.predictor.logger` (mode: all) at this address (`alops deploy --target
@@ -112,7 +118,7 @@ def capture(host, port, log_dir, rotate_mb) -> None:
     """
     from alops.serve.events import serve_events
 
-    serve_events(log_dir, host, port, int(rotate_mb * (1 << 20)),
+    serve_events(log_dir, host, port, int(rotate_mb * (1 << 20)), rotate_minutes * 60,
                  ready=lambda address: click.echo(f"capture: KServe logger events at {address}, logging to {log_dir}/"))
 
 

@@ -3,9 +3,10 @@
 One row per scored sample: `id` (a random 62-bit integer, which fits integer and string manifest ids), `time`, `model_version`, `prediction` (the class index), `probabilities`, and
 what the model saw: the named columns of a dataframe request (the manifest's features), or, for an image
 tensor (one (H, W) or (1, H, W) array per sample in [0, 1]), a grayscale PNG under `inputs/` named by `path`,
-relative to the log's folder as `pool add` expects. The log is `predictions.jsonl`; past `max_bytes` it is
-renamed `predictions-<UTC time>-<n>.jsonl` (a finished log, ready to pull) and a new one starts. Every row is
-written and flushed under one lock before the response goes back, so a burst loses nothing.
+relative to the log's folder as `pool add` expects. The log is `predictions.jsonl`; past `max_bytes`, when
+its first row is `max_age_s` old (so a quiet endpoint's rows still reach the intake), and on a clean stop it is
+renamed `predictions-<UTC time>-<pid>-<n>.jsonl` (a finished log, ready to pull) and a new one starts. Every row
+is written and flushed under one lock before the response goes back, so a burst loses nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import os
 import struct
 import threading
+import time
 import zlib
 
 import numpy as np
@@ -22,6 +24,7 @@ import numpy as np
 from alops.core.files import rename
 
 CURRENT = "predictions.jsonl"
+DEFAULT_MAX_AGE_S = 3600.0  # a log's first row waits at most an hour for the intake
 INPUTS = "inputs"
 
 
@@ -65,13 +68,18 @@ def probabilities(outputs, logits: bool) -> np.ndarray | None:
 class PredictionLog:
     """The rotating log of one serving process; `record` is safe to call from many threads."""
 
-    def __init__(self, folder: str, max_bytes: int = 64 << 20):
+    def __init__(self, folder: str, max_bytes: int = 64 << 20, max_age_s: float = DEFAULT_MAX_AGE_S):
         self.folder = os.path.abspath(folder)
-        self.max_bytes = max_bytes
+        self.max_bytes, self.max_age_s = max_bytes, max_age_s
         os.makedirs(os.path.join(self.folder, INPUTS), exist_ok=True)
         self._lock = threading.Lock()
         self._rotations = 0
         self._handle = open(os.path.join(self.folder, CURRENT), "a", encoding="utf-8")
+        # rows an earlier process left count from the file's last write
+        self._first_row = os.path.getmtime(self._handle.name) if self._handle.tell() else None
+        self._stopped = threading.Event()
+        self._clock = threading.Thread(target=self._finish_by_age, name="prediction-log-age", daemon=True)
+        self._clock.start()
 
     def record(self, body: dict, predictions, model_version: str, logits: bool) -> int:
         """Log the samples of one scored request; how many rows were written."""
@@ -97,9 +105,21 @@ class PredictionLog:
         with self._lock:
             self._handle.write("".join(lines))
             self._handle.flush()
-            if self._handle.tell() >= self.max_bytes:
+            if self._first_row is None:
+                self._first_row = time.time()
+            if self._handle.tell() >= self.max_bytes or self._too_old():
                 self._rotate()
         return count
+
+    def _too_old(self) -> bool:
+        return self._first_row is not None and time.time() - self._first_row >= self.max_age_s
+
+    def _finish_by_age(self) -> None:
+        """Finish the log once its first row is max_age_s old, requests or not."""
+        while not self._stopped.wait(min(60.0, max(self.max_age_s / 4, 0.05))):
+            with self._lock:
+                if self._too_old() and not self._handle.closed:
+                    self._rotate()
 
     def _input(self, sample: int, values: np.ndarray) -> dict:
         """An image input as a PNG file beside the log (`path`), anything else as its values (`input`)."""
@@ -113,6 +133,7 @@ class PredictionLog:
 
     def _rotate(self) -> None:
         self._handle.close()
+        self._first_row = None
         self._rotations += 1
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
         rename(os.path.join(self.folder, CURRENT),
@@ -120,5 +141,11 @@ class PredictionLog:
         self._handle = open(os.path.join(self.folder, CURRENT), "a", encoding="utf-8")
 
     def close(self) -> None:
+        """A clean stop: the rows logged so far become a finished log."""
+        self._stopped.set()
         with self._lock:
+            if self._handle.closed:
+                return
+            if self._handle.tell():
+                self._rotate()
             self._handle.close()

@@ -16,7 +16,7 @@ from collections import OrderedDict
 import numpy as np
 
 from alops.core.errors import ConfigError
-from alops.serve.capture import PredictionLog
+from alops.serve.capture import DEFAULT_MAX_AGE_S, PredictionLog
 
 REQUEST, RESPONSE = "org.kubeflow.serving.inference.request", "org.kubeflow.serving.inference.response"
 MAX_PENDING = 10_000  # halves of pairs kept waiting for their other half; the oldest go first
@@ -100,13 +100,14 @@ def _event(headers: dict[str, str], body: bytes) -> tuple[str, str, dict]:
     return str(kind), event_id, payload
 
 
-def serve_events(log_folder: str, host: str, port: int, rotate_bytes: int, ready=None) -> None:
+def serve_events(log_folder: str, host: str, port: int, rotate_bytes: int, rotate_seconds: float = DEFAULT_MAX_AGE_S,
+                 ready=None) -> None:
     """Receive KServe's logger events on host:port (any path) into the prediction log until interrupted."""
     from http.server import ThreadingHTTPServer
 
     from alops.serve.server import JsonHandler
 
-    log = PredictionLog(log_folder, rotate_bytes)
+    log = PredictionLog(log_folder, rotate_bytes, rotate_seconds)
     intake = EventIntake(log)
 
     class Receiver(JsonHandler):

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from alops.core.errors import AlopsError, ConfigError
-from alops.serve.capture import PredictionLog
+from alops.serve.capture import DEFAULT_MAX_AGE_S, PredictionLog
 
 TOKEN_VARIABLE = "ALOPS_SERVE_TOKEN"
 MAX_BODY = 64 << 20
@@ -326,9 +326,9 @@ def _stop(_signal, _frame) -> None:
 
 
 def serve(uri: str, host: str, port: int, log_folder: str | None, rotate_bytes: int, workers: int = 1,
-          ready=None) -> None:
+          rotate_seconds: float = DEFAULT_MAX_AGE_S, ready=None) -> None:
     """Serve `uri` on host:port until interrupted; `ready(address, serving_a_model)` is called once it answers."""
-    log = PredictionLog(log_folder, rotate_bytes) if log_folder else None
+    log = PredictionLog(log_folder, rotate_bytes, rotate_seconds) if log_folder else None
     serving = Serving(uri, log, workers, os.environ.get(TOKEN_VARIABLE) or None)
     handler = type("ServingHandler", (Handler,), {"serving": serving})
     try:
