@@ -10,7 +10,7 @@ from PIL import Image
 
 from alops.core.errors import AlopsError, ConfigError
 from alops.data.intake import PATTERN as INTAKE_PATTERN
-from alops.release.deploy import judge_smoke, kserve_manifest, load_smoke
+from alops.release.deploy import DeployTarget, Release, judge_smoke, kserve_manifest, load_smoke, rollout
 from alops.serve.capture import PredictionLog, png_bytes, probabilities
 
 
@@ -124,3 +124,97 @@ def test_the_kserve_manifest_passes_kserves_schema_which_refuses_a_broken_one():
     misspelt["spec"]["predictor"]["model"]["storageURI"] = misspelt["spec"]["predictor"]["model"].pop("storageUri")
     with pytest.raises(AssertionError, match="no field 'storageURI'"):
         validate_inference_service(misspelt)
+
+
+def test_the_smoke_tolerance_edge_passes():
+    """Exactly the run's metric less the tolerance is within it (0.5 = 0.75 - 0.25, exact in binary)."""
+    judge_smoke(0.5, 0.75, 0.25)
+    with pytest.raises(AlopsError):
+        judge_smoke(0.4999, 0.75, 0.25)
+
+
+class Recorder(DeployTarget):
+    name = "recorder"
+
+    def __init__(self, accuracy):
+        self.accuracy, self.calls = accuracy, []
+
+    @classmethod
+    def from_options(cls, options):
+        return cls(None)
+
+    def stage(self, release):
+        self.calls.append("stage")
+
+    def smoke(self, inputs, labels):
+        self.calls.append("smoke")
+        return self.accuracy
+
+    def promote(self):
+        self.calls.append("promote")
+
+    def discard(self):
+        self.calls.append("discard")
+
+
+def test_a_rollout_promotes_only_after_the_smoke_test_and_discards_on_a_failed_one():
+    release = Release("digits", "2", "models:/digits/2", "", "production")
+    passed = Recorder(0.9)
+    assert rollout(passed, release, ([[0.0]], [0]), 0.9, 0.01) == 0.9
+    assert passed.calls == ["stage", "smoke", "promote"]
+    failed = Recorder(0.5)
+    with pytest.raises(AlopsError, match="smoke test failed"):
+        rollout(failed, release, ([[0.0]], [0]), 0.9, 0.01)
+    assert failed.calls == ["stage", "smoke", "discard"]
+
+
+def test_the_champion_moves_only_after_the_deployed_version_answered_the_smoke_test(tmp_path):
+    """deploy() against a registry (sqlite), a command target and an endpoint that answers class 1 to
+    everything: a smoke set of 1s passes and moves the champion; one of 0s fails and leaves it where it was."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from mlflow.tracking import MlflowClient
+
+    from alops.release.deploy import deploy
+
+    class Endpoint(BaseHTTPRequestHandler):
+        def do_POST(self):
+            count = len(json.loads(self.rfile.read(int(self.headers["Content-Length"])))["inputs"])
+            body = json.dumps({"predictions": [1] * count}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri, registry_uri=uri)
+    experiment = client.create_experiment("digits")
+    client.create_registered_model("digits")
+    for _ in range(2):
+        run = client.create_run(experiment)
+        client.log_metric(run.info.run_id, "accuracy", 0.9)
+        client.create_model_version("digits", str(tmp_path), run.info.run_id)
+    client.set_registered_model_alias("digits", "champion", "1")
+    client.set_registered_model_alias("digits", "challenger", "2")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        (tmp_path / "zeros.json").write_text(json.dumps({"inputs": [[0.0]] * 4, "labels": [0] * 4}))
+        with pytest.raises(AlopsError, match="smoke test failed: accuracy 0.0000"):
+            deploy(uri, "digits", "command", "production", "accuracy", endpoint=endpoint, command="true",
+                   smoke_path=str(tmp_path / "zeros.json"))
+        assert str(client.get_model_version_by_alias("digits", "champion").version) == "1"
+        assert str(client.get_model_version_by_alias("digits", "challenger").version) == "2"
+        (tmp_path / "ones.json").write_text(json.dumps({"inputs": [[0.0]] * 4, "labels": [1] * 4}))
+        done = deploy(uri, "digits", "command", "production", "accuracy", endpoint=endpoint, command="true",
+                      smoke_path=str(tmp_path / "ones.json"))
+        assert (done.version, done.previous, done.smoke_accuracy) == ("2", "1", 1.0)
+        assert str(client.get_model_version_by_alias("digits", "champion").version) == "2"
+        assert client.get_model_version("digits", "2").tags["alops.previous_champion"] == "1"
+    finally:
+        server.shutdown()

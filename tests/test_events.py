@@ -126,3 +126,22 @@ def test_the_kserve_manifest_sends_its_logger_to_the_capture_url():
     assert "logger" not in kserve_manifest("digits", "s3://bucket/model", "3", "production")["spec"]["predictor"]
     with pytest.raises(ConfigError, match="capture-url"):
         kserve_manifest("digits", "s3://b/m", "3", "production", "http://x\nkind: Secret")
+
+
+def test_two_halves_of_the_same_kind_never_make_a_pair(tmp_path):
+    """A request logged twice under one id (a retried logger post) waits for its response: it is not logged as
+    request-with-request, and the response then pairs with the latest request."""
+    from alops.serve.capture import PredictionLog
+    from alops.serve.events import EventIntake
+
+    log = PredictionLog(str(tmp_path))
+    intake = EventIntake(log)
+    request = {"dataframe_records": [{"x": 1.0}]}
+    headers = {"ce-id": "e-1", "ce-type": "org.kubeflow.serving.inference.request"}
+    assert intake.receive(headers, json.dumps(request).encode()) == 0
+    assert intake.receive(headers, json.dumps({"dataframe_records": [{"x": 2.0}]}).encode()) == 0
+    response = {**headers, "ce-type": "org.kubeflow.serving.inference.response"}
+    assert intake.receive(response, json.dumps({"predictions": [[0.2, 0.8]]}).encode()) == 1
+    log.close()
+    rows = [json.loads(line) for path in sorted(tmp_path.glob("predictions-*.jsonl")) for line in path.read_text().splitlines()]
+    assert [(row["x"], row["prediction"]) for row in rows] == [(2.0, 1)]

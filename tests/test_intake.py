@@ -86,3 +86,20 @@ def test_a_bad_log_stops_the_intake_before_the_pool_changes(al_remote, tmp_path)
     named = run_alops("pool", "intake", str(tmp_path / "served"), "--commit", "--branch", "release/1", cwd=work)
     assert named.returncode != 0 and "'release/1' is a release branch" in named.stderr
     assert checksums(work / "data") == before and git(work, "rev-parse", "HEAD") == head
+
+
+def test_a_sample_served_twice_in_one_intake_is_one_new_sample(tmp_path):
+    """Two logs of one intake both name 90005 (a retried request): the pool and the drift check's new-samples
+    file hold it once."""
+    from datasets import write_full_dataset
+
+    from alops.data.intake import take
+
+    write_full_dataset(tmp_path / "full", n=20)
+    source = tmp_path / "served"
+    finished_log(source, "predictions-20261203T0900-1-1.jsonl", [90004, 90005])
+    finished_log(source, "predictions-20261203T1000-1-2.jsonl", [90005, 90006])
+    outcome = take(str(tmp_path / "full/manifest.csv"), str(source), "train", str(tmp_path / "new-samples.jsonl"))
+    fresh = [json.loads(line)["id"] for line in (tmp_path / "new-samples.jsonl").read_text().splitlines()]
+    assert fresh == [90004, 90005, 90006] and outcome.new_samples == 3
+    assert [row["id"] for row in read_manifest(tmp_path / "full/manifest.csv")][-3:] == ["90004", "90005", "90006"]

@@ -94,3 +94,36 @@ def test_the_release_gate_compares_with_the_champion_scored_on_the_candidates_te
     assert "(both on the candidate's test set)" in gated.stdout
     assert "gate: paired noise: the change's 95% interval is" in gated.stdout
     assert "(paired bootstrap over 359 samples): better" in gated.stdout
+
+
+def threshold(cut: float):
+    """An MLflow python model that says 1 past `cut`: each sample's answer is its own."""
+    import mlflow.pyfunc
+
+    class Threshold(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):
+            return (np.asarray(model_input, dtype=float)[:, 0] > cut).astype(int)
+
+    return Threshold()
+
+
+def test_both_models_are_scored_sample_by_sample_on_the_same_rows(tmp_path):
+    """Labels 0 for the first 20 of 40 smoke rows, 1 for the rest; this branch's model is right on every row,
+    the target's on the first 30 only. Its accuracy is 0.75 only if each answer is held to its own row's label
+    (any shift or reordering of one side's answers gives another figure), and the paired interval sees 10 rows
+    where only this branch is right."""
+    import types
+
+    import mlflow.pyfunc
+
+    from alops.release.rescore import _score
+
+    xs = [i / 40 for i in range(40)]
+    (tmp_path / "smoke.json").write_text(json.dumps({"inputs": [[x] for x in xs], "labels": [int(x >= 0.5) for x in xs]}))
+    mlflow.pyfunc.save_model(str(tmp_path / "model"), python_model=threshold(0.49))
+    mlflow.pyfunc.save_model(str(tmp_path / "target"), python_model=threshold(0.74))
+    project = types.SimpleNamespace(root=str(tmp_path), pipeline={"stages": {"train": {"outs": ["model"]}}})
+    found, why = _score(project, lambda folder, model: str(tmp_path / "target"), "max")
+    assert found is not None, why
+    assert (found.current, found.before) == (1.0, 0.75)
+    assert found.change.low > 0 and found.change.verdict == "better"

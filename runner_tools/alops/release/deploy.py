@@ -20,6 +20,8 @@ import math
 import os
 import re
 import subprocess
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import requests
@@ -32,7 +34,6 @@ from alops.release.registry import CHALLENGER, CHAMPION
 from alops.release.smoke import load_smoke, smoke_accuracy
 from alops.runs.tracking import mlflow_client
 
-TARGETS = ("serve", "kserve", "command")
 TAG_DEPLOYED = "alops.deployed_to"
 
 
@@ -53,8 +54,72 @@ def judge_smoke(accuracy: float, expected: float | None, tolerance: float) -> No
                          f"{expected:.4f} (tolerance {tolerance:g})")
 
 
-class ServeTarget:
-    """An `alops serve` endpoint's blue/green slot."""
+@dataclass(frozen=True)
+class Release:
+    """The version a deploy step rolls out: its registry name, number, URI and download URI, and where to."""
+
+    name: str
+    version: str
+    uri: str  # models:/name/N
+    storage_uri: str  # where the registry keeps its files (what KServe downloads)
+    environment: str
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """What the deploy step was given; each target takes what it needs and names what it lacks."""
+
+    endpoint: str | None = None
+    token: str | None = None
+    command: str | None = None
+    manifest_path: str = "inferenceservice.yaml"
+    capture_url: str | None = None
+    echo: Callable[[str], object] = print
+
+
+class DeployTarget(ABC):
+    """Where a version goes (mlflow's deployment clients are the anchor): `stage` puts it beside what serves,
+    `smoke` scores the smoke set at the staged model (None when this target cannot be reached to score it),
+    `promote` makes it the one that serves, `discard` takes a staged one away. `deploy` calls them in that order
+    and moves the registry's `champion` only after `promote`; a failed smoke test discards and fails."""
+
+    name = ""
+
+    @classmethod
+    @abstractmethod
+    def from_options(cls, options: TargetOptions) -> DeployTarget:
+        """The target, or ConfigError naming what it lacks (before anything moves)."""
+
+    @abstractmethod
+    def stage(self, release: Release) -> None:
+        """Put the version where the target can serve it."""
+
+    def smoke(self, inputs: list, labels: list) -> float | None:
+        return None
+
+    @abstractmethod
+    def promote(self) -> None:
+        """Make the staged version the one that serves."""
+
+    @abstractmethod
+    def discard(self) -> None:
+        """Take a staged version away."""
+
+
+class ServeTarget(DeployTarget):
+    """An `alops serve` endpoint's blue/green slot: the version is staged beside the live model, scored there,
+    then swapped in."""
+
+    name = "serve"
+
+    @classmethod
+    def from_options(cls, options: TargetOptions) -> DeployTarget:
+        if not options.endpoint:
+            raise ConfigError("the serve target needs --endpoint (the `alops serve` address; the deploy-url input)")
+        if not options.token:
+            raise ConfigError("the serve target needs ALOPS_SERVE_TOKEN, the token `alops serve` was started with "
+                              "(a masked CI variable)")
+        return cls(options.endpoint, options.token)
 
     def __init__(self, endpoint: str, token: str):
         self.endpoint = endpoint.rstrip("/")
@@ -74,19 +139,97 @@ class ServeTarget:
             raise AlopsError(f"{redact_url(self.endpoint)}{path}: HTTP {answer.status_code} {detail}".rstrip())
         return answer.json()
 
-    def deploy(self, uri: str, smoke, expected: float | None, tolerance: float) -> float | None:
-        self._call("PUT", "/alops/challenger", json={"model_uri": uri})
-        try:
-            accuracy = None
-            if smoke is not None:
-                inputs, labels = smoke
-                accuracy = smoke_accuracy(self.endpoint + "/alops/challenger/invocations", inputs, labels, self.headers)
-                judge_smoke(accuracy, expected, tolerance)
-        except AlopsError:
-            self._call("DELETE", "/alops/challenger")
-            raise
+    def stage(self, release: Release) -> None:
+        self._call("PUT", "/alops/challenger", json={"model_uri": release.uri})
+
+    def smoke(self, inputs: list, labels: list) -> float | None:
+        return smoke_accuracy(self.endpoint + "/alops/challenger/invocations", inputs, labels, self.headers)
+
+    def promote(self) -> None:
         self._call("POST", "/alops/promote")
-        return accuracy
+
+    def discard(self) -> None:
+        self._call("DELETE", "/alops/challenger")
+
+
+class EndpointSmoke(DeployTarget):
+    """A target whose rollout replaces what serves: smoke-tested at its `endpoint` when one is given."""
+
+    def __init__(self, endpoint: str | None):
+        self.endpoint = endpoint
+
+    def smoke(self, inputs: list, labels: list) -> float | None:
+        return smoke_accuracy(self.endpoint.rstrip("/") + "/invocations", inputs, labels) if self.endpoint else None
+
+    def promote(self) -> None:
+        return None  # `stage` rolled the version out already
+
+    def discard(self) -> None:
+        return None  # nothing was staged beside the live model
+
+
+class KServeTarget(EndpointSmoke):
+    """A KServe InferenceService manifest, written always and applied with kubectl where there is a context."""
+
+    name = "kserve"
+
+    @classmethod
+    def from_options(cls, options: TargetOptions) -> DeployTarget:
+        return cls(options.endpoint, options.manifest_path, options.echo, options.capture_url)
+
+    def __init__(self, endpoint: str | None, manifest_path: str, echo, capture_url: str | None):
+        super().__init__(endpoint)
+        self.manifest_path, self.echo, self.capture_url = manifest_path, echo, capture_url
+
+    def stage(self, release: Release) -> None:
+        deploy_kserve(release.name, release.storage_uri, release.version, release.environment, self.manifest_path,
+                      self.echo, self.capture_url)
+
+
+class CommandTarget(EndpointSmoke):
+    """The team's own command, given the version in ALOPS_MODEL_* variables."""
+
+    name = "command"
+
+    @classmethod
+    def from_options(cls, options: TargetOptions) -> DeployTarget:
+        if not options.command:
+            raise ConfigError("the command target needs --command (or ALOPS_DEPLOY_COMMAND; the deploy-command input)")
+        return cls(options.endpoint, options.command)
+
+    def __init__(self, endpoint: str | None, command: str):
+        super().__init__(endpoint)
+        self.command = command
+
+    def stage(self, release: Release) -> None:
+        deploy_command(self.command, release.name, release.uri, release.version, release.environment)
+
+
+TARGETS: dict[str, type[DeployTarget]] = {target.name: target for target in (ServeTarget, KServeTarget, CommandTarget)}
+
+
+def make_target(target: str, options: TargetOptions) -> DeployTarget:
+    """The deploy target named `target` (one of TARGETS), or one line naming what it lacks."""
+    if target not in TARGETS:
+        raise ConfigError(f"--target {target!r}: expected one of {', '.join(TARGETS)}")
+    return TARGETS[target].from_options(options)
+
+
+def rollout(place: DeployTarget, release: Release, smoke: tuple[list, list] | None, expected: float | None,
+            tolerance: float) -> float | None:
+    """Stage, smoke-test (a failure discards the staged version and fails), promote; the smoke accuracy."""
+    place.stage(release)
+    accuracy = None
+    try:
+        if smoke is not None:
+            accuracy = place.smoke(*smoke)
+            if accuracy is not None:
+                judge_smoke(accuracy, expected, tolerance)
+    except AlopsError:
+        place.discard()
+        raise
+    place.promote()
+    return accuracy
 
 
 def _label(value: str) -> str:
@@ -146,15 +289,7 @@ def deploy_command(command: str, name: str, uri: str, version: str, environment:
 
 def check_target(target: str, endpoint: str | None, token: str | None, command: str | None) -> None:
     """What the target needs is there (before anything moves)."""
-    if target not in TARGETS:
-        raise ConfigError(f"--target {target!r}: expected one of {', '.join(TARGETS)}")
-    if target == "serve" and not endpoint:
-        raise ConfigError("the serve target needs --endpoint (the `alops serve` address; the deploy-url input)")
-    if target == "serve" and not token:
-        raise ConfigError("the serve target needs ALOPS_SERVE_TOKEN, the token `alops serve` was started with "
-                          "(a masked CI variable)")
-    if target == "command" and not command:
-        raise ConfigError("the command target needs --command (or ALOPS_DEPLOY_COMMAND; the deploy-command input)")
+    make_target(target, TargetOptions(endpoint, token, command))
 
 
 def recorded_version(path: str) -> tuple[str, str, str]:
@@ -189,7 +324,7 @@ def deploy(uri: str, name: str, target: str, environment: str, metric: str | Non
     """Deploy the challenger (or `version`) to `target`, smoke-test it, then move the champion alias to it."""
     from mlflow.exceptions import MlflowException
 
-    check_target(target, endpoint, token, command)
+    place = make_target(target, TargetOptions(endpoint, token, command, manifest_path, capture_url, echo))
     smoke = load_smoke(smoke_path) if smoke_path else None
     try:
         client = mlflow_client(uri)
@@ -206,21 +341,10 @@ def deploy(uri: str, name: str, target: str, environment: str, metric: str | Non
             current = str(client.get_model_version_by_alias(name, CHAMPION).version)
         except MlflowException:
             current = None
-        model_uri = f"models:/{name}/{number}"
-        accuracy = None
-        if target == "serve":
-            assert endpoint and token  # check_target refused a serve target without them
-            accuracy = ServeTarget(endpoint, token).deploy(model_uri, smoke, expected, tolerance)
-        else:
-            if target == "kserve":
-                deploy_kserve(name, client.get_model_version_download_uri(name, number), number, environment,
-                              manifest_path, echo, capture_url)
-            else:
-                assert command  # check_target refused a command target without one
-                deploy_command(command, name, model_uri, number, environment)
-            if smoke is not None and endpoint:
-                accuracy = smoke_accuracy(endpoint.rstrip("/") + "/invocations", *smoke)
-                judge_smoke(accuracy, expected, tolerance)
+        release = Release(name, number, f"models:/{name}/{number}",
+                          client.get_model_version_download_uri(name, number),
+                          environment)
+        accuracy = rollout(place, release, smoke, expected, tolerance)
         if current and current != number:
             client.set_model_version_tag(name, number, TAG_PREVIOUS_CHAMPION, current)
         client.set_model_version_tag(name, number, TAG_DEPLOYED, environment)
