@@ -87,20 +87,24 @@ def experiment_name(project: str, kind: str) -> str:
 class Project:
     """One project, opened once per command. Close it (or use `with`) to release DVC's repository."""
 
-    def __init__(self, root: str, config: ProjectConfig, branch: str | None = None, profile=None):
+    def __init__(self, root: str, config: ProjectConfig, branch: str | None = None, profile=None,
+                 tracking_uri: str | None = None):
         self.root = os.path.abspath(root)
         self.config = config
         self._branch = branch
         self._profile = profile
+        self._tracking_uri = tracking_uri
         self._dvc = None
 
     @classmethod
-    def open(cls, start: str | None = None, branch: str | None = None, profile=None) -> Project:
+    def open(cls, start: str | None = None, branch: str | None = None, profile=None,
+             tracking_uri: str | None = None) -> Project:
         """The project around `start` (default: the current folder): alops.yaml, else the DVC root. `branch`
         names the branch; `profile` (a branches.Profile) runs its checked-out commit as that profile says
-        instead of its own (alops baseline: the target's commit run as the experiment runs)."""
+        instead of its own (alops baseline: the target's commit run as the experiment runs); `tracking_uri`
+        tracks it elsewhere than its own store (alops baseline: the project's, not a new one in the clone)."""
         config = load_config(start)
-        return cls(config.root or find_dvc_root(start), config, branch, profile)
+        return cls(config.root or find_dvc_root(start), config, branch, profile, tracking_uri)
 
     def __enter__(self) -> Project:
         return self
@@ -202,12 +206,14 @@ class Project:
     @cached_property
     def tracking_uri(self) -> str:
         """`$MLFLOW_TRACKING_URI`, else a local sqlite store in the project (`mlflow.db`, artifacts in `mlartifacts/`)."""
-        return os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///" + os.path.join(self.root, LOCAL_STORE)
+        return (self._tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+                or "sqlite:///" + os.path.join(self.root, LOCAL_STORE))
 
     @property
     def tracking_store_exists(self) -> bool:
         """Whether there is anything tracked to read: a configured server or the local store."""
-        return bool(os.environ.get("MLFLOW_TRACKING_URI")) or os.path.exists(os.path.join(self.root, LOCAL_STORE))
+        return (bool(self._tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
+                or os.path.exists(os.path.join(self.root, LOCAL_STORE)))
 
     def tracks(self, requested: bool | None = None) -> bool:
         """Whether a run is tracked: as requested, else where the profile tracks or a server is configured."""

@@ -320,16 +320,31 @@ def data_version(root: str, lock_text: str | None = None) -> dict:
     return {"version": VERSION_PREFIX + digest[:16], "outputs": dict(entries)}
 
 
+@contextlib.contextmanager
+def _stage_environment(**values: str):
+    """`values` in the environment the stages' commands inherit, for the length of a `dvc repro` only (DVC's
+    API takes no environment); the process's own is as it was afterwards."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def reproduce(project, targets: list[str], device: str, frozen: str | None = None) -> list[str]:
     """`dvc repro` of `targets` (checked with `check_stages`); the stages that ran (none when up to date). The
     `frozen` stage is taken as its outputs are, as DVC takes a frozen stage: never run, its inputs not needed."""
     from dvc.exceptions import DvcException
     from dvc.repo import lock_repo
 
-    os.environ["ALOPS_DEVICE"] = device
     repo = project.dvc
     try:
-        with lock_repo(repo):  # DVC reads dvc.yaml again when it takes the lock: freeze inside the same lock
+        with lock_repo(repo), _stage_environment(ALOPS_DEVICE=device):  # DVC reads dvc.yaml again when it takes the lock: freeze inside the same lock
             for stage in repo.index.stages if frozen else ():
                 if stage.addressing == frozen:
                     stage.frozen = True

@@ -113,7 +113,7 @@ def rescore_champion(project, model: str, direction: str = "max", echo=print) ->
     """The `champion` version of `model` and this commit's model on this commit's smoke set, logged on this
     commit's tracked run (the candidate `alops release` gates) for the gate to compare on the same samples;
     None when there is no champion yet."""
-    import mlflow
+    import mlflow.artifacts
 
     from alops.core.errors import AlopsError
     from alops.release.registry import CHAMPION as ALIAS
@@ -127,9 +127,11 @@ def rescore_champion(project, model: str, direction: str = "max", echo=print) ->
         echo(f"rescore: no {ALIAS} of {model!r} yet: nothing to score beside this run")
         return None
     run = candidate_run(client, uri, project.root, project.name, project.context.commit, None)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    found, why = _score(project, lambda folder, path: f"models:/{model}/{champion.version}", direction)
+    def champion_model(folder: str, _path: str) -> str:  # downloaded: the process's tracking URI stays as it was
+        return mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model}/{champion.version}",
+                                                   dst_path=folder, tracking_uri=uri)
+
+    found, why = _score(project, champion_model, direction)
     if found is None:
         raise AlopsError(f"the {ALIAS} (version {champion.version}) was not scored on this commit's test set: {why}")
     values = (found.current, found.before, found.change.low, found.change.high, float(found.change.samples[0]))

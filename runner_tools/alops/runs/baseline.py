@@ -82,14 +82,14 @@ def ensure(project, target: str, device: str | None = None, allow_cpu: bool = Fa
          f"it{f' with {seeds} seeds' if seeds > 1 else ''}, in a temporary clone")
     cache_dir = project.dvc.cache.local_cache_dir
     folder = tempfile.mkdtemp(prefix="alops-baseline-")
-    saved, here = os.environ.get("MLFLOW_TRACKING_URI"), os.getcwd()
+    here = os.getcwd()
     try:
         clone = _checkout(project.root, commit, folder)
         _share_dvc_settings(project.root, clone, cache_dir)
-        os.environ["MLFLOW_TRACKING_URI"] = uri  # the project's store, not a new one in the clone
         profile = replace(project.context.profile, tracking=True)  # this branch's dataset and device
         os.chdir(clone)  # DVC resolves a pipeline's stages from the working directory
-        with Project.open(clone, branch=target, profile=profile) as base:
+        # tracked in the project's store, not a new one in the clone
+        with Project.open(clone, branch=target, profile=profile, tracking_uri=uri) as base:
             if seeds > 1:
                 seed_values(load_params(clone), seeds)  # no seed param: said before any run
             tracked = []
@@ -113,8 +113,4 @@ def ensure(project, target: str, device: str | None = None, allow_cpu: bool = Fa
         return f"{target}@{commit[:8]} trained on the {dataset} dataset and tracked: run {', '.join(tracked)}"
     finally:
         os.chdir(here)
-        if saved is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = saved
         shutil.rmtree(folder, ignore_errors=True)
