@@ -128,12 +128,12 @@ def main(words: list[str]) -> int:
     """Every mutation, or those whose name contains one of `words`; first the unmutated tests, which must pass
     (a test that fails already would count every mutation as killed)."""
     chosen = [m for m in MUTATIONS if not words or any(word in m.name for word in words)]
-    suites = tuple(dict.fromkeys(test for mutation in chosen for test in mutation.tests))
-    baseline = _pytest(suites)
-    if baseline != 0:
-        print(f"the unmutated tests do not pass ({'timeout' if baseline is None else f'pytest exit {baseline}'}): "
-              f"{' '.join(suites)}; no score")
-        return 1
+    for suite in dict.fromkeys(mutation.tests for mutation in chosen):
+        baseline = _pytest(suite)
+        if baseline != 0:
+            print(f"the unmutated tests do not pass ({'timeout' if baseline is None else f'pytest exit {baseline}'}): "
+                  f"{' '.join(suite)}; no score")
+            return 1
     outcomes: dict[str, int] = {}
     print(f"{'mutation':58} {'outcome':10} {'s':>6}")
     for mutation in chosen:
