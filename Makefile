@@ -29,7 +29,8 @@ $(TOOLS_STAMP): Makefile
 $(LS_STAMP): Makefile
 	$(PYTHON) -m venv .venv-ls
 	.venv-ls/bin/python -m pip install --quiet --upgrade pip
-	.venv-ls/bin/python -m pip install --quiet 'label-studio>=1.20,<2'
+	# Label Studio 1.23 passes options sentry-sdk 3 no longer takes (it fails to start with sentry-sdk 3.0)
+	.venv-ls/bin/python -m pip install --quiet 'label-studio>=1.20,<2' 'sentry-sdk<3'
 	touch $(LS_STAMP)
 
 # two workers, each test file on one of them (a file's module fixtures and servers stay in one process)
