@@ -133,6 +133,8 @@ def _unrecorded_outputs(project, paths: list[str]) -> list[str]:
     """Those of `paths` that a stage of dvc.yaml outputs and dvc.lock has no hash for (relative to the root)."""
     import yaml
 
+    if not os.path.isfile(os.path.join(project.root, "dvc.yaml")):
+        return []  # data tracked by .dvc files alone: no stage outputs anything
     relative = [os.path.relpath(path, project.root) if os.path.isabs(path) else path for path in paths]
     declared = {os.path.normpath(str(out if isinstance(out, str) else next(iter(out))))
                 for stage in (project.pipeline.get("stages") or {}).values() if isinstance(stage, dict)
