@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import git, run_alops
 from datasets import read_manifest
 from test_hostile import checksums
@@ -103,3 +105,55 @@ def test_a_sample_served_twice_in_one_intake_is_one_new_sample(tmp_path):
     fresh = [json.loads(line)["id"] for line in (tmp_path / "new-samples.jsonl").read_text().splitlines()]
     assert fresh == [90004, 90005, 90006] and outcome.new_samples == 3
     assert [row["id"] for row in read_manifest(tmp_path / "full/manifest.csv")][-3:] == ["90004", "90005", "90006"]
+
+
+HOSTILE_PATHS = {
+    "a symlink to a file outside": ("inputs/link.bin", "symbolic link"),
+    "a symlinked folder": ("linked/secret.txt", "symbolic link"),
+    "an absolute path": ("/etc/passwd", "must be relative"),
+    "a path up and out": ("inputs/../../secret.txt", "must be relative"),
+    "a NUL byte": ("inputs/a\u0000.bin", "NUL byte"),
+    "a number": (5, "not a relative file path|path '5': no such file"),  # pool add reads a CSV-like column
+    "a list": (["inputs/1.bin"], "not a relative file path|malformed manifest"),
+    "a folder": ("inputs", "not a regular file"),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_PATHS)
+def test_pool_add_and_the_intake_take_only_regular_files_inside_the_logs_folder(tmp_path, case):
+    """A log naming a file through a symlink, outside its folder, or as no path at all is refused by both
+    `pool add` and `pool intake` in one line; nothing is copied and the manifest is unchanged."""
+    from datasets import write_full_dataset
+
+    from alops.core.errors import ConfigError
+    from alops.data.intake import take
+    from alops.data.pool import add_to_pool
+
+    write_full_dataset(tmp_path / "full", n=20)
+    manifest = tmp_path / "full/manifest.csv"
+    before = manifest.read_bytes()
+    (tmp_path / "secret.txt").write_text("the runner's file")
+    source = tmp_path / "served"
+    finished_log(source, "predictions-1.jsonl", [90001])
+    (source / "inputs/link.bin").symlink_to(tmp_path / "secret.txt")
+    (source / "linked").symlink_to(tmp_path)
+    path, words = HOSTILE_PATHS[case]
+    (source / "predictions-2.jsonl").write_text(json.dumps({"id": 90002, "path": path, "x": 0.1}) + "\n")
+    with pytest.raises(ConfigError, match=words):
+        take(str(manifest), str(source), "train", str(tmp_path / "new.jsonl"))
+    with pytest.raises(ConfigError, match=words):
+        add_to_pool(str(manifest), str(source / "predictions-2.jsonl"), "train")
+    assert manifest.read_bytes() == before
+    assert not any(p.name in ("secret.txt", "link.bin") for p in (tmp_path / "full").rglob("*"))
+
+
+def test_a_log_whose_ids_are_lists_is_one_line(tmp_path):
+    from datasets import write_full_dataset
+
+    from alops.core.errors import ConfigError
+    from alops.data.pool import add_to_pool
+
+    write_full_dataset(tmp_path / "full", n=20)
+    (tmp_path / "log.jsonl").write_text(json.dumps({"id": [1, 2], "path": "a.bin", "x": 0.1}) + "\n")
+    with pytest.raises(ConfigError, match="an id is text or an integer"):
+        add_to_pool(str(tmp_path / "full/manifest.csv"), str(tmp_path / "log.jsonl"), "train")

@@ -63,6 +63,42 @@ def stays_inside(root: str, path: str) -> bool:
     return os.path.realpath(path).startswith(os.path.realpath(root) + os.sep)
 
 
+def sample_path_problem(rel) -> str | None:
+    """Why `rel`, a path a log names, cannot name a sample's file beside the log (None when it can): it must be
+    relative text that stays in the log's folder."""
+    if not isinstance(rel, str) or not rel:
+        return f"path {rel!r} is not a relative file path (text)"
+    if "\0" in rel or "\\" in rel:
+        return f"path {rel!r} holds a NUL byte or a backslash"
+    if rel.startswith("/") or ".." in rel.split("/"):
+        return f"path {rel!r} must be relative and stay inside the log's folder"
+    return None
+
+
+def sample_file_problem(folder: str, rel) -> str | None:
+    """Why `folder`/`rel` is not a sample file the pool may copy (None when it is): the path's problem, a
+    symbolic link anywhere below `folder`, a special file, or no file at all."""
+    import stat
+
+    problem = sample_path_problem(rel)
+    if problem:
+        return problem
+    current = folder
+    for part in rel.split("/"):
+        current = os.path.join(current, part)
+        try:
+            mode = os.lstat(current).st_mode
+        except OSError:
+            return f"path {rel!r}: no such file next to the log; copy the samples' files there first"
+        if stat.S_ISLNK(mode):
+            return f"path {rel!r} is or passes a symbolic link; the pool copies regular files only"
+    if not stat.S_ISREG(mode):
+        return f"path {rel!r} is not a regular file"
+    if not stays_inside(folder, current):
+        return f"path {rel!r} must be relative and stay inside the log's folder"
+    return None
+
+
 def copy_file(source: str, target: str) -> None:
     """Copy a file with its metadata, creating the target's folder."""
     import shutil

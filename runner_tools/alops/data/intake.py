@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from alops.core.branches import ACTIVE_LEARNING
 from alops.core.errors import ConfigError
-from alops.core.files import atomic_write
+from alops.core.files import atomic_write, sample_file_problem, sample_path_problem
 
 LEDGER = ".alops-intake.json"
 PATTERN = "predictions-*.jsonl"
@@ -97,14 +97,15 @@ def _fetch(fs, remote: str, staging: str) -> str:
     local = os.path.join(staging, posixpath.basename(remote))
     fs.get_file(remote, local)
     folder = posixpath.dirname(remote)
+    local_source = "file" in (fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,))
     for row in _rows(local):
-        rel = row.get("path")
-        if rel is None:
+        if "path" not in row:
             continue
-        parts = str(rel).split("/")
-        if not rel or str(rel).startswith("/") or ".." in parts or "\\" in str(rel):
-            raise ConfigError(f"{posixpath.basename(remote)}: path {rel!r} must be relative and stay in the log's folder")
-        target = os.path.join(staging, *parts)
+        rel = row["path"]
+        problem = sample_file_problem(folder, rel) if local_source else sample_path_problem(rel)
+        if problem:
+            raise ConfigError(f"{posixpath.basename(remote)}: {problem}; nothing was taken")
+        target = os.path.join(staging, *rel.split("/"))
         if not os.path.exists(target):
             os.makedirs(os.path.dirname(target), exist_ok=True)
             fs.get_file(posixpath.join(folder, rel), target)

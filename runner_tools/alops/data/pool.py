@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from alops.core.errors import ConfigError
-from alops.core.files import atomic_path, atomic_write, copy_file, stays_inside
+from alops.core.files import atomic_path, atomic_write, copy_file, sample_file_problem, stays_inside
 from alops.data.manifest import ManifestWriter, appendable, inspect_manifest, iter_batches, restore_types
 
 MODEL_VERSION = "model_version"
@@ -92,6 +92,13 @@ def _read_log(log: str, manifest_info, known: set[str]) -> tuple[list[pa.RecordB
     versions: set[str] = set()
     batches = []
     for batch in iter_batches(info):
+        kind = batch.column("id").type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)
+                or pa.types.is_null(kind)):
+            raise ConfigError(f"{log}: the id column holds {kind} values; an id is text or an integer")
+        if "path" in info.columns and not (pa.types.is_string(batch.column("path").type)
+                                           or pa.types.is_null(batch.column("path").type)):
+            raise ConfigError(f"{log}: the path column holds {batch.column('path').type} values; a path is text")
         ids = pc.cast(batch.column("id"), pa.string()).to_pylist()
         for number, value in enumerate(ids):
             if value is None or not value.strip():
@@ -117,12 +124,11 @@ def _check_files(log: str, full: str, batches: list[pa.RecordBatch]) -> None:
     folder = os.path.dirname(log)
     for batch in batches:
         for rel in batch.column("path").to_pylist():
-            source = os.path.join(folder, rel or "")
-            if not rel or not stays_inside(folder, source) or not stays_inside(full, os.path.join(full, rel)):
-                raise ConfigError(f"{log}: path {rel!r} must be relative and stay inside the log's folder")
-            if not os.path.isfile(source):
-                raise ConfigError(f"{log}: path {rel!r}: no such file next to the log; copy the samples' files "
-                                  "there first")
+            problem = sample_file_problem(folder, rel)
+            if problem is None and not stays_inside(full, os.path.join(full, rel)):
+                problem = f"path {rel!r} must stay inside the dataset"
+            if problem:
+                raise ConfigError(f"{log}: {problem}")
 
 
 def _copy_files(log: str, full: str, batches: list[pa.RecordBatch]) -> None:
