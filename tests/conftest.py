@@ -381,3 +381,16 @@ def pytest_configure(config):
     from hypothesis.configuration import set_hypothesis_home_dir
 
     set_hypothesis_home_dir(tempfile.mkdtemp(prefix="alops-hypothesis-"))
+
+
+@pytest.fixture
+def feature_project(repo):
+    """A DVC project whose samples are two numeric features (no files)."""
+    from conftest import dvc
+    from datasets import write_manifest
+
+    dvc(repo, "init", "-q")
+    (repo / "data/full").mkdir(parents=True)
+    write_manifest(repo / "data/full/manifest.csv", [{"id": str(i), "label": str(i % 2), "split": "train",
+                                                      "x": f"{i / 10}", "y": "1.0"} for i in range(20)])
+    return repo

@@ -73,19 +73,6 @@ def test_kserve_v2_image_events_become_log_rows_with_pngs(receiver):
     assert all((folder / r["path"]).read_bytes().startswith(b"\x89PNG") for r in rows)
 
 
-@pytest.fixture
-def feature_project(repo):
-    """A DVC project whose samples are two numeric features (no files)."""
-    from conftest import dvc
-    from datasets import write_manifest
-
-    dvc(repo, "init", "-q")
-    (repo / "data/full").mkdir(parents=True)
-    write_manifest(repo / "data/full/manifest.csv", [{"id": str(i), "label": str(i % 2), "split": "train",
-                                                      "x": f"{i / 10}", "y": "1.0"} for i in range(20)])
-    return repo
-
-
 def test_named_columns_and_structured_events_are_logged_and_pool_add_reads_them(receiver, feature_project):
     url, folder = receiver
     request = {"inputs": [{"name": "x", "shape": [2], "datatype": "FP64", "data": [0.25, -1.5]}]}

@@ -64,6 +64,8 @@ def test_the_wheel_ships_the_scaffold_the_components_and_a_core_without_torch(wh
     core = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
     assert core and not any("torch" in line or "nvidia" in line for line in core)
     assert any("torch" in line and "extra == \"torch\"" in line for line in metadata.splitlines())
+    assert any("prometheus-client" in line and "extra == \"serve\"" in line for line in metadata.splitlines())
+    assert not any("prometheus" in line for line in core)
 
 
 def runner_project(wheel: Path, tmp_path: Path, forge: str) -> tuple[Path, Path, dict]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import git, run_alops
 from datasets import read_manifest
 from test_hostile import checksums

@@ -22,15 +22,17 @@ ROTATE_MINUTES = click.option("--rotate-minutes", type=click.FloatRange(min=0.01
 @click.option("--rotate-mb", type=click.FloatRange(min=0.001), default=64.0, show_default=True,
               help="Start a new log file past this size.")
 @ROTATE_MINUTES
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Scoring-server worker processes.")
-def serve(model, host, port, log_dir, rotate_mb, rotate_minutes, workers) -> None:
-    """Serve an MLflow model (MLflow's scoring server) with prediction capture, until interrupted.
+@click.option("--threads", type=click.IntRange(1, 256), default=8, show_default=True,
+              help="Requests scored at once (threads of this process; the model is loaded once).")
+def serve(model, host, port, log_dir, rotate_mb, rotate_minutes, threads) -> None:
+    """Serve an MLflow model in process (uvicorn) with prediction capture and metrics, until stopped.
 
     MODEL is a local MLflow model folder or a registry URI (models:/name@champion, models:/name/3; from
     $MLFLOW_TRACKING_URI). POST /invocations takes MLflow's scoring requests; each scored sample is logged in
-    LOG_DIR/predictions.jsonl. With ALOPS_SERVE_TOKEN set, `alops deploy --target serve` can stage, test and
-    swap in a new version here (blue/green); an alias no version has yet (before the first release) starts
-    the server empty, for the first deploy.
+    LOG_DIR/predictions.jsonl; GET /metrics is for Prometheus. With ALOPS_SERVE_TOKEN set, `alops deploy
+    --target serve` can stage, test and swap in a new version here (blue/green); with ALOPS_SERVE_INVOKE_TOKEN
+    set, /invocations needs it as a bearer token. An alias no version has yet (before the first release)
+    starts the server empty, for the first deploy. SIGTERM finishes the requests in flight and the log.
 
     \b
     Examples:
@@ -39,7 +41,7 @@ def serve(model, host, port, log_dir, rotate_mb, rotate_minutes, workers) -> Non
     """
     from alops.serve.server import serve as serve_model
 
-    serve_model(model, host, port, log_dir or None, int(rotate_mb * (1 << 20)), workers, rotate_minutes * 60,
+    serve_model(model, host, port, log_dir or None, int(rotate_mb * (1 << 20)), threads, rotate_minutes * 60,
                 ready=lambda address, live: click.echo(
                     f"serve: {model} at {address}" + (f", logging to {log_dir}/" if log_dir else "")
                     + ("" if live else " (no version has that alias yet: the first `alops deploy` brings one)")))
@@ -105,7 +107,10 @@ def deploy(target, model, version, record, environment, endpoint, smoke, toleran
 @click.option("--rotate-mb", type=click.FloatRange(min=0.001), default=64.0, show_default=True,
               help="Start a new log file past this size.")
 @ROTATE_MINUTES
-def capture(host, port, log_dir, rotate_mb, rotate_minutes) -> None:
+@click.option("--pending-mb", type=click.FloatRange(min=0.001), default=256.0, show_default=True,
+              help="Event halves waiting for their pair, all together; past it (or 5 minutes) the oldest are "
+                   "dropped and counted.")
+def capture(host, port, log_dir, rotate_mb, rotate_minutes, pending_mb) -> None:
     """Receive a KServe InferenceService's logger events into the prediction log, until interrupted.
 
     Point the InferenceService's `spec.predictor.logger` (mode: all) at this address (`alops deploy --target
@@ -118,7 +123,7 @@ def capture(host, port, log_dir, rotate_mb, rotate_minutes) -> None:
     """
     from alops.serve.events import serve_events
 
-    serve_events(log_dir, host, port, int(rotate_mb * (1 << 20)), rotate_minutes * 60,
+    serve_events(log_dir, host, port, int(rotate_mb * (1 << 20)), rotate_minutes * 60, int(pending_mb * (1 << 20)),
                  ready=lambda address: click.echo(f"capture: KServe logger events at {address}, logging to {log_dir}/"))
 
 

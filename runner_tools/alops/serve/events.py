@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import OrderedDict
 
+import anyio
 import numpy as np
 
 from alops.core.errors import ConfigError
-from alops.serve.capture import DEFAULT_MAX_AGE_S, PredictionLog
+from alops.serve.capture import DEFAULT_MAX_AGE_S, PredictionLog, logger
 
 REQUEST, RESPONSE = "org.kubeflow.serving.inference.request", "org.kubeflow.serving.inference.response"
-MAX_PENDING = 10_000  # halves of pairs kept waiting for their other half; the oldest go first
+MAX_PENDING_BYTES = 256 << 20  # event halves waiting for their other half, all together; the oldest go first
+MAX_PENDING_AGE_S = 300.0  # KServe's logger posts both halves of a request within seconds
 
 
 def _tensor(item: dict) -> np.ndarray:
@@ -59,12 +62,23 @@ def are_logits(rows) -> bool:
 
 
 class EventIntake:
-    """Pairs request and response events by id and logs each pair once; safe to call from many threads."""
+    """Pairs request and response events by id and logs each pair once; safe to call from many threads.
 
-    def __init__(self, log: PredictionLog):
-        self.log = log
-        self._pending: OrderedDict[str, tuple[str, dict]] = OrderedDict()
+    Halves wait for their pair at most `max_age_s` and, all together, `max_bytes` (the oldest go first); each
+    half that leaves unpaired is counted in `unpaired` and logged."""
+
+    def __init__(self, log: PredictionLog, max_bytes: int = MAX_PENDING_BYTES, max_age_s: float = MAX_PENDING_AGE_S):
+        self.log, self.max_bytes, self.max_age_s = log, max_bytes, max_age_s
+        self._pending: OrderedDict[str, tuple[str, dict, int, float]] = OrderedDict()
+        self._bytes = 0
+        self.unpaired = 0
         self._lock = threading.Lock()
+
+    @property
+    def pending(self) -> tuple[int, int]:
+        """(halves waiting, their bytes)."""
+        with self._lock:
+            return len(self._pending), self._bytes
 
     def receive(self, headers: dict[str, str], body: bytes) -> int:
         """Take one event (header names lower-case); how many samples its pair logged (0 while it waits)."""
@@ -73,16 +87,35 @@ class EventIntake:
             raise ConfigError(f"not an inference event (ce-type {kind!r}): point the InferenceService's logger here")
         with self._lock:
             other = self._pending.pop(event_id, None)  # KServe gives both halves one id (their sources may differ)
+            if other is not None:
+                self._bytes -= other[2]
             if other is None or other[0] == kind:
-                self._pending[event_id] = (kind, payload)
-                while len(self._pending) > MAX_PENDING:
-                    self._pending.popitem(last=False)
+                if other is not None:
+                    self._evicted(1, "a second half of the same kind replaced the first")
+                self._pending[event_id] = (kind, payload, len(body), time.monotonic())
+                self._bytes += len(body)
+                self._expire()
                 return 0
         request, response = (payload, other[1]) if kind == REQUEST else (other[1], payload)
         rows = predictions(response)
         version = str(response.get("model_version") or response.get("model_name") or headers.get(
             "ce-inferenceservicename", "kserve"))
         return self.log.record(scoring_request(request), rows, version, rows is not None and are_logits(rows))
+
+    def _expire(self) -> None:
+        """Drop the oldest halves past the byte or age bound (called with the lock held)."""
+        dropped, now = 0, time.monotonic()
+        while self._pending and (self._bytes > self.max_bytes
+                                 or now - next(iter(self._pending.values()))[3] > self.max_age_s):
+            _id, (_kind, _payload, size, _at) = self._pending.popitem(last=False)
+            self._bytes -= size
+            dropped += 1
+        if dropped:
+            self._evicted(dropped, "no pair came in time or the waiting halves passed their byte bound")
+
+    def _evicted(self, count: int, why: str) -> None:
+        self.unpaired += count
+        logger.warning("capture: %d event half(s) dropped unpaired: %s", count, why)
 
 
 def _event(headers: dict[str, str], body: bytes) -> tuple[str, str, dict]:
@@ -100,40 +133,85 @@ def _event(headers: dict[str, str], body: bytes) -> tuple[str, str, dict]:
     return str(kind), event_id, payload
 
 
+def create_app(intake: EventIntake):
+    """The ASGI application of `alops capture`: POST events on any path, GET for health, /metrics."""
+    import contextlib
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from alops.serve.asgi import BodyError, metrics_response, prometheus, read_body, reply
+
+    client = prometheus("alops capture's /metrics")
+    registry = client.CollectorRegistry()
+    events = client.Counter("alops_capture_events", "Logger events received, by outcome.", ["outcome"],
+                            registry=registry)
+    registry.register(_IntakeCollector(intake))
+
+    async def receive(request: Request) -> Response:
+        if request.method == "GET":
+            if request.url.path == "/metrics":
+                return metrics_response(registry)
+            return reply(200, {"status": "ok", **_status(intake)})
+        try:
+            body = await read_body(request)
+            headers = {key.lower(): value for key, value in request.headers.items()}
+            logged = await anyio.to_thread.run_sync(intake.receive, headers, body)
+        except BodyError as exc:
+            events.labels("refused").inc()
+            return reply(exc.status, {"error": str(exc)})
+        except (ConfigError, ValueError, TypeError) as exc:
+            events.labels("refused").inc()
+            return reply(400, {"error": str(exc)})
+        events.labels("paired" if logged else "waiting").inc()
+        return reply(202, {"logged": logged})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        await anyio.to_thread.run_sync(intake.log.close)
+
+    return Starlette(routes=[Route("/{path:path}", receive, methods=["GET", "POST"])], lifespan=lifespan)
+
+
+def _status(intake: EventIntake) -> dict:
+    waiting, size = intake.pending
+    return {"capture": intake.log.stats.as_dict(), "pending_halves": waiting, "pending_bytes": size,
+            "unpaired": intake.unpaired}
+
+
+class _IntakeCollector:
+    def __init__(self, intake: EventIntake):
+        self.intake = intake
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        status = _status(self.intake)
+        yield CounterMetricFamily("alops_capture_rows", "Rows written to the prediction log.",
+                                  value=status["capture"]["rows"])
+        dropped = CounterMetricFamily("alops_capture_dropped", "Rows or halves not logged, by cause.", labels=["cause"])
+        for cause in ("unreadable", "write_failures", "rows_lost_to_write_failures"):
+            dropped.add_metric([cause], status["capture"][cause])
+        dropped.add_metric(["unpaired"], status["unpaired"])
+        yield dropped
+        yield GaugeMetricFamily("alops_capture_pending_bytes", "Bytes of event halves waiting for their pair.",
+                                value=status["pending_bytes"])
+
+
 def serve_events(log_folder: str, host: str, port: int, rotate_bytes: int, rotate_seconds: float = DEFAULT_MAX_AGE_S,
-                 ready=None) -> None:
-    """Receive KServe's logger events on host:port (any path) into the prediction log until interrupted."""
-    from http.server import ThreadingHTTPServer
+                 pending_bytes: int = MAX_PENDING_BYTES, ready=None) -> None:
+    """Receive KServe's logger events on host:port (any path) into the prediction log until SIGTERM/SIGINT."""
+    from alops.serve.asgi import prometheus, run
 
-    from alops.serve.server import JsonHandler
-
+    prometheus("alops capture's /metrics")
     log = PredictionLog(log_folder, rotate_bytes, rotate_seconds)
-    intake = EventIntake(log)
-
-    class Receiver(JsonHandler):
-        def do_POST(self) -> None:
-            body = self._body()
-            if body is None:
-                return
-            try:
-                logged = intake.receive({k.lower(): v for k, v in self.headers.items()}, body)
-            except (ConfigError, ValueError, TypeError) as exc:
-                self._reply(400, {"error": str(exc)})
-                return
-            self._reply(202, {"logged": logged})
-
-        def do_GET(self) -> None:
-            self._reply(200, {"status": "ok"})
-
     try:
-        server = ThreadingHTTPServer((host, port), Receiver)
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from None
-    server.daemon_threads = True
-    try:
-        if ready:
-            ready(f"http://{host}:{server.server_address[1]}")
-        server.serve_forever()
+        run(create_app(EventIntake(log, pending_bytes)), host, port, ready=ready)
     finally:
-        server.server_close()
         log.close()

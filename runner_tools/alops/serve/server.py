@@ -1,44 +1,44 @@
-"""`alops serve`: an MLflow model behind MLflow's own scoring server, with prediction capture and a
-blue/green slot.
+"""`alops serve`: an MLflow model scored in process behind uvicorn, with prediction capture, Prometheus
+metrics and a blue/green slot.
 
-The runtime is `mlflow models serve --env-manager local` (the pyfunc scoring server: it loads every flavour
-the registry holds, with no dependency beyond the mlflow alops already installs) on a private 127.0.0.1 port.
-In front of it a small HTTP server answers on the public address: `/invocations` goes to the live model and
-every scored sample lands in the prediction log (alops.serve.capture); `/ping` and `/health` report the live
-runtime. With `ALOPS_SERVE_TOKEN` set, a deploy step (alops.release.deploy) stages a challenger beside the live model
-(`PUT /alops/challenger`), smoke-tests it (`POST /alops/challenger/invocations`, not captured), then swaps it
-in (`POST /alops/promote`) or drops it (`DELETE /alops/challenger`); without the token those calls are refused.
+The live model is an MLflow pyfunc loaded in this process; `/invocations` answers MLflow's scoring protocol with
+MLflow's own request parser and encoder (`mlflow.pyfunc.scoring_server.invocations`: JSON `dataframe_split`,
+`dataframe_records`, `inputs`, `instances`, CSV, Parquet), scoring in a pool of `threads`. Every scored request
+goes to the prediction log's queue (alops.serve.capture) after its answer is ready. `/ping` and `/health` say
+whether a model serves, `/alops/status` which versions and what capture did, `/metrics` the same for Prometheus.
+
+With ALOPS_SERVE_TOKEN set, a deploy step (alops.release.deploy) loads a challenger beside the live model
+(`PUT /alops/challenger`), smoke-tests it (`POST /alops/challenger/invocations`, not captured), then swaps the
+reference (`POST /alops/promote`: requests already scoring finish on the old model) or drops it
+(`DELETE /alops/challenger`); without the token those calls are refused. With ALOPS_SERVE_INVOKE_TOKEN set,
+`/invocations` needs it as a bearer token too.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
-import http.client
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from alops.core.errors import AlopsError, ConfigError
+from alops.serve.asgi import BodyError, logger, metrics_response, prometheus, read_body, reply, run
 from alops.serve.capture import DEFAULT_MAX_AGE_S, PredictionLog
 
 TOKEN_VARIABLE = "ALOPS_SERVE_TOKEN"
-MAX_BODY = 64 << 20
-START_TIMEOUT = 180.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+INVOKE_TOKEN_VARIABLE = "ALOPS_SERVE_INVOKE_TOKEN"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 @dataclass
@@ -92,256 +92,255 @@ def awaits_first_release(uri: str) -> bool:
     return False
 
 
-class Runtime:
-    """One scoring-server process for one model on a free private port."""
+class Loaded:
+    """One model loaded in this process, scored with MLflow's own scoring-protocol handler."""
 
-    def __init__(self, model: Model, workers: int = 1):
+    def __init__(self, model: Model):
+        import mlflow.pyfunc
+        from mlflow.exceptions import MlflowException
+
         self.model = model
-        self.port = free_port()
-        self._connections = threading.local()
-        scripts = os.path.dirname(sys.executable)  # mlflow starts uvicorn by name: it must be on PATH
-        env = {**os.environ, "PATH": scripts + os.pathsep + os.environ.get("PATH", "")}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "models", "serve", "-m", model.folder, "--env-manager", "local",
-             "-h", "127.0.0.1", "-p", str(self.port), "-w", str(workers)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-        self._wait()
-
-    def _wait(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                assert self.process.stderr is not None  # started with stderr=PIPE
-                last = (self.process.stderr.read().decode(errors="replace").strip().splitlines() or ["no output"])[-1]
-                raise AlopsError(f"the scoring server for {self.model.uri} exited ({last})")
-            try:
-                if self.call("GET", "/ping")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.25)
-        self.stop()
-        raise AlopsError(f"the scoring server for {self.model.uri} did not answer within {START_TIMEOUT:.0f} s")
-
-    def call(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        """One request to the runtime over this thread's kept-alive connection (opened again once if it closed)."""
         try:
-            return self._send(method, path, body)
-        except (http.client.HTTPException, ConnectionError):
-            return self._send(method, path, body)
+            self.pyfunc = mlflow.pyfunc.load_model(model.folder)
+        except (MlflowException, ImportError, OSError) as exc:
+            raise AlopsError(f"{model.uri}: the model does not load here ({' '.join(str(exc).split())[:300]})") from None
+        self.schema = self.pyfunc.metadata.get_input_schema()
 
-    def _send(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
-        connection = getattr(self._connections, "connection", None)
-        if connection is None:
-            connection = self._connections.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+    def score(self, body: bytes, content_type: str) -> tuple[int, bytes, str]:
+        """(status, answer, media type) of one scoring request; a request the model cannot take is a 4xx."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.pyfunc.scoring_server import invocations
+
         try:
-            connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
-            response = connection.getresponse()
-            return response.status, response.read()
-        except (http.client.HTTPException, ConnectionError):
-            connection.close()
-            self._connections.connection = None
-            raise
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, 15)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, 9)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
+            result = invocations(body, content_type, self.pyfunc, self.schema)
+        except MlflowException as exc:
+            return exc.get_http_status_code(), json.dumps(
+                {"error_code": exc.error_code, "message": str(exc.message).split("\n")[0][:2000]}).encode(), \
+                "application/json"
+        response = result.response
+        return result.status, response.encode() if isinstance(response, str) else response, result.mimetype
 
 
 class Serving:
-    """The live runtime, the staged challenger, the log, and the work folder that holds their downloads."""
+    """The live model, the staged challenger, the log, and the work folder that holds their downloads."""
 
-    def __init__(self, uri: str, log: PredictionLog | None, workers: int = 1, token: str | None = None):
-        self.log, self.workers, self.token = log, workers, token
+    def __init__(self, uri: str, log: PredictionLog | None, token: str | None = None, invoke_token: str | None = None):
+        self.log, self.token, self.invoke_token = log, token, invoke_token
         self.work = tempfile.mkdtemp(prefix="alops-serve-")
-        self._lock = threading.Lock()
-        self.challenger: Runtime | None = None
-        self.live: Runtime | None = None if awaits_first_release(uri) else Runtime(resolve(uri, self._folder()), workers)
+        self.challenger: Loaded | None = None
+        self.live: Loaded | None = None
+        try:
+            if not awaits_first_release(uri):
+                self.live = Loaded(resolve(uri, self._folder()))
+        except BaseException:
+            shutil.rmtree(self.work, ignore_errors=True)
+            raise
 
     def _folder(self) -> str:
         return tempfile.mkdtemp(dir=self.work)
 
-    def stage(self, uri: str) -> Runtime:
-        runtime = Runtime(resolve(uri, self._folder()), self.workers)
-        with self._lock:
-            old, self.challenger = self.challenger, runtime
-        if old is not None:
-            old.stop()
-        return runtime
+    def load(self, uri: str) -> Loaded:
+        return Loaded(resolve(uri, self._folder()))
 
-    def promote(self) -> Runtime:
-        with self._lock:
-            if self.challenger is None:
-                raise ConfigError("no challenger is staged")
-            old, self.live, self.challenger = self.live, self.challenger, None
-        if old is not None:
-            old.stop()
+    def stage(self, loaded: Loaded) -> None:
+        self.challenger = loaded
+        logger.info("deploy: version %s (%s) staged as the challenger", loaded.model.version, loaded.model.uri)
+
+    def promote(self) -> Loaded:
+        if self.challenger is None:
+            raise ConfigError("no challenger is staged")
+        old, self.live, self.challenger = self.live, self.challenger, None
+        logger.info("deploy: version %s serves (was %s)", self.live.model.version, old.model.version if old else "none")
         return self.live
 
     def discard(self) -> None:
-        with self._lock:
-            old, self.challenger = self.challenger, None
-        if old is not None:
-            old.stop()
+        if self.challenger is not None:
+            logger.info("deploy: challenger version %s dropped", self.challenger.model.version)
+        self.challenger = None
 
     def status(self) -> dict:
         live, challenger = self.live, self.challenger
         return {"model_version": live.model.version if live else None, "model_uri": live.model.uri if live else None,
-                "challenger": challenger.model.version if challenger else None}
+                "challenger": challenger.model.version if challenger else None,
+                "capture": ({**self.log.stats.as_dict(), "queue_depth": self.log.depth, "folder": self.log.folder}
+                            if self.log else None)}
 
     def close(self) -> None:
-        for runtime in (self.challenger, self.live):
-            if runtime is not None:
-                runtime.stop()
         if self.log is not None:
             self.log.close()
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-class JsonHandler(BaseHTTPRequestHandler):
-    """HTTP/1.1 with JSON answers, quiet, request bodies up to MAX_BODY (alops serve, alops capture)."""
+class Metrics:
+    """The endpoint's Prometheus metrics, per model version."""
 
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format, *args) -> None:
-        pass
-
-    def _reply(self, status: int, payload: bytes | dict) -> None:
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _body(self) -> bytes | None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            self._reply(413, {"error": f"request body over {MAX_BODY} bytes"})
-            return None
-        return self.rfile.read(length)
+    def __init__(self, serving: Serving):
+        client = prometheus("alops serve's /metrics")
+        client.disable_created_metrics()
+        self.registry = client.CollectorRegistry()
+        self.requests = client.Counter("alops_requests", "Scoring requests answered, by model version and status.",
+                                       ["model_version", "slot", "code"], registry=self.registry)
+        self.latency = client.Histogram("alops_request_duration_seconds", "Time to answer a scoring request.",
+                                        ["model_version", "slot"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.registry.register(_CaptureCollector(serving, client))
 
 
-class Handler(JsonHandler):
-    serving: Serving
+class _CaptureCollector:
+    """Capture's counters and queue depth, and which versions serve, read when Prometheus scrapes."""
 
-    def _admin(self) -> bool:
-        token = self.serving.token
-        given = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
-        if not token or not hmac.compare_digest(given.encode(), token.encode()):
-            self._reply(403, {"error": f"deploy calls need the server's {TOKEN_VARIABLE}"})
-            return False
-        return True
+    def __init__(self, serving: Serving, client):
+        self.serving, self.client = serving, client
 
-    def _route(self, method: str) -> None:
-        name = ROUTES.get((method, self.path))
-        if name is None:
-            self._reply(404, {"error": f"no route {method} {self.path}"})
+    def describe(self) -> list:
+        return []
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        info = GaugeMetricFamily("alops_model_info", "The versions this endpoint holds (1 per slot).",
+                                 labels=["slot", "model_version"])
+        for slot, loaded in (("live", self.serving.live), ("challenger", self.serving.challenger)):
+            if loaded is not None:
+                info.add_metric([slot, loaded.model.version], 1)
+        yield info
+        log = self.serving.log
+        if log is None:
             return
-        body = self._body() if method in ("POST", "PUT") else b""
-        if body is not None and (name in PUBLIC or self._admin()):
-            getattr(self, name)(body)
+        stats = log.stats.as_dict()
+        yield CounterMetricFamily("alops_capture_rows", "Rows written to the prediction log.", value=stats["rows"])
+        dropped = CounterMetricFamily("alops_capture_dropped", "Scored requests or rows not logged, by cause.",
+                                      labels=["cause"])
+        for cause in ("dropped_queue_full", "unreadable", "write_failures", "rows_lost_to_write_failures"):
+            dropped.add_metric([cause], stats[cause])
+        yield dropped
+        yield GaugeMetricFamily("alops_capture_queue_depth", "Scored requests waiting for the log's writer.",
+                                value=log.depth)
 
-    def do_GET(self) -> None:
-        self._route("GET")
 
-    def do_POST(self) -> None:
-        self._route("POST")
+def _authorised(request: Request, token: str | None) -> bool:
+    given = (request.headers.get("authorization") or "").removeprefix("Bearer ")
+    return bool(token) and hmac.compare_digest(given.encode(), (token or "").encode())
 
-    def do_PUT(self) -> None:
-        self._route("PUT")
 
-    def do_DELETE(self) -> None:
-        self._route("DELETE")
+def create_app(serving: Serving, threads: int = 8) -> Starlette:
+    """The ASGI application of `alops serve`."""
+    metrics = Metrics(serving)
+    limiter = anyio.CapacityLimiter(threads)
 
-    def health(self, _body: bytes) -> None:
-        live = self.serving.live
-        status = live.call("GET", "/ping")[0] if live else 503
-        self._reply(status, {"status": "ok" if status == 200 else "down" if live else "no model yet",
-                             **self.serving.status()})
-
-    def status(self, _body: bytes) -> None:
-        self._reply(200, self.serving.status())
-
-    def invocations(self, body: bytes) -> None:
-        runtime = self.serving.live
-        if runtime is None:
-            self._reply(503, {"error": "no model deployed yet"})
-            return
-        status, answer = runtime.call("POST", "/invocations", body)
-        if status == 200 and self.serving.log is not None:
-            try:
-                self.serving.log.record(json.loads(body), json.loads(answer).get("predictions"),
-                                        runtime.model.version, runtime.model.logits)
-            except (ValueError, TypeError, KeyError, AttributeError):
-                pass  # the runtime scored what the log cannot read: the answer still goes back
-        self._reply(status, answer)
-
-    def stage(self, body: bytes) -> None:
+    async def score(loaded: Loaded, request: Request, slot: str) -> tuple[Response, bytes | None, bytes | None]:
+        started = time.perf_counter()
         try:
-            uri = json.loads(body)["model_uri"]
-            if not isinstance(uri, str):
+            body = await read_body(request)
+        except BodyError as exc:
+            return reply(exc.status, {"error": str(exc)}), None, None
+        content_type = request.headers.get("content-type") or "application/json"
+        try:
+            status, answer, media = await anyio.to_thread.run_sync(loaded.score, body, content_type, limiter=limiter)
+        except Exception as exc:  # the model raised what MLflow's handler does not map: a 500, logged
+            logger.error("serve: version %s failed a request: %s: %s", loaded.model.version, type(exc).__name__, exc)
+            status, answer, media = 500, json.dumps({"error": f"the model failed: {type(exc).__name__}"}).encode(), \
+                "application/json"
+        version = loaded.model.version
+        metrics.requests.labels(version, slot, str(status)).inc()
+        metrics.latency.labels(version, slot).observe(time.perf_counter() - started)
+        return Response(answer, status_code=status, media_type=media), body, answer if status == 200 else None
+
+    async def invocations(request: Request) -> Response:
+        if serving.invoke_token and not _authorised(request, serving.invoke_token):
+            return reply(401, {"error": f"scoring needs the server's {INVOKE_TOKEN_VARIABLE} as a bearer token"})
+        loaded = serving.live
+        if loaded is None:
+            return reply(503, {"error": "no model deployed yet"})
+        response, body, answer = await score(loaded, request, "live")
+        if answer is not None and serving.log is not None:
+            assert body is not None  # answered 200
+            serving.log.submit(body, answer, loaded.model.version, loaded.model.logits)
+        return response
+
+    async def health(_request: Request) -> Response:
+        live = serving.live
+        return reply(200 if live else 503, {"status": "ok" if live else "no model yet", **serving.status()})
+
+    async def status(_request: Request) -> Response:
+        return reply(200, serving.status())
+
+    async def metrics_page(_request: Request) -> Response:
+        return metrics_response(metrics.registry)
+
+    def admin(handler):
+        async def guarded(request: Request) -> Response:
+            if not _authorised(request, serving.token):
+                return reply(403, {"error": f"deploy calls need the server's {TOKEN_VARIABLE}"})
+            return await handler(request)
+        return guarded
+
+    async def stage(request: Request) -> Response:
+        try:
+            uri = json.loads(await read_body(request, 1 << 16))["model_uri"]
+            if not isinstance(uri, str) or not uri:
                 raise TypeError(uri)
+        except BodyError as exc:
+            return reply(exc.status, {"error": str(exc)})
         except (ValueError, KeyError, TypeError):
-            self._reply(400, {"error": 'expected {"model_uri": "..."}'})
-            return
+            return reply(400, {"error": 'expected {"model_uri": "..."}'})
         try:
-            self._reply(200, {"challenger": self.serving.stage(uri).model.version})
+            loaded = await anyio.to_thread.run_sync(serving.load, uri)
         except AlopsError as exc:
-            self._reply(422, {"error": str(exc)})
+            logger.error("deploy: %s not staged: %s", uri, exc)
+            return reply(422, {"error": str(exc)})
+        serving.stage(loaded)
+        return reply(200, {"challenger": loaded.model.version})
 
-    def challenger_invocations(self, body: bytes) -> None:
-        challenger = self.serving.challenger
+    async def challenger_invocations(request: Request) -> Response:
+        challenger = serving.challenger
         if challenger is None:
-            self._reply(409, {"error": "no challenger is staged"})
-        else:
-            self._reply(*challenger.call("POST", "/invocations", body))
+            return reply(409, {"error": "no challenger is staged"})
+        return (await score(challenger, request, "challenger"))[0]
 
-    def promote(self, _body: bytes) -> None:
+    async def promote(_request: Request) -> Response:
         try:
-            self._reply(200, {"model_version": self.serving.promote().model.version})
+            return reply(200, {"model_version": serving.promote().model.version})
         except ConfigError as exc:
-            self._reply(409, {"error": str(exc)})
+            return reply(409, {"error": str(exc)})
 
-    def discard(self, _body: bytes) -> None:
-        self.serving.discard()
-        self._reply(200, {"challenger": None})
+    async def discard(_request: Request) -> Response:
+        serving.discard()
+        return reply(200, {"challenger": None})
+
+    async def not_found(request: Request, _exc) -> Response:
+        return reply(404, {"error": f"no route {request.method} {request.url.path}"})
+
+    async def not_allowed(request: Request, _exc) -> Response:
+        return reply(405, {"error": f"{request.method} is not allowed on {request.url.path}"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        await asyncio.to_thread(serving.close)  # after in-flight requests: the queue drains, the log finishes
+
+    return Starlette(routes=[
+        Route("/ping", health), Route("/health", health), Route("/alops/status", status),
+        Route("/metrics", metrics_page), Route("/invocations", invocations, methods=["POST"]),
+        Route("/alops/challenger", admin(stage), methods=["PUT"]),
+        Route("/alops/challenger", admin(discard), methods=["DELETE"]),
+        Route("/alops/challenger/invocations", admin(challenger_invocations), methods=["POST"]),
+        Route("/alops/promote", admin(promote), methods=["POST"]),
+    ], exception_handlers={404: not_found, 405: not_allowed}, lifespan=lifespan)
 
 
-ROUTES = {("GET", "/ping"): "health", ("GET", "/health"): "health", ("GET", "/alops/status"): "status",
-          ("POST", "/invocations"): "invocations", ("PUT", "/alops/challenger"): "stage",
-          ("POST", "/alops/challenger/invocations"): "challenger_invocations", ("POST", "/alops/promote"): "promote",
-          ("DELETE", "/alops/challenger"): "discard"}
-PUBLIC = {"health", "status", "invocations"}
-
-
-def _stop(_signal, _frame) -> None:
-    raise SystemExit(0)
-
-
-def serve(uri: str, host: str, port: int, log_folder: str | None, rotate_bytes: int, workers: int = 1,
+def serve(uri: str, host: str, port: int, log_folder: str | None, rotate_bytes: int, threads: int = 8,
           rotate_seconds: float = DEFAULT_MAX_AGE_S, ready=None) -> None:
-    """Serve `uri` on host:port until interrupted; `ready(address, serving_a_model)` is called once it answers."""
+    """Serve `uri` on host:port until SIGTERM/SIGINT; `ready(address, serving_a_model)` is called once it listens."""
+    prometheus("alops serve's /metrics")
     log = PredictionLog(log_folder, rotate_bytes, rotate_seconds) if log_folder else None
-    serving = Serving(uri, log, workers, os.environ.get(TOKEN_VARIABLE) or None)
-    handler = type("ServingHandler", (Handler,), {"serving": serving})
     try:
-        server = ThreadingHTTPServer((host, port), handler)
-    except OSError as exc:
-        serving.close()
-        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from None
-    server.daemon_threads = True
-    signal.signal(signal.SIGTERM, _stop)  # a service manager's stop: the runtimes go with the server
+        serving = Serving(uri, log, os.environ.get(TOKEN_VARIABLE) or None, os.environ.get(INVOKE_TOKEN_VARIABLE) or None)
+    except BaseException:
+        if log is not None:
+            log.close()
+        raise
+    app = create_app(serving, threads)
     try:
-        if ready:
-            ready(f"http://{host}:{server.server_address[1]}", serving.live is not None)
-        server.serve_forever()
+        run(app, host, port, ready=(lambda address: ready(address, serving.live is not None)) if ready else None)
     finally:
-        server.server_close()
-        serving.close()
+        serving.close()  # when the app never started (the address was taken); a second close does nothing
