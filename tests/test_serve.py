@@ -318,3 +318,31 @@ def test_capture_logs_a_burst_of_pairs_exactly_once(capture_server):
     assert capture_server.stop() == 0
     rows = log_lines(capture_server.folder)
     assert len(rows) == 960 and len({r["id"] for r in rows}) == 960
+
+
+def test_accepted_connections_send_without_waiting_for_the_clients_delayed_ack():
+    """TCP_NODELAY on every accepted connection: without it each answer's body waits ~40 ms for the client's
+    delayed ACK of the headers (asyncio sets it only on sockets created as TCP)."""
+    import asyncio
+
+    from alops.serve.asgi import listen
+
+    listening = listen("127.0.0.1", 0)
+    seen = []
+
+    async def main():
+        def accepted(reader, writer):
+            seen.append(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(accepted, sock=listening)
+        _reader, writer = await asyncio.open_connection(*listening.getsockname())
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+        server.close()
+
+    asyncio.run(main())
+    assert seen and seen[0] != 0
