@@ -56,7 +56,7 @@ class Server:
         with open(self.output, "w") as out:
             self.process = subprocess.Popen([ALOPS, *args, "--port", str(self.port), "--log-dir", str(folder)],
                                             env={**clean_env(), **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
-                                            preexec_fn=limits)
+                                            preexec_fn=limits, start_new_session=True)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.output.read_text()
@@ -70,6 +70,10 @@ class Server:
     def stop(self, sig: int = signal.SIGTERM) -> int:
         self.process.send_signal(sig)
         return self.process.wait(60)
+
+    def kill(self) -> None:
+        """kill -9 of the server and its capture writer at once (what an OOM kill of the unit does)."""
+        os.killpg(self.process.pid, signal.SIGKILL)
 
     def metrics(self) -> dict[str, float]:
         text = requests.get(self.url + "/metrics", timeout=10).text
@@ -237,7 +241,7 @@ def test_a_long_burst_a_kill_and_a_restart_leave_whole_lines_that_pool_add_reads
     running = serve(model, folder)
     assert burst(running.url, clients=16, requests_each=500) == 8000
     wait_for(lambda: running.metrics()["alops_capture_rows_total"] == 8000)
-    killer = threading.Timer(1.0, running.process.kill)
+    killer = threading.Timer(1.0, running.kill)
     killer.start()
     burst(running.url, clients=16, requests_each=200, rows=8)
     killer.join()

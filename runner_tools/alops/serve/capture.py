@@ -8,7 +8,8 @@ A request's own `id`, `path`, `time`, `model_version`, `prediction` and `probabi
 the row's. Values are strict JSON: NaN and infinities are written as null.
 
 Capture is off the request's path: `submit` puts the raw request and answer on a bounded queue and returns;
-one writer thread parses them, encodes the PNGs (Pillow) and appends whole lines. Nothing is dropped silently:
+one writer thread parses them, encodes the PNGs (Pillow) and appends whole lines. `alops serve` runs that
+writer in a child process of its own (`CaptureProcess`), so encoding never holds the scoring process's GIL. Nothing is dropped silently:
 a full queue, a request the log cannot read and a failed write (a full disk, a file-size limit) are each
 counted (`stats`) and logged on the `alops.serve` logger, and serving goes on. A failed write is cut back to
 the last whole line, and a log torn by a killed process is cut back to its last whole line when the next one
@@ -26,8 +27,10 @@ import io
 import json
 import logging
 import math
+import multiprocessing
 import os
 import queue
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -104,6 +107,10 @@ def strict(value):
     return value
 
 
+COUNTERS = ("rows", "dropped_queue_full", "unreadable", "write_failures", "rows_lost_to_write_failures",
+            "torn_tail_repaired")
+
+
 @dataclass
 class CaptureStats:
     """What capture did since the server started: rows written, and every row that did not make it, by cause."""
@@ -123,9 +130,19 @@ class CaptureStats:
 
     def as_dict(self) -> dict[str, int]:
         with self.lock:
-            return {name: getattr(self, name) for name in ("rows", "dropped_queue_full", "unreadable",
-                                                           "write_failures", "rows_lost_to_write_failures",
-                                                           "torn_tail_repaired")}
+            return {name: getattr(self, name) for name in COUNTERS}
+
+
+def prepare_folder(folder: str) -> str:
+    """The log's folder, absolute, with its `inputs/`; one line when this user cannot write there."""
+    folder = os.path.abspath(folder)
+    try:
+        os.makedirs(os.path.join(folder, INPUTS), exist_ok=True)
+        os.close(os.open(os.path.join(folder, CURRENT), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
+    except OSError as exc:
+        raise ConfigError(f"cannot write the prediction log in {folder} ({exc.strerror}): "
+                          "give --log-dir a folder this user can write") from None
+    return folder
 
 
 class PredictionLog:
@@ -133,13 +150,8 @@ class PredictionLog:
 
     def __init__(self, folder: str, max_bytes: int = 64 << 20, max_age_s: float = DEFAULT_MAX_AGE_S,
                  queue_size: int = DEFAULT_QUEUE):
-        self.folder = os.path.abspath(folder)
+        self.folder = prepare_folder(folder)
         self.max_bytes, self.max_age_s = max_bytes, max_age_s
-        try:
-            os.makedirs(os.path.join(self.folder, INPUTS), exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot write the prediction log in {self.folder} ({exc.strerror}): "
-                              "give --log-dir a folder this user can write") from None
         self.stats = CaptureStats()
         self._lock = threading.Lock()  # the file: writes, rotation
         self._rotations = 0
@@ -208,17 +220,20 @@ class PredictionLog:
             try:
                 if item is None:
                     return
-                body, answer, version, logits = item
-                try:
-                    document = json.loads(body)
-                    predictions = json.loads(answer).get("predictions")
-                except (ValueError, AttributeError) as exc:
-                    self.stats.add(unreadable=1)
-                    logger.warning("capture: a scored request was not logged: %s", exc)
-                    continue
-                self.record(document, predictions, version, logits)
+                self.write_scored(*item)
             finally:
                 self._queue.task_done()
+
+    def write_scored(self, body: bytes, answer: bytes, model_version: str, logits: bool) -> int:
+        """Write the rows of one scored request given as raw JSON (request and answer) now."""
+        try:
+            document = json.loads(body)
+            predictions = json.loads(answer).get("predictions")
+        except (ValueError, AttributeError) as exc:
+            self.stats.add(unreadable=1)
+            logger.warning("capture: a scored request was not logged: %s", exc)
+            return 0
+        return self.record(document, predictions, model_version, logits)
 
     def _lines(self, body, predictions, model_version: str, logits: bool) -> list[str]:
         rows, tensor = request_samples(body)
@@ -311,3 +326,92 @@ class PredictionLog:
                 self._rotate()
             os.close(self._fd)
             self._fd = -1
+
+
+class SharedStats:
+    """Capture's counters in memory shared with the writer process."""
+
+    def __init__(self, context):
+        self.values = context.Array("q", len(COUNTERS))
+
+    def add(self, **counts: int) -> None:
+        with self.values.get_lock():
+            for name, count in counts.items():
+                self.values[COUNTERS.index(name)] += count
+
+    def as_dict(self) -> dict[str, int]:
+        with self.values.get_lock():
+            return dict(zip(COUNTERS, self.values[:]))
+
+
+class CaptureProcess:
+    """A PredictionLog written by a child process: `submit` hands the raw request and answer over a bounded
+    queue (a full queue drops the request, counted); `close` drains it and finishes the log."""
+
+    def __init__(self, folder: str, max_bytes: int = 64 << 20, max_age_s: float = DEFAULT_MAX_AGE_S,
+                 queue_size: int = DEFAULT_QUEUE):
+        self.folder = prepare_folder(folder)
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: the server's threads stay behind
+        self._queue = context.Queue(queue_size)
+        self.stats = SharedStats(context)
+        self._process = context.Process(target=_write_in_child, name="alops-capture-writer", daemon=True,
+                                        args=(self.folder, max_bytes, max_age_s, self._queue, self.stats.values))
+        self._process.start()
+        self._closed = False
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    def submit(self, body: bytes, answer: bytes, model_version: str, logits: bool) -> bool:
+        try:
+            self._queue.put_nowait((body, answer, model_version, logits))
+        except queue.Full:
+            self.stats.add(dropped_queue_full=1)
+            logger.warning("capture: the writer is %d requests behind; a request's rows were dropped", DEFAULT_QUEUE)
+            return False
+        return True
+
+    def close(self) -> None:
+        """A clean stop: every queued request is written and the log is finished."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._process.join()
+        self._queue.close()
+
+
+def _write_in_child(folder: str, max_bytes: int, max_age_s: float, requests: multiprocessing.Queue, counters) -> None:
+    """The writer process: requests from the queue into the log until None, or until the server is gone."""
+    for stop in (signal.SIGINT, signal.SIGTERM):  # the server decides when capture stops (after it drains)
+        signal.signal(stop, signal.SIG_IGN)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    server = os.getppid()
+    log = PredictionLog(folder, max_bytes, max_age_s)
+    shared = log.stats.as_dict()
+
+    def publish() -> None:
+        nonlocal shared
+        now = log.stats.as_dict()
+        with counters.get_lock():
+            for index, name in enumerate(COUNTERS):
+                counters[index] += now[name] - shared[name]
+        shared = now
+
+    try:
+        while True:
+            try:
+                item = requests.get(timeout=1.0)
+            except queue.Empty:
+                if os.getppid() != server:  # the server was killed: finish what came, then stop
+                    break
+                publish()
+                continue
+            if item is None:
+                break
+            log.write_scored(*item)
+            publish()
+    finally:
+        log.close()
+        publish()

@@ -34,7 +34,7 @@ from starlette.routing import Route
 
 from alops.core.errors import AlopsError, ConfigError
 from alops.serve.asgi import BodyError, logger, metrics_response, prometheus, read_body, reply, run
-from alops.serve.capture import DEFAULT_MAX_AGE_S, PredictionLog
+from alops.serve.capture import DEFAULT_MAX_AGE_S, CaptureProcess
 
 TOKEN_VARIABLE = "ALOPS_SERVE_TOKEN"
 INVOKE_TOKEN_VARIABLE = "ALOPS_SERVE_INVOKE_TOKEN"
@@ -124,7 +124,7 @@ class Loaded:
 class Serving:
     """The live model, the staged challenger, the log, and the work folder that holds their downloads."""
 
-    def __init__(self, uri: str, log: PredictionLog | None, token: str | None = None, invoke_token: str | None = None):
+    def __init__(self, uri: str, log: CaptureProcess | None, token: str | None = None, invoke_token: str | None = None):
         self.log, self.token, self.invoke_token = log, token, invoke_token
         self.work = tempfile.mkdtemp(prefix="alops-serve-")
         self.challenger: Loaded | None = None
@@ -332,7 +332,7 @@ def serve(uri: str, host: str, port: int, log_folder: str | None, rotate_bytes: 
           rotate_seconds: float = DEFAULT_MAX_AGE_S, ready=None) -> None:
     """Serve `uri` on host:port until SIGTERM/SIGINT; `ready(address, serving_a_model)` is called once it listens."""
     prometheus("alops serve's /metrics")
-    log = PredictionLog(log_folder, rotate_bytes, rotate_seconds) if log_folder else None
+    log = CaptureProcess(log_folder, rotate_bytes, rotate_seconds) if log_folder else None
     try:
         serving = Serving(uri, log, os.environ.get(TOKEN_VARIABLE) or None, os.environ.get(INVOKE_TOKEN_VARIABLE) or None)
     except BaseException:
