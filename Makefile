@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Label Studio (for the labeling hand-off tests) pins its own dependencies: it gets a venv of its own
 LS_STAMP := .venv-ls/.installed
+# MLServer with its MLflow runtime (what KServe runs for `modelFormat: mlflow`), for the kserve target's smoke test
+MLSERVER_STAMP := .venv-mlserver/.installed
 
 .PHONY: test check demo bench lint mutate clean
 
@@ -33,8 +35,14 @@ $(LS_STAMP): Makefile
 	.venv-ls/bin/python -m pip install --quiet 'label-studio>=1.20,<2' 'sentry-sdk<3'
 	touch $(LS_STAMP)
 
+$(MLSERVER_STAMP): Makefile
+	$(PYTHON) -m venv .venv-mlserver
+	.venv-mlserver/bin/python -m pip install --quiet --upgrade pip
+	.venv-mlserver/bin/python -m pip install --quiet torch==2.13.0 'mlserver>=1.6,<2' 'mlserver-mlflow>=1.6,<2'
+	touch $(MLSERVER_STAMP)
+
 # two workers, each test file on one of them (a file's module fixtures and servers stay in one process)
-test: $(STAMP) $(LS_STAMP) $(TOOLS_STAMP)
+test: $(STAMP) $(LS_STAMP) $(TOOLS_STAMP) $(MLSERVER_STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile
 
 # the inner loop: the tests that start no servers, CI runners, pip or the demo
@@ -68,4 +76,4 @@ bench: $(STAMP)
 	@status=0; for bench in benchmarks/bench_*.py; do echo "== $$bench"; $(PY) $$bench || status=1; done; exit $$status
 
 clean:
-	rm -rf $(VENV) .venv-ls .tools runner_tools/*.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-ls .venv-mlserver .tools runner_tools/*.egg-info .pytest_cache

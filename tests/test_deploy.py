@@ -4,6 +4,7 @@ blue/green through `alops deploy`, prediction capture into `alops pool add`, rol
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -399,3 +400,81 @@ def test_github_release_pushes_deploy_and_a_dispatched_rollback_serves_the_earli
     finally:
         server.terminate()
         server.wait(30)
+
+
+MLSERVER = Path(os.environ.get("ALOPS_MLSERVER", Path(__file__).parents[1] / ".venv-mlserver/bin/mlserver"))
+
+
+@pytest.mark.slow
+def test_the_kserve_target_smoke_tests_over_v2_on_mlserver_as_kserve_serves_the_manifest(tmp_path):
+    """MLServer with mlserver-mlflow (KServe's runtime for `modelFormat: mlflow`, `protocolVersion: v2`) serves the
+    registered version under the InferenceService's name, as KServe would from the manifest's storageUri; the
+    kserve target's smoke test scores the smoke set there over the V2 protocol, and the champion moves only when
+    it passes."""
+    import mlflow.pytorch
+    import mlflow.pyfunc
+    import torch
+    import yaml
+    from mlflow.models import infer_signature
+    from mlflow.tracking import MlflowClient
+
+    from alops.core.errors import AlopsError
+    from alops.release.deploy import deploy
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    images = np.random.default_rng(0).random((40, 1, 8, 8), dtype=np.float32)
+    saved = tmp_path / "model"
+    mlflow.pytorch.save_model(net, str(saved), signature=infer_signature(images, net(torch.from_numpy(images)).detach().numpy()),
+                              serialization_format="pickle")
+    labels = mlflow.pyfunc.load_model(str(saved)).predict(images).argmax(axis=1).tolist()
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri, registry_uri=uri)
+    run = client.create_run(client.create_experiment("digits"))
+    client.log_metric(run.info.run_id, "accuracy", 1.0)
+    client.create_registered_model("Digits_Model")
+    client.create_model_version("Digits_Model", str(saved), run.info.run_id)
+    client.set_registered_model_alias("Digits_Model", "challenger", "1")
+
+    manifest = tmp_path / "inferenceservice.yaml"
+    port = free_port()
+    settings = tmp_path / "mlserver"
+    (settings / "model").mkdir(parents=True)
+    (settings / "settings.json").write_text(json.dumps({"http_port": port, "grpc_port": free_port(),
+                                                        "metrics_port": free_port(), "parallel_workers": 0}))
+    service = "digits-model"  # what the manifest names the InferenceService, below
+    (settings / "model/model-settings.json").write_text(json.dumps({
+        "name": service, "implementation": "mlserver_mlflow.MLflowRuntime",
+        "parameters": {"uri": client.get_model_version_download_uri("Digits_Model", "1")}}))
+    output = open(tmp_path / "mlserver.log", "w")
+    server = subprocess.Popen([str(MLSERVER), "start", str(settings)], stdout=output, stderr=subprocess.STDOUT,
+                              env=clean_env(), start_new_session=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "mlserver.log").read_text()[-2000:]
+            try:
+                if requests.get(f"{endpoint}/v2/models/{service}/ready", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        (tmp_path / "wrong.json").write_text(json.dumps({"inputs": images.tolist(), "labels": [(y + 1) % 10 for y in labels]}))
+        with pytest.raises(AlopsError, match="smoke test failed: accuracy 0.0000"):
+            deploy(uri, "Digits_Model", "kserve", "production", "accuracy", endpoint=endpoint,
+                   smoke_path=str(tmp_path / "wrong.json"), manifest_path=str(manifest), echo=lambda _line: None)
+        assert "champion" not in client.get_registered_model("Digits_Model").aliases
+        (tmp_path / "smoke.json").write_text(json.dumps({"inputs": images.tolist(), "labels": labels}))
+        done = deploy(uri, "Digits_Model", "kserve", "production", "accuracy", endpoint=endpoint,
+                      smoke_path=str(tmp_path / "smoke.json"), manifest_path=str(manifest), echo=lambda _line: None)
+        assert done.smoke_accuracy == 1.0 and done.version == "1"
+        written = yaml.safe_load(manifest.read_text())
+        assert written["metadata"]["name"] == service
+        assert written["spec"]["predictor"]["model"]["modelFormat"] == {"name": "mlflow"}
+        assert written["spec"]["predictor"]["model"]["protocolVersion"] == "v2"
+        assert client.get_registered_model("Digits_Model").aliases["champion"] == 1
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(60)

@@ -180,10 +180,17 @@ class KServeTarget(EndpointSmoke):
     def __init__(self, endpoint: str | None, manifest_path: str, echo, capture_url: str | None):
         super().__init__(endpoint)
         self.manifest_path, self.echo, self.capture_url = manifest_path, echo, capture_url
+        self.service = ""  # the InferenceService's name, once staged
 
     def stage(self, release: Release) -> None:
-        deploy_kserve(release.name, release.storage_uri, release.version, release.environment, self.manifest_path,
-                      self.echo, self.capture_url)
+        self.service = deploy_kserve(release.name, release.storage_uri, release.version, release.environment,
+                                     self.manifest_path, self.echo, self.capture_url)
+
+    def smoke(self, inputs: list, labels: list) -> float | None:
+        """Over the V2 inference protocol the manifest declares: `<endpoint>/v2/models/<service name>/infer`."""
+        if not self.endpoint:
+            return None
+        return smoke_accuracy(f"{self.endpoint.rstrip('/')}/v2/models/{self.service}/infer", inputs, labels, v2=True)
 
 
 class CommandTarget(EndpointSmoke):
@@ -263,19 +270,22 @@ def _kubectl_context() -> bool:
 
 
 def deploy_kserve(name: str, storage_uri: str, version: str, environment: str, manifest_path: str, echo,
-                  capture_url: str | None = None) -> None:
+                  capture_url: str | None = None) -> str:
+    """Write (and with a cluster context apply) the InferenceService; its name, which KServe serves it under."""
     import yaml
 
     manifest = kserve_manifest(name, storage_uri, version, environment, capture_url)
     atomic_write(manifest_path, yaml.safe_dump(manifest, sort_keys=False))
+    service = manifest["metadata"]["name"]
     if not _kubectl_context():
         echo(f"deploy: wrote {manifest_path}; no kubectl cluster context here, so apply it where there is one")
-        return
+        return service
     applied = subprocess.run(["kubectl", "apply", "-f", manifest_path], capture_output=True, text=True)
     if applied.returncode != 0:
         raise AlopsError(f"kubectl apply -f {manifest_path} failed: "
                          f"{(applied.stderr.strip().splitlines() or ['no output'])[-1]}")
     echo(f"deploy: kubectl applied {manifest_path}")
+    return service
 
 
 def deploy_command(command: str, name: str, uri: str, version: str, environment: str) -> None:
