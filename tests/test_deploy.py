@@ -411,8 +411,8 @@ def test_the_kserve_target_smoke_tests_over_v2_on_mlserver_as_kserve_serves_the_
     registered version under the InferenceService's name, as KServe would from the manifest's storageUri; the
     kserve target's smoke test scores the smoke set there over the V2 protocol, and the champion moves only when
     it passes."""
-    import mlflow.pytorch
     import mlflow.pyfunc
+    import mlflow.pytorch
     import torch
     import yaml
     from mlflow.models import infer_signature
