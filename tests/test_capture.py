@@ -218,3 +218,35 @@ def test_the_champion_moves_only_after_the_deployed_version_answered_the_smoke_t
         assert client.get_model_version("digits", "2").tags["alops.previous_champion"] == "1"
     finally:
         server.shutdown()
+
+
+def test_rows_are_strict_json_and_a_requests_own_fields_never_replace_the_rows(tmp_path):
+    log = PredictionLog(str(tmp_path))
+    body = {"dataframe_records": [{"f0": float("nan"), "f1": float("inf"), "path": "/etc/passwd", "id": 3}]}
+    assert log.record(body, [[float("nan"), 1.0]], "1", logits=False) == 1
+    log.close()
+
+    def refuse(constant):
+        raise ValueError(constant)
+
+    (row,) = [json.loads(line, parse_constant=refuse) for line in finished(tmp_path)[0].read_text().splitlines()]
+    assert row["f0"] is None and row["f1"] is None and row["probabilities"] == [None, 1.0]
+    assert row["prediction"] == 1 and "path" not in row and row["id"] != 3
+
+
+def test_a_torn_last_line_is_cut_away_when_the_log_opens_again(tmp_path):
+    (tmp_path / "predictions.jsonl").write_text('{"id": 1, "x": 0.5}\n{"id": 2, "x": 0.')
+    log = PredictionLog(str(tmp_path))
+    assert log.stats.as_dict()["torn_tail_repaired"] == 1
+    log.record({"dataframe_records": [{"x": 0.7}]}, [[0.1, 0.9]], "1", logits=False)
+    log.close()
+    assert [json.loads(line)["x"] for line in finished(tmp_path)[0].read_text().splitlines()] == [0.5, 0.7]
+
+
+def test_requests_the_log_cannot_read_are_counted_not_dropped_silently(tmp_path):
+    log = PredictionLog(str(tmp_path))
+    assert log.record({"dataframe_records": [1, 2]}, [[0.1, 0.9]] * 2, "1", logits=False) == 0
+    assert log.record({"dataframe_split": {"columns": ["x"]}}, [[0.1, 0.9]], "1", logits=False) == 0
+    assert log.write_scored(b"{not json", b"{}", "1", logits=False) == 0
+    assert log.stats.as_dict()["unreadable"] == 3
+    log.close()
