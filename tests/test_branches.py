@@ -115,7 +115,9 @@ def test_gitlab_tag_pipeline_runs_as_feature_with_notice():
 
 
 @pytest.mark.parametrize("branch, meant", [("experiments/x", "experiment/*"), ("Experiment/x", "experiment/*"),
-                                           ("releases/1.0", "release/*"), ("features/login", "feature/*")])
+                                           ("releases/1.0", "release/*"), ("features/login", "feature/*"),
+                                           ("experiment-1", "experiment/*"), ("release_2.0", "release/*"),
+                                           ("al-round-3", "al/*"), ("Feature.login", "feature/*")])
 def test_a_misspelled_branch_kind_gets_a_did_you_mean(branch, meant):
     """`experiments/x` runs as a feature branch on the dev data: the notice says which pattern was meant."""
     context = resolve_context(env=gitlab_env(CI_PIPELINE_SOURCE="push", CI_COMMIT_BRANCH=branch))

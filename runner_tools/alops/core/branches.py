@@ -304,13 +304,16 @@ def _detect_refs(env: Mapping[str, str], cwd: str | None) -> _Refs:
 
 
 def near_pattern(branch: str, patterns: Mapping[str, tuple[str, ...]]) -> str | None:
-    """A branch pattern whose prefix the branch's first segment nearly spells (`experiments/x`: `experiment/*`)."""
+    """A branch pattern whose prefix the branch's first segment nearly spells, the segment ending at a `/`, `-`,
+    `_` or `.` (`experiments/x`, `experiment-1`: `experiment/*`)."""
     import difflib
 
-    head = branch.split("/", 1)[0].lower()
+    parts = re.split(r"[/_.-]", branch, maxsplit=1)
+    if len(parts) < 2:
+        return None
     prefixes = {p.split("/", 1)[0].lower(): p for kind in patterns for p in patterns[kind] if "/" in p}
-    close = difflib.get_close_matches(head, list(prefixes), n=1, cutoff=0.75)
-    return prefixes[close[0]] if close and "/" in branch else None
+    close = difflib.get_close_matches(parts[0].lower(), list(prefixes), n=1, cutoff=0.75)
+    return prefixes[close[0]] if close else None
 
 
 def resolve_context(
