@@ -250,3 +250,17 @@ def test_requests_the_log_cannot_read_are_counted_not_dropped_silently(tmp_path)
     assert log.write_scored(b"{not json", b"{}", "1", logits=False) == 0
     assert log.stats.as_dict()["unreadable"] == 3
     log.close()
+
+
+def test_a_tracking_server_that_does_not_answer_is_named_not_blamed_on_the_model():
+    """`alops deploy` with the tracking server down used to say the model had no challenger alias (after
+    MLflow's retries); it names the server, its credentials redacted."""
+    from conftest import free_port
+
+    from alops.release.deploy import deploy
+    from alops.runs.tracking import TrackingUnavailable
+
+    uri = f"http://user:secret@127.0.0.1:{free_port()}"
+    with pytest.raises(TrackingUnavailable, match="does not answer") as raised:
+        deploy(uri, "digits", "command", "production", None, command="true")
+    assert "secret" not in str(raised.value) and "127.0.0.1" in str(raised.value) and "alias" not in str(raised.value)

@@ -79,7 +79,12 @@ def _reachable(uri: str) -> bool:
 
 
 def mlflow_client(uri: str):
-    """An MlflowClient with short, bounded retries and no progress bars."""
+    """An MlflowClient with short, bounded retries and no progress bars; a tracking server that does not answer
+    at all is TrackingUnavailable at once, named (MLflow's own retries would take half a minute, then blame
+    whatever was asked for)."""
+    if not _reachable(uri):
+        raise TrackingUnavailable(f"tracking server {redact_url(uri)} does not answer: start it, or point "
+                                  "MLFLOW_TRACKING_URI at one that runs")
     for key, value in CLIENT_ENV.items():
         os.environ.setdefault(key, value)
     from mlflow.tracking import MlflowClient
