@@ -78,7 +78,9 @@ def test_the_forge_stand_in_holds_the_branch_request_and_lists_what_the_jobs_pos
 
 @pytest.mark.parametrize("origin, expected", [
     ("https://github.com/team/project.git", "team/project"), ("git@github.com:team/project.git", "team/project"),
-    ("https://gitlab.example.com/group/sub/project.git", "sub/project"), (None, "local/repo")])
+    ("https://gitlab.example.com/group/sub/project.git", "sub/project"), (None, "local/repo"),
+    ("../project.git", "local/repo"), ("../forge/project.git", "forge/project"), ("/srv/my repos/a b.git", "local/repo"),
+    ("./project", "local/repo")])
 def test_the_github_repository_of_a_rehearsal_comes_from_the_origin(tmp_path, origin, expected):
     from alops.forge.rehearse import repository_of
 

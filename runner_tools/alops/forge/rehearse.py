@@ -296,8 +296,16 @@ def repository_of(root: str) -> str:
     """OWNER/NAME of the project as GITHUB_REPOSITORY: the last two parts of its origin URL (act gives the whole
     URL of a remote that is not on github.com), else local/<folder>."""
     origin = git(root, "remote", "get-url", "origin", check=False).stdout.strip()
-    parts = [part for part in re.split(r"[/:]", origin.removesuffix(".git")) if part]
-    return "/".join(parts[-2:]) if len(parts) >= 2 else f"local/{os.path.basename(os.path.abspath(root))}"
+    parts = [part for part in re.split(r"[/:\\]", origin.removesuffix(".git")) if part]
+    owner_name = parts[-2:] if len(parts) >= 2 else []
+    if len(owner_name) == 2 and all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", part) and part.strip(".") for part in owner_name):
+        return "/".join(owner_name)
+    return f"local/{_repository_name(os.path.basename(os.path.abspath(root)))}"
+
+
+def _repository_name(folder: str) -> str:
+    """A folder name as a GitHub repository name (letters, digits, `.`, `-`, `_`)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", folder).strip(".-") or "project"
 
 
 def act_tool() -> str:
