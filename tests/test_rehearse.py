@@ -280,3 +280,41 @@ def test_a_rehearsal_with_a_failing_job_exits_non_zero_and_names_it(repo, forge)
     assert result.returncode != 0, output[-3000:]
     assert "the team tests fail" in output
     assert "alops: the pipeline failed: 1 of 1 job(s) failed: " in result.stderr and "team-tests" in result.stderr.splitlines()[-1]
+
+
+@pytest.mark.slow  # runs a job with gitlab-ci-local
+def test_jobs_run_in_the_rehearsals_own_python_whatever_the_users_shell_profile_does(repo, tmp_path):
+    """A ~/.bashrc that puts another Python first (as pyenv or conda init do) is not read by the jobs' shell; the
+    jobs' `pip install alops==<this version>` is satisfied without an index, and what they install lands in the
+    rehearsal, not in the Python alops runs from."""
+    import subprocess
+    import sys
+
+    from test_torch_index import wheel
+
+    from alops import __version__
+
+    home = tmp_path / "home"
+    (home / "other-python/bin").mkdir(parents=True)
+    (home / "other-python/bin/python").write_text("#!/bin/sh\necho the other python ran; exit 7\n")
+    (home / "other-python/bin/python").chmod(0o755)
+    (home / ".bashrc").write_text(f'export PATH="{home}/other-python/bin:$PATH"\nexport PROFILE_READ=yes\n')
+    (home / ".bash_profile").write_text(". ~/.bashrc\n")
+    wheel(repo / "wheels", "rehearsal-only-package", "1.0")
+    project = project_with_ci(repo, GENERATED_CI + f"""
+team-python:
+  script:
+    - echo "profile read ${{PROFILE_READ:-no}}"
+    - python -m pip install --quiet --no-index "alops=={__version__}"
+    - python -m pip install --quiet --no-index --find-links wheels/rehearsal-only-package rehearsal-only-package
+    - python -m pip show --quiet rehearsal-only-package && echo installed in the job
+""")
+    git(project, "switch", "-q", "-c", "feature/x")
+    env = clean_env(ALOPS_GITLAB_CI_LOCAL=str(GITLAB_CI_LOCAL), HOME=str(home))
+    env.pop("PIP_FIND_LINKS", None)
+    result = run_alops("rehearse", "--job", "team-python", cwd=project, env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "profile read no" in output and "installed in the job" in output and "the other python ran" not in output
+    shown = subprocess.run([sys.executable, "-m", "pip", "show", "rehearsal-only-package"], capture_output=True)
+    assert shown.returncode != 0  # not in the Python alops runs from

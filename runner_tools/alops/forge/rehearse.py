@@ -357,6 +357,42 @@ def act_command(act: str, clone: str, caller: str, labels: list[str], event: str
     return line
 
 
+SHELL_PROFILES = {".bashrc", ".bash_profile", ".bash_login", ".profile", ".zshrc", ".zprofile", ".zshenv", ".kshrc"}
+
+
+def job_environment(folder: str, env: dict[str, str]) -> dict[str, str]:
+    """The environment the jobs run in, inside the rehearsal's folder: a Python of its own (a venv that sees this
+    alops and its packages, so `pip install alops==<this version>` is already satisfied and whatever else the
+    jobs install lands in the rehearsal, never in the user's Python) first on PATH, and a home that links every
+    entry of the user's home (credentials, caches, git and DVC config) except the shell profiles, which may
+    initialise another Python (pyenv, conda) in the jobs' shell."""
+    import site
+    import sysconfig
+
+    python = os.path.join(folder, "python")
+    made = subprocess.run([sys.executable, "-m", "venv", python], capture_output=True, text=True)
+    if made.returncode != 0:
+        raise ConfigError(f"cannot make the rehearsal's Python ({(made.stderr.strip().splitlines() or ['venv failed'])[-1]})")
+    own_site = subprocess.run([os.path.join(python, "bin", "python"), "-c",
+                               "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    ours = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    if site.ENABLE_USER_SITE and os.path.isdir(site.getusersitepackages()):  # `pip install --user` installs
+        ours.append(site.getusersitepackages())
+    with open(os.path.join(own_site, "alops-rehearsal.pth"), "w", encoding="utf-8") as handle:
+        handle.write("".join(f"import site; site.addsitedir({path!r})\n" for path in dict.fromkeys(ours)))
+    home = os.path.join(folder, "home")
+    os.makedirs(home)
+    real_home = os.path.expanduser("~")
+    for name in sorted(os.listdir(real_home)) if os.path.isdir(real_home) else []:
+        if name not in SHELL_PROFILES:
+            os.symlink(os.path.join(real_home, name), os.path.join(home, name))
+    jobs = {key: value for key, value in env.items() if key not in ("BASH_ENV", "ENV", "PYTHONHOME", "PYTHONPATH")}
+    jobs.update({"HOME": home, "VIRTUAL_ENV": python,
+                 "PATH": os.path.join(python, "bin") + os.pathsep + env.get("PATH", os.defpath)})
+    return jobs
+
+
 def run(root: str, forge: str | None, event: str, target: str = "main", schedule: str | None = None,
         protected: bool = False, variables: dict[str, str] | None = None, secrets: dict[str, str] | None = None,
         jobs: tuple[str, ...] = (), listing: bool = False, keep: bool = False, branch: str | None = None,
@@ -381,7 +417,7 @@ def run(root: str, forge: str | None, event: str, target: str = "main", schedule
         with ForgeServer(token) as stand_in:
             if branch != target:
                 stand_in.open_request(forge, branch, target)
-            env = dict(os.environ)
+            env = job_environment(folder, dict(os.environ))
             if forge == "gitlab":
                 notices += use_components(clone)
                 forge_variables = {"CI_SERVER_URL": stand_in.url, "GITLAB_TOKEN": token,
