@@ -6,9 +6,11 @@ from __future__ import annotations
 import csv
 import json
 import re
+import sys
 from pathlib import Path
 
 from conftest import ALOPS, clean_env, git
+from test_templates_gitlab import GITLAB_CI_LOCAL
 
 TUTORIAL = Path(__file__).parents[1] / "docs/tutorial.md"
 
@@ -53,3 +55,32 @@ def test_the_tutorial_runs_as_written(tmp_path):
     assert re.search(r"\| 1 \| \d+ \| 60 \| 0\.\d+ \|", report)  # section 5's report: the round's 60 labels
     assert (project / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((project / "release.json").read_text())["version"] == "1"
+
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def test_the_readmes_five_minutes_run_as_written_to_a_green_rehearsal(tmp_path):
+    """The README's quick start, extracted from the markdown, in one shell from an empty folder, CPU only, with
+    alops installed and gitlab-ci-local on PATH. pip runs offline (--no-index): what the commands ask for is what
+    this environment already has, so the torch line and the requirements must resolve to it."""
+    import subprocess
+
+    section = README.read_text().split("## Your own project in 5 minutes\n", 1)[1].split("\n## ", 1)[0]
+    (script,) = re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "pip").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m pip "$@" --no-index\n')
+    (tools / "gitlab-ci-local").symlink_to(GITLAB_CI_LOCAL)
+    (tools / "pip").chmod(0o755)
+    env = clean_env(PATH=f"{tools}:{Path(ALOPS).parent}:{clean_env()['PATH']}", GIT_AUTHOR_NAME="newcomer",
+                    GIT_AUTHOR_EMAIL="newcomer@example.com", GIT_COMMITTER_NAME="newcomer",
+                    GIT_COMMITTER_EMAIL="newcomer@example.com")
+    env.pop("ALOPS_GITLAB_CI_LOCAL", None)
+    env.pop("PIP_FIND_LINKS", None)
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=1500)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    assert "rehearsing a push pipeline of 'feature/first-model' (gitlab)" in output
+    assert "alops: the pipeline passed" in output and "repro: on cpu with the dev dataset" in output, output[-3000:]
