@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -352,3 +353,21 @@ def test_stages_from_a_makefile_that_cannot_give_them_is_one_line_and_writes_not
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and words in result.stderr
     assert digest(repo) == before
+
+
+@pytest.mark.parametrize("setup, expected", [
+    (lambda repo: git(repo, "branch", "-m", "main", "master"), "master"),
+    (lambda repo: (git(repo, "update-ref", "refs/remotes/origin/develop", "HEAD"),
+                   git(repo, "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/develop")), "develop"),
+    (lambda repo: None, "main"),
+])
+def test_init_writes_the_repositorys_own_default_branch(repo, setup, expected):
+    """A repository on `master` gets default_branch: master (main would make every push of master a feature run)."""
+    setup(repo)
+    done = run_alops("init", "--forge", "gitlab", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load((repo / "alops.yaml").read_text())["default_branch"] == expected
+    if expected == "master":
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", "alops")
+        assert json.loads(run_alops("context", "--format", "json", cwd=repo).stdout)["kind"] == "main"

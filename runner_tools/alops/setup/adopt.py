@@ -107,10 +107,21 @@ def _render_scaffold_file(relative: str, forge: str, version: str, kit: tuple[st
                                          "github_workflow_repo": kit[1], "forge": forge})
 
 
-def _alops_yaml(name: str, full: str, dev: str, rows: list[str]) -> str:
+def repository_default_branch(root: str) -> str:
+    """The repository's default branch: origin's HEAD, else a local main or master, else the branch checked out."""
+    remote = git(root, "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD", check=False).stdout.strip()
+    if remote.startswith("origin/"):
+        return remote.removeprefix("origin/")
+    for usual in ("main", "master"):
+        if git(root, "rev-parse", "--verify", "--quiet", f"refs/heads/{usual}", check=False).returncode == 0:
+            return usual
+    return git(root, "symbolic-ref", "--quiet", "--short", "HEAD", check=False).stdout.strip() or "main"
+
+
+def _alops_yaml(name: str, full: str, dev: str, rows: list[str], default_branch: str) -> str:
     text = ("# alops for this repository (written by `alops init`); see docs/adopt.md\n"
             f"project: {name}  # tracking experiments are <project>/<branch kind>, whatever a clone's folder\n"
-            "default_branch: main\n"
+            f"default_branch: {json.dumps(default_branch)}  # read from the repository (origin's HEAD, else main or master)\n"
             "data:\n"
             f"  full: {full}\n"
             f"  dev: {dev}\n")
@@ -167,7 +178,7 @@ def plan_init(root: str, forge: str | None = None, version: str | None = None, f
     rows = _row_files(os.path.join(root, full_folder))
     plan.found["row files"] = rows
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", project.name).strip("-._") or "project"
-    wanted = [(CONFIG_NAME, _alops_yaml(name, full_folder, dev, rows))]
+    wanted = [(CONFIG_NAME, _alops_yaml(name, full_folder, dev, rows, repository_default_branch(root)))]
     wanted += _proposed_stages(plan, pipeline, full_folder, dev, stages_from_makefile)
     if os.path.isfile(os.path.join(root, PARAMS_FILE)):
         wanted.append((SCHEMA_FILE, infer_schema(load_params(root))))
