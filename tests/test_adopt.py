@@ -238,8 +238,38 @@ def test_init_sets_dvc_up_for_a_cookiecutter_data_science_repository_without_ren
     assert {"data/raw.dvc", "data/.gitignore", ".dvc/config"} <= set(git(repo, "diff", "--cached", "--name-only").split())
     dvc(repo, "push", "-q")
     assert [p for p in store.rglob("*") if p.is_file()]  # the data reached the remote
-    again = run_alops("init", "--forge", "gitlab", "--dvc-remote", str(store), cwd=repo)
-    assert again.returncode == 2 and "this repository has it (.dvc)" in again.stderr
+    staged = git(repo, "diff", "--cached", "--name-only")
+    again = run_alops("init", "--forge", "gitlab", "--dvc-remote", str(store), cwd=repo)  # a rerun: nothing new
+    assert again.returncode == 0, again.stderr
+    git(repo, "add", "-A")
+    assert git(repo, "diff", "--cached", "--name-only") == staged
+    other = run_alops("init", "--forge", "gitlab", "--dvc-remote", str(tmp_path / "elsewhere"), cwd=repo)
+    assert other.returncode == 2 and "this repository has it (.dvc)" in other.stderr
+
+
+def test_init_moves_data_kept_in_git_to_dvc_and_a_rerun_after_an_interruption_continues(repo, tmp_path):
+    """A flat scikit-learn project: its CSV and a .gitkeep in git, on `master`. `--dvc-remote` says in its plan
+    that the folder's files leave git's index for DVC (the files stay), does it, and writes default_branch:
+    master; a set-up interrupted after `dvc init` (same remote) is continued by running the command again."""
+    from alops.data.storage import init_with_remote
+
+    git(repo, "branch", "-m", "main", "master")
+    (repo / "data").mkdir()
+    (repo / "data/iris.csv").write_text("a,b,label\n1,2,x\n3,4,y\n")
+    (repo / "data/.gitkeep").write_text("")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "data in git")
+    store = tmp_path / "store"
+    init_with_remote(str(repo), str(store), "storage")  # as if the first run was killed after dvc init
+    done = run_alops("init", "--forge", "gitlab", "--dvc-remote", str(store), cwd=repo)
+    assert done.returncode == 0, done.stderr
+    assert "git       rm -r --cached data: its 2 file(s) in git move to DVC" in done.stdout
+    assert git(repo, "ls-files", "data") == "" and (repo / "data/iris.csv").is_file() and (repo / "data.dvc").is_file()
+    assert yaml.safe_load((repo / "alops.yaml").read_text())["default_branch"] == "master"
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "alops and DVC")
+    dvc(repo, "push", "-q")
+    assert [p for p in store.rglob("*") if p.is_file()]
 
 
 def test_without_dvc_the_checklist_offers_the_set_up(repo):
@@ -371,3 +401,27 @@ def test_init_writes_the_repositorys_own_default_branch(repo, setup, expected):
         git(repo, "add", "-A")
         git(repo, "commit", "-q", "-m", "alops")
         assert json.loads(run_alops("context", "--format", "json", cwd=repo).stdout)["kind"] == "main"
+
+
+def test_a_failed_dvc_set_up_leaves_the_repository_as_it_was(repo, tmp_path, monkeypatch):
+    """DVC fails in `dvc add` (here made to): the index holds the data files again and DVC's files are gone, so
+    nothing was changed and the command can be run again."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    from alops.core.errors import AlopsError
+    from alops.setup.bootstrap import setup_dvc
+
+    (repo / "data").mkdir()
+    (repo / "data/rows.csv").write_text("a,label\n1,x\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "data in git")
+
+    def refuse(self, *args, **kwargs):
+        raise DvcException("the disk is full")
+
+    monkeypatch.setattr(Repo, "add", refuse)
+    with pytest.raises(AlopsError, match="DVC set-up failed: the disk is full .*nothing was changed"):
+        setup_dvc(str(repo), "data", str(tmp_path / "store"))
+    assert git(repo, "status", "--porcelain") == "" and git(repo, "ls-files", "data") == "data/rows.csv"
+    assert not (repo / ".dvc").exists() and not (repo / ".dvcignore").exists()

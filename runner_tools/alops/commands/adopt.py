@@ -41,7 +41,11 @@ def init(forge: str | None, version: str | None, dry_run: bool, force: bool, git
     click.echo(f"init: {plan.forge} repository at {plan.root}; stages: {', '.join(plan.found['stages']) or 'none'}; "
                f"tracked data: {', '.join(plan.found['tracked data']) or 'none'}")
     if plan.dvc_setup:
-        click.echo(f"  {'dvc':9s} init, remote storage (default), dvc add {plan.dvc_setup[0]}")
+        folder = plan.dvc_setup[0]
+        if plan.data_in_git:
+            click.echo(f"  {'git':9s} rm -r --cached {folder}: its {len(plan.data_in_git)} file(s) in git move to DVC "
+                       f"(the files stay; undo before committing: git reset -- {folder})")
+        click.echo(f"  {'dvc':9s} init, remote storage (default), dvc add {folder}")
     for change in plan.changes:
         click.echo(f"  {change.action:9s} {change.path}")
     if not dry_run:

@@ -22,7 +22,7 @@ from alops import __version__
 from alops.core.errors import ConfigError
 from alops.core.git import git
 from alops.data.storage import tracked_data
-from alops.setup.bootstrap import hidden_message, hiding_rules, setup_dvc
+from alops.setup.bootstrap import hidden_message, hiding_rules, in_git, resumable, setup_dvc
 
 GITIGNORE_LINES = ("mlflow.db", "mlartifacts/", ".alops/", "report.md", "report.json", "learning_curve.png",
                    "plot-*.png", "release.json", "selection*.json", "labeling/")
@@ -65,6 +65,7 @@ class Plan:
     checklist: list[str] = field(default_factory=list)
     found: dict[str, list[str]] = field(default_factory=dict)
     dvc_setup: tuple[str, str] | None = None  # (data folder, remote URL): DVC set up for a repository without it
+    data_in_git: list[str] = field(default_factory=list)  # files of that folder git tracks: they move to DVC
     proposed: list = field(default_factory=list)  # stages.ProposedStage read from the Makefile (no dvc.yaml yet)
 
 
@@ -168,13 +169,14 @@ def plan_init(root: str, forge: str | None = None, version: str | None = None, f
     if dev == full_folder or dev.startswith(full_folder.rstrip("/") + "/"):
         dev = full_folder.rstrip("/") + "-dev"
     if dvc_remote is not None:
-        if os.path.isdir(os.path.join(root, ".dvc")):
+        if os.path.isdir(os.path.join(root, ".dvc")) and not resumable(root, dvc_remote):
             raise ConfigError("--dvc-remote sets DVC up, and this repository has it (.dvc): add a remote with "
                               "`dvc remote add -d storage URL` instead")
         hidden = hiding_rules(root, [full_folder + ".dvc"])
         if hidden:
             raise ConfigError(hidden_message(*hidden[0]) + ", then run alops init --dvc-remote again")
         plan.dvc_setup = (full_folder, dvc_remote)
+        plan.data_in_git = in_git(root, full_folder)
     rows = _row_files(os.path.join(root, full_folder))
     plan.found["row files"] = rows
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", project.name).strip("-._") or "project"
