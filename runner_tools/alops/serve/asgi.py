@@ -74,6 +74,12 @@ def prometheus(needed_for: str):
     return require("prometheus_client", "serve", needed_for)
 
 
+def require_serve_extra(command: str) -> None:
+    """What `alops serve` and `alops capture` need beyond the core (`alops[serve]`), checked before they start."""
+    prometheus(f"{command}'s /metrics")
+    require("PIL", "serve", f"{command}'s image capture (PNG inputs)")
+
+
 def listen(host: str, port: int) -> socket.socket:
     """A listening socket on host:port, or one line saying why not."""
     try:

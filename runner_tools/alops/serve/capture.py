@@ -410,7 +410,11 @@ def _write_in_child(folder: str, max_bytes: int, max_age_s: float, requests: mul
                 continue
             if item is None:
                 break
-            log.write_scored(*item)
+            try:
+                log.write_scored(*item)
+            except Exception as exc:  # one request must never stop capture: counted, logged, the next one goes on
+                log.stats.add(unreadable=1)
+                logger.error("capture: a scored request was not logged: %s: %s", type(exc).__name__, exc)
             publish()
     finally:
         log.close()

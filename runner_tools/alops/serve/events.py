@@ -207,9 +207,9 @@ class _IntakeCollector:
 def serve_events(log_folder: str, host: str, port: int, rotate_bytes: int, rotate_seconds: float = DEFAULT_MAX_AGE_S,
                  pending_bytes: int = MAX_PENDING_BYTES, ready=None) -> None:
     """Receive KServe's logger events on host:port (any path) into the prediction log until SIGTERM/SIGINT."""
-    from alops.serve.asgi import prometheus, run
+    from alops.serve.asgi import require_serve_extra, run
 
-    prometheus("alops capture's /metrics")
+    require_serve_extra("alops capture")
     log = PredictionLog(log_folder, rotate_bytes, rotate_seconds)
     try:
         run(create_app(EventIntake(log, pending_bytes)), host, port, ready=ready)

@@ -33,7 +33,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from alops.core.errors import AlopsError, ConfigError
-from alops.serve.asgi import BodyError, logger, metrics_response, prometheus, read_body, reply, run
+from alops.serve.asgi import BodyError, logger, metrics_response, prometheus, read_body, reply, require_serve_extra, run
 from alops.serve.capture import DEFAULT_MAX_AGE_S, CaptureProcess
 
 TOKEN_VARIABLE = "ALOPS_SERVE_TOKEN"
@@ -331,7 +331,7 @@ def create_app(serving: Serving, threads: int = 8) -> Starlette:
 def serve(uri: str, host: str, port: int, log_folder: str | None, rotate_bytes: int, threads: int = 8,
           rotate_seconds: float = DEFAULT_MAX_AGE_S, ready=None) -> None:
     """Serve `uri` on host:port until SIGTERM/SIGINT; `ready(address, serving_a_model)` is called once it listens."""
-    prometheus("alops serve's /metrics")
+    require_serve_extra("alops serve")
     log = CaptureProcess(log_folder, rotate_bytes, rotate_seconds) if log_folder else None
     try:
         serving = Serving(uri, log, os.environ.get(TOKEN_VARIABLE) or None, os.environ.get(INVOKE_TOKEN_VARIABLE) or None)
