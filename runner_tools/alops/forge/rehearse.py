@@ -55,6 +55,8 @@ OWN_VARIABLES = "GITLAB_CI,CI_PIPELINE_SOURCE,CI_COMMIT_REF_PROTECTED,CI_PROJECT
 # `[workflow/job] 🏁  Job succeeded|failed`
 GITLAB_OUTCOME = re.compile(r"^(.+?) finished in [\d.]+ \w+(?:\s+(FAIL|WARN) \d+)?\s*$")
 ACT_OUTCOME = re.compile(r"^\[(.+?)\]\s+\U0001F3C1\s+Job (succeeded|failed)")
+# printed once per input with a regex: the components validate their inputs, gitlab-ci-local cannot
+NOISE = re.compile(r"^\s*WARN\s+spec:inputs:regex is currently not supported")
 
 
 @dataclass
@@ -65,6 +67,7 @@ class Outcome:
     passed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     allowed: list[str] = field(default_factory=list)  # failed, but allowed to (GitLab's allow_failure)
+    hidden: int = 0  # the tool's lines about what it cannot check (NOISE), not relayed
 
     def verdict(self) -> tuple[int, str]:
         """The rehearsal's exit status and its one-line summary: non-zero when a job failed that may not, when the
@@ -90,6 +93,9 @@ def watch(line: list[str], cwd: str, env: dict[str, str], relay=None) -> Outcome
                           encoding="utf-8", errors="replace") as process:
         assert process.stdout is not None
         for text in process.stdout:
+            if NOISE.match(text):
+                outcome.hidden += 1
+                continue
             relay(text)
             gitlab, act = GITLAB_OUTCOME.match(text.rstrip("\n")), ACT_OUTCOME.match(text)
             if gitlab:
@@ -439,9 +445,13 @@ def run(root: str, forge: str | None, event: str, target: str = "main", schedule
             for text in notices:
                 notice(text)
             notice(f"rehearsing a {event} pipeline of {branch!r} ({forge}) in {clone}")
+            outcome = watch(line, clone, env)
+            if outcome.hidden:
+                notice(f"{outcome.hidden} gitlab-ci-local warning(s) that it does not check spec:inputs:regex hidden "
+                       "(GitLab checks the inputs)")
             if listing:
-                return subprocess.run(line, cwd=clone, env=env).returncode
-            status, summary = watch(line, clone, env).verdict()
+                return outcome.status
+            status, summary = outcome.verdict()
             posts = stand_in.posts(forge)
         notice(f"the forge stand-in received {len(posts)} post(s)" + (":" if posts else ""))
         for what, text in posts:
