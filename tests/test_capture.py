@@ -213,7 +213,7 @@ def test_the_champion_moves_only_after_the_deployed_version_answered_the_smoke_t
         (tmp_path / "ones.json").write_text(json.dumps({"inputs": [[0.0]] * 4, "labels": [1] * 4}))
         done = deploy(uri, "digits", "command", "production", "accuracy", endpoint=endpoint, command="true",
                       smoke_path=str(tmp_path / "ones.json"))
-        assert (done.version, done.previous, done.smoke_accuracy) == ("2", "1", 1.0)
+        assert (done.version, done.previous, done.smoke_accuracy, done.smoke_samples) == ("2", "1", 1.0, 4)
         assert str(client.get_model_version_by_alias("digits", "champion").version) == "2"
         assert client.get_model_version("digits", "2").tags["alops.previous_champion"] == "1"
     finally:

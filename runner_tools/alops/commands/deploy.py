@@ -94,7 +94,8 @@ def deploy(target, model, version, record, environment, endpoint, smoke, toleran
     done = deploy_model(uri, name, target, environment, metric or (primary.name if primary else None), version,
                         endpoint, os.environ.get("ALOPS_SERVE_TOKEN"), smoke, tolerance, command, manifest,
                         echo=click.echo, capture_url=capture_url)
-    tested = (f"smoke accuracy {done.smoke_accuracy:.4f}" + (f" (run: {done.expected:.4f})" if done.expected is not None else "")
+    tested = (f"smoke accuracy {done.smoke_accuracy:.4f} on {done.smoke_samples} samples"
+              + (f" (run: {done.expected:.4f})" if done.expected is not None else "")
               if done.smoke_accuracy is not None else "no smoke test")
     click.echo(f"deploy: {done.model} version {done.version} is the champion in {done.environment} via {done.target} "
                f"({tested}; previous: {done.previous or 'none'})")

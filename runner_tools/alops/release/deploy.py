@@ -46,11 +46,13 @@ class Deployment:
     environment: str
     smoke_accuracy: float | None
     expected: float | None
+    smoke_samples: int = 0  # how many samples the smoke test scored
 
 
-def judge_smoke(accuracy: float, expected: float | None, tolerance: float) -> None:
+def judge_smoke(accuracy: float, expected: float | None, tolerance: float, samples: int | None = None) -> None:
+    scored = f" on {samples} samples" if samples else ""
     if expected is not None and not math.isnan(expected) and accuracy < expected - tolerance:
-        raise AlopsError(f"smoke test failed: accuracy {accuracy:.4f} at the endpoint against the run's "
+        raise AlopsError(f"smoke test failed: accuracy {accuracy:.4f}{scored} at the endpoint against the run's "
                          f"{expected:.4f} (tolerance {tolerance:g})")
 
 
@@ -231,7 +233,7 @@ def rollout(place: DeployTarget, release: Release, smoke: tuple[list, list] | No
         if smoke is not None:
             accuracy = place.smoke(*smoke)
             if accuracy is not None:
-                judge_smoke(accuracy, expected, tolerance)
+                judge_smoke(accuracy, expected, tolerance, len(smoke[0]))
     except AlopsError:
         place.discard()
         raise
@@ -363,4 +365,5 @@ def deploy(uri: str, name: str, target: str, environment: str, metric: str | Non
             client.delete_registered_model_alias(name, CHALLENGER)
     except MlflowException as exc:
         raise AlopsError(f"model registry at {redact_url(uri)}: {str(exc).splitlines()[0]}") from None
-    return Deployment(name, number, current if current != number else None, target, environment, accuracy, expected)
+    return Deployment(name, number, current if current != number else None, target, environment, accuracy, expected,
+                      len(smoke[0]) if smoke is not None and accuracy is not None else 0)
