@@ -326,3 +326,18 @@ def test_capture_logs_a_burst_of_pairs_exactly_once(capture_server, pairs):
     assert capture_server.stop() == 0
     rows = log_lines(capture_server.folder)
     assert len(rows) == 16 * pairs and len({r["id"] for r in rows}) == 16 * pairs
+
+
+def test_the_documented_alert_rules_name_only_metrics_the_endpoint_exposes(server):
+    """docs/deploy.md's Prometheus rules: each `alops_*` series they use is on a running endpoint's /metrics."""
+    import re
+
+    import yaml
+
+    docs = (Path(__file__).parents[1] / "docs/deploy.md").read_text()
+    rules = next(yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", docs, re.DOTALL) if "groups:" in block)
+    expressions = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    assert score(server.url, records(1)).status_code == 200
+    exposed = {name.split("{")[0] for name in server.metrics()}
+    used = {name for expr in expressions for name in re.findall(r"\balops_[a-z_]+", expr)}
+    assert len(expressions) == 5 and used and used <= exposed, used - exposed
