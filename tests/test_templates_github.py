@@ -95,6 +95,7 @@ def test_feature_push_trains_on_the_dev_dataset_and_a_job_of_its_own_posts_the_r
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert ran(output, "context") and ran(output, "train-dev") and ran(output, "report")
+    assert ran(output, "tests") and "no tests/*.py: nothing to run" in output  # the project has no tests/
     assert "pull: dev dataset" in output and "repro: on cpu with the dev dataset" in output
     assert not ran(output, "train-full") and not ran(output, "release")
     # the training job wrote the report without a token; the report job (pull-requests: write, no checkout) posted it
@@ -243,6 +244,7 @@ def test_pull_requests_from_a_fork_or_the_repository_only_run_the_checks(workflo
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert ran(output, "context") and f"set-output:: from-fork={from_fork}" in output
+    assert ran(output, "tests") == (from_fork == "false")  # a fork's code never runs, unless fork-tests is on
     assert not ran(output, "train-full") and not ran(output, "release") and not ran(output, "train-dev")
     assert not list(workflow_project.rglob("pwned"))
 
