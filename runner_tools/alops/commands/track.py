@@ -1,4 +1,5 @@
-"""`alops track` and `alops select-best`: runs on the tracking server."""
+"""`alops track`, `alops select-best` and `alops metrics`: runs on the tracking server, and the metrics a run
+writes."""
 
 from __future__ import annotations
 
@@ -73,4 +74,36 @@ def select_best(reports, metric, mode, kind, commit, target, out, json_path) -> 
         click.echo(json.dumps(best, indent=2, sort_keys=True))
 
 
-commands = [track_group, select_best]
+@click.group("metrics")
+def metrics_group() -> None:
+    """The metrics a run writes, for DVC, the report and the gate."""
+
+
+@metrics_group.command("from-text")
+@click.argument("log", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--out", "-o", default="metrics.json", show_default=True, help="The metrics file to write (JSON).")
+@click.option("--name", "names", multiple=True, metavar="NAME",
+              help="Keep only this metric, and fail when it is missing. Repeatable.")
+def metrics_from_text(log, out, names) -> None:
+    """Turn the metrics a script prints (`accuracy: 0.93`, `val_loss=0.21`) into a metrics file.
+
+    For training scripts that print their metrics instead of writing a file: the last value of each name wins,
+    and nothing found (or a --name missing) is an error, so a stage never records an empty metrics file.
+    LOG is a file, or - for standard input.
+
+    \b
+    Example (a dvc.yaml stage; declare metrics.json under `metrics:` with `cache: false`):
+      cmd: python train.py > train.log && alops metrics from-text train.log --out metrics.json
+    """
+    import json
+
+    from alops.core.files import atomic_write
+    from alops.runs.metrics import metrics_from_text as parse
+
+    with click.open_file(log, encoding="utf-8", errors="replace") as handle:
+        found = parse(handle.read(), list(names) or None)
+    atomic_write(out, json.dumps(found, indent=2, sort_keys=True) + "\n")
+    click.echo(f"metrics: {len(found)} written to {out} ({', '.join(f'{k}={v:g}' for k, v in sorted(found.items()))})")
+
+
+commands = [track_group, select_best, metrics_group]

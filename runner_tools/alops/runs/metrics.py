@@ -18,6 +18,29 @@ def metric_name(name: str) -> str:
     return re.sub(r"\.{2,}", ".", name) or "_"
 
 
+# `name: 0.93`, `name = 0.93`, `name=0.93`: a metric as training scripts print it (names may hold / . - _)
+TEXT_METRIC = re.compile(r"(?<![\w./-])([A-Za-z][\w./-]*)\s*[:=]\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?![\w.])")
+
+
+def metrics_from_text(text: str, names: list[str] | None = None) -> dict[str, float]:
+    """The `name: number` / `name=number` pairs a script printed, the last value of each name winning; with
+    `names`, those only, and every one of them must be there."""
+    found: dict[str, float] = {}
+    for match in TEXT_METRIC.finditer(text):
+        name, value = match.group(1).rstrip("./-"), float(match.group(2))
+        if names is None or name in names:
+            found[name] = value
+    if names:
+        missing = [name for name in names if name not in found]
+        if missing:
+            raise AlopsError(f"no {', '.join(missing)} in the text: print it as `{missing[0]}: <number>` "
+                             f"or `{missing[0]}=<number>`")
+    if not found:
+        raise AlopsError("no metric in the text: print each as `name: <number>` or `name=<number>` "
+                         "(e.g. `accuracy: 0.93`)")
+    return found
+
+
 def flat_numbers(tree, prefix: str = "") -> dict[str, float]:
     """The numbers of a nested mapping, keyed by dotted name (`{"a": {"b": 1}}` -> `{"a.b": 1.0}`)."""
     flat = {}
