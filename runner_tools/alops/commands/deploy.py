@@ -128,4 +128,57 @@ def capture(host, port, log_dir, rotate_mb, rotate_minutes, pending_mb) -> None:
                  ready=lambda address: click.echo(f"capture: KServe logger events at {address}, logging to {log_dir}/"))
 
 
-commands = [serve, deploy, capture]
+@click.command()
+@click.argument("logs", nargs=-1, required=True, type=click.Path())
+@click.option("--manifest", type=click.Path(dir_okay=False),
+              help="A manifest whose labels judge the logged samples and whose train split is the reference mix; "
+                   "default: the project's full dataset manifest, when run in a project.")
+@click.option("--json", "json_path", default="monitor.json", show_default=True, help="The record, as data.")
+@click.option("--plot", "plot_path", default="monitor.png", show_default=True, help="The picture ('' for none).")
+@click.option("--min-accuracy", type=click.FloatRange(0, 1), help="SLO: fail when a version's live accuracy "
+              "interval lies entirely below this.")
+@click.option("--class-shift", is_flag=True, help="SLO: fail when a version's predicted classes moved from the "
+              "training labels (chi-square test, Cramér V >= 0.1, p < 0.01).")
+def monitor(logs, manifest, json_path, plot_path, min_accuracy, class_shift) -> None:
+    """Per model version, from prediction logs: samples scored per hour, predicted class mix against the
+    training labels, and live accuracy (95% interval) over the logged samples labelled since.
+
+    LOGS are prediction logs or folders of them (`alops serve`/`alops capture` write them). Exit 1 when a
+    declared SLO is breached, one line each.
+
+    \b
+    Examples:
+      alops monitor predictions/ --plot monitor.png
+      alops monitor logs/ --manifest data/full/manifest.csv --min-accuracy 0.9 --class-shift
+    """
+    import json
+
+    from alops.core.files import atomic_write
+    from alops.serve.monitor import plot, read_logs
+
+    if manifest is None and os.path.isfile("alops.yaml"):
+        with Project.open() as project:
+            candidate = project.manifest("full")
+            manifest = candidate if os.path.isfile(candidate) else None
+    record = read_logs(list(logs), manifest)
+    atomic_write(json_path, json.dumps(record.as_dict(), indent=1, sort_keys=True) + "\n")
+    if plot_path:
+        plot(record, plot_path)
+    for name, version in sorted(record.versions.items()):
+        accuracy = version.accuracy
+        live = (f"live accuracy {accuracy[0]:.3f} (95% {accuracy[1]:.3f}-{accuracy[2]:.3f}, {version.labelled} labelled)"
+                if accuracy else "no labelled sample yet")
+        shift = f"; classes {version.shift.summary('Cramér V')}" if version.shift else ""
+        click.echo(f"monitor: version {name}: {version.rows} samples, {version.first} to {version.last}; {live}{shift}")
+    if record.unreadable:
+        click.echo(f"monitor: {record.unreadable} unreadable line(s) skipped", err=True)
+    breaches = record.breaches(min_accuracy, class_shift)
+    for line in breaches:
+        click.echo(f"monitor: SLO breached: {line}", err=True)
+    click.echo(f"monitor: {len(record.versions)} version(s) in {record.logs} log(s); {json_path}"
+               + (f", {plot_path}" if plot_path else ""))
+    if breaches:
+        raise SystemExit(1)
+
+
+commands = [serve, deploy, capture, monitor]
