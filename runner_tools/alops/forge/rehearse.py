@@ -409,7 +409,6 @@ def run(root: str, forge: str | None, event: str, target: str = "main", schedule
     from alops.forge.stand_in import ForgeServer
 
     forge = forge_of(root, forge)
-    runner = gitlab_tool() if forge == "gitlab" else act_tool()
     if forge == "gitlab":  # what is wrong with the request or the CI file, before anything is cloned
         plan(event, branch or "", target, schedule, protected, variables)
         with open(os.path.join(root, ".gitlab-ci.yml"), encoding="utf-8", errors="replace") as handle:
@@ -420,6 +419,7 @@ def run(root: str, forge: str | None, event: str, target: str = "main", schedule
     token = token_source.token_hex(16)
     try:
         clone, branch, notices = clone_branch(root, folder, branch, target)
+        runner = gitlab_tool() if forge == "gitlab" else act_tool()  # after what is wrong with the request
         with ForgeServer(token) as stand_in:
             if branch != target:
                 stand_in.open_request(forge, branch, target)
