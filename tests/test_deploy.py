@@ -120,6 +120,11 @@ def test_release_deploys_blue_green_captures_feeds_the_pool_and_rolls_back(digit
         for thread in threads:
             thread.join()
         assert answers.count(200) == 1000
+        # capture is off the request's path: the writer catches up after the answers (its counters say when)
+        deadline = time.monotonic() + 60
+        while requests.get(f"{endpoint}/alops/status", timeout=10).json()["capture"]["rows"] < 1000:
+            assert time.monotonic() < deadline, "the capture writer did not catch up"
+            time.sleep(0.2)
         rows = logged_rows(project / "predictions")
         assert len(rows) == 1000 and len({r["id"] for r in rows}) == 1000
         assert {r["model_version"] for r in rows} == {"1"}
