@@ -22,8 +22,10 @@ import os
 import re
 import secrets as token_source
 import shutil
+import site
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -372,9 +374,6 @@ def job_environment(folder: str, env: dict[str, str]) -> dict[str, str]:
     jobs install lands in the rehearsal, never in the user's Python) first on PATH, and a home that links every
     entry of the user's home (credentials, caches, git and DVC config) except the shell profiles, which may
     initialise another Python (pyenv, conda) in the jobs' shell."""
-    import site
-    import sysconfig
-
     python = os.path.join(folder, "python")
     made = subprocess.run([sys.executable, "-m", "venv", python], capture_output=True, text=True)
     if made.returncode != 0:

@@ -62,6 +62,21 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     return b"".join(chunks)
 
 
+CAPTURE_LOSSES = ("dropped_queue_full", "unreadable", "write_failures", "rows_lost_to_write_failures")
+
+
+def capture_families(stats: dict[str, int], more_losses: dict[str, int] | None = None) -> list:
+    """Capture's counters as Prometheus families: rows written, and what was not logged, by cause."""
+    from prometheus_client.core import CounterMetricFamily
+
+    dropped = CounterMetricFamily("alops_capture_dropped", "Scored requests, rows or event halves not logged, by cause.",
+                                  labels=["cause"])
+    for cause, count in [*((cause, stats[cause]) for cause in CAPTURE_LOSSES), *(more_losses or {}).items()]:
+        dropped.add_metric([cause], count)
+    return [CounterMetricFamily("alops_capture_rows", "Rows written to the prediction log.", value=stats["rows"]),
+            dropped]
+
+
 def metrics_response(registry) -> Response:
     """The registry in Prometheus' text format."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest

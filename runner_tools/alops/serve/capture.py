@@ -7,9 +7,9 @@ in [0, 1]), a grayscale PNG under `inputs/` named by `path`, relative to the log
 A request's own `id`, `path`, `time`, `model_version`, `prediction` and `probabilities` fields never overwrite
 the row's. Values are strict JSON: NaN and infinities are written as null.
 
-Capture is off the request's path: `submit` puts the raw request and answer on a bounded queue and returns;
-one writer thread parses them, encodes the PNGs (Pillow) and appends whole lines. `alops serve` runs that
-writer in a child process of its own (`CaptureProcess`), so encoding never holds the scoring process's GIL. Nothing is dropped silently:
+Capture is off the request's path: `CaptureProcess.submit` puts the raw request and answer on a bounded queue
+and returns; a writer process of its own parses them, encodes the PNGs (Pillow) and appends whole lines with a
+`PredictionLog`, so encoding never holds the scoring process's GIL. Nothing is dropped silently:
 a full queue, a request the log cannot read and a failed write (a full disk, a file-size limit) are each
 counted (`stats`) and logged on the `alops.serve` logger, and serving goes on. A failed write is cut back to
 the last whole line, and a log torn by a killed process is cut back to its last whole line when the next one
@@ -146,10 +146,9 @@ def prepare_folder(folder: str) -> str:
 
 
 class PredictionLog:
-    """The rotating log of one serving process: `submit` from any thread, one writer thread appends."""
+    """The rotating log of one serving process; `record` is safe to call from many threads."""
 
-    def __init__(self, folder: str, max_bytes: int = 64 << 20, max_age_s: float = DEFAULT_MAX_AGE_S,
-                 queue_size: int = DEFAULT_QUEUE):
+    def __init__(self, folder: str, max_bytes: int = 64 << 20, max_age_s: float = DEFAULT_MAX_AGE_S):
         self.folder = prepare_folder(folder)
         self.max_bytes, self.max_age_s = max_bytes, max_age_s
         self.stats = CaptureStats()
@@ -157,10 +156,7 @@ class PredictionLog:
         self._rotations = 0
         self._fd = self._open()
         self._first_row = os.path.getmtime(self._path) if os.fstat(self._fd).st_size else None
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._stopped = threading.Event()
-        self._writer = threading.Thread(target=self._write_loop, name="prediction-log-writer", daemon=True)
-        self._writer.start()
         self._clock = threading.Thread(target=self._finish_by_age, name="prediction-log-age", daemon=True)
         self._clock.start()
 
@@ -183,23 +179,6 @@ class PredictionLog:
                                "whole lines", self._path, keep)
         return fd
 
-    @property
-    def depth(self) -> int:
-        """Requests waiting for the writer."""
-        return self._queue.qsize()
-
-    def submit(self, body: bytes, answer: bytes, model_version: str, logits: bool) -> bool:
-        """Queue one scored request (its raw JSON and the answer's) for the writer; False when the queue is full
-        (the request is counted as dropped)."""
-        try:
-            self._queue.put_nowait((body, answer, model_version, logits))
-        except queue.Full:
-            self.stats.add(dropped_queue_full=1)
-            logger.warning("capture: the writer is %d requests behind; a request's rows were dropped",
-                           self._queue.maxsize)
-            return False
-        return True
-
     def record(self, body, predictions, model_version: str, logits: bool) -> int:
         """Write the rows of one scored request now (parsed request, predictions); how many were written."""
         try:
@@ -213,16 +192,6 @@ class PredictionLog:
             logger.error("capture: a scored request was not logged: %s; serving goes on", exc)
             return 0
         return self._append(lines)
-
-    def _write_loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            try:
-                if item is None:
-                    return
-                self.write_scored(*item)
-            finally:
-                self._queue.task_done()
 
     def write_scored(self, body: bytes, answer: bytes, model_version: str, logits: bool) -> int:
         """Write the rows of one scored request given as raw JSON (request and answer) now."""
@@ -313,11 +282,9 @@ class PredictionLog:
         self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
 
     def close(self) -> None:
-        """A clean stop: the queued requests are written, and the rows logged so far become a finished log."""
+        """A clean stop: the rows logged so far become a finished log."""
         if self._stopped.is_set():
             return
-        self._queue.put(None)
-        self._writer.join()
         self._stopped.set()
         with self._lock:
             if self._fd < 0:
@@ -352,7 +319,7 @@ class CaptureProcess:
                  queue_size: int = DEFAULT_QUEUE):
         self.folder = prepare_folder(folder)
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: the server's threads stay behind
-        self._queue = context.Queue(queue_size)
+        self._queue, self._queue_size = context.Queue(queue_size), queue_size
         self.stats = SharedStats(context)
         self._process = context.Process(target=_write_in_child, name="alops-capture-writer", daemon=True,
                                         args=(self.folder, max_bytes, max_age_s, self._queue, self.stats.values))
@@ -368,7 +335,7 @@ class CaptureProcess:
             self._queue.put_nowait((body, answer, model_version, logits))
         except queue.Full:
             self.stats.add(dropped_queue_full=1)
-            logger.warning("capture: the writer is %d requests behind; a request's rows were dropped", DEFAULT_QUEUE)
+            logger.warning("capture: the writer is %d requests behind; a request's rows were dropped", self._queue_size)
             return False
         return True
 

@@ -9,6 +9,7 @@ runtime speaks (`inputs`/`outputs` of `name`, `shape`, `datatype`, flat `data`) 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -16,8 +17,22 @@ from collections import OrderedDict
 
 import anyio
 import numpy as np
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from alops.core.errors import ConfigError
+from alops.serve.asgi import (
+    BodyError,
+    capture_families,
+    metrics_response,
+    prometheus,
+    read_body,
+    reply,
+    require_serve_extra,
+    run,
+)
 from alops.serve.capture import DEFAULT_MAX_AGE_S, PredictionLog, logger
 
 REQUEST, RESPONSE = "org.kubeflow.serving.inference.request", "org.kubeflow.serving.inference.response"
@@ -135,15 +150,6 @@ def _event(headers: dict[str, str], body: bytes) -> tuple[str, str, dict]:
 
 def create_app(intake: EventIntake):
     """The ASGI application of `alops capture`: POST events on any path, GET for health, /metrics."""
-    import contextlib
-
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
-
-    from alops.serve.asgi import BodyError, metrics_response, prometheus, read_body, reply
-
     client = prometheus("alops capture's /metrics")
     registry = client.CollectorRegistry()
     events = client.Counter("alops_capture_events", "Logger events received, by outcome.", ["outcome"],
@@ -190,16 +196,10 @@ class _IntakeCollector:
         return []
 
     def collect(self):
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+        from prometheus_client.core import GaugeMetricFamily
 
         status = _status(self.intake)
-        yield CounterMetricFamily("alops_capture_rows", "Rows written to the prediction log.",
-                                  value=status["capture"]["rows"])
-        dropped = CounterMetricFamily("alops_capture_dropped", "Rows or halves not logged, by cause.", labels=["cause"])
-        for cause in ("unreadable", "write_failures", "rows_lost_to_write_failures"):
-            dropped.add_metric([cause], status["capture"][cause])
-        dropped.add_metric(["unpaired"], status["unpaired"])
-        yield dropped
+        yield from capture_families(status["capture"], {"unpaired": status["unpaired"]})
         yield GaugeMetricFamily("alops_capture_pending_bytes", "Bytes of event halves waiting for their pair.",
                                 value=status["pending_bytes"])
 
@@ -207,8 +207,6 @@ class _IntakeCollector:
 def serve_events(log_folder: str, host: str, port: int, rotate_bytes: int, rotate_seconds: float = DEFAULT_MAX_AGE_S,
                  pending_bytes: int = MAX_PENDING_BYTES, ready=None) -> None:
     """Receive KServe's logger events on host:port (any path) into the prediction log until SIGTERM/SIGINT."""
-    from alops.serve.asgi import require_serve_extra, run
-
     require_serve_extra("alops capture")
     log = PredictionLog(log_folder, rotate_bytes, rotate_seconds)
     try:

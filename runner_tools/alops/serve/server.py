@@ -33,7 +33,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from alops.core.errors import AlopsError, ConfigError
-from alops.serve.asgi import BodyError, logger, metrics_response, prometheus, read_body, reply, require_serve_extra, run
+from alops.serve.asgi import (
+    BodyError,
+    capture_families,
+    logger,
+    metrics_response,
+    prometheus,
+    read_body,
+    reply,
+    require_serve_extra,
+    run,
+)
 from alops.serve.capture import DEFAULT_MAX_AGE_S, CaptureProcess
 
 TOKEN_VARIABLE = "ALOPS_SERVE_TOKEN"
@@ -195,7 +205,7 @@ class _CaptureCollector:
         return []
 
     def collect(self):
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+        from prometheus_client.core import GaugeMetricFamily
 
         info = GaugeMetricFamily("alops_model_info", "The versions this endpoint holds (1 per slot).",
                                  labels=["slot", "model_version"])
@@ -206,13 +216,7 @@ class _CaptureCollector:
         log = self.serving.log
         if log is None:
             return
-        stats = log.stats.as_dict()
-        yield CounterMetricFamily("alops_capture_rows", "Rows written to the prediction log.", value=stats["rows"])
-        dropped = CounterMetricFamily("alops_capture_dropped", "Scored requests or rows not logged, by cause.",
-                                      labels=["cause"])
-        for cause in ("dropped_queue_full", "unreadable", "write_failures", "rows_lost_to_write_failures"):
-            dropped.add_metric([cause], stats[cause])
-        yield dropped
+        yield from capture_families(log.stats.as_dict())
         yield GaugeMetricFamily("alops_capture_queue_depth", "Scored requests waiting for the log's writer.",
                                 value=log.depth)
 
