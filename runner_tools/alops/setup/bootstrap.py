@@ -4,6 +4,7 @@ of the data folder, after checking that no .gitignore rule would hide its `.dvc`
 from __future__ import annotations
 
 import os
+import shutil
 
 from alops.core.errors import AlopsError, ConfigError
 from alops.core.git import git
@@ -96,8 +97,6 @@ def setup_dvc(root: str, data_folder: str, remote_url: str) -> list[str]:
 
 def _undo(root: str, created: list[str], data_folder: str, tracked: list[str]) -> None:
     """Put back what a failed set-up changed: the files git tracked in its index, DVC's files it created."""
-    import shutil
-
     if tracked:
         git(root, "reset", "--quiet", "--", data_folder, check=False)
     for name in created:
